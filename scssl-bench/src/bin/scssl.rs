@@ -1,0 +1,133 @@
+//! `scssl` — self-supervised learning for single-cell data: simulate, preprocess, inspect.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use scssl_bench::preprocess::{PreprocessOptions, preprocess_file};
+use scssl_data::pp::HvgFlavor;
+use scssl_data::{io, sim};
+
+#[derive(Parser)]
+#[command(name = "scssl", version, about = "Self-supervised learning for single-cell RNA-seq and CITE-seq", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a dataset of raw counts (negative binomial, cell types, batches) and write it.
+    Simulate {
+        /// Number of cells.
+        #[arg(long, default_value_t = 5000)]
+        cells: usize,
+        /// Number of genes.
+        #[arg(long, default_value_t = 2000)]
+        genes: usize,
+        /// Number of batches.
+        #[arg(long, default_value_t = 3)]
+        batches: usize,
+        /// Number of cell types.
+        #[arg(long = "cell-types", default_value_t = 8)]
+        cell_types: usize,
+        /// Number of proteins (an ADT block in obsm['protein_expression']); 0 for RNA only.
+        #[arg(long, default_value_t = 0)]
+        proteins: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output file (.h5ad or .zarr).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Normalise, log-transform, select HVGs and compute PCA (the benchmark's preprocessing).
+    Preprocess {
+        /// Input file with raw counts (.h5ad or .zarr).
+        input: PathBuf,
+        /// Output file (.h5ad or .zarr).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// obs column holding the batch; use --no-batch-key for none.
+        #[arg(long, default_value = "batch")]
+        batch_key: String,
+        /// Select HVGs without a batch key.
+        #[arg(long, conflicts_with = "batch_key")]
+        no_batch_key: bool,
+        /// Number of highly variable genes.
+        #[arg(long, default_value_t = 2000)]
+        n_hvg: usize,
+        /// HVG flavour: seurat (log data; the benchmark's) or seurat_v3 (counts).
+        #[arg(long, default_value = "seurat", value_parser = ["seurat", "seurat_v3"])]
+        flavor: String,
+        /// Number of principal components.
+        #[arg(long, default_value_t = 50)]
+        n_pcs: usize,
+        /// Layer holding the raw counts, if not X.
+        #[arg(long)]
+        counts_layer: Option<String>,
+    },
+    /// Print shapes, X encoding, obs/var columns with category counts, obsm/layers/uns keys.
+    Inspect {
+        /// File to summarise (.h5ad or .zarr).
+        input: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    scssl_bench::progress::init_logging();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate { cells, genes, batches, cell_types, proteins, seed, output } => {
+            let cfg = sim::SimConfig { n_cells: cells, n_genes: genes, n_batches: batches, n_cell_types: cell_types, n_proteins: proteins, seed, ..Default::default() };
+            let pb = scssl_bench::progress::steps(2, "simulate");
+            pb.set_message("sampling counts");
+            let ad = sim::simulate(&cfg)?;
+            pb.inc(1);
+            pb.set_message("writing");
+            io::write(&ad, &output).with_context(|| format!("writing {}", output.display()))?;
+            pb.finish_and_clear();
+            println!("wrote {} ({} cells × {} genes, {} batches, {} cell types{})", output.display(), cells, genes, batches, cell_types, if proteins > 0 { format!(", {proteins} proteins") } else { String::new() });
+        }
+        Command::Preprocess { input, output, batch_key, no_batch_key, n_hvg, flavor, n_pcs, counts_layer } => {
+            let opts = PreprocessOptions {
+                batch_key: if no_batch_key { None } else { Some(batch_key) },
+                n_hvg,
+                flavor: if flavor == "seurat_v3" { HvgFlavor::SeuratV3 } else { HvgFlavor::Seurat },
+                n_pcs,
+                counts_layer,
+                ..Default::default()
+            };
+            let s = preprocess_file(&input, &output, &opts)?;
+            println!(
+                "wrote {}: {} cells, {} of {} genes kept as HVGs ({} batch{}), X_pca with {} components ({:.1}% of variance)",
+                output.display(),
+                s.n_cells,
+                s.n_hvg,
+                s.n_genes,
+                s.n_batches,
+                if s.n_batches == 1 { "" } else { "es" },
+                s.n_pcs,
+                100.0 * s.pca_variance_ratio.iter().sum::<f64>()
+            );
+        }
+        Command::Inspect { input, json } => {
+            let s = io::summarize(&input).with_context(|| format!("reading {}", input.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", scssl_bench::inspect::render(&s));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The benchmark's preprocessing as one step (methods.md §1.1): counts → `normalize_total(1e4)`
+//! → `log1p` → Seurat HVGs with the batch key → subset → 50-component PCA.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use scssl_data::frame::Column;
+use scssl_data::pp::{self, HvgFlavor, HvgOptions};
+use scssl_data::{AnnData, UnsValue, io};
+
+/// Options of [`preprocess`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PreprocessOptions {
+    /// obs column with the batch (HVGs are ranked per batch). `None`: one batch.
+    pub batch_key: Option<String>,
+    /// Number of highly variable genes to keep.
+    pub n_hvg: usize,
+    /// HVG method.
+    pub flavor: HvgFlavor,
+    /// Library size after normalisation.
+    pub target_sum: f64,
+    /// PCA components (capped by the data's size).
+    pub n_pcs: usize,
+    /// Layer holding the raw counts (`None`: `X`).
+    pub counts_layer: Option<String>,
+}
+
+impl Default for PreprocessOptions {
+    fn default() -> Self {
+        Self { batch_key: Some("batch".into()), n_hvg: 2000, flavor: HvgFlavor::Seurat, target_sum: 1e4, n_pcs: 50, counts_layer: None }
+    }
+}
+
+/// What preprocessing did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PreprocessSummary {
+    /// Cells.
+    pub n_cells: usize,
+    /// Genes before selection.
+    pub n_genes: usize,
+    /// Genes kept.
+    pub n_hvg: usize,
+    /// Batches seen (1 when no batch key).
+    pub n_batches: usize,
+    /// PCA components computed.
+    pub n_pcs: usize,
+    /// Variance ratio of the components.
+    pub pca_variance_ratio: Vec<f64>,
+}
+
+/// Runs the pipeline in memory. The result has the log-normalised HVG matrix in `X`, the raw
+/// counts in `layers['counts']`, the HVG statistics in `var`, and `obsm['X_pca']`.
+pub fn preprocess(mut ad: AnnData, opts: &PreprocessOptions, on_step: &mut dyn FnMut(&str)) -> Result<(AnnData, PreprocessSummary)> {
+    if opts.n_hvg == 0 {
+        bail!("n_hvg must be at least 1");
+    }
+    if let Some(layer) = &opts.counts_layer {
+        ad.x = ad.layer(layer)?.clone();
+    }
+    ad.check_counts(&ad.x).context("X must hold raw counts (use --counts-layer if they are in a layer)")?;
+    let mut batch_key = opts.batch_key.clone();
+    let mut n_batches = 1;
+    if let Some(k) = &batch_key {
+        let g = ad.obs_groups(k)?;
+        n_batches = g.n_groups();
+        if n_batches < 2 {
+            tracing::warn!("obs['{k}'] has a single batch; selecting HVGs without a batch key");
+            batch_key = None;
+        }
+    }
+    let (n_cells, n_genes) = ad.x.shape();
+    ad.layers.insert("counts".into(), ad.x.clone());
+    on_step("normalize_total + log1p");
+    pp::normalize_total(&mut ad, opts.target_sum)?;
+    pp::log1p(&mut ad);
+    on_step("highly variable genes");
+    let hvg_opts = HvgOptions {
+        n_top_genes: opts.n_hvg.min(n_genes),
+        batch_key: batch_key.clone(),
+        flavor: opts.flavor,
+        layer: if opts.flavor == HvgFlavor::SeuratV3 { Some("counts".into()) } else { None },
+        ..Default::default()
+    };
+    let hvg = pp::highly_variable_genes(&ad, &hvg_opts)?;
+    ad.var.insert("highly_variable", Column::Bool { values: hvg.highly_variable.clone(), mask: None })?;
+    ad.var.insert("means", Column::Float(hvg.means.clone()))?;
+    ad.var.insert("dispersions", Column::Float(hvg.dispersions.clone()))?;
+    ad.var.insert("dispersions_norm", Column::Float(hvg.dispersions_norm.clone()))?;
+    if let Some(nb) = &hvg.highly_variable_nbatches {
+        ad.var.insert("highly_variable_nbatches", Column::Int { values: nb.iter().map(|&v| v as i64).collect(), mask: None })?;
+    }
+    let mut ad = ad.select_vars(&hvg.highly_variable);
+    on_step("pca");
+    let n_pcs = opts.n_pcs.min(ad.n_vars()).min(n_cells.saturating_sub(1));
+    let pca = pp::pca(&ad.x, n_pcs)?;
+    ad.obsm_insert("X_pca", pca.embedding.clone())?;
+    let mut pca_uns = std::collections::BTreeMap::new();
+    pca_uns.insert("variance".into(), UnsValue::Numbers(pca.explained_variance.clone()));
+    pca_uns.insert("variance_ratio".into(), UnsValue::Numbers(pca.explained_variance_ratio.clone()));
+    ad.uns.insert("pca".into(), UnsValue::Dict(pca_uns));
+    let mut hvg_uns = std::collections::BTreeMap::new();
+    hvg_uns.insert("flavor".into(), UnsValue::String(format!("{:?}", opts.flavor).to_lowercase()));
+    ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
+    let summary = PreprocessSummary { n_cells, n_genes, n_hvg: ad.n_vars(), n_batches, n_pcs, pca_variance_ratio: pca.explained_variance_ratio };
+    Ok((ad, summary))
+}
+
+/// Reads `input`, preprocesses it and writes `output` (atomically), with a progress bar.
+pub fn preprocess_file(input: &Path, output: &Path, opts: &PreprocessOptions) -> Result<PreprocessSummary> {
+    let pb = crate::progress::steps(5, "preprocess");
+    pb.set_message("reading");
+    let ad = io::read(input).with_context(|| format!("reading {}", input.display()))?;
+    pb.inc(1);
+    let mut step = |name: &str| {
+        pb.set_message(name.to_string());
+        pb.inc(1);
+    };
+    let (out, summary) = preprocess(ad, opts, &mut step)?;
+    pb.set_message("writing");
+    io::write(&out, output).with_context(|| format!("writing {}", output.display()))?;
+    pb.finish_and_clear();
+    Ok(summary)
+}

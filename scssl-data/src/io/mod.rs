@@ -1,0 +1,187 @@
+//! Reading and writing AnnData files (`.h5ad` via HDF5, `.zarr` via zarrs), following the
+//! anndata on-disk specification (encoding types `anndata`, `csr_matrix`, `csc_matrix`,
+//! `array`, `dataframe`, `categorical`, `string-array`, `nullable-*`, `dict`, `string`,
+//! `numeric-scalar`), as written by Python anndata 0.8–0.13.
+
+mod encoding;
+#[cfg(feature = "h5ad")]
+pub mod h5;
+pub mod store;
+#[cfg(feature = "zarr")]
+pub mod zarr;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+pub use encoding::{Backed, ColumnSummary, FileSummary, MatrixInfo};
+use store::Store;
+
+use crate::anndata::AnnData;
+use crate::error::{Error, Result};
+
+/// On-disk formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// HDF5 (`.h5ad`).
+    H5ad,
+    /// Zarr directory store (`.zarr`).
+    Zarr,
+}
+
+impl Format {
+    /// Picks the format from the file name: `.h5ad`/`.h5` → H5ad, `.zarr` → Zarr.
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        match ext.as_str() {
+            "h5ad" | "h5" | "hdf5" => Ok(Format::H5ad),
+            "zarr" => Ok(Format::Zarr),
+            _ => Err(Error::UnsupportedFormat {
+                path: path.into(),
+                reason: "expected a file name ending in .h5ad or .zarr".into(),
+            }),
+        }
+    }
+}
+
+pub(crate) fn open_store(path: &Path) -> Result<Box<dyn Store>> {
+    match Format::from_path(path)? {
+        #[cfg(feature = "h5ad")]
+        Format::H5ad => Ok(Box::new(h5::H5Store::open(path)?)),
+        #[cfg(feature = "zarr")]
+        Format::Zarr => Ok(Box::new(zarr::ZarrStore::open(path)?)),
+        #[allow(unreachable_patterns)]
+        f => Err(disabled(path, f)),
+    }
+}
+
+fn disabled(path: &Path, f: Format) -> Error {
+    Error::UnsupportedFormat {
+        path: path.into(),
+        reason: format!("scssl-data was built without the `{}` feature", if f == Format::H5ad { "h5ad" } else { "zarr" }),
+    }
+}
+
+fn create_store(path: &Path, format: Format) -> Result<Box<dyn Store>> {
+    match format {
+        #[cfg(feature = "h5ad")]
+        Format::H5ad => Ok(Box::new(h5::H5Store::create(path)?)),
+        #[cfg(feature = "zarr")]
+        Format::Zarr => Ok(Box::new(zarr::ZarrStore::create(path)?)),
+        #[allow(unreachable_patterns)]
+        f => Err(disabled(path, f)),
+    }
+}
+
+/// Reads a whole `.h5ad` file or `.zarr` store into memory.
+pub fn read(path: impl AsRef<Path>) -> Result<AnnData> {
+    let path = path.as_ref();
+    let store = open_store(path)?;
+    encoding::read_anndata(store.as_ref())
+}
+
+/// Summarises a file (shapes, encodings, columns) without loading `X`.
+pub fn summarize(path: impl AsRef<Path>) -> Result<FileSummary> {
+    let store = open_store(path.as_ref())?;
+    encoding::summarize(store.as_ref())
+}
+
+/// Opens a file in backed mode: `obs`, `var` and `obsm` are read, `X` is read on demand in row chunks.
+pub fn read_backed(path: impl AsRef<Path>) -> Result<Backed> {
+    let path = path.as_ref();
+    Backed::new(open_store(path)?)
+}
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut stem = name.clone();
+    // keep the extension last so the format is still recognised
+    if let Some(dot) = name.rfind('.') {
+        stem = format!("{}.tmp-{}{}", &name[..dot], std::process::id(), &name[dot..]);
+    }
+    path.with_file_name(format!(".{stem}"))
+}
+
+fn remove_path(p: &Path) -> Result<()> {
+    let r = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io { path: p.into(), source: e }),
+    }
+}
+
+/// Replaces `dst` by `tmp` with a rename (atomic for files; for directories the old store is
+/// moved aside first and removed after).
+fn commit(tmp: &Path, dst: &Path) -> Result<()> {
+    if dst.is_dir() {
+        let old = temp_sibling(&dst.with_extension("old.zarr"));
+        std::fs::rename(dst, &old).map_err(|e| Error::Io { path: dst.into(), source: e })?;
+        std::fs::rename(tmp, dst).map_err(|e| Error::Io { path: dst.into(), source: e })?;
+        remove_path(&old)
+    } else {
+        std::fs::rename(tmp, dst).map_err(|e| Error::Io { path: dst.into(), source: e })
+    }
+}
+
+/// Writes an AnnData to `.h5ad` or `.zarr` (chosen by extension). The file is written under a
+/// temporary name and renamed into place, so a failure never leaves a half-written output.
+pub fn write(adata: &AnnData, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let format = Format::from_path(path)?;
+    adata.validate()?;
+    let tmp = temp_sibling(path);
+    remove_path(&tmp)?;
+    let result = (|| {
+        let store = create_store(&tmp, format)?;
+        encoding::write_anndata(store.as_ref(), adata)?;
+        store.finish()
+    })();
+    match result {
+        Ok(()) => commit(&tmp, path),
+        Err(e) => {
+            let _ = remove_path(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Adds (or replaces) one `obsm` entry in an existing file without rewriting `X`.
+///
+/// The row count is checked against the file's `obs`. For `.h5ad` the change is made on a copy
+/// that is renamed over the original; for `.zarr` the new array is written and the consolidated
+/// metadata is refreshed, so anndata sees the entry.
+pub fn write_obsm(path: impl AsRef<Path>, key: &str, value: &Array2<f32>) -> Result<()> {
+    let path = path.as_ref();
+    let format = Format::from_path(path)?;
+    if key.is_empty() || key.contains('/') {
+        return Err(Error::param("key", format!("obsm key {key:?} must be non-empty and contain no '/'")));
+    }
+    match format {
+        #[cfg(feature = "h5ad")]
+        Format::H5ad => {
+            let tmp = temp_sibling(path);
+            std::fs::copy(path, &tmp).map_err(|e| Error::Io { path: path.into(), source: e })?;
+            let r = (|| {
+                let store = h5::H5Store::open_rw(&tmp)?;
+                encoding::write_obsm_entry(&store, key, value)?;
+                store.finish()
+            })();
+            match r {
+                Ok(()) => commit(&tmp, path),
+                Err(e) => {
+                    let _ = remove_path(&tmp);
+                    Err(e)
+                }
+            }
+        }
+        #[cfg(feature = "zarr")]
+        Format::Zarr => {
+            let store = zarr::ZarrStore::open(path)?;
+            encoding::write_obsm_entry(&store, key, value)?;
+            store.finish()
+        }
+        #[allow(unreachable_patterns)]
+        f => Err(disabled(path, f)),
+    }
+}

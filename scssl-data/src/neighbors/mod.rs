@@ -1,0 +1,125 @@
+//! Neighbour graphs: the [`Neighbors`] type (self in column 0 at distance exactly 0), exact
+//! and approximate kNN, UMAP fuzzy connectivities, BBKNN and mutual nearest neighbours.
+
+mod exact;
+mod graph;
+mod nndescent;
+
+pub use exact::{knn_exact, knn_query};
+pub use graph::{Bbknn, bbknn, fuzzy_connectivities, knn_within_groups, mutual_nearest_neighbors, MnnPairs};
+pub use nndescent::{NnDescentParams, knn_nndescent};
+
+use ndarray::{Array2, ArrayView2, s};
+
+use crate::error::{Error, Result};
+
+/// A k-nearest-neighbour table: row `i` lists `k` cells ordered by distance, **cell `i` itself
+/// first at distance exactly 0** (the convention of scib-metrics and pynndescent; UMAP's
+/// connectivities depend on it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbors {
+    /// Neighbour ids, cells × k.
+    pub indices: Array2<u32>,
+    /// Euclidean distances, cells × k, non-decreasing along each row.
+    pub distances: Array2<f32>,
+}
+
+impl Neighbors {
+    /// Builds a table after checking shapes, the self-first convention and index bounds.
+    pub fn new(indices: Array2<u32>, distances: Array2<f32>) -> Result<Self> {
+        if indices.dim() != distances.dim() {
+            return Err(Error::shape("neighbour distances", format!("{:?}", indices.dim()), format!("{:?}", distances.dim())));
+        }
+        let n = indices.nrows();
+        for i in 0..n {
+            if indices.ncols() > 0 && (indices[[i, 0]] as usize != i || distances[[i, 0]] != 0.0) {
+                return Err(Error::param("indices", format!("row {i} must start with the cell itself at distance 0")));
+            }
+            if let Some(&bad) = indices.row(i).iter().find(|&&j| j as usize >= n) {
+                return Err(Error::param("indices", format!("row {i} names cell {bad}, but there are {n} cells")));
+            }
+        }
+        Ok(Self { indices, distances })
+    }
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.indices.nrows()
+    }
+    /// Neighbours per cell, self included.
+    pub fn k(&self) -> usize {
+        self.indices.ncols()
+    }
+    /// The first `k` columns (scib-metrics' `subset_neighbors`).
+    pub fn subset(&self, k: usize) -> Result<Neighbors> {
+        if k == 0 || k > self.k() {
+            return Err(Error::param("k", format!("must be in 1..={}, got {k}", self.k())));
+        }
+        Ok(Neighbors {
+            indices: self.indices.slice(s![.., ..k]).to_owned(),
+            distances: self.distances.slice(s![.., ..k]).to_owned(),
+        })
+    }
+}
+
+/// How to find neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KnnMethod {
+    /// Exact below 20,000 cells, NN-descent above.
+    #[default]
+    Auto,
+    /// Exact brute force (blocked matrix products).
+    Exact,
+    /// Approximate NN-descent with random-projection-tree initialisation.
+    NnDescent,
+}
+
+/// Finds the `k` nearest neighbours (self included) of every row of `x`.
+pub fn knn(x: ArrayView2<'_, f32>, k: usize, method: KnnMethod, seed: u64) -> Result<Neighbors> {
+    match method {
+        KnnMethod::Exact => knn_exact(x, k),
+        KnnMethod::NnDescent => knn_nndescent(x, k, &NnDescentParams { seed, ..Default::default() }),
+        KnnMethod::Auto => {
+            if x.nrows() < 20_000 {
+                knn_exact(x, k)
+            } else {
+                knn_nndescent(x, k, &NnDescentParams { seed, ..Default::default() })
+            }
+        }
+    }
+}
+
+pub(crate) fn check_input(x: ArrayView2<'_, f32>, k: usize) -> Result<()> {
+    let n = x.nrows();
+    if k == 0 || k > n {
+        return Err(Error::param("k", format!("must be in 1..={n} (self included), got {k}")));
+    }
+    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::param("x", format!("embedding has a non-finite value {v} at row {i}, column {j}")));
+    }
+    Ok(())
+}
+
+/// Exact Euclidean distance in `f64`, rounded to `f32`.
+#[inline]
+pub(crate) fn dist(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        let d = x - y;
+        s += d * d;
+    }
+    s.sqrt()
+}
+
+/// Fraction of true neighbours (self excluded) found by `approx`.
+pub fn recall(approx: &Neighbors, truth: &Neighbors) -> f64 {
+    let n = truth.n_cells();
+    let mut hit = 0usize;
+    let mut tot = 0usize;
+    for i in 0..n {
+        let t: std::collections::HashSet<u32> = truth.indices.row(i).iter().skip(1).copied().collect();
+        hit += approx.indices.row(i).iter().skip(1).filter(|j| t.contains(j)).count();
+        tot += t.len();
+    }
+    if tot == 0 { 1.0 } else { hit as f64 / tot as f64 }
+}
