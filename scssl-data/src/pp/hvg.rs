@@ -167,6 +167,30 @@ fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
 }
 
 /// Seurat statistics of one batch: (means, dispersions, dispersions_norm) over `genes`.
+/// pandas' compensated group mean.
+#[derive(Clone, Copy, Default)]
+struct Kahan {
+    n: usize,
+    sum: f64,
+    comp: f64,
+}
+
+impl Kahan {
+    fn add(&mut self, v: f64) {
+        self.n += 1;
+        let y = v - self.comp;
+        let t = self.sum + y;
+        self.comp = t - self.sum - y;
+        if self.comp.is_nan() {
+            self.comp = 0.0;
+        }
+        self.sum = t;
+    }
+    fn mean(&self) -> f64 {
+        if self.n == 0 { f64::NAN } else { self.sum / self.n as f64 }
+    }
+}
+
 fn seurat_single(means_raw: &[f64], vars: &[f64], n_bins: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let g = means_raw.len();
     let mut mean = means_raw.to_vec();
@@ -180,23 +204,24 @@ fn seurat_single(means_raw: &[f64], vars: &[f64], n_bins: usize) -> (Vec<f64>, V
         mean[j] = mean[j].ln_1p();
     }
     let bins = cut_bins(&mean, n_bins);
-    // per-bin mean and std (ddof 1) of the non-NaN dispersions
-    let mut cnt = vec![0usize; n_bins];
-    let mut sum = vec![0.0; n_bins];
+    // per-bin mean and std (ddof 1) of the non-NaN dispersions, accumulated in gene order
+    // exactly as pandas' groupby does (Kahan-compensated mean, Welford variance), so that
+    // near-ties at the cut-off resolve as in scanpy
+    let mut kahan = vec![Kahan::default(); n_bins];
+    let mut welford = vec![(0usize, 0.0f64, 0.0f64); n_bins];
     for j in 0..g {
         if !disp[j].is_nan() {
-            cnt[bins[j]] += 1;
-            sum[bins[j]] += disp[j];
+            let b = bins[j];
+            kahan[b].add(disp[j]);
+            let w = &mut welford[b];
+            w.0 += 1;
+            let old = w.1;
+            w.1 += (disp[j] - old) / w.0 as f64;
+            w.2 += (disp[j] - old) * (disp[j] - w.1);
         }
     }
-    let avg: Vec<f64> = (0..n_bins).map(|b| if cnt[b] > 0 { sum[b] / cnt[b] as f64 } else { f64::NAN }).collect();
-    let mut ss = vec![0.0; n_bins];
-    for j in 0..g {
-        if !disp[j].is_nan() {
-            ss[bins[j]] += (disp[j] - avg[bins[j]]).powi(2);
-        }
-    }
-    let mut dev: Vec<f64> = (0..n_bins).map(|b| if cnt[b] > 1 { (ss[b] / (cnt[b] - 1) as f64).sqrt() } else { f64::NAN }).collect();
+    let avg: Vec<f64> = kahan.iter().map(|k| k.mean()).collect();
+    let mut dev: Vec<f64> = welford.iter().map(|w| if w.0 > 1 { (w.2 / (w.0 - 1) as f64).sqrt() } else { f64::NAN }).collect();
     let mut avg = avg;
     for b in 0..n_bins {
         // a bin with a single gene: dev := avg, avg := 0, so that gene's normalised dispersion is 1
@@ -231,11 +256,9 @@ fn seurat_from_stats(st: &GeneStats, names: &[String], opts: &HvgOptions, batche
         let hv = top_by_cutoff(&n, opts.n_top_genes.min(g));
         return HvgResult { highly_variable: hv, means: m, dispersions: d, dispersions_norm: n, highly_variable_nbatches: None, highly_variable_rank: None };
     }
-    let mut sum_m = vec![0.0; g];
-    let mut sum_d = vec![0.0; g];
-    let mut cnt_d = vec![0usize; g];
-    let mut sum_n = vec![0.0; g];
-    let mut cnt_n = vec![0usize; g];
+    let mut acc_m = vec![Kahan::default(); g];
+    let mut acc_d = vec![Kahan::default(); g];
+    let mut acc_n = vec![Kahan::default(); g];
     let mut nbatches = vec![0u32; g];
     for b in 0..nb {
         // genes with no counts in this batch are dropped before the statistics, and get zeros
@@ -244,29 +267,25 @@ fn seurat_from_stats(st: &GeneStats, names: &[String], opts: &HvgOptions, batche
         let vars: Vec<f64> = present.iter().map(|&j| st.var(b, j)).collect();
         let (m, d, n) = seurat_single(&means, &vars, opts.n_bins);
         let hv = top_by_cutoff(&n, opts.n_top_genes.min(present.len()));
+        let mut vals = vec![(0.0, 0.0, 0.0); g];
         for (k, &j) in present.iter().enumerate() {
-            sum_m[j] += m[k];
-            if !d[k].is_nan() {
-                sum_d[j] += d[k];
-                cnt_d[j] += 1;
-            }
-            if !n[k].is_nan() {
-                sum_n[j] += n[k];
-                cnt_n[j] += 1;
-            }
+            vals[j] = (m[k], d[k], n[k]);
             nbatches[j] += hv[k] as u32;
         }
-        // dropped genes contribute explicit zeros to the averages
         for j in 0..g {
-            if st.nnz(b, j) == 0 {
-                cnt_d[j] += 1;
-                cnt_n[j] += 1;
+            let (m, d, n) = vals[j];
+            acc_m[j].add(m);
+            if !d.is_nan() {
+                acc_d[j].add(d);
+            }
+            if !n.is_nan() {
+                acc_n[j].add(n);
             }
         }
     }
-    let means: Vec<f64> = sum_m.iter().map(|s| s / nb as f64).collect();
-    let disp: Vec<f64> = (0..g).map(|j| if cnt_d[j] > 0 { sum_d[j] / cnt_d[j] as f64 } else { f64::NAN }).collect();
-    let norm: Vec<f64> = (0..g).map(|j| if cnt_n[j] > 0 { sum_n[j] / cnt_n[j] as f64 } else { f64::NAN }).collect();
+    let means: Vec<f64> = acc_m.iter().map(|k| k.mean()).collect();
+    let disp: Vec<f64> = acc_d.iter().map(|k| k.mean()).collect();
+    let norm: Vec<f64> = acc_n.iter().map(|k| k.mean()).collect();
     // scanpy sorts the gene table (grouped by name, hence alphabetical) by
     // (nbatches desc, dispersions_norm desc, NaN last) with a stable sort
     let mut order: Vec<usize> = (0..g).collect();

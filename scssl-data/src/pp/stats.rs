@@ -67,7 +67,8 @@ impl GeneStats {
                     let b = groups[start + r as usize] as usize;
                     let y = f(v);
                     s[b] += y;
-                    q[b] += y * y;
+                    // squares are taken at the input's f32 precision, as scanpy's kernel does
+                    q[b] += (y as f32 * y as f32) as f64;
                     if v != 0.0 {
                         z[b] += 1;
                     }
