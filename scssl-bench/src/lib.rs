@@ -14,5 +14,6 @@
 //! ```
 
 pub mod inspect;
+pub mod perf;
 pub mod preprocess;
 pub mod progress;

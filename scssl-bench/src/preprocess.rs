@@ -27,7 +27,14 @@ pub struct PreprocessOptions {
 
 impl Default for PreprocessOptions {
     fn default() -> Self {
-        Self { batch_key: Some("batch".into()), n_hvg: 2000, flavor: HvgFlavor::Seurat, target_sum: 1e4, n_pcs: 50, counts_layer: None }
+        Self {
+            batch_key: Some("batch".into()),
+            n_hvg: 2000,
+            flavor: HvgFlavor::Seurat,
+            target_sum: 1e4,
+            n_pcs: 50,
+            counts_layer: None,
+        }
     }
 }
 
@@ -50,14 +57,19 @@ pub struct PreprocessSummary {
 
 /// Runs the pipeline in memory. The result has the log-normalised HVG matrix in `X`, the raw
 /// counts in `layers['counts']`, the HVG statistics in `var`, and `obsm['X_pca']`.
-pub fn preprocess(mut ad: AnnData, opts: &PreprocessOptions, on_step: &mut dyn FnMut(&str)) -> Result<(AnnData, PreprocessSummary)> {
+pub fn preprocess(
+    mut ad: AnnData,
+    opts: &PreprocessOptions,
+    on_step: &mut dyn FnMut(&str),
+) -> Result<(AnnData, PreprocessSummary)> {
     if opts.n_hvg == 0 {
         bail!("n_hvg must be at least 1");
     }
     if let Some(layer) = &opts.counts_layer {
         ad.x = ad.layer(layer)?.clone();
     }
-    ad.check_counts(&ad.x).context("X must hold raw counts (use --counts-layer if they are in a layer)")?;
+    ad.check_counts(&ad.x)
+        .context("X must hold raw counts (use --counts-layer if they are in a layer)")?;
     let mut batch_key = opts.batch_key.clone();
     let mut n_batches = 1;
     if let Some(k) = &batch_key {
@@ -78,16 +90,36 @@ pub fn preprocess(mut ad: AnnData, opts: &PreprocessOptions, on_step: &mut dyn F
         n_top_genes: opts.n_hvg.min(n_genes),
         batch_key: batch_key.clone(),
         flavor: opts.flavor,
-        layer: if opts.flavor == HvgFlavor::SeuratV3 { Some("counts".into()) } else { None },
+        layer: if opts.flavor == HvgFlavor::SeuratV3 {
+            Some("counts".into())
+        } else {
+            None
+        },
         ..Default::default()
     };
     let hvg = pp::highly_variable_genes(&ad, &hvg_opts)?;
-    ad.var.insert("highly_variable", Column::Bool { values: hvg.highly_variable.clone(), mask: None })?;
+    ad.var.insert(
+        "highly_variable",
+        Column::Bool {
+            values: hvg.highly_variable.clone(),
+            mask: None,
+        },
+    )?;
     ad.var.insert("means", Column::Float(hvg.means.clone()))?;
-    ad.var.insert("dispersions", Column::Float(hvg.dispersions.clone()))?;
-    ad.var.insert("dispersions_norm", Column::Float(hvg.dispersions_norm.clone()))?;
+    ad.var
+        .insert("dispersions", Column::Float(hvg.dispersions.clone()))?;
+    ad.var.insert(
+        "dispersions_norm",
+        Column::Float(hvg.dispersions_norm.clone()),
+    )?;
     if let Some(nb) = &hvg.highly_variable_nbatches {
-        ad.var.insert("highly_variable_nbatches", Column::Int { values: nb.iter().map(|&v| v as i64).collect(), mask: None })?;
+        ad.var.insert(
+            "highly_variable_nbatches",
+            Column::Int {
+                values: nb.iter().map(|&v| v as i64).collect(),
+                mask: None,
+            },
+        )?;
     }
     let mut ad = ad.select_vars(&hvg.highly_variable);
     on_step("pca");
@@ -95,18 +127,38 @@ pub fn preprocess(mut ad: AnnData, opts: &PreprocessOptions, on_step: &mut dyn F
     let pca = pp::pca(&ad.x, n_pcs)?;
     ad.obsm_insert("X_pca", pca.embedding.clone())?;
     let mut pca_uns = std::collections::BTreeMap::new();
-    pca_uns.insert("variance".into(), UnsValue::Numbers(pca.explained_variance.clone()));
-    pca_uns.insert("variance_ratio".into(), UnsValue::Numbers(pca.explained_variance_ratio.clone()));
+    pca_uns.insert(
+        "variance".into(),
+        UnsValue::Numbers(pca.explained_variance.clone()),
+    );
+    pca_uns.insert(
+        "variance_ratio".into(),
+        UnsValue::Numbers(pca.explained_variance_ratio.clone()),
+    );
     ad.uns.insert("pca".into(), UnsValue::Dict(pca_uns));
     let mut hvg_uns = std::collections::BTreeMap::new();
-    hvg_uns.insert("flavor".into(), UnsValue::String(format!("{:?}", opts.flavor).to_lowercase()));
+    hvg_uns.insert(
+        "flavor".into(),
+        UnsValue::String(format!("{:?}", opts.flavor).to_lowercase()),
+    );
     ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
-    let summary = PreprocessSummary { n_cells, n_genes, n_hvg: ad.n_vars(), n_batches, n_pcs, pca_variance_ratio: pca.explained_variance_ratio };
+    let summary = PreprocessSummary {
+        n_cells,
+        n_genes,
+        n_hvg: ad.n_vars(),
+        n_batches,
+        n_pcs,
+        pca_variance_ratio: pca.explained_variance_ratio,
+    };
     Ok((ad, summary))
 }
 
 /// Reads `input`, preprocesses it and writes `output` (atomically), with a progress bar.
-pub fn preprocess_file(input: &Path, output: &Path, opts: &PreprocessOptions) -> Result<PreprocessSummary> {
+pub fn preprocess_file(
+    input: &Path,
+    output: &Path,
+    opts: &PreprocessOptions,
+) -> Result<PreprocessSummary> {
     let pb = crate::progress::steps(5, "preprocess");
     pb.set_message("reading");
     let ad = io::read(input).with_context(|| format!("reading {}", input.display()))?;

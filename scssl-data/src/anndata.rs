@@ -95,7 +95,11 @@ impl AnnData {
         }
         for (k, l) in &self.layers {
             if l.shape() != (n, g) {
-                return Err(Error::shape(format!("layers['{k}'] shape"), format!("{n}x{g}"), format!("{:?}", l.shape())));
+                return Err(Error::shape(
+                    format!("layers['{k}'] shape"),
+                    format!("{n}x{g}"),
+                    format!("{:?}", l.shape()),
+                ));
             }
         }
         Ok(())
@@ -116,7 +120,11 @@ impl AnnData {
     pub fn obsm_insert(&mut self, key: impl Into<String>, value: Array2<f32>) -> Result<()> {
         let key = key.into();
         if value.nrows() != self.n_obs() {
-            return Err(Error::shape(format!("obsm['{key}'] rows"), self.n_obs(), value.nrows()));
+            return Err(Error::shape(
+                format!("obsm['{key}'] rows"),
+                self.n_obs(),
+                value.nrows(),
+            ));
         }
         self.obsm.insert(key, value);
         Ok(())
@@ -135,20 +143,37 @@ impl AnnData {
             x: self.x.select_rows(rows),
             obs: self.obs.select(rows),
             var: self.var.clone(),
-            obsm: self.obsm.iter().map(|(k, a)| (k.clone(), a.select(ndarray::Axis(0), rows))).collect(),
-            layers: self.layers.iter().map(|(k, l)| (k.clone(), l.select_rows(rows))).collect(),
+            obsm: self
+                .obsm
+                .iter()
+                .map(|(k, a)| (k.clone(), a.select(ndarray::Axis(0), rows)))
+                .collect(),
+            layers: self
+                .layers
+                .iter()
+                .map(|(k, l)| (k.clone(), l.select_rows(rows)))
+                .collect(),
             uns: self.uns.clone(),
         }
     }
     /// Keeps the flagged genes, in order (X, var and layers are subset).
     pub fn select_vars(&self, keep: &[bool]) -> AnnData {
-        let idx: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(j, _)| j).collect();
+        let idx: Vec<usize> = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k)
+            .map(|(j, _)| j)
+            .collect();
         AnnData {
             x: self.x.select_cols(keep),
             obs: self.obs.clone(),
             var: self.var.select(&idx),
             obsm: self.obsm.clone(),
-            layers: self.layers.iter().map(|(k, l)| (k.clone(), l.select_cols(keep))).collect(),
+            layers: self
+                .layers
+                .iter()
+                .map(|(k, l)| (k.clone(), l.select_cols(keep)))
+                .collect(),
             uns: self.uns.clone(),
         }
     }

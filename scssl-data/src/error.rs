@@ -104,9 +104,20 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn param(name: &'static str, reason: impl Into<String>) -> Self {
-        Error::Param { name, reason: reason.into() }
+        Error::Param {
+            name,
+            reason: reason.into(),
+        }
     }
-    pub(crate) fn shape(what: impl Into<String>, expected: impl ToString, found: impl ToString) -> Self {
-        Error::Shape { what: what.into(), expected: expected.to_string(), found: found.to_string() }
+    pub(crate) fn shape(
+        what: impl Into<String>,
+        expected: impl ToString,
+        found: impl ToString,
+    ) -> Self {
+        Error::Shape {
+            what: what.into(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
     }
 }

@@ -68,16 +68,25 @@ impl Column {
         cats.dedup();
         let codes = values
             .iter()
-            .map(|s| cats.binary_search_by(|c| c.as_str().cmp(s.as_ref())).map_or(-1, |p| p as i32))
+            .map(|s| {
+                cats.binary_search_by(|c| c.as_str().cmp(s.as_ref()))
+                    .map_or(-1, |p| p as i32)
+            })
             .collect();
-        Column::Categorical { codes, categories: cats, ordered: false }
+        Column::Categorical {
+            codes,
+            categories: cats,
+            ordered: false,
+        }
     }
     /// The value of row `i` rendered as text (missing → `None`).
     pub fn value_string(&self, i: usize) -> Option<String> {
         match self {
-            Column::Categorical { codes, categories, .. } => {
-                usize::try_from(codes[i]).ok().and_then(|c| categories.get(c).cloned())
-            }
+            Column::Categorical {
+                codes, categories, ..
+            } => usize::try_from(codes[i])
+                .ok()
+                .and_then(|c| categories.get(c).cloned()),
             Column::String(v) => v[i].clone(),
             Column::Float(v) => (!v[i].is_nan()).then(|| v[i].to_string()),
             Column::Int { values, mask } => {
@@ -94,19 +103,25 @@ impl Column {
             rows.iter().map(|&r| v[r].clone()).collect()
         }
         match self {
-            Column::Categorical { codes, categories, ordered } => Column::Categorical {
+            Column::Categorical {
+                codes,
+                categories,
+                ordered,
+            } => Column::Categorical {
                 codes: pick(codes, rows),
                 categories: categories.clone(),
                 ordered: *ordered,
             },
             Column::String(v) => Column::String(pick(v, rows)),
             Column::Float(v) => Column::Float(pick(v, rows)),
-            Column::Int { values, mask } => {
-                Column::Int { values: pick(values, rows), mask: mask.as_ref().map(|m| pick(m, rows)) }
-            }
-            Column::Bool { values, mask } => {
-                Column::Bool { values: pick(values, rows), mask: mask.as_ref().map(|m| pick(m, rows)) }
-            }
+            Column::Int { values, mask } => Column::Int {
+                values: pick(values, rows),
+                mask: mask.as_ref().map(|m| pick(m, rows)),
+            },
+            Column::Bool { values, mask } => Column::Bool {
+                values: pick(values, rows),
+                mask: mask.as_ref().map(|m| pick(m, rows)),
+            },
         }
     }
 }
@@ -149,7 +164,11 @@ pub struct DataFrame {
 impl DataFrame {
     /// A frame with the given row names and no columns.
     pub fn with_index(index: Vec<String>) -> Self {
-        Self { index, index_name: "_index".into(), columns: vec![] }
+        Self {
+            index,
+            index_name: "_index".into(),
+            columns: vec![],
+        }
     }
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
@@ -164,14 +183,23 @@ impl DataFrame {
         self.get(key).ok_or_else(|| Error::MissingKey {
             container,
             key: key.to_string(),
-            available: self.columns.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+            available: self
+                .columns
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
     /// Inserts or replaces a column, checking its length.
     pub fn insert(&mut self, key: impl Into<String>, col: Column) -> Result<()> {
         let key = key.into();
         if col.len() != self.n_rows() {
-            return Err(Error::shape(format!("column '{key}' length"), self.n_rows(), col.len()));
+            return Err(Error::shape(
+                format!("column '{key}' length"),
+                self.n_rows(),
+                col.len(),
+            ));
         }
         if let Some(slot) = self.columns.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = col;
@@ -185,7 +213,11 @@ impl DataFrame {
         DataFrame {
             index: rows.iter().map(|&r| self.index[r].clone()).collect(),
             index_name: self.index_name.clone(),
-            columns: self.columns.iter().map(|(k, c)| (k.clone(), c.select(rows))).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(k, c)| (k.clone(), c.select(rows)))
+                .collect(),
         }
     }
     /// The column `key` as group codes. Categorical columns keep their category order (unused
@@ -216,9 +248,15 @@ impl DataFrame {
             }
         };
         let present: std::collections::HashSet<&str> = text.iter().map(|s| s.as_str()).collect();
-        let names: Vec<String> = order.into_iter().filter(|c| present.contains(c.as_str())).collect();
-        let lookup: std::collections::HashMap<&str, u32> =
-            names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+        let names: Vec<String> = order
+            .into_iter()
+            .filter(|c| present.contains(c.as_str()))
+            .collect();
+        let lookup: std::collections::HashMap<&str, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i as u32))
+            .collect();
         let codes = text.iter().map(|s| lookup[s.as_str()]).collect();
         Ok(Groups { codes, names })
     }
@@ -233,7 +271,11 @@ mod tests {
         let mut df = DataFrame::with_index(vec!["a".into(), "b".into(), "c".into()]);
         df.insert(
             "batch",
-            Column::Categorical { codes: vec![2, 0, 2], categories: vec!["z".into(), "y".into(), "x".into()], ordered: false },
+            Column::Categorical {
+                codes: vec![2, 0, 2],
+                categories: vec!["z".into(), "y".into(), "x".into()],
+                ordered: false,
+            },
         )
         .unwrap();
         let g = df.groups("batch", "obs").unwrap();
@@ -246,6 +288,13 @@ mod tests {
     #[test]
     fn categorical_from_strings_sorts() {
         let c = Column::categorical_from_strings(&["b", "a", "b"]);
-        assert_eq!(c, Column::Categorical { codes: vec![1, 0, 1], categories: vec!["a".into(), "b".into()], ordered: false });
+        assert_eq!(
+            c,
+            Column::Categorical {
+                codes: vec![1, 0, 1],
+                categories: vec!["a".into(), "b".into()],
+                ordered: false
+            }
+        );
     }
 }

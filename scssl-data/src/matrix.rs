@@ -32,7 +32,11 @@ impl CsrMatrix {
             return Err(Error::shape("CSR indptr length", n_rows + 1, indptr.len()));
         }
         if indices.len() != data.len() {
-            return Err(Error::shape("CSR indices vs data length", data.len(), indices.len()));
+            return Err(Error::shape(
+                "CSR indices vs data length",
+                data.len(),
+                indices.len(),
+            ));
         }
         if indptr[0] != 0 || *indptr.last().unwrap_or(&0) != data.len() {
             return Err(Error::shape(
@@ -42,17 +46,33 @@ impl CsrMatrix {
             ));
         }
         if indptr.windows(2).any(|w| w[0] > w[1]) {
-            return Err(Error::shape("CSR indptr", "non-decreasing offsets", "a decreasing offset"));
+            return Err(Error::shape(
+                "CSR indptr",
+                "non-decreasing offsets",
+                "a decreasing offset",
+            ));
         }
         if let Some(&bad) = indices.iter().find(|&&c| c as usize >= n_cols) {
             return Err(Error::shape("CSR column index", format!("< {n_cols}"), bad));
         }
-        Ok(Self { n_rows, n_cols, indptr, indices, data })
+        Ok(Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
     }
 
     /// An all-zero matrix.
     pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
-        Self { n_rows, n_cols, indptr: vec![0; n_rows + 1], indices: vec![], data: vec![] }
+        Self {
+            n_rows,
+            n_cols,
+            indptr: vec![0; n_rows + 1],
+            indices: vec![],
+            data: vec![],
+        }
     }
 
     /// Converts a dense matrix, keeping only non-zero entries.
@@ -71,7 +91,13 @@ impl CsrMatrix {
             }
             indptr.push(data.len());
         }
-        Self { n_rows, n_cols, indptr, indices, data }
+        Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Builds CSR from CSC arrays of the same matrix (a transpose of the storage).
@@ -83,7 +109,13 @@ impl CsrMatrix {
         data: &[f32],
     ) -> Result<Self> {
         // A CSC matrix is the CSR storage of its transpose; transposing that gives CSR.
-        let t = CsrMatrix::new(n_cols, n_rows, colptr.to_vec(), row_indices.to_vec(), data.to_vec())?;
+        let t = CsrMatrix::new(
+            n_cols,
+            n_rows,
+            colptr.to_vec(),
+            row_indices.to_vec(),
+            data.to_vec(),
+        )?;
         Ok(t.transpose())
     }
 
@@ -163,14 +195,23 @@ impl CsrMatrix {
                 next[c as usize] += 1;
             }
         }
-        CsrMatrix { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
+        CsrMatrix {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Keeps the given rows, in the given order.
     pub fn select_rows(&self, rows: &[usize]) -> CsrMatrix {
         let mut indptr = Vec::with_capacity(rows.len() + 1);
         indptr.push(0);
-        let total: usize = rows.iter().map(|&r| self.indptr[r + 1] - self.indptr[r]).sum();
+        let total: usize = rows
+            .iter()
+            .map(|&r| self.indptr[r + 1] - self.indptr[r])
+            .sum();
         let mut indices = Vec::with_capacity(total);
         let mut data = Vec::with_capacity(total);
         for &r in rows {
@@ -179,7 +220,13 @@ impl CsrMatrix {
             data.extend_from_slice(v);
             indptr.push(data.len());
         }
-        CsrMatrix { n_rows: rows.len(), n_cols: self.n_cols, indptr, indices, data }
+        CsrMatrix {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Keeps the columns whose `keep` flag is set, renumbering them in their original order.
@@ -207,7 +254,13 @@ impl CsrMatrix {
             }
             indptr.push(data.len());
         }
-        CsrMatrix { n_rows: self.n_rows, n_cols: n as usize, indptr, indices, data }
+        CsrMatrix {
+            n_rows: self.n_rows,
+            n_cols: n as usize,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Densifies rows `start..end` into a row-major `f32` array.
@@ -245,12 +298,24 @@ impl CsrMatrix {
             data.extend_from_slice(&b.data);
             n_rows += b.n_rows;
         }
-        Ok(CsrMatrix { n_rows, n_cols, indptr, indices, data })
+        Ok(CsrMatrix {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
     }
 
     /// Decomposes into `(n_rows, n_cols, indptr, indices, data)`.
     pub fn into_parts(self) -> (usize, usize, Vec<usize>, Vec<u32>, Vec<f32>) {
-        (self.n_rows, self.n_cols, self.indptr, self.indices, self.data)
+        (
+            self.n_rows,
+            self.n_cols,
+            self.indptr,
+            self.indices,
+            self.data,
+        )
     }
 }
 
@@ -304,13 +369,21 @@ impl Matrix {
         match self {
             Matrix::Csr(m) => Matrix::Csr(m.select_cols(keep)),
             Matrix::Dense(a) => {
-                let cols: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(j, _)| j).collect();
+                let cols: Vec<usize> = keep
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| **k)
+                    .map(|(j, _)| j)
+                    .collect();
                 Matrix::Dense(a.select(ndarray::Axis(1), &cols))
             }
         }
     }
     /// Calls `f(row, col, value)` for every stored (CSR) or every (dense) entry, stopping at the first error.
-    pub fn try_for_each<E>(&self, mut f: impl FnMut(usize, usize, f32) -> Result<(), E>) -> Result<(), E> {
+    pub fn try_for_each<E>(
+        &self,
+        mut f: impl FnMut(usize, usize, f32) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
             Matrix::Csr(m) => {
                 for i in 0..m.n_rows {
@@ -335,7 +408,11 @@ impl Matrix {
                 .into_par_iter()
                 .map(|i| m.row(i).1.iter().map(|&v| v as f64).sum())
                 .collect(),
-            Matrix::Dense(a) => a.rows().into_iter().map(|r| r.iter().map(|&v| v as f64).sum()).collect(),
+            Matrix::Dense(a) => a
+                .rows()
+                .into_iter()
+                .map(|r| r.iter().map(|&v| v as f64).sum())
+                .collect(),
         }
     }
     /// Number of non-zero entries per row and per column.
@@ -366,7 +443,10 @@ mod tests {
         assert_eq!(m.nnz(), 3);
         assert_eq!(m.to_dense(), d);
         assert_eq!(m.transpose().to_dense(), d.t().to_owned());
-        assert_eq!(m.select_cols(&[true, false, true]).to_dense(), array![[0.0f32, 0.0], [2.0, 3.0]]);
+        assert_eq!(
+            m.select_cols(&[true, false, true]).to_dense(),
+            array![[0.0f32, 0.0], [2.0, 3.0]]
+        );
         assert_eq!(m.select_rows(&[1]).to_dense(), array![[2.0f32, 0.0, 3.0]]);
     }
 

@@ -87,24 +87,51 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Checks every parameter, naming the first one out of range.
     pub fn validate(&self) -> Result<()> {
-        let pos = |name: &'static str, v: f64| if v > 0.0 && v.is_finite() { Ok(()) } else { Err(Error::param(name, format!("must be positive, got {v}"))) };
-        let nonneg = |name: &'static str, v: f64| if v >= 0.0 && v.is_finite() { Ok(()) } else { Err(Error::param(name, format!("must be ≥ 0, got {v}"))) };
+        let pos = |name: &'static str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::param(name, format!("must be positive, got {v}")))
+            }
+        };
+        let nonneg = |name: &'static str, v: f64| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::param(name, format!("must be ≥ 0, got {v}")))
+            }
+        };
         if self.n_cells < 2 {
-            return Err(Error::param("n_cells", format!("must be at least 2, got {}", self.n_cells)));
+            return Err(Error::param(
+                "n_cells",
+                format!("must be at least 2, got {}", self.n_cells),
+            ));
         }
         if self.n_genes < 2 {
-            return Err(Error::param("n_genes", format!("must be at least 2, got {}", self.n_genes)));
+            return Err(Error::param(
+                "n_genes",
+                format!("must be at least 2, got {}", self.n_genes),
+            ));
         }
         if self.n_batches == 0 || self.n_batches > self.n_cells {
-            return Err(Error::param("n_batches", format!("must be in 1..={}, got {}", self.n_cells, self.n_batches)));
+            return Err(Error::param(
+                "n_batches",
+                format!("must be in 1..={}, got {}", self.n_cells, self.n_batches),
+            ));
         }
         if self.n_cell_types == 0 || self.n_cell_types > self.n_cells {
-            return Err(Error::param("n_cell_types", format!("must be in 1..={}, got {}", self.n_cells, self.n_cell_types)));
+            return Err(Error::param(
+                "n_cell_types",
+                format!("must be in 1..={}, got {}", self.n_cells, self.n_cell_types),
+            ));
         }
         pos("library_size", self.library_size)?;
         nonneg("library_sd", self.library_sd)?;
         if !(self.marker_fraction > 0.0 && self.marker_fraction <= 0.5) {
-            return Err(Error::param("marker_fraction", format!("must be in (0, 0.5], got {}", self.marker_fraction)));
+            return Err(Error::param(
+                "marker_fraction",
+                format!("must be in (0, 0.5], got {}", self.marker_fraction),
+            ));
         }
         nonneg("marker_log2fc", self.marker_log2fc)?;
         nonneg("batch_effect", self.batch_effect)?;
@@ -114,7 +141,10 @@ impl SimConfig {
             return Err(Error::param("dropout_midpoint", "must be finite"));
         }
         if self.batch_specific_types >= self.n_cell_types && self.n_batches > 1 {
-            return Err(Error::param("batch_specific_types", format!("must be below n_cell_types ({})", self.n_cell_types)));
+            return Err(Error::param(
+                "batch_specific_types",
+                format!("must be below n_cell_types ({})", self.n_cell_types),
+            ));
         }
         Ok(())
     }
@@ -132,22 +162,29 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     cfg.validate()?;
     let (n, g, nb, nt) = (cfg.n_cells, cfg.n_genes, cfg.n_batches, cfg.n_cell_types);
     let mut rng = rng_for(cfg.seed, 0);
-    let ln = |m: f64, s: f64| LogNormal::new(m, s.max(1e-12)).map_err(|e| Error::param("sim", e.to_string()));
+    let ln = |m: f64, s: f64| {
+        LogNormal::new(m, s.max(1e-12)).map_err(|e| Error::param("sim", e.to_string()))
+    };
     // gene base rates and dispersions
     let base = ln(0.0, 1.3)?;
     let base_rate: Vec<f64> = (0..g).map(|_| base.sample(&mut rng)).collect();
     let disp_d = ln(0.7, 0.6)?;
-    let theta: Vec<f64> = (0..g).map(|_| disp_d.sample(&mut rng).clamp(0.05, 100.0)).collect();
+    let theta: Vec<f64> = (0..g)
+        .map(|_| disp_d.sample(&mut rng).clamp(0.05, 100.0))
+        .collect();
     // cell-type programmes: types come in related pairs that share half of their markers
     let n_markers = ((cfg.marker_fraction * g as f64).round() as usize).max(1);
-    let fc = Normal::new(cfg.marker_log2fc, 0.5).map_err(|e| Error::param("marker_log2fc", e.to_string()))?;
+    let fc = Normal::new(cfg.marker_log2fc, 0.5)
+        .map_err(|e| Error::param("marker_log2fc", e.to_string()))?;
     let mut type_factor = vec![vec![1.0f64; g]; nt];
     let mut shared: Vec<usize> = vec![];
     for (t, tf) in type_factor.iter_mut().enumerate() {
         if t % 2 == 0 {
             shared = (0..n_markers / 2).map(|_| rng.random_range(0..g)).collect();
         }
-        let own: Vec<usize> = (0..n_markers - n_markers / 2).map(|_| rng.random_range(0..g)).collect();
+        let own: Vec<usize> = (0..n_markers - n_markers / 2)
+            .map(|_| rng.random_range(0..g))
+            .collect();
         for &j in shared.iter().chain(&own) {
             tf[j] *= 2f64.powf(fc.sample(&mut rng).max(0.3));
         }
@@ -158,13 +195,17 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     }
     // batch effects on genes and library sizes
     let bd = ln(0.0, cfg.batch_effect)?;
-    let batch_factor: Vec<Vec<f64>> = (0..nb).map(|_| (0..g).map(|_| bd.sample(&mut rng)).collect()).collect();
+    let batch_factor: Vec<Vec<f64>> = (0..nb)
+        .map(|_| (0..g).map(|_| bd.sample(&mut rng)).collect())
+        .collect();
     let bl = ln(0.0, cfg.batch_library_effect)?;
     let batch_lib: Vec<f64> = (0..nb).map(|_| bl.sample(&mut rng)).collect();
     // cell-type proportions per batch; the rarest types are missing from one batch each
     let global: Vec<f64> = (0..nt).map(|t| 1.0 / (1.0 + t as f64).powf(0.7)).collect();
     let jitter = ln(0.0, 0.4)?;
-    let mut props: Vec<Vec<f64>> = (0..nb).map(|_| global.iter().map(|p| p * jitter.sample(&mut rng)).collect()).collect();
+    let mut props: Vec<Vec<f64>> = (0..nb)
+        .map(|_| global.iter().map(|p| p * jitter.sample(&mut rng)).collect())
+        .collect();
     if nb > 1 {
         for r in 0..cfg.batch_specific_types {
             let t = nt - 1 - r;
@@ -174,7 +215,10 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     // batch sizes: unequal, every batch non-empty
     let bw: Vec<f64> = (0..nb).map(|_| 0.6 + rng.random::<f64>()).collect();
     let bsum: f64 = bw.iter().sum();
-    let mut sizes: Vec<usize> = bw.iter().map(|w| ((w / bsum) * n as f64).floor() as usize).collect();
+    let mut sizes: Vec<usize> = bw
+        .iter()
+        .map(|w| ((w / bsum) * n as f64).floor() as usize)
+        .collect();
     let mut left = n - sizes.iter().sum::<usize>();
     for s in sizes.iter_mut() {
         if *s == 0 {
@@ -186,7 +230,12 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     if total < n {
         sizes[0] += n - total;
     } else if total > n {
-        let big = sizes.iter().enumerate().max_by_key(|e| *e.1).map(|e| e.0).unwrap_or(0);
+        let big = sizes
+            .iter()
+            .enumerate()
+            .max_by_key(|e| *e.1)
+            .map(|e| e.0)
+            .unwrap_or(0);
         sizes[big] -= total - n;
     }
     let _ = left;
@@ -198,7 +247,9 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     let mut profile = vec![vec![vec![0.0f64; g]; nt]; nb];
     for b in 0..nb {
         for t in 0..nt {
-            let p: Vec<f64> = (0..g).map(|j| base_rate[j] * type_factor[t][j] * batch_factor[b][j]).collect();
+            let p: Vec<f64> = (0..g)
+                .map(|j| base_rate[j] * type_factor[t][j] * batch_factor[b][j])
+                .collect();
             let s: f64 = p.iter().sum();
             profile[b][t] = p.into_iter().map(|v| v / s).collect();
         }
@@ -206,7 +257,9 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     let lib = ln(cfg.library_size.ln(), cfg.library_sd)?;
     // proteins
     let np = cfg.n_proteins;
-    let prot_base: Vec<f64> = (0..np).map(|_| ln(3.0, 0.8).map(|d| d.sample(&mut rng))).collect::<Result<_>>()?;
+    let prot_base: Vec<f64> = (0..np)
+        .map(|_| ln(3.0, 0.8).map(|d| d.sample(&mut rng)))
+        .collect::<Result<_>>()?;
     let mut prot_factor = vec![vec![1.0f64; np]; nt];
     for p in 0..np {
         let t1 = rng.random_range(0..nt);
@@ -216,7 +269,13 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
             prot_factor[t2][p] *= 3.0 + 4.0 * rng.random::<f64>();
         }
     }
-    let prot_batch: Vec<Vec<f64>> = (0..nb).map(|_| (0..np).map(|_| ln(0.0, 0.15).map(|d| d.sample(&mut rng))).collect::<Result<Vec<_>>>()).collect::<Result<_>>()?;
+    let prot_batch: Vec<Vec<f64>> = (0..nb)
+        .map(|_| {
+            (0..np)
+                .map(|_| ln(0.0, 0.15).map(|d| d.sample(&mut rng)))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
 
     struct Cell {
         t: usize,
@@ -243,13 +302,20 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
             for j in 0..g {
                 let mu = l * profile[b][t][j];
                 if cfg.dropout_slope > 0.0 {
-                    let p_drop = 1.0 / (1.0 + (cfg.dropout_slope * (mu.ln() - cfg.dropout_midpoint)).exp());
+                    let p_drop =
+                        1.0 / (1.0 + (cfg.dropout_slope * (mu.ln() - cfg.dropout_midpoint)).exp());
                     if r.random::<f64>() < p_drop {
                         continue;
                     }
                 }
-                let lam = Gamma::new(theta[j], mu / theta[j]).map(|d| d.sample(&mut r)).unwrap_or(mu);
-                let c = if lam > 0.0 { Poisson::new(lam).map(|d| d.sample(&mut r)).unwrap_or(0.0) } else { 0.0 };
+                let lam = Gamma::new(theta[j], mu / theta[j])
+                    .map(|d| d.sample(&mut r))
+                    .unwrap_or(mu);
+                let c = if lam > 0.0 {
+                    Poisson::new(lam).map(|d| d.sample(&mut r)).unwrap_or(0.0)
+                } else {
+                    0.0
+                };
                 if c > 0.0 {
                     cols.push(j as u32);
                     vals.push(c as f32);
@@ -257,12 +323,28 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
             }
             let prot = (0..np)
                 .map(|p| {
-                    let mu = prot_base[p] * prot_factor[t][p] * prot_batch[b][p] * (l / cfg.library_size).sqrt();
-                    let lam = Gamma::new(5.0, mu / 5.0).map(|d| d.sample(&mut r)).unwrap_or(mu);
-                    if lam > 0.0 { Poisson::new(lam).map(|d| d.sample(&mut r) as f32).unwrap_or(0.0) } else { 0.0 }
+                    let mu = prot_base[p]
+                        * prot_factor[t][p]
+                        * prot_batch[b][p]
+                        * (l / cfg.library_size).sqrt();
+                    let lam = Gamma::new(5.0, mu / 5.0)
+                        .map(|d| d.sample(&mut r))
+                        .unwrap_or(mu);
+                    if lam > 0.0 {
+                        Poisson::new(lam)
+                            .map(|d| d.sample(&mut r) as f32)
+                            .unwrap_or(0.0)
+                    } else {
+                        0.0
+                    }
                 })
                 .collect();
-            Cell { t, cols, vals, prot }
+            Cell {
+                t,
+                cols,
+                vals,
+                prot,
+            }
         })
         .collect();
     let mut indptr = vec![0usize];
@@ -285,17 +367,31 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     let mut ad = AnnData::new(Matrix::Csr(x), obs_names, var_names)?;
     ad.obs.insert(
         "batch",
-        Column::Categorical { codes: cell_batch.iter().map(|&b| b as i32).collect(), categories: (0..nb).map(|b| format!("batch_{b}")).collect(), ordered: false },
+        Column::Categorical {
+            codes: cell_batch.iter().map(|&b| b as i32).collect(),
+            categories: (0..nb).map(|b| format!("batch_{b}")).collect(),
+            ordered: false,
+        },
     )?;
     ad.obs.insert(
         "cell_type",
-        Column::Categorical { codes: types.iter().map(|&t| t as i32).collect(), categories: (0..nt).map(|t| format!("type_{t}")).collect(), ordered: false },
+        Column::Categorical {
+            codes: types.iter().map(|&t| t as i32).collect(),
+            categories: (0..nt).map(|t| format!("type_{t}")).collect(),
+            ordered: false,
+        },
     )?;
     if np > 0 {
         ad.obsm.insert("protein_expression".into(), prot);
-        ad.uns.insert("protein_names".into(), UnsValue::Strings((0..np).map(|p| format!("protein_{p:03}")).collect()));
+        ad.uns.insert(
+            "protein_names".into(),
+            UnsValue::Strings((0..np).map(|p| format!("protein_{p:03}")).collect()),
+        );
     }
-    ad.uns.insert("source".into(), UnsValue::String(format!("scssl-data simulator, seed {}", cfg.seed)));
+    ad.uns.insert(
+        "source".into(),
+        UnsValue::String(format!("scssl-data simulator, seed {}", cfg.seed)),
+    );
     Ok(ad)
 }
 
@@ -305,17 +401,31 @@ mod tests {
 
     #[test]
     fn shape_labels_and_determinism() {
-        let cfg = SimConfig { n_cells: 400, n_genes: 300, n_proteins: 5, ..Default::default() };
+        let cfg = SimConfig {
+            n_cells: 400,
+            n_genes: 300,
+            n_proteins: 5,
+            ..Default::default()
+        };
         let a = simulate(&cfg).unwrap();
         assert_eq!(a.x.shape(), (400, 300));
         assert_eq!(a.obs_groups("batch").unwrap().n_groups(), 3);
         assert!(a.obs_groups("cell_type").unwrap().n_groups() >= 6);
         assert_eq!(a.obsm["protein_expression"].dim(), (400, 5));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let b = pool.install(|| simulate(&cfg).unwrap());
         assert_eq!(a, b);
         let sums = a.x.row_sums();
         assert!(sums.iter().all(|&s| s > 0.0));
-        assert!(simulate(&SimConfig { n_cells: 1, ..Default::default() }).is_err());
+        assert!(
+            simulate(&SimConfig {
+                n_cells: 1,
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

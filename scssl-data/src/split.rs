@@ -20,7 +20,10 @@ pub struct Split {
 pub fn holdout_batches(ad: &AnnData, batch_key: &str, query_batches: &[String]) -> Result<Split> {
     let g = ad.obs_groups(batch_key)?;
     if query_batches.is_empty() {
-        return Err(Error::param("query_batches", "name at least one batch to hold out"));
+        return Err(Error::param(
+            "query_batches",
+            "name at least one batch to hold out",
+        ));
     }
     let mut hold = HashSet::new();
     for q in query_batches {
@@ -29,16 +32,29 @@ pub fn holdout_batches(ad: &AnnData, batch_key: &str, query_batches: &[String]) 
                 hold.insert(p as u32);
             }
             None => {
-                return Err(Error::param("query_batches", format!("batch '{q}' is not in obs['{batch_key}']; batches are: {}", g.names.join(", "))));
+                return Err(Error::param(
+                    "query_batches",
+                    format!(
+                        "batch '{q}' is not in obs['{batch_key}']; batches are: {}",
+                        g.names.join(", ")
+                    ),
+                ));
             }
         }
     }
     let (mut reference, mut query) = (vec![], vec![]);
     for (i, &c) in g.codes.iter().enumerate() {
-        if hold.contains(&c) { query.push(i) } else { reference.push(i) }
+        if hold.contains(&c) {
+            query.push(i)
+        } else {
+            reference.push(i)
+        }
     }
     if reference.is_empty() {
-        return Err(Error::param("query_batches", "holding out every batch leaves no reference cells"));
+        return Err(Error::param(
+            "query_batches",
+            "holding out every batch leaves no reference cells",
+        ));
     }
     Ok(Split { reference, query })
 }
@@ -51,8 +67,18 @@ pub fn shared_cell_types(ad: &AnnData, label_key: &str, split: &Split) -> Result
     let q: HashSet<u32> = split.query.iter().map(|&i| g.codes[i]).collect();
     let shared: HashSet<u32> = r.intersection(&q).copied().collect();
     Ok(Split {
-        reference: split.reference.iter().copied().filter(|&i| shared.contains(&g.codes[i])).collect(),
-        query: split.query.iter().copied().filter(|&i| shared.contains(&g.codes[i])).collect(),
+        reference: split
+            .reference
+            .iter()
+            .copied()
+            .filter(|&i| shared.contains(&g.codes[i]))
+            .collect(),
+        query: split
+            .query
+            .iter()
+            .copied()
+            .filter(|&i| shared.contains(&g.codes[i]))
+            .collect(),
     })
 }
 
@@ -64,14 +90,43 @@ mod tests {
 
     #[test]
     fn holdout_and_exclude() {
-        let mut ad = AnnData::new(Matrix::Dense(ndarray::Array2::zeros((4, 1))), (0..4).map(|i| i.to_string()).collect(), vec!["g".into()]).unwrap();
-        ad.obs.insert("batch", Column::categorical_from_strings(&["a", "a", "b", "b"])).unwrap();
-        ad.obs.insert("ct", Column::categorical_from_strings(&["x", "y", "x", "z"])).unwrap();
+        let mut ad = AnnData::new(
+            Matrix::Dense(ndarray::Array2::zeros((4, 1))),
+            (0..4).map(|i| i.to_string()).collect(),
+            vec!["g".into()],
+        )
+        .unwrap();
+        ad.obs
+            .insert(
+                "batch",
+                Column::categorical_from_strings(&["a", "a", "b", "b"]),
+            )
+            .unwrap();
+        ad.obs
+            .insert(
+                "ct",
+                Column::categorical_from_strings(&["x", "y", "x", "z"]),
+            )
+            .unwrap();
         let s = holdout_batches(&ad, "batch", &["b".into()]).unwrap();
-        assert_eq!(s, Split { reference: vec![0, 1], query: vec![2, 3] });
+        assert_eq!(
+            s,
+            Split {
+                reference: vec![0, 1],
+                query: vec![2, 3]
+            }
+        );
         let e = shared_cell_types(&ad, "ct", &s).unwrap();
-        assert_eq!(e, Split { reference: vec![0], query: vec![2] });
-        let err = holdout_batches(&ad, "batch", &["c".into()]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            Split {
+                reference: vec![0],
+                query: vec![2]
+            }
+        );
+        let err = holdout_batches(&ad, "batch", &["c".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("batches are: a, b"), "{err}");
         assert!(holdout_batches(&ad, "batch", &["a".into(), "b".into()]).is_err());
     }

@@ -10,12 +10,16 @@ pub fn shared_data() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("NOTICE: {} not found; skipping tests on the shared real datasets", p.display());
+        eprintln!(
+            "NOTICE: {} not found; skipping tests on the shared real datasets",
+            p.display()
+        );
         None
     }
 }
 
 pub fn json(name: &str) -> serde_json::Value {
     let p = fixtures().join(name);
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("valid golden JSON")
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .expect("valid golden JSON")
 }

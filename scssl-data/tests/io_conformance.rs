@@ -23,9 +23,20 @@ fn check_types_fixture(ad: &AnnData) {
     let var_names: Vec<String> = serde_json::from_value(g["var_names"].clone()).unwrap();
     assert_eq!(ad.var.index, var_names);
     let cols: Vec<String> = serde_json::from_value(g["obs_columns"].clone()).unwrap();
-    assert_eq!(ad.obs.columns.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), cols);
+    assert_eq!(
+        ad.obs
+            .columns
+            .iter()
+            .map(|c| c.0.clone())
+            .collect::<Vec<_>>(),
+        cols
+    );
     match ad.obs.get("batch").unwrap() {
-        Column::Categorical { codes, categories, ordered } => {
+        Column::Categorical {
+            codes,
+            categories,
+            ordered,
+        } => {
             let want: Vec<i32> = serde_json::from_value(g["batch_codes"].clone()).unwrap();
             assert_eq!(codes, &want);
             let cats: Vec<String> = serde_json::from_value(g["batch_categories"].clone()).unwrap();
@@ -35,8 +46,13 @@ fn check_types_fixture(ad: &AnnData) {
         other => panic!("batch should be categorical, got {other:?}"),
     }
     match ad.obs.get("cell_type").unwrap() {
-        Column::Categorical { categories, ordered, .. } => {
-            let cats: Vec<String> = serde_json::from_value(g["cell_type_categories"].clone()).unwrap();
+        Column::Categorical {
+            categories,
+            ordered,
+            ..
+        } => {
+            let cats: Vec<String> =
+                serde_json::from_value(g["cell_type_categories"].clone()).unwrap();
             assert_eq!(categories, &cats);
             assert!(ordered);
         }
@@ -45,12 +61,22 @@ fn check_types_fixture(ad: &AnnData) {
     let score: Vec<f64> = serde_json::from_value(g["score"].clone()).unwrap();
     assert_eq!(ad.obs.get("score"), Some(&Column::Float(score)));
     assert!(matches!(ad.obs.get("label_str"), Some(Column::String(_))));
-    assert!(matches!(ad.obs.get("count"), Some(Column::Int { mask: None, .. })));
-    assert!(matches!(ad.obs.get("flag"), Some(Column::Bool { mask: None, .. })));
+    assert!(matches!(
+        ad.obs.get("count"),
+        Some(Column::Int { mask: None, .. })
+    ));
+    assert!(matches!(
+        ad.obs.get("flag"),
+        Some(Column::Bool { mask: None, .. })
+    ));
     let m: Vec<bool> = serde_json::from_value(g["nullable_int_mask"].clone()).unwrap();
-    assert!(matches!(ad.obs.get("nullable_int"), Some(Column::Int { mask: Some(mm), .. }) if *mm == m));
+    assert!(
+        matches!(ad.obs.get("nullable_int"), Some(Column::Int { mask: Some(mm), .. }) if *mm == m)
+    );
     let m: Vec<bool> = serde_json::from_value(g["nullable_bool_mask"].clone()).unwrap();
-    assert!(matches!(ad.obs.get("nullable_bool"), Some(Column::Bool { mask: Some(mm), .. }) if *mm == m));
+    assert!(
+        matches!(ad.obs.get("nullable_bool"), Some(Column::Bool { mask: Some(mm), .. }) if *mm == m)
+    );
     let pcs: Vec<Vec<f32>> = serde_json::from_value(g["obsm_X_pca"].clone()).unwrap();
     let got = ad.obsm_get("X_pca").unwrap();
     for (i, r) in pcs.iter().enumerate() {
@@ -60,7 +86,10 @@ fn check_types_fixture(ad: &AnnData) {
     }
     let names: Vec<String> = serde_json::from_value(g["protein_names"].clone()).unwrap();
     assert_eq!(ad.uns.get("protein_names"), Some(&UnsValue::Strings(names)));
-    assert_eq!(ad.uns.get("source"), Some(&UnsValue::String(g["uns_source"].as_str().unwrap().into())));
+    assert_eq!(
+        ad.uns.get("source"),
+        Some(&UnsValue::String(g["uns_source"].as_str().unwrap().into()))
+    );
     assert_eq!(ad.layers["counts"].to_dense(), d);
     assert_eq!(ad.layers["dense"].to_dense(), d);
 }
@@ -105,7 +134,11 @@ fn round_trips_through_both_formats() {
 
 #[test]
 fn backed_chunks_equal_the_whole_matrix() {
-    for f in ["anndata_types.h5ad", "anndata_types.zarr", "anndata_dense_int.h5ad"] {
+    for f in [
+        "anndata_types.h5ad",
+        "anndata_types.zarr",
+        "anndata_dense_int.h5ad",
+    ] {
         let whole = io::read(fixtures().join(f)).unwrap();
         let b = io::read_backed(fixtures().join(f)).unwrap();
         let parts: Vec<Matrix> = b.chunks(5).map(|c| c.unwrap().1).collect();
@@ -114,7 +147,10 @@ fn backed_chunks_equal_the_whole_matrix() {
         let stacked = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
         assert_eq!(stacked, whole.x.to_dense(), "{f}");
     }
-    let e = io::read_backed(fixtures().join("anndata_csc.h5ad")).err().unwrap().to_string();
+    let e = io::read_backed(fixtures().join("anndata_csc.h5ad"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("CSC"), "{e}");
 }
 
@@ -132,11 +168,17 @@ fn adds_an_obsm_entry_in_place() {
         assert_eq!(back.x, orig.x);
         // replacing works too, and wrong row counts are rejected without touching the file
         io::write_obsm(&p, "X_new", &(emb.clone() * 2.0)).unwrap();
-        assert_eq!(io::read(&p).unwrap().obsm_get("X_new").unwrap(), &(emb * 2.0));
+        assert_eq!(
+            io::read(&p).unwrap().obsm_get("X_new").unwrap(),
+            &(emb * 2.0)
+        );
         let bad = ndarray::Array2::<f32>::zeros((orig.n_obs() + 1, 2));
         let e = io::write_obsm(&p, "X_bad", &bad).unwrap_err().to_string();
-        assert!(e.contains("obsm['X_bad'] rows") && e.contains(&orig.n_obs().to_string()), "{e}");
-        assert!(io::read(&p).unwrap().obsm.get("X_bad").is_none());
+        assert!(
+            e.contains("obsm['X_bad'] rows") && e.contains(&orig.n_obs().to_string()),
+            "{e}"
+        );
+        assert!(!io::read(&p).unwrap().obsm.contains_key("X_bad"));
     }
     // the zarr store's consolidated metadata lists the new entry
     let zm = std::fs::read_to_string(dir.path().join("o.zarr/.zmetadata")).unwrap();
@@ -146,7 +188,9 @@ fn adds_an_obsm_entry_in_place() {
 #[test]
 fn bad_files_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = io::read(dir.path().join("nope.h5ad")).unwrap_err().to_string();
+    let missing = io::read(dir.path().join("nope.h5ad"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nope.h5ad"), "{missing}");
     let bytes = std::fs::read(fixtures().join("anndata_types.h5ad")).unwrap();
     let trunc = dir.path().join("trunc.h5ad");
@@ -160,9 +204,15 @@ fn bad_files_give_clear_errors() {
     assert!(e.contains("available keys") && e.contains("batch"), "{e}");
     // a failed write leaves no output behind
     let mut broken = ad.clone();
-    broken.obsm.insert("bad".into(), ndarray::Array2::zeros((1, 1)));
+    broken
+        .obsm
+        .insert("bad".into(), ndarray::Array2::zeros((1, 1)));
     let out = dir.path().join("never.h5ad");
     assert!(io::write(&broken, &out).is_err());
     assert!(!out.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
 }

@@ -1,1 +1,273 @@
-fn main(){}
+//! `cargo xtask` — project automation in pure Rust (it must run before HDF5 is installed).
+//!
+//! - `cargo xtask quickstart [--out DIR]`: checks system dependencies (installs them with apt
+//!   when it may), builds the `scssl` binary and runs the main job on the built-in simulated
+//!   dataset (plus the real files in `../shared/data` when present).
+//! - `cargo xtask test`: the same dependency check, then the whole test suite.
+//! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run.
+//! - `cargo xtask fixtures`: regenerates the golden files in `conformance/` with the Python tools.
+
+mod deps;
+mod perf;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("quickstart") => quickstart(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("perf") => perf::run(&args[1..]),
+        Some("fixtures") => fixtures(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <quickstart [--out DIR] | test [-- CARGO_TEST_ARGS] | perf data [--cells N] | fixtures>"
+            );
+            Err("unknown command".into())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub(crate) fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+pub(crate) fn run_status(mut c: Command, what: &str) -> Result {
+    let st = c
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({st})"))
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+pub(crate) fn scssl_release() -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "scssl-bench",
+        "--bin",
+        "scssl",
+    ]);
+    println!("building scssl (release)…");
+    run_status(c, "cargo build --release")?;
+    Ok(target_dir().join("release").join("scssl"))
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn quickstart(args: &[String]) -> Result {
+    deps::ensure()?;
+    let out = arg_value(args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("results/quickstart"));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let scssl = scssl_release()?;
+    let started = std::time::Instant::now();
+    let sim = out.join("simulated.h5ad");
+    let pp = out.join("simulated.preprocessed.h5ad");
+    let step = |args: &[&str]| -> Result {
+        let mut c = Command::new(&scssl);
+        c.args(args);
+        run_status(c, &format!("scssl {}", args.first().copied().unwrap_or("")))
+    };
+    println!(
+        "\n== simulating the built-in default dataset (5,000 cells × 2,000 genes, 3 batches, 8 cell types)"
+    );
+    step(&[
+        "simulate",
+        "--cells",
+        "5000",
+        "--genes",
+        "2000",
+        "--batches",
+        "3",
+        "--cell-types",
+        "8",
+        "--proteins",
+        "20",
+        "--seed",
+        "0",
+        "-o",
+        &sim.to_string_lossy(),
+    ])?;
+    println!("\n== preprocessing (normalize_total → log1p → 2,000 batch-aware HVGs → 50 PCs)");
+    step(&[
+        "preprocess",
+        &sim.to_string_lossy(),
+        "-o",
+        &pp.to_string_lossy(),
+        "--batch-key",
+        "batch",
+        "--n-hvg",
+        "2000",
+    ])?;
+    step(&["inspect", &pp.to_string_lossy()])?;
+    let shared = root().join("../shared/data");
+    if shared.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&shared)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "h5ad"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let o = out.join(format!("{name}.preprocessed.h5ad"));
+            println!("\n== preprocessing real dataset {}", f.display());
+            step(&[
+                "preprocess",
+                &f.to_string_lossy(),
+                "-o",
+                &o.to_string_lossy(),
+                "--batch-key",
+                "batch",
+                "--n-hvg",
+                "2000",
+            ])?;
+        }
+    } else {
+        println!(
+            "\n(notice: {} not found; only the simulated dataset was processed)",
+            shared.display()
+        );
+    }
+    println!(
+        "\nquickstart finished in {:.1} s; outputs are in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn test(args: &[String]) -> Result {
+    deps::ensure()?;
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--all-targets"]);
+    let extra: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
+    if !extra.is_empty() {
+        c.arg("--");
+        c.args(extra);
+    }
+    run_status(c, "cargo test --workspace --all-targets")?;
+    let mut d = cargo();
+    d.args(["test", "--workspace", "--doc"]);
+    run_status(d, "cargo test --workspace --doc")
+}
+
+pub(crate) fn venv_python() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let venv = home.join(".cache/scssl-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        println!(
+            "creating Python venv {} (anndata, scanpy, zarr, pynndescent from PyPI)…",
+            venv.display()
+        );
+        let mut c = Command::new("python3");
+        c.args(["-m", "venv"]).arg(&venv);
+        run_status(c, "python3 -m venv")?;
+    }
+    let check = Command::new(&py)
+        .args(["-c", "import anndata, scanpy, zarr, pynndescent"])
+        .output();
+    if !check.map(|o| o.status.success()).unwrap_or(false) {
+        let mut c = Command::new(&py);
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "anndata",
+            "scanpy",
+            "zarr",
+            "pynndescent",
+        ]);
+        run_status(c, "pip install anndata scanpy zarr pynndescent")?;
+    }
+    Ok(py)
+}
+
+fn fixtures() -> Result {
+    deps::ensure()?;
+    let py = venv_python()?;
+    let mut c = Command::new(&py);
+    c.arg(root().join("conformance/make_data_fixtures.py"))
+        .current_dir(root());
+    run_status(c, "conformance/make_data_fixtures.py")?;
+    // files written by us must read back in Python anndata with identical content
+    let scssl = scssl_release()?;
+    let dir = std::env::temp_dir().join(format!("scssl-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for ext in ["h5ad", "zarr"] {
+        let sim = dir.join(format!("sim.{ext}"));
+        let pp = dir.join(format!("pp.{ext}"));
+        let mut s = Command::new(&scssl);
+        s.args([
+            "simulate",
+            "--cells",
+            "500",
+            "--genes",
+            "300",
+            "--proteins",
+            "5",
+            "-o",
+        ])
+        .arg(&sim);
+        run_status(s, "scssl simulate")?;
+        let mut p = Command::new(&scssl);
+        p.args(["preprocess"])
+            .arg(&sim)
+            .arg("-o")
+            .arg(&pp)
+            .args(["--n-hvg", "100", "--n-pcs", "20"]);
+        run_status(p, "scssl preprocess")?;
+        let mut c = Command::new(&py);
+        c.arg(root().join("conformance/check_python_reads.py"))
+            .arg(&sim)
+            .arg(&pp);
+        run_status(c, "conformance/check_python_reads.py")?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("fixtures regenerated and Python reads our files back");
+    Ok(())
+}

@@ -67,6 +67,16 @@ enum Command {
         #[arg(long)]
         counts_layer: Option<String>,
     },
+    /// (internal) one timed step of `cargo xtask perf data`.
+    #[command(hide = true)]
+    PerfStep {
+        /// read | pipeline | knn
+        step: String,
+        /// Input h5ad.
+        input: PathBuf,
+        /// Step-specific paths.
+        extra: Vec<PathBuf>,
+    },
     /// Print shapes, X encoding, obs/var columns with category counts, obsm/layers/uns keys.
     Inspect {
         /// File to summarise (.h5ad or .zarr).
@@ -87,8 +97,24 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Simulate { cells, genes, batches, cell_types, proteins, seed, output } => {
-            let cfg = sim::SimConfig { n_cells: cells, n_genes: genes, n_batches: batches, n_cell_types: cell_types, n_proteins: proteins, seed, ..Default::default() };
+        Command::Simulate {
+            cells,
+            genes,
+            batches,
+            cell_types,
+            proteins,
+            seed,
+            output,
+        } => {
+            let cfg = sim::SimConfig {
+                n_cells: cells,
+                n_genes: genes,
+                n_batches: batches,
+                n_cell_types: cell_types,
+                n_proteins: proteins,
+                seed,
+                ..Default::default()
+            };
             let pb = scssl_bench::progress::steps(2, "simulate");
             pb.set_message("sampling counts");
             let ad = sim::simulate(&cfg)?;
@@ -96,13 +122,38 @@ fn run(cli: Cli) -> Result<()> {
             pb.set_message("writing");
             io::write(&ad, &output).with_context(|| format!("writing {}", output.display()))?;
             pb.finish_and_clear();
-            println!("wrote {} ({} cells × {} genes, {} batches, {} cell types{})", output.display(), cells, genes, batches, cell_types, if proteins > 0 { format!(", {proteins} proteins") } else { String::new() });
+            println!(
+                "wrote {} ({} cells × {} genes, {} batches, {} cell types{})",
+                output.display(),
+                cells,
+                genes,
+                batches,
+                cell_types,
+                if proteins > 0 {
+                    format!(", {proteins} proteins")
+                } else {
+                    String::new()
+                }
+            );
         }
-        Command::Preprocess { input, output, batch_key, no_batch_key, n_hvg, flavor, n_pcs, counts_layer } => {
+        Command::Preprocess {
+            input,
+            output,
+            batch_key,
+            no_batch_key,
+            n_hvg,
+            flavor,
+            n_pcs,
+            counts_layer,
+        } => {
             let opts = PreprocessOptions {
                 batch_key: if no_batch_key { None } else { Some(batch_key) },
                 n_hvg,
-                flavor: if flavor == "seurat_v3" { HvgFlavor::SeuratV3 } else { HvgFlavor::Seurat },
+                flavor: if flavor == "seurat_v3" {
+                    HvgFlavor::SeuratV3
+                } else {
+                    HvgFlavor::Seurat
+                },
                 n_pcs,
                 counts_layer,
                 ..Default::default()
@@ -120,8 +171,13 @@ fn run(cli: Cli) -> Result<()> {
                 100.0 * s.pca_variance_ratio.iter().sum::<f64>()
             );
         }
+        Command::PerfStep { step, input, extra } => {
+            let extra: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();
+            println!("{}", scssl_bench::perf::run(&step, &input, &extra)?);
+        }
         Command::Inspect { input, json } => {
-            let s = io::summarize(&input).with_context(|| format!("reading {}", input.display()))?;
+            let s =
+                io::summarize(&input).with_context(|| format!("reading {}", input.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {

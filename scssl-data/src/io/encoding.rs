@@ -14,7 +14,11 @@ use crate::frame::{Column, DataFrame};
 use crate::matrix::{CsrMatrix, Matrix};
 
 fn fmt_err(store: &dyn Store, key: &str, reason: impl Into<String>) -> Error {
-    Error::Format { file: store.file().to_string(), key: key.to_string(), reason: reason.into() }
+    Error::Format {
+        file: store.file().to_string(),
+        key: key.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn enc_type(attrs: &Map<String, Value>) -> Option<&str> {
@@ -22,21 +26,36 @@ fn enc_type(attrs: &Map<String, Value>) -> Option<&str> {
 }
 
 fn attrs(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn read_strings(store: &dyn Store, key: &str) -> Result<Vec<String>> {
-    store.read(key, None)?.into_strings().ok_or_else(|| fmt_err(store, key, "expected an array of strings"))
+    store
+        .read(key, None)?
+        .into_strings()
+        .ok_or_else(|| fmt_err(store, key, "expected an array of strings"))
 }
 
 fn read_f32(store: &dyn Store, key: &str, rows: Option<Range<usize>>) -> Result<Vec<f32>> {
-    store.read(key, rows)?.into_f32().ok_or_else(|| fmt_err(store, key, "expected a numeric array"))
+    store
+        .read(key, rows)?
+        .into_f32()
+        .ok_or_else(|| fmt_err(store, key, "expected a numeric array"))
 }
 
 fn read_usize(store: &dyn Store, key: &str, rows: Option<Range<usize>>) -> Result<Vec<usize>> {
-    let v = store.read(key, rows)?.into_i64().ok_or_else(|| fmt_err(store, key, "expected an integer array"))?;
+    let v = store
+        .read(key, rows)?
+        .into_i64()
+        .ok_or_else(|| fmt_err(store, key, "expected an integer array"))?;
     v.into_iter()
-        .map(|x| usize::try_from(x).map_err(|_| fmt_err(store, key, format!("negative offset or index {x}"))))
+        .map(|x| {
+            usize::try_from(x)
+                .map_err(|_| fmt_err(store, key, format!("negative offset or index {x}")))
+        })
         .collect()
 }
 
@@ -62,12 +81,24 @@ fn shape_attr(store: &dyn Store, key: &str, a: &Map<String, Value>) -> Result<(u
         .and_then(|v| v.as_array())
         .ok_or_else(|| fmt_err(store, key, "sparse matrix without a 'shape' attribute"))?;
     if s.len() != 2 {
-        return Err(fmt_err(store, key, "sparse 'shape' attribute must have two entries"));
+        return Err(fmt_err(
+            store,
+            key,
+            "sparse 'shape' attribute must have two entries",
+        ));
     }
-    let get = |v: &Value| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)).map(|x| x as usize);
+    let get = |v: &Value| {
+        v.as_u64()
+            .or_else(|| v.as_f64().map(|f| f as u64))
+            .map(|x| x as usize)
+    };
     match (get(&s[0]), get(&s[1])) {
         (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(fmt_err(store, key, "sparse 'shape' attribute must be two non-negative integers")),
+        _ => Err(fmt_err(
+            store,
+            key,
+            "sparse 'shape' attribute must be two non-negative integers",
+        )),
     }
 }
 
@@ -90,14 +121,29 @@ pub(crate) fn read_matrix(store: &dyn Store, key: &str) -> Result<Matrix> {
             let (n, g) = match shape.as_slice() {
                 [n, g] => (*n, *g),
                 [n] => (*n, 1),
-                _ => return Err(fmt_err(store, key, format!("expected a 2-D array, found shape {shape:?}"))),
+                _ => {
+                    return Err(fmt_err(
+                        store,
+                        key,
+                        format!("expected a 2-D array, found shape {shape:?}"),
+                    ));
+                }
             };
-            Array2::from_shape_vec((n, g), v).map(Matrix::Dense).map_err(|e| fmt_err(store, key, e.to_string()))
+            Array2::from_shape_vec((n, g), v)
+                .map(Matrix::Dense)
+                .map_err(|e| fmt_err(store, key, e.to_string()))
         }
         Some(NodeKind::Group) => {
             let a = store.attrs(key)?;
             let kind = sparse_kind(&a).ok_or_else(|| {
-                fmt_err(store, key, format!("expected a csr_matrix or csc_matrix group, found encoding {:?}", enc_type(&a)))
+                fmt_err(
+                    store,
+                    key,
+                    format!(
+                        "expected a csr_matrix or csc_matrix group, found encoding {:?}",
+                        enc_type(&a)
+                    ),
+                )
             })?;
             let (n, g) = shape_attr(store, key, &a)?;
             let data = read_f32(store, &join(key, "data"), None)?;
@@ -105,9 +151,13 @@ pub(crate) fn read_matrix(store: &dyn Store, key: &str) -> Result<Matrix> {
             let indptr = read_usize(store, &join(key, "indptr"), None)?;
             let wrap = |e: Error| fmt_err(store, key, format!("invalid {kind} structure: {e}"));
             if kind == "csr" {
-                CsrMatrix::new(n, g, indptr, indices, data).map(Matrix::Csr).map_err(wrap)
+                CsrMatrix::new(n, g, indptr, indices, data)
+                    .map(Matrix::Csr)
+                    .map_err(wrap)
             } else {
-                CsrMatrix::from_csc(n, g, &indptr, &indices, &data).map(Matrix::Csr).map_err(wrap)
+                CsrMatrix::from_csc(n, g, &indptr, &indices, &data)
+                    .map(Matrix::Csr)
+                    .map_err(wrap)
             }
         }
     }
@@ -115,7 +165,13 @@ pub(crate) fn read_matrix(store: &dyn Store, key: &str) -> Result<Matrix> {
 
 fn read_column(store: &dyn Store, key: &str, n: usize) -> Result<Column> {
     let col = match store.node(key)? {
-        None => return Err(fmt_err(store, key, "column listed in column-order does not exist")),
+        None => {
+            return Err(fmt_err(
+                store,
+                key,
+                "column listed in column-order does not exist",
+            ));
+        }
         Some(NodeKind::Group) => {
             let a = store.attrs(key)?;
             match enc_type(&a) {
@@ -129,41 +185,104 @@ fn read_column(store: &dyn Store, key: &str, n: usize) -> Result<Column> {
                         other => {
                             // numeric categories: render as text, as pandas prints them
                             let f = other.into_f64().unwrap_or_default();
-                            f.into_iter().map(|x| if x.fract() == 0.0 { format!("{}", x as i64) } else { x.to_string() }).collect()
+                            f.into_iter()
+                                .map(|x| {
+                                    if x.fract() == 0.0 {
+                                        format!("{}", x as i64)
+                                    } else {
+                                        x.to_string()
+                                    }
+                                })
+                                .collect()
                         }
                     };
-                    let ordered = a.get("ordered").and_then(|v| v.as_bool().or_else(|| v.as_i64().map(|i| i != 0))).unwrap_or(false);
-                    if let Some(bad) = codes.iter().find(|&&c| c < -1 || c >= categories.len() as i64) {
-                        return Err(fmt_err(store, key, format!("category code {bad} outside -1..{}", categories.len())));
+                    let ordered = a
+                        .get("ordered")
+                        .and_then(|v| v.as_bool().or_else(|| v.as_i64().map(|i| i != 0)))
+                        .unwrap_or(false);
+                    if let Some(bad) = codes
+                        .iter()
+                        .find(|&&c| c < -1 || c >= categories.len() as i64)
+                    {
+                        return Err(fmt_err(
+                            store,
+                            key,
+                            format!("category code {bad} outside -1..{}", categories.len()),
+                        ));
                     }
-                    Column::Categorical { codes: codes.into_iter().map(|c| c as i32).collect(), categories, ordered }
+                    Column::Categorical {
+                        codes: codes.into_iter().map(|c| c as i32).collect(),
+                        categories,
+                        ordered,
+                    }
                 }
                 Some("nullable-integer") => Column::Int {
-                    values: store.read(&join(key, "values"), None)?.into_i64().ok_or_else(|| fmt_err(store, key, "values must be integers"))?,
-                    mask: Some(store.read(&join(key, "mask"), None)?.into_bool().ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?),
+                    values: store
+                        .read(&join(key, "values"), None)?
+                        .into_i64()
+                        .ok_or_else(|| fmt_err(store, key, "values must be integers"))?,
+                    mask: Some(
+                        store
+                            .read(&join(key, "mask"), None)?
+                            .into_bool()
+                            .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?,
+                    ),
                 },
                 Some("nullable-boolean") => Column::Bool {
-                    values: store.read(&join(key, "values"), None)?.into_bool().ok_or_else(|| fmt_err(store, key, "values must be boolean"))?,
-                    mask: Some(store.read(&join(key, "mask"), None)?.into_bool().ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?),
+                    values: store
+                        .read(&join(key, "values"), None)?
+                        .into_bool()
+                        .ok_or_else(|| fmt_err(store, key, "values must be boolean"))?,
+                    mask: Some(
+                        store
+                            .read(&join(key, "mask"), None)?
+                            .into_bool()
+                            .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?,
+                    ),
                 },
                 Some("nullable-string-array") => {
                     let values = read_strings(store, &join(key, "values"))?;
-                    let mask = store.read(&join(key, "mask"), None)?.into_bool().ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?;
-                    Column::String(values.into_iter().zip(mask).map(|(v, m)| (!m).then_some(v)).collect())
+                    let mask = store
+                        .read(&join(key, "mask"), None)?
+                        .into_bool()
+                        .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?;
+                    Column::String(
+                        values
+                            .into_iter()
+                            .zip(mask)
+                            .map(|(v, m)| (!m).then_some(v))
+                            .collect(),
+                    )
                 }
-                other => return Err(fmt_err(store, key, format!("unsupported column encoding {other:?}"))),
+                other => {
+                    return Err(fmt_err(
+                        store,
+                        key,
+                        format!("unsupported column encoding {other:?}"),
+                    ));
+                }
             }
         }
         Some(NodeKind::Array) => match store.read(key, None)? {
             Data::Str(s) => Column::String(s.into_iter().map(Some).collect()),
-            Data::Bool(b) => Column::Bool { values: b, mask: None },
+            Data::Bool(b) => Column::Bool {
+                values: b,
+                mask: None,
+            },
             Data::F32(v) => Column::Float(v.into_iter().map(f64::from).collect()),
             Data::F64(v) => Column::Float(v),
-            other => Column::Int { values: other.into_i64().unwrap_or_default(), mask: None },
+            other => Column::Int {
+                values: other.into_i64().unwrap_or_default(),
+                mask: None,
+            },
         },
     };
     if col.len() != n {
-        return Err(fmt_err(store, key, format!("column has {} rows, the table has {n}", col.len())));
+        return Err(fmt_err(
+            store,
+            key,
+            format!("column has {} rows, the table has {n}", col.len()),
+        ));
     }
     Ok(col)
 }
@@ -173,23 +292,43 @@ pub(crate) fn read_dataframe(store: &dyn Store, key: &str) -> Result<DataFrame> 
         return Err(fmt_err(store, key, "expected a dataframe group"));
     }
     let a = store.attrs(key)?;
-    let index_name = a.get("_index").and_then(|v| v.as_str()).unwrap_or("_index").to_string();
+    let index_name = a
+        .get("_index")
+        .and_then(|v| v.as_str())
+        .unwrap_or("_index")
+        .to_string();
     let index = match store.read(&join(key, &index_name), None)? {
         Data::Str(s) => s,
-        other => other.into_i64().unwrap_or_default().into_iter().map(|x| x.to_string()).collect(),
+        other => other
+            .into_i64()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.to_string())
+            .collect(),
     };
     let n = index.len();
     let order: Vec<String> = match a.get("column-order") {
-        Some(Value::Array(v)) => v.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(v)) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
-        _ => store.children(key)?.into_iter().filter(|c| *c != index_name && c != "__categories").collect(),
+        _ => store
+            .children(key)?
+            .into_iter()
+            .filter(|c| *c != index_name && c != "__categories")
+            .collect(),
     };
     let mut columns = Vec::with_capacity(order.len());
     for c in order {
         let col = read_column(store, &join(key, &c), n)?;
         columns.push((c, col));
     }
-    Ok(DataFrame { index, index_name, columns })
+    Ok(DataFrame {
+        index,
+        index_name,
+        columns,
+    })
 }
 
 fn read_obsm(store: &dyn Store, n_obs: usize) -> Result<BTreeMap<String, Array2<f32>>> {
@@ -202,13 +341,21 @@ fn read_obsm(store: &dyn Store, n_obs: usize) -> Result<BTreeMap<String, Array2<
         if store.node(&key)? == Some(NodeKind::Group) {
             let a = store.attrs(&key)?;
             if sparse_kind(&a).is_none() {
-                tracing::warn!("{}: skipping obsm['{k}'] (encoding {:?} is not an array)", store.file(), enc_type(&a));
+                tracing::warn!(
+                    "{}: skipping obsm['{k}'] (encoding {:?} is not an array)",
+                    store.file(),
+                    enc_type(&a)
+                );
                 continue;
             }
         }
         let m = read_matrix(store, &key)?;
         if m.shape().0 != n_obs {
-            return Err(Error::shape(format!("{}: obsm['{k}'] rows", store.file()), n_obs, m.shape().0));
+            return Err(Error::shape(
+                format!("{}: obsm['{k}'] rows", store.file()),
+                n_obs,
+                m.shape().0,
+            ));
         }
         out.insert(k, m.to_dense());
     }
@@ -247,7 +394,11 @@ fn read_uns_value(store: &dyn Store, key: &str) -> Result<Option<UnsValue>> {
                 Data::Bool(b) if scalar && b.len() == 1 => UnsValue::Bool(b[0]),
                 other => {
                     let v = other.into_f64().unwrap_or_default();
-                    if scalar && v.len() == 1 { UnsValue::Number(v[0]) } else { UnsValue::Numbers(v) }
+                    if scalar && v.len() == 1 {
+                        UnsValue::Number(v[0])
+                    } else {
+                        UnsValue::Numbers(v)
+                    }
                 }
             }))
         }
@@ -258,7 +409,11 @@ fn read_uns_value(store: &dyn Store, key: &str) -> Result<Option<UnsValue>> {
 /// Reads every supported element of an AnnData store.
 pub(crate) fn read_anndata(store: &dyn Store) -> Result<AnnData> {
     if store.node("X")?.is_none() {
-        return Err(fmt_err(store, "X", "the file has no X element (is it an AnnData file?)"));
+        return Err(fmt_err(
+            store,
+            "X",
+            "the file has no X element (is it an AnnData file?)",
+        ));
     }
     let obs = read_dataframe(store, "obs")?;
     let var = read_dataframe(store, "var")?;
@@ -286,7 +441,14 @@ pub(crate) fn read_anndata(store: &dyn Store) -> Result<AnnData> {
             }
         }
     }
-    let ad = AnnData { x, obs, var, obsm, layers, uns };
+    let ad = AnnData {
+        x,
+        obs,
+        var,
+        obsm,
+        layers,
+        uns,
+    };
     ad.validate()?;
     Ok(ad)
 }
@@ -294,15 +456,24 @@ pub(crate) fn read_anndata(store: &dyn Store) -> Result<AnnData> {
 // ---------------------------------------------------------------- writing
 
 fn array_attrs() -> Map<String, Value> {
-    attrs(&[("encoding-type", json!("array")), ("encoding-version", json!("0.2.0"))])
+    attrs(&[
+        ("encoding-type", json!("array")),
+        ("encoding-version", json!("0.2.0")),
+    ])
 }
 
 fn string_array_attrs() -> Map<String, Value> {
-    attrs(&[("encoding-type", json!("string-array")), ("encoding-version", json!("0.2.0"))])
+    attrs(&[
+        ("encoding-type", json!("string-array")),
+        ("encoding-version", json!("0.2.0")),
+    ])
 }
 
 fn dict_attrs() -> Map<String, Value> {
-    attrs(&[("encoding-type", json!("dict")), ("encoding-version", json!("0.1.0"))])
+    attrs(&[
+        ("encoding-type", json!("dict")),
+        ("encoding-version", json!("0.1.0")),
+    ])
 }
 
 pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<()> {
@@ -310,7 +481,12 @@ pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<(
         Matrix::Dense(a) => {
             let a = a.as_standard_layout();
             let slice = a.as_slice().unwrap_or(&[]);
-            store.write(key, DataRef::F32(slice), &[a.nrows(), a.ncols()], &array_attrs())
+            store.write(
+                key,
+                DataRef::F32(slice),
+                &[a.nrows(), a.ncols()],
+                &array_attrs(),
+            )
         }
         Matrix::Csr(c) => {
             store.create_group(
@@ -321,11 +497,26 @@ pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<(
                     ("shape", json!([c.n_rows(), c.n_cols()])),
                 ]),
             )?;
-            store.write(&join(key, "data"), DataRef::F32(c.data()), &[c.nnz()], &array_attrs())?;
+            store.write(
+                &join(key, "data"),
+                DataRef::F32(c.data()),
+                &[c.nnz()],
+                &array_attrs(),
+            )?;
             let idx: Vec<i32> = c.indices().iter().map(|&x| x as i32).collect();
-            store.write(&join(key, "indices"), DataRef::I32(&idx), &[idx.len()], &array_attrs())?;
+            store.write(
+                &join(key, "indices"),
+                DataRef::I32(&idx),
+                &[idx.len()],
+                &array_attrs(),
+            )?;
             let ptr: Vec<i64> = c.indptr().iter().map(|&x| x as i64).collect();
-            store.write(&join(key, "indptr"), DataRef::I64(&ptr), &[ptr.len()], &array_attrs())
+            store.write(
+                &join(key, "indptr"),
+                DataRef::I64(&ptr),
+                &[ptr.len()],
+                &array_attrs(),
+            )
         }
     }
 }
@@ -333,7 +524,11 @@ pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<(
 fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
     let n = col.len();
     match col {
-        Column::Categorical { codes, categories, ordered } => {
+        Column::Categorical {
+            codes,
+            categories,
+            ordered,
+        } => {
             store.create_group(
                 key,
                 &attrs(&[
@@ -347,9 +542,19 @@ fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
                 let c: Vec<i8> = codes.iter().map(|&x| x as i8).collect();
                 store.write(&join(key, "codes"), DataRef::I8(&c), &[n], &array_attrs())?;
             } else {
-                store.write(&join(key, "codes"), DataRef::I32(codes), &[n], &array_attrs())?;
+                store.write(
+                    &join(key, "codes"),
+                    DataRef::I32(codes),
+                    &[n],
+                    &array_attrs(),
+                )?;
             }
-            store.write(&join(key, "categories"), DataRef::Str(categories), &[categories.len()], &string_array_attrs())
+            store.write(
+                &join(key, "categories"),
+                DataRef::Str(categories),
+                &[categories.len()],
+                &string_array_attrs(),
+            )
         }
         Column::String(v) => {
             if v.iter().all(|s| s.is_some()) {
@@ -358,32 +563,76 @@ fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
             } else {
                 store.create_group(
                     key,
-                    &attrs(&[("encoding-type", json!("nullable-string-array")), ("encoding-version", json!("0.1.0"))]),
+                    &attrs(&[
+                        ("encoding-type", json!("nullable-string-array")),
+                        ("encoding-version", json!("0.1.0")),
+                    ]),
                 )?;
                 let s: Vec<String> = v.iter().map(|s| s.clone().unwrap_or_default()).collect();
                 let m: Vec<bool> = v.iter().map(|s| s.is_none()).collect();
-                store.write(&join(key, "values"), DataRef::Str(&s), &[n], &string_array_attrs())?;
+                store.write(
+                    &join(key, "values"),
+                    DataRef::Str(&s),
+                    &[n],
+                    &string_array_attrs(),
+                )?;
                 store.write(&join(key, "mask"), DataRef::Bool(&m), &[n], &array_attrs())
             }
         }
         Column::Float(v) => store.write(key, DataRef::F64(v), &[n], &array_attrs()),
-        Column::Int { values, mask: None } => store.write(key, DataRef::I64(values), &[n], &array_attrs()),
-        Column::Bool { values, mask: None } => store.write(key, DataRef::Bool(values), &[n], &array_attrs()),
-        Column::Int { values, mask: Some(m) } => {
-            store.create_group(key, &attrs(&[("encoding-type", json!("nullable-integer")), ("encoding-version", json!("0.1.0"))]))?;
-            store.write(&join(key, "values"), DataRef::I64(values), &[n], &array_attrs())?;
+        Column::Int { values, mask: None } => {
+            store.write(key, DataRef::I64(values), &[n], &array_attrs())
+        }
+        Column::Bool { values, mask: None } => {
+            store.write(key, DataRef::Bool(values), &[n], &array_attrs())
+        }
+        Column::Int {
+            values,
+            mask: Some(m),
+        } => {
+            store.create_group(
+                key,
+                &attrs(&[
+                    ("encoding-type", json!("nullable-integer")),
+                    ("encoding-version", json!("0.1.0")),
+                ]),
+            )?;
+            store.write(
+                &join(key, "values"),
+                DataRef::I64(values),
+                &[n],
+                &array_attrs(),
+            )?;
             store.write(&join(key, "mask"), DataRef::Bool(m), &[n], &array_attrs())
         }
-        Column::Bool { values, mask: Some(m) } => {
-            store.create_group(key, &attrs(&[("encoding-type", json!("nullable-boolean")), ("encoding-version", json!("0.1.0"))]))?;
-            store.write(&join(key, "values"), DataRef::Bool(values), &[n], &array_attrs())?;
+        Column::Bool {
+            values,
+            mask: Some(m),
+        } => {
+            store.create_group(
+                key,
+                &attrs(&[
+                    ("encoding-type", json!("nullable-boolean")),
+                    ("encoding-version", json!("0.1.0")),
+                ]),
+            )?;
+            store.write(
+                &join(key, "values"),
+                DataRef::Bool(values),
+                &[n],
+                &array_attrs(),
+            )?;
             store.write(&join(key, "mask"), DataRef::Bool(m), &[n], &array_attrs())
         }
     }
 }
 
 pub(crate) fn write_dataframe(store: &dyn Store, key: &str, df: &DataFrame) -> Result<()> {
-    let index_name = if df.index_name.is_empty() { "_index" } else { df.index_name.as_str() };
+    let index_name = if df.index_name.is_empty() {
+        "_index"
+    } else {
+        df.index_name.as_str()
+    };
     let order: Vec<Value> = df.columns.iter().map(|(k, _)| json!(k)).collect();
     store.create_group(
         key,
@@ -394,10 +643,19 @@ pub(crate) fn write_dataframe(store: &dyn Store, key: &str, df: &DataFrame) -> R
             ("column-order", Value::Array(order)),
         ]),
     )?;
-    store.write(&join(key, index_name), DataRef::Str(&df.index), &[df.index.len()], &string_array_attrs())?;
+    store.write(
+        &join(key, index_name),
+        DataRef::Str(&df.index),
+        &[df.index.len()],
+        &string_array_attrs(),
+    )?;
     for (k, c) in &df.columns {
         if k == index_name {
-            return Err(fmt_err(store, &join(key, k), "a column may not share the index's name"));
+            return Err(fmt_err(
+                store,
+                &join(key, k),
+                "a column may not share the index's name",
+            ));
         }
         write_column(store, &join(key, k), c)?;
     }
@@ -410,20 +668,31 @@ fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
             key,
             DataRef::Str(std::slice::from_ref(s)),
             &[],
-            &attrs(&[("encoding-type", json!("string")), ("encoding-version", json!("0.2.0"))]),
+            &attrs(&[
+                ("encoding-type", json!("string")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
         ),
-        UnsValue::Strings(s) => store.write(key, DataRef::Str(s), &[s.len()], &string_array_attrs()),
+        UnsValue::Strings(s) => {
+            store.write(key, DataRef::Str(s), &[s.len()], &string_array_attrs())
+        }
         UnsValue::Number(x) => store.write(
             key,
             DataRef::F64(std::slice::from_ref(x)),
             &[],
-            &attrs(&[("encoding-type", json!("numeric-scalar")), ("encoding-version", json!("0.2.0"))]),
+            &attrs(&[
+                ("encoding-type", json!("numeric-scalar")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
         ),
         UnsValue::Bool(b) => store.write(
             key,
             DataRef::Bool(std::slice::from_ref(b)),
             &[],
-            &attrs(&[("encoding-type", json!("numeric-scalar")), ("encoding-version", json!("0.2.0"))]),
+            &attrs(&[
+                ("encoding-type", json!("numeric-scalar")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
         ),
         UnsValue::Numbers(x) => store.write(key, DataRef::F64(x), &[x.len()], &array_attrs()),
         UnsValue::Dict(m) => {
@@ -438,7 +707,10 @@ fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
 
 /// Writes a complete AnnData into an empty store.
 pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
-    let root = attrs(&[("encoding-type", json!("anndata")), ("encoding-version", json!("0.1.0"))]);
+    let root = attrs(&[
+        ("encoding-type", json!("anndata")),
+        ("encoding-version", json!("0.1.0")),
+    ]);
     store.create_group("", &root)?;
     write_matrix(store, "X", &ad.x)?;
     write_dataframe(store, "obs", &ad.obs)?;
@@ -464,10 +736,22 @@ pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
 /// Adds or replaces `obsm/<key>` in an existing AnnData store, checking the row count.
 pub(crate) fn write_obsm_entry(store: &dyn Store, key: &str, value: &Array2<f32>) -> Result<()> {
     let obs_a = store.attrs("obs")?;
-    let index_name = obs_a.get("_index").and_then(|v| v.as_str()).unwrap_or("_index").to_string();
-    let n_obs = store.shape(&join("obs", &index_name))?.first().copied().unwrap_or(0);
+    let index_name = obs_a
+        .get("_index")
+        .and_then(|v| v.as_str())
+        .unwrap_or("_index")
+        .to_string();
+    let n_obs = store
+        .shape(&join("obs", &index_name))?
+        .first()
+        .copied()
+        .unwrap_or(0);
     if value.nrows() != n_obs {
-        return Err(Error::shape(format!("{}: obsm['{key}'] rows", store.file()), n_obs, value.nrows()));
+        return Err(Error::shape(
+            format!("{}: obsm['{key}'] rows", store.file()),
+            n_obs,
+            value.nrows(),
+        ));
     }
     if store.node("obsm")?.is_none() {
         store.create_group("obsm", &dict_attrs())?;
@@ -506,7 +790,9 @@ impl Backed {
             Some(NodeKind::Group) => {
                 let a = store.attrs("X")?;
                 match sparse_kind(&a) {
-                    Some("csr") => XLayout::Csr { indptr: read_usize(store.as_ref(), "X/indptr", None)? },
+                    Some("csr") => XLayout::Csr {
+                        indptr: read_usize(store.as_ref(), "X/indptr", None)?,
+                    },
                     Some(_) => {
                         return Err(fmt_err(
                             store.as_ref(),
@@ -514,7 +800,13 @@ impl Backed {
                             "X is stored as CSC, which cannot be read by rows; read it whole with scssl_data::io::read",
                         ));
                     }
-                    None => return Err(fmt_err(store.as_ref(), "X", "expected a sparse matrix group")),
+                    None => {
+                        return Err(fmt_err(
+                            store.as_ref(),
+                            "X",
+                            "expected a sparse matrix group",
+                        ));
+                    }
                 }
             }
             None => return Err(fmt_err(store.as_ref(), "X", "the file has no X element")),
@@ -522,9 +814,18 @@ impl Backed {
         if let XLayout::Csr { indptr } = &layout
             && indptr.len() != obs.n_rows() + 1
         {
-            return Err(Error::shape(format!("{}: X/indptr length", store.file()), obs.n_rows() + 1, indptr.len()));
+            return Err(Error::shape(
+                format!("{}: X/indptr length", store.file()),
+                obs.n_rows() + 1,
+                indptr.len(),
+            ));
         }
-        Ok(Self { store, obs, var, layout })
+        Ok(Self {
+            store,
+            obs,
+            var,
+            layout,
+        })
     }
 
     /// Number of cells.
@@ -540,7 +841,11 @@ impl Backed {
     pub fn read_rows(&self, rows: Range<usize>) -> Result<Matrix> {
         let g = self.n_vars();
         if rows.end > self.n_obs() || rows.start > rows.end {
-            return Err(Error::shape("backed row range", format!("within 0..{}", self.n_obs()), format!("{rows:?}")));
+            return Err(Error::shape(
+                "backed row range",
+                format!("within 0..{}", self.n_obs()),
+                format!("{rows:?}"),
+            ));
         }
         match &self.layout {
             XLayout::Dense => {
@@ -553,7 +858,10 @@ impl Backed {
                 let (a, b) = (indptr[rows.start], indptr[rows.end]);
                 let data = read_f32(self.store.as_ref(), "X/data", Some(a..b))?;
                 let indices = read_u32_indices(self.store.as_ref(), "X/indices", Some(a..b))?;
-                let ptr: Vec<usize> = indptr[rows.start..=rows.end].iter().map(|p| p - a).collect();
+                let ptr: Vec<usize> = indptr[rows.start..=rows.end]
+                    .iter()
+                    .map(|p| p - a)
+                    .collect();
                 CsrMatrix::new(rows.len(), g, ptr, indices, data)
                     .map(Matrix::Csr)
                     .map_err(|e| fmt_err(self.store.as_ref(), "X", e.to_string()))
@@ -623,15 +931,32 @@ fn matrix_info(store: &dyn Store, key: &str) -> Result<MatrixInfo> {
         Some(NodeKind::Array) => {
             let s = store.shape(key)?;
             let probe = store.read(key, Some(0..s.first().copied().unwrap_or(0).min(1)))?;
-            Ok(MatrixInfo { encoding: "array".into(), dtype: probe.dtype_name().into(), shape: (s.first().copied().unwrap_or(0), s.get(1).copied().unwrap_or(1)), nnz: None })
+            Ok(MatrixInfo {
+                encoding: "array".into(),
+                dtype: probe.dtype_name().into(),
+                shape: (
+                    s.first().copied().unwrap_or(0),
+                    s.get(1).copied().unwrap_or(1),
+                ),
+                nnz: None,
+            })
         }
         Some(NodeKind::Group) => {
             let a = store.attrs(key)?;
             let kind = sparse_kind(&a).ok_or_else(|| fmt_err(store, key, "not a matrix"))?;
             let shape = shape_attr(store, key, &a)?;
-            let nnz = store.shape(&join(key, "data"))?.first().copied().unwrap_or(0);
+            let nnz = store
+                .shape(&join(key, "data"))?
+                .first()
+                .copied()
+                .unwrap_or(0);
             let probe = store.read(&join(key, "data"), Some(0..nnz.min(1)))?;
-            Ok(MatrixInfo { encoding: format!("{kind}_matrix"), dtype: probe.dtype_name().into(), shape, nnz: Some(nnz) })
+            Ok(MatrixInfo {
+                encoding: format!("{kind}_matrix"),
+                dtype: probe.dtype_name().into(),
+                shape,
+                nnz: Some(nnz),
+            })
         }
         None => Err(fmt_err(store, key, "element does not exist")),
     }
@@ -641,18 +966,28 @@ fn column_summaries(df: &DataFrame) -> Vec<ColumnSummary> {
     df.columns
         .iter()
         .map(|(name, c)| {
-            let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+            let mut counts: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::new();
             for i in 0..c.len() {
                 if let Some(v) = c.value_string(i) {
                     *counts.entry(v).or_default() += 1;
                 }
             }
-            let mut top: Vec<(String, usize)> = counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let mut top: Vec<(String, usize)> =
+                counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
             top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let n_distinct = top.len();
-            let show = matches!(c, Column::Categorical { .. } | Column::String(_) | Column::Bool { .. });
+            let show = matches!(
+                c,
+                Column::Categorical { .. } | Column::String(_) | Column::Bool { .. }
+            );
             top.truncate(if show { 10 } else { 0 });
-            ColumnSummary { name: name.clone(), kind: c.kind().into(), n_distinct, top }
+            ColumnSummary {
+                name: name.clone(),
+                kind: c.kind().into(),
+                n_distinct,
+                top,
+            }
         })
         .collect()
 }
@@ -665,7 +1000,11 @@ pub(crate) fn summarize(store: &dyn Store) -> Result<FileSummary> {
     if store.node("obsm")? == Some(NodeKind::Group) {
         for k in store.children("obsm")? {
             let key = join("obsm", &k);
-            let shape = if store.node(&key)? == Some(NodeKind::Array) { store.shape(&key)? } else { vec![] };
+            let shape = if store.node(&key)? == Some(NodeKind::Array) {
+                store.shape(&key)?
+            } else {
+                vec![]
+            };
             obsm.push((k, shape));
         }
     }
@@ -676,6 +1015,18 @@ pub(crate) fn summarize(store: &dyn Store) -> Result<FileSummary> {
             layers.push((k, info));
         }
     }
-    let uns = if store.node("uns")? == Some(NodeKind::Group) { store.children("uns")? } else { vec![] };
-    Ok(FileSummary { file: store.file().to_string(), x, obs: column_summaries(&obs), var: column_summaries(&var), obsm, layers, uns })
+    let uns = if store.node("uns")? == Some(NodeKind::Group) {
+        store.children("uns")?
+    } else {
+        vec![]
+    };
+    Ok(FileSummary {
+        file: store.file().to_string(),
+        x,
+        obs: column_summaries(&obs),
+        var: column_summaries(&var),
+        obsm,
+        layers,
+        uns,
+    })
 }

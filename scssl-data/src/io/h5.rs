@@ -21,7 +21,10 @@ impl H5Store {
     pub fn open(path: &std::path::Path) -> Result<Self> {
         let name = path.display().to_string();
         if !path.exists() {
-            return Err(Error::Io { path: path.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+            return Err(Error::Io {
+                path: path.into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
         }
         let file = File::open(path).map_err(|e| Error::Format {
             file: name.clone(),
@@ -43,12 +46,20 @@ impl H5Store {
     /// Creates (truncates) a file.
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let name = path.display().to_string();
-        let file = File::create(path).map_err(|e| Error::Storage { file: name.clone(), key: "/".into(), message: e.to_string() })?;
+        let file = File::create(path).map_err(|e| Error::Storage {
+            file: name.clone(),
+            key: "/".into(),
+            message: e.to_string(),
+        })?;
         Ok(Self { file, name })
     }
 
     fn err(&self, key: &str, e: impl std::fmt::Display) -> Error {
-        Error::Storage { file: self.name.clone(), key: key.to_string(), message: e.to_string() }
+        Error::Storage {
+            file: self.name.clone(),
+            key: key.to_string(),
+            message: e.to_string(),
+        }
     }
 
     fn location(&self, path: &str) -> Result<Location> {
@@ -56,9 +67,17 @@ impl H5Store {
             return Ok((*self.file.group("/").map_err(|e| self.err(path, e))?).clone());
         }
         match self.node(path)? {
-            Some(NodeKind::Group) => Ok((*self.file.group(path).map_err(|e| self.err(path, e))?).clone()),
-            Some(NodeKind::Array) => Ok((**self.file.dataset(path).map_err(|e| self.err(path, e))?).clone()),
-            None => Err(Error::Format { file: self.name.clone(), key: path.into(), reason: "element does not exist".into() }),
+            Some(NodeKind::Group) => {
+                Ok((*self.file.group(path).map_err(|e| self.err(path, e))?).clone())
+            }
+            Some(NodeKind::Array) => {
+                Ok((**self.file.dataset(path).map_err(|e| self.err(path, e))?).clone())
+            }
+            None => Err(Error::Format {
+                file: self.name.clone(),
+                key: path.into(),
+                reason: "element does not exist".into(),
+            }),
         }
     }
 
@@ -76,8 +95,17 @@ impl H5Store {
     }
 }
 
-fn read_container(c: &Container, rows: Option<Range<usize>>, key: &str, file: &str) -> Result<Data> {
-    let err = |e: hdf5::Error| Error::Storage { file: file.into(), key: key.into(), message: e.to_string() };
+fn read_container(
+    c: &Container,
+    rows: Option<Range<usize>>,
+    key: &str,
+    file: &str,
+) -> Result<Data> {
+    let err = |e: hdf5::Error| Error::Storage {
+        file: file.into(),
+        key: key.into(),
+        message: e.to_string(),
+    };
     let desc = c.dtype().and_then(|t| t.to_descriptor()).map_err(err)?;
     let shape = c.shape();
     macro_rules! rd {
@@ -92,12 +120,22 @@ fn read_container(c: &Container, rows: Option<Range<usize>>, key: &str, file: &s
                 }
                 Some(r) => {
                     if shape.len() == 1 {
-                        c.as_reader().read_slice_1d::<$t, _>(r.clone()).map_err(err)?.to_vec()
+                        c.as_reader()
+                            .read_slice_1d::<$t, _>(r.clone())
+                            .map_err(err)?
+                            .to_vec()
                     } else if shape.len() == 2 {
-                        let a = c.as_reader().read_slice_2d::<$t, _>(ndarray::s![r.clone(), ..]).map_err(err)?;
+                        let a = c
+                            .as_reader()
+                            .read_slice_2d::<$t, _>(ndarray::s![r.clone(), ..])
+                            .map_err(err)?;
                         a.iter().cloned().collect()
                     } else {
-                        return Err(Error::Format { file: file.into(), key: key.into(), reason: "row ranges need 1-D or 2-D arrays".into() });
+                        return Err(Error::Format {
+                            file: file.into(),
+                            key: key.into(),
+                            reason: "row ranges need 1-D or 2-D arrays".into(),
+                        });
                     }
                 }
             }
@@ -115,12 +153,24 @@ fn read_container(c: &Container, rows: Option<Range<usize>>, key: &str, file: &s
         TypeDescriptor::Unsigned(IntSize::U4) => Data::U32(rd!(u32)),
         TypeDescriptor::Unsigned(IntSize::U8) => Data::U64(rd!(u64)),
         TypeDescriptor::Boolean => Data::Bool(rd!(bool)),
-        TypeDescriptor::Enum(e) if e.members.len() == 2 && e.members.iter().any(|m| m.name == "TRUE") => {
+        TypeDescriptor::Enum(e)
+            if e.members.len() == 2 && e.members.iter().any(|m| m.name == "TRUE") =>
+        {
             // h5py's bool enum that hdf5-metno did not map to `bool`: read the integer codes.
             Data::Bool(rd!(i8).into_iter().map(|v| v != 0).collect())
         }
-        TypeDescriptor::VarLenUnicode => Data::Str(rd!(VarLenUnicode).into_iter().map(|s| s.as_str().to_string()).collect()),
-        TypeDescriptor::VarLenAscii => Data::Str(rd!(VarLenAscii).into_iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::VarLenUnicode => Data::Str(
+            rd!(VarLenUnicode)
+                .into_iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+        ),
+        TypeDescriptor::VarLenAscii => Data::Str(
+            rd!(VarLenAscii)
+                .into_iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+        ),
         other => {
             return Err(Error::Format {
                 file: file.into(),
@@ -137,9 +187,18 @@ fn data_to_json(d: Data, scalar: bool) -> Value {
         Data::Bool(v) => v.into_iter().map(Value::Bool).collect(),
         Data::F32(v) => v.into_iter().map(|x| serde_json::json!(x)).collect(),
         Data::F64(v) => v.into_iter().map(|x| serde_json::json!(x)).collect(),
-        other => other.into_i64().unwrap_or_default().into_iter().map(Value::from).collect(),
+        other => other
+            .into_i64()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Value::from)
+            .collect(),
     };
-    if scalar && arr.len() == 1 { arr.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(arr) }
+    if scalar && arr.len() == 1 {
+        arr.into_iter().next().unwrap_or(Value::Null)
+    } else {
+        Value::Array(arr)
+    }
 }
 
 fn vlen(s: &str, file: &str, key: &str) -> Result<VarLenUnicode> {
@@ -151,21 +210,42 @@ fn vlen(s: &str, file: &str, key: &str) -> Result<VarLenUnicode> {
 }
 
 fn write_attr(loc: &Location, name: &str, v: &Value, file: &str) -> Result<()> {
-    let err = |e: hdf5::Error| Error::Storage { file: file.into(), key: format!("@{name}"), message: e.to_string() };
+    let err = |e: hdf5::Error| Error::Storage {
+        file: file.into(),
+        key: format!("@{name}"),
+        message: e.to_string(),
+    };
     if loc.attr_names().map_err(err)?.iter().any(|n| n == name) {
         loc.delete_attr(name).map_err(err)?;
     }
     match v {
         Value::String(s) => {
-            loc.new_attr::<VarLenUnicode>().create(name).map_err(err)?.write_scalar(&vlen(s, file, name)?).map_err(err)?;
+            loc.new_attr::<VarLenUnicode>()
+                .create(name)
+                .map_err(err)?
+                .write_scalar(&vlen(s, file, name)?)
+                .map_err(err)?;
         }
-        Value::Bool(b) => loc.new_attr::<bool>().create(name).map_err(err)?.write_scalar(b).map_err(err)?,
+        Value::Bool(b) => loc
+            .new_attr::<bool>()
+            .create(name)
+            .map_err(err)?
+            .write_scalar(b)
+            .map_err(err)?,
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
-                loc.new_attr::<i64>().create(name).map_err(err)?.write_scalar(&i).map_err(err)?;
+                loc.new_attr::<i64>()
+                    .create(name)
+                    .map_err(err)?
+                    .write_scalar(&i)
+                    .map_err(err)?;
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                loc.new_attr::<f64>().create(name).map_err(err)?.write_scalar(&f).map_err(err)?;
+                loc.new_attr::<f64>()
+                    .create(name)
+                    .map_err(err)?
+                    .write_scalar(&f)
+                    .map_err(err)?;
             }
         }
         Value::Array(items) => {
@@ -173,19 +253,43 @@ fn write_attr(loc: &Location, name: &str, v: &Value, file: &str) -> Result<()> {
                 // h5py stores an empty list as an empty float64 array; anndata reads it back as [].
                 loc.new_attr::<f64>().shape([0]).create(name).map_err(err)?;
             } else if items.iter().all(|x| x.is_string()) {
-                let vals: Vec<VarLenUnicode> =
-                    items.iter().map(|x| vlen(x.as_str().unwrap_or(""), file, name)).collect::<Result<_>>()?;
-                loc.new_attr::<VarLenUnicode>().shape([vals.len()]).create(name).map_err(err)?.write_raw(&vals).map_err(err)?;
+                let vals: Vec<VarLenUnicode> = items
+                    .iter()
+                    .map(|x| vlen(x.as_str().unwrap_or(""), file, name))
+                    .collect::<Result<_>>()?;
+                loc.new_attr::<VarLenUnicode>()
+                    .shape([vals.len()])
+                    .create(name)
+                    .map_err(err)?
+                    .write_raw(&vals)
+                    .map_err(err)?;
             } else if items.iter().all(|x| x.is_i64() || x.is_u64()) {
                 let vals: Vec<i64> = items.iter().map(|x| x.as_i64().unwrap_or(0)).collect();
-                loc.new_attr::<i64>().shape([vals.len()]).create(name).map_err(err)?.write_raw(&vals).map_err(err)?;
+                loc.new_attr::<i64>()
+                    .shape([vals.len()])
+                    .create(name)
+                    .map_err(err)?
+                    .write_raw(&vals)
+                    .map_err(err)?;
             } else {
-                let vals: Vec<f64> = items.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
-                loc.new_attr::<f64>().shape([vals.len()]).create(name).map_err(err)?.write_raw(&vals).map_err(err)?;
+                let vals: Vec<f64> = items
+                    .iter()
+                    .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                loc.new_attr::<f64>()
+                    .shape([vals.len()])
+                    .create(name)
+                    .map_err(err)?
+                    .write_raw(&vals)
+                    .map_err(err)?;
             }
         }
         Value::Null | Value::Object(_) => {
-            return Err(Error::Format { file: file.into(), key: name.into(), reason: "attribute values must be scalars or arrays".into() });
+            return Err(Error::Format {
+                file: file.into(),
+                key: name.into(),
+                reason: "attribute values must be scalars or arrays".into(),
+            });
         }
     }
     Ok(())
@@ -203,7 +307,11 @@ impl Store for H5Store {
         // Walk the components: `link_exists` on a nested path fails if a parent is missing.
         let mut cur = String::new();
         for part in path.split('/') {
-            let parent = if cur.is_empty() { "/".to_string() } else { cur.clone() };
+            let parent = if cur.is_empty() {
+                "/".to_string()
+            } else {
+                cur.clone()
+            };
             let g = match self.file.group(&parent) {
                 Ok(g) => g,
                 Err(_) => return Ok(None),
@@ -223,7 +331,10 @@ impl Store for H5Store {
     }
 
     fn children(&self, path: &str) -> Result<Vec<String>> {
-        let g = self.file.group(if path.is_empty() { "/" } else { path }).map_err(|e| self.err(path, e))?;
+        let g = self
+            .file
+            .group(if path.is_empty() { "/" } else { path })
+            .map_err(|e| self.err(path, e))?;
         let mut names = g.member_names().map_err(|e| self.err(path, e))?;
         names.sort();
         Ok(names)
@@ -233,7 +344,9 @@ impl Store for H5Store {
         let loc = self.location(path)?;
         let mut out = Map::new();
         for name in loc.attr_names().map_err(|e| self.err(path, e))? {
-            let a = loc.attr(&name).map_err(|e| self.err(&format!("{path}@{name}"), e))?;
+            let a = loc
+                .attr(&name)
+                .map_err(|e| self.err(&format!("{path}@{name}"), e))?;
             let scalar = a.is_scalar();
             match read_container(&a, None, &format!("{path}@{name}"), &self.name) {
                 Ok(d) => {
@@ -246,7 +359,11 @@ impl Store for H5Store {
     }
 
     fn shape(&self, path: &str) -> Result<Vec<usize>> {
-        Ok(self.file.dataset(path).map_err(|e| self.err(path, e))?.shape())
+        Ok(self
+            .file
+            .dataset(path)
+            .map_err(|e| self.err(path, e))?
+            .shape())
     }
 
     fn read(&self, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
@@ -254,7 +371,11 @@ impl Store for H5Store {
         if let Some(r) = &rows {
             let n = ds.shape().first().copied().unwrap_or(0);
             if r.end > n || r.start > r.end {
-                return Err(Error::shape(format!("{}: row range of '{path}'", self.name), format!("within 0..{n}"), format!("{r:?}")));
+                return Err(Error::shape(
+                    format!("{}: row range of '{path}'", self.name),
+                    format!("within 0..{n}"),
+                    format!("{r:?}"),
+                ));
             }
         }
         read_container(&ds, rows, path, &self.name)
@@ -264,7 +385,9 @@ impl Store for H5Store {
         let g = if path.is_empty() {
             self.file.group("/").map_err(|e| self.err(path, e))?
         } else {
-            self.file.create_group(path).map_err(|e| self.err(path, e))?
+            self.file
+                .create_group(path)
+                .map_err(|e| self.err(path, e))?
         };
         for (k, v) in attrs {
             write_attr(&g, k, v, &self.name)?;
@@ -272,15 +395,28 @@ impl Store for H5Store {
         Ok(())
     }
 
-    fn write(&self, path: &str, data: DataRef<'_>, shape: &[usize], attrs: &Map<String, Value>) -> Result<()> {
+    fn write(
+        &self,
+        path: &str,
+        data: DataRef<'_>,
+        shape: &[usize],
+        attrs: &Map<String, Value>,
+    ) -> Result<()> {
         let (g, name) = self.parent_and_name(path)?;
-        let err = |e: hdf5::Error| Error::Storage { file: self.name.clone(), key: path.into(), message: e.to_string() };
+        let err = |e: hdf5::Error| Error::Storage {
+            file: self.name.clone(),
+            key: path.into(),
+            message: e.to_string(),
+        };
         macro_rules! wr {
             ($t:ty, $v:expr) => {{
                 let ds = if shape.is_empty() {
                     g.new_dataset::<$t>().create(name).map_err(err)?
                 } else {
-                    g.new_dataset::<$t>().shape(shape.to_vec()).create(name).map_err(err)?
+                    g.new_dataset::<$t>()
+                        .shape(shape.to_vec())
+                        .create(name)
+                        .map_err(err)?
                 };
                 if !$v.is_empty() {
                     ds.write_raw($v).map_err(err)?;
@@ -297,7 +433,10 @@ impl Store for H5Store {
             DataRef::U32(v) => wr!(u32, v),
             DataRef::Bool(v) => wr!(bool, v),
             DataRef::Str(v) => {
-                let vals: Vec<VarLenUnicode> = v.iter().map(|s| vlen(s, &self.name, path)).collect::<Result<_>>()?;
+                let vals: Vec<VarLenUnicode> = v
+                    .iter()
+                    .map(|s| vlen(s, &self.name, path))
+                    .collect::<Result<_>>()?;
                 wr!(VarLenUnicode, &vals[..])
             }
         };

@@ -32,7 +32,11 @@ pub enum Format {
 impl Format {
     /// Picks the format from the file name: `.h5ad`/`.h5` → H5ad, `.zarr` → Zarr.
     pub fn from_path(path: &Path) -> Result<Format> {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match ext.as_str() {
             "h5ad" | "h5" | "hdf5" => Ok(Format::H5ad),
             "zarr" => Ok(Format::Zarr),
@@ -58,7 +62,10 @@ pub(crate) fn open_store(path: &Path) -> Result<Box<dyn Store>> {
 fn disabled(path: &Path, f: Format) -> Error {
     Error::UnsupportedFormat {
         path: path.into(),
-        reason: format!("scssl-data was built without the `{}` feature", if f == Format::H5ad { "h5ad" } else { "zarr" }),
+        reason: format!(
+            "scssl-data was built without the `{}` feature",
+            if f == Format::H5ad { "h5ad" } else { "zarr" }
+        ),
     }
 }
 
@@ -93,21 +100,36 @@ pub fn read_backed(path: impl AsRef<Path>) -> Result<Backed> {
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut stem = name.clone();
     // keep the extension last so the format is still recognised
     if let Some(dot) = name.rfind('.') {
-        stem = format!("{}.tmp-{}{}", &name[..dot], std::process::id(), &name[dot..]);
+        stem = format!(
+            "{}.tmp-{}{}",
+            &name[..dot],
+            std::process::id(),
+            &name[dot..]
+        );
     }
     path.with_file_name(format!(".{stem}"))
 }
 
 fn remove_path(p: &Path) -> Result<()> {
-    let r = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+    let r = if p.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    };
     match r {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io { path: p.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            path: p.into(),
+            source: e,
+        }),
     }
 }
 
@@ -116,11 +138,20 @@ fn remove_path(p: &Path) -> Result<()> {
 fn commit(tmp: &Path, dst: &Path) -> Result<()> {
     if dst.is_dir() {
         let old = temp_sibling(&dst.with_extension("old.zarr"));
-        std::fs::rename(dst, &old).map_err(|e| Error::Io { path: dst.into(), source: e })?;
-        std::fs::rename(tmp, dst).map_err(|e| Error::Io { path: dst.into(), source: e })?;
+        std::fs::rename(dst, &old).map_err(|e| Error::Io {
+            path: dst.into(),
+            source: e,
+        })?;
+        std::fs::rename(tmp, dst).map_err(|e| Error::Io {
+            path: dst.into(),
+            source: e,
+        })?;
         remove_path(&old)
     } else {
-        std::fs::rename(tmp, dst).map_err(|e| Error::Io { path: dst.into(), source: e })
+        std::fs::rename(tmp, dst).map_err(|e| Error::Io {
+            path: dst.into(),
+            source: e,
+        })
     }
 }
 
@@ -155,13 +186,19 @@ pub fn write_obsm(path: impl AsRef<Path>, key: &str, value: &Array2<f32>) -> Res
     let path = path.as_ref();
     let format = Format::from_path(path)?;
     if key.is_empty() || key.contains('/') {
-        return Err(Error::param("key", format!("obsm key {key:?} must be non-empty and contain no '/'")));
+        return Err(Error::param(
+            "key",
+            format!("obsm key {key:?} must be non-empty and contain no '/'"),
+        ));
     }
     match format {
         #[cfg(feature = "h5ad")]
         Format::H5ad => {
             let tmp = temp_sibling(path);
-            std::fs::copy(path, &tmp).map_err(|e| Error::Io { path: path.into(), source: e })?;
+            std::fs::copy(path, &tmp).map_err(|e| Error::Io {
+                path: path.into(),
+                source: e,
+            })?;
             let r = (|| {
                 let store = h5::H5Store::open_rw(&tmp)?;
                 encoding::write_obsm_entry(&store, key, value)?;

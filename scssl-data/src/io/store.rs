@@ -76,6 +76,10 @@ impl Data {
             Data::Str(v) => v.len(),
         }
     }
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// A short dtype name for messages.
     pub fn dtype_name(&self) -> &'static str {
         match self {
@@ -97,7 +101,14 @@ impl Data {
     pub fn is_integer(&self) -> bool {
         matches!(
             self,
-            Data::I8(_) | Data::I16(_) | Data::I32(_) | Data::I64(_) | Data::U8(_) | Data::U16(_) | Data::U32(_) | Data::U64(_)
+            Data::I8(_)
+                | Data::I16(_)
+                | Data::I32(_)
+                | Data::I64(_)
+                | Data::U8(_)
+                | Data::U16(_)
+                | Data::U32(_)
+                | Data::U64(_)
         )
     }
     /// Converts numbers to `f32` (no-op for `f32`); `None` for strings.
@@ -125,7 +136,9 @@ impl Data {
     pub fn into_bool(self) -> Option<Vec<bool>> {
         match self {
             Data::Bool(v) => Some(v),
-            other => other.into_f64().map(|v| v.into_iter().map(|x| x != 0.0).collect()),
+            other => other
+                .into_f64()
+                .map(|v| v.into_iter().map(|x| x != 0.0).collect()),
         }
     }
     /// Strings; `None` for numbers.
@@ -164,7 +177,13 @@ pub trait Store {
     /// Creates a group with attributes (replacing nothing: the path must be free).
     fn create_group(&self, path: &str, attrs: &Map<String, Value>) -> Result<()>;
     /// Writes an array of the given shape with attributes.
-    fn write(&self, path: &str, data: DataRef<'_>, shape: &[usize], attrs: &Map<String, Value>) -> Result<()>;
+    fn write(
+        &self,
+        path: &str,
+        data: DataRef<'_>,
+        shape: &[usize],
+        attrs: &Map<String, Value>,
+    ) -> Result<()>;
     /// Removes a node and everything below it.
     fn remove(&self, path: &str) -> Result<()>;
     /// Makes every write durable (and, for zarr, refreshes consolidated metadata).
@@ -173,5 +192,9 @@ pub trait Store {
 
 /// Joins path components.
 pub fn join(parent: &str, child: &str) -> String {
-    if parent.is_empty() { child.to_string() } else { format!("{parent}/{child}") }
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}/{child}")
+    }
 }

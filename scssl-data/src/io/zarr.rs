@@ -27,16 +27,21 @@ pub struct ZarrStore {
 const CHUNK_BYTES: usize = 16 << 20;
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io { path: path.into(), source: e }
+    Error::Io {
+        path: path.into(),
+        source: e,
+    }
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Format {
-            file: path.display().to_string(),
-            key: String::new(),
-            reason: format!("invalid JSON: {e}"),
-        }),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Format {
+                file: path.display().to_string(),
+                key: String::new(),
+                reason: format!("invalid JSON: {e}"),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path, e)),
     }
@@ -56,28 +61,61 @@ impl ZarrStore {
         } else if path.join("zarr.json").exists() {
             3
         } else if path.exists() {
-            return Err(Error::Format { file: name, key: "/".into(), reason: "not a zarr group (no .zgroup or zarr.json)".into() });
+            return Err(Error::Format {
+                file: name,
+                key: "/".into(),
+                reason: "not a zarr group (no .zgroup or zarr.json)".into(),
+            });
         } else {
-            return Err(io_err(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+            return Err(io_err(
+                path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
         };
-        let storage = Arc::new(FilesystemStore::new(path).map_err(|e| Error::Storage { file: name.clone(), key: "/".into(), message: e.to_string() })?);
-        Ok(Self { root: path.into(), name, version, storage })
+        let storage = Arc::new(FilesystemStore::new(path).map_err(|e| Error::Storage {
+            file: name.clone(),
+            key: "/".into(),
+            message: e.to_string(),
+        })?);
+        Ok(Self {
+            root: path.into(),
+            name,
+            version,
+            storage,
+        })
     }
 
     /// Creates a new, empty Zarr v2 store (the directory must not exist).
     pub fn create(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
         std::fs::create_dir_all(path).map_err(|e| io_err(path, e))?;
-        let storage = Arc::new(FilesystemStore::new(path).map_err(|e| Error::Storage { file: name.clone(), key: "/".into(), message: e.to_string() })?);
-        Ok(Self { root: path.into(), name, version: 2, storage })
+        let storage = Arc::new(FilesystemStore::new(path).map_err(|e| Error::Storage {
+            file: name.clone(),
+            key: "/".into(),
+            message: e.to_string(),
+        })?);
+        Ok(Self {
+            root: path.into(),
+            name,
+            version: 2,
+            storage,
+        })
     }
 
     fn dir(&self, path: &str) -> PathBuf {
-        if path.is_empty() { self.root.clone() } else { self.root.join(path) }
+        if path.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(path)
+        }
     }
 
     fn err(&self, key: &str, e: impl std::fmt::Display) -> Error {
-        Error::Storage { file: self.name.clone(), key: key.into(), message: e.to_string() }
+        Error::Storage {
+            file: self.name.clone(),
+            key: key.into(),
+            message: e.to_string(),
+        }
     }
 
     fn meta(&self, path: &str) -> Result<Option<Value>> {
@@ -92,7 +130,13 @@ impl ZarrStore {
         }
     }
 
-    fn write_node_meta(&self, path: &str, kind: NodeKind, array_meta: Value, attrs: &Map<String, Value>) -> Result<()> {
+    fn write_node_meta(
+        &self,
+        path: &str,
+        kind: NodeKind,
+        array_meta: Value,
+        attrs: &Map<String, Value>,
+    ) -> Result<()> {
         let d = self.dir(path);
         std::fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
         if self.version == 2 {
@@ -120,7 +164,11 @@ impl ZarrStore {
                 let d = self.dir(&p);
                 for f in [".zgroup", ".zarray", ".zattrs"] {
                     if let Some(v) = read_json(&d.join(f))? {
-                        let key = if p.is_empty() { f.to_string() } else { format!("{p}/{f}") };
+                        let key = if p.is_empty() {
+                            f.to_string()
+                        } else {
+                            format!("{p}/{f}")
+                        };
                         metadata.insert(key, v);
                     }
                 }
@@ -130,7 +178,10 @@ impl ZarrStore {
                     }
                 }
             }
-            write_json(&self.root.join(".zmetadata"), &json!({"metadata": metadata, "zarr_consolidated_format": 1}))
+            write_json(
+                &self.root.join(".zmetadata"),
+                &json!({"metadata": metadata, "zarr_consolidated_format": 1}),
+            )
         } else {
             // Drop v3 consolidated metadata rather than risk a stale copy; zarr then reads each node.
             let p = self.root.join("zarr.json");
@@ -177,7 +228,11 @@ impl Store for ZarrStore {
             Ok(None)
         } else {
             Ok(read_json(&d.join("zarr.json"))?.map(|v| {
-                if v.get("node_type").and_then(|t| t.as_str()) == Some("array") { NodeKind::Array } else { NodeKind::Group }
+                if v.get("node_type").and_then(|t| t.as_str()) == Some("array") {
+                    NodeKind::Array
+                } else {
+                    NodeKind::Group
+                }
             }))
         }
     }
@@ -212,25 +267,46 @@ impl Store for ZarrStore {
     }
 
     fn shape(&self, path: &str) -> Result<Vec<usize>> {
-        let m = self.meta(path)?.ok_or_else(|| self.err(path, "array does not exist"))?;
-        Ok(m.get("shape").and_then(|s| s.as_array()).map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize).collect()).unwrap_or_default())
+        let m = self
+            .meta(path)?
+            .ok_or_else(|| self.err(path, "array does not exist"))?;
+        Ok(m.get("shape")
+            .and_then(|s| s.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as usize)
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     fn read(&self, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
-        let array = Array::open(self.storage.clone(), &format!("/{path}")).map_err(|e| self.err(path, e))?;
+        let array = Array::open(self.storage.clone(), &format!("/{path}"))
+            .map_err(|e| self.err(path, e))?;
         let shape: Vec<u64> = array.shape().to_vec();
         let mut ranges: Vec<Range<u64>> = shape.iter().map(|&s| 0..s).collect();
         if let Some(r) = rows {
             if ranges.is_empty() || r.end as u64 > shape[0] || r.start > r.end {
-                return Err(Error::shape(format!("{}: row range of '{path}'", self.name), format!("within 0..{:?}", shape.first()), format!("{r:?}")));
+                return Err(Error::shape(
+                    format!("{}: row range of '{path}'", self.name),
+                    format!("within 0..{:?}", shape.first()),
+                    format!("{r:?}"),
+                ));
             }
             ranges[0] = r.start as u64..r.end as u64;
         }
         let subset = ArraySubset::new_with_ranges(&ranges);
-        let dt = array.data_type().name(ZarrVersion::V3).map(|c| c.into_owned()).unwrap_or_default();
+        let dt = array
+            .data_type()
+            .name(ZarrVersion::V3)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
         macro_rules! rd {
             ($t:ty) => {
-                array.retrieve_array_subset::<Vec<$t>>(&subset).map_err(|e| self.err(path, e))?
+                array
+                    .retrieve_array_subset::<Vec<$t>>(&subset)
+                    .map_err(|e| self.err(path, e))?
             };
         }
         Ok(match dt.as_str() {
@@ -247,7 +323,11 @@ impl Store for ZarrStore {
             "bool" => Data::Bool(rd!(bool)),
             "string" => Data::Str(rd!(String)),
             other => {
-                return Err(Error::Format { file: self.name.clone(), key: path.into(), reason: format!("unsupported zarr data type '{other}'") });
+                return Err(Error::Format {
+                    file: self.name.clone(),
+                    key: path.into(),
+                    reason: format!("unsupported zarr data type '{other}'"),
+                });
             }
         })
     }
@@ -256,7 +336,13 @@ impl Store for ZarrStore {
         self.write_node_meta(path, NodeKind::Group, Value::Null, attrs)
     }
 
-    fn write(&self, path: &str, data: DataRef<'_>, shape: &[usize], attrs: &Map<String, Value>) -> Result<()> {
+    fn write(
+        &self,
+        path: &str,
+        data: DataRef<'_>,
+        shape: &[usize],
+        attrs: &Map<String, Value>,
+    ) -> Result<()> {
         let n_elems: usize = shape.iter().product();
         let (v2_dtype, v3_dtype, size, fill): (&str, &str, usize, Value) = match data {
             DataRef::F32(_) => ("<f4", "float32", 4, json!(0.0)),
@@ -279,10 +365,22 @@ impl Store for ZarrStore {
             DataRef::Str(v) => v.len(),
         };
         if len != n_elems {
-            return Err(Error::shape(format!("{}: data for '{path}'", self.name), n_elems, len));
+            return Err(Error::shape(
+                format!("{}: data for '{path}'", self.name),
+                n_elems,
+                len,
+            ));
         }
-        let avg_str = if let DataRef::Str(v) = data { v.iter().map(|s| s.len() + 4).sum::<usize>() / v.len().max(1) } else { 0 };
-        let rows_per_chunk = if shape.is_empty() { 1 } else { chunk_rows(shape, size.max(avg_str)) };
+        let avg_str = if let DataRef::Str(v) = data {
+            v.iter().map(|s| s.len() + 4).sum::<usize>() / v.len().max(1)
+        } else {
+            0
+        };
+        let rows_per_chunk = if shape.is_empty() {
+            1
+        } else {
+            chunk_rows(shape, size.max(avg_str))
+        };
         let chunk_shape: Vec<usize> = if shape.is_empty() {
             vec![]
         } else {
@@ -311,13 +409,24 @@ impl Store for ZarrStore {
         let d = self.dir(path);
         let row_elems: usize = shape.iter().skip(1).product::<usize>().max(1);
         let n_rows = shape.first().copied().unwrap_or(1);
-        let n_chunks = if shape.is_empty() { 1 } else { n_rows.div_ceil(rows_per_chunk) };
+        let n_chunks = if shape.is_empty() {
+            1
+        } else {
+            n_rows.div_ceil(rows_per_chunk)
+        };
         for c in 0..n_chunks {
             let r0 = c * rows_per_chunk;
             // every chunk is stored at full chunk size; the last one is padded with the fill value
-            let (a, b) = (r0 * row_elems, ((r0 + rows_per_chunk).min(n_rows.max(1))) * row_elems);
+            let (a, b) = (
+                r0 * row_elems,
+                ((r0 + rows_per_chunk).min(n_rows.max(1))) * row_elems,
+            );
             let (a, b) = if shape.is_empty() { (0, 1) } else { (a, b) };
-            let full = if shape.is_empty() { 1 } else { rows_per_chunk * row_elems };
+            let full = if shape.is_empty() {
+                1
+            } else {
+                rows_per_chunk * row_elems
+            };
             macro_rules! bytes_of {
                 ($v:expr, $t:ty) => {{
                     let mut out = Vec::with_capacity(full * std::mem::size_of::<$t>());
@@ -348,8 +457,15 @@ impl Store for ZarrStore {
             };
             let key: PathBuf = if self.version == 2 {
                 let mut parts = vec![c.to_string()];
-                parts.extend(std::iter::repeat_n("0".to_string(), shape.len().saturating_sub(1)));
-                if shape.is_empty() { d.join("0") } else { d.join(parts.join(".")) }
+                parts.extend(std::iter::repeat_n(
+                    "0".to_string(),
+                    shape.len().saturating_sub(1),
+                ));
+                if shape.is_empty() {
+                    d.join("0")
+                } else {
+                    d.join(parts.join("."))
+                }
             } else {
                 let mut p = d.join("c");
                 if !shape.is_empty() {

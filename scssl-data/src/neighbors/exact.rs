@@ -18,22 +18,39 @@ pub fn knn_exact(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
 }
 
 /// Exact `k` nearest rows of `reference` for every row of `query` (no self convention).
-pub fn knn_query(reference: ArrayView2<'_, f32>, query: ArrayView2<'_, f32>, k: usize) -> Result<(Array2<u32>, Array2<f32>)> {
+pub fn knn_query(
+    reference: ArrayView2<'_, f32>,
+    query: ArrayView2<'_, f32>,
+    k: usize,
+) -> Result<(Array2<u32>, Array2<f32>)> {
     check_input(reference, k)?;
     if query.ncols() != reference.ncols() {
-        return Err(crate::Error::shape("query dimensions", reference.ncols(), query.ncols()));
+        return Err(crate::Error::shape(
+            "query dimensions",
+            reference.ncols(),
+            query.ncols(),
+        ));
     }
     search(reference, query, k, false)
 }
 
-fn search(db: ArrayView2<'_, f32>, q: ArrayView2<'_, f32>, k: usize, self_first: bool) -> Result<(Array2<u32>, Array2<f32>)> {
+fn search(
+    db: ArrayView2<'_, f32>,
+    q: ArrayView2<'_, f32>,
+    k: usize,
+    self_first: bool,
+) -> Result<(Array2<u32>, Array2<f32>)> {
     let db = db.as_standard_layout().to_owned();
     let q = q.as_standard_layout().to_owned();
     let (n, d) = db.dim();
     let m = q.nrows();
     let dbs = db.as_slice().unwrap_or(&[]);
     let qs = q.as_slice().unwrap_or(&[]);
-    let norms: Vec<f32> = db.rows().into_iter().map(|r| r.iter().map(|v| v * v).sum()).collect();
+    let norms: Vec<f32> = db
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect();
     let dbm = MatRef::from_row_major_slice(dbs, n, d);
     let keep = (k + EXTRA).min(n);
     let blocks: Vec<usize> = (0..m).step_by(QUERY_BLOCK).collect();
@@ -43,7 +60,14 @@ fn search(db: ArrayView2<'_, f32>, q: ArrayView2<'_, f32>, k: usize, self_first:
             let e = (s + QUERY_BLOCK).min(m);
             let qb = MatRef::from_row_major_slice(&qs[s * d..e * d], e - s, d);
             let mut dots = faer::Mat::<f32>::zeros(e - s, n);
-            faer::linalg::matmul::matmul(dots.as_mut(), faer::Accum::Replace, qb, dbm.transpose(), 1.0, Par::Seq);
+            faer::linalg::matmul::matmul(
+                dots.as_mut(),
+                faer::Accum::Replace,
+                qb,
+                dbm.transpose(),
+                1.0,
+                Par::Seq,
+            );
             let mut out = Vec::with_capacity(e - s);
             let mut cand: Vec<(f32, u32)> = Vec::with_capacity(n);
             for (r, i) in (s..e).enumerate() {
@@ -56,13 +80,23 @@ fn search(db: ArrayView2<'_, f32>, q: ArrayView2<'_, f32>, k: usize, self_first:
                     }
                     cand.push(((qn + norms[j] - 2.0 * dots[(r, j)]).max(0.0), j as u32));
                 }
-                let want = if self_first { keep.saturating_sub(1) } else { keep }.min(cand.len());
+                let want = if self_first {
+                    keep.saturating_sub(1)
+                } else {
+                    keep
+                }
+                .min(cand.len());
                 if want > 0 && want < cand.len() {
-                    cand.select_nth_unstable_by(want - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    cand.select_nth_unstable_by(want - 1, |a, b| {
+                        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+                    });
                     cand.truncate(want);
                 }
                 // re-rank the candidates by the exact distance
-                let mut exact: Vec<(f32, u32)> = cand.iter().map(|&(_, j)| (dist(qrow, &dbs[j as usize * d..(j as usize + 1) * d]), j)).collect();
+                let mut exact: Vec<(f32, u32)> = cand
+                    .iter()
+                    .map(|&(_, j)| (dist(qrow, &dbs[j as usize * d..(j as usize + 1) * d]), j))
+                    .collect();
                 exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 let mut idx = Vec::with_capacity(k);
                 let mut ds = Vec::with_capacity(k);
@@ -97,7 +131,13 @@ mod tests {
 
     #[test]
     fn brute_force_agrees() {
-        let x = array![[0.0f32, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0], [1.0, 1.0]];
+        let x = array![
+            [0.0f32, 0.0],
+            [1.0, 0.0],
+            [0.0, 2.0],
+            [5.0, 5.0],
+            [1.0, 1.0]
+        ];
         let nn = knn_exact(x.view(), 3).unwrap();
         assert_eq!(nn.indices.row(0).to_vec(), vec![0, 1, 4]);
         assert_eq!(nn.distances[[0, 0]], 0.0);

@@ -39,7 +39,11 @@ pub fn fuzzy_connectivities(nn: &Neighbors) -> CsrMatrix {
                     mid = (lo + hi) / 2.0;
                 } else {
                     lo = mid;
-                    if hi == f64::INFINITY { mid *= 2.0 } else { mid = (lo + hi) / 2.0 }
+                    if hi == f64::INFINITY {
+                        mid *= 2.0
+                    } else {
+                        mid = (lo + hi) / 2.0
+                    }
                 }
             }
             let mut sigma = mid as f32;
@@ -58,7 +62,11 @@ pub fn fuzzy_connectivities(nn: &Neighbors) -> CsrMatrix {
                     continue;
                 }
                 let diff = nn.distances[[i, j]] - rho;
-                let w = if diff <= 0.0 || sigma == 0.0 { 1.0 } else { (-(diff / sigma)).exp() };
+                let w = if diff <= 0.0 || sigma == 0.0 {
+                    1.0
+                } else {
+                    (-(diff / sigma)).exp()
+                };
                 row.push((c, w));
             }
             row
@@ -124,14 +132,22 @@ fn fuzzy_union(a: &CsrMatrix) -> CsrMatrix {
 
 /// kNN computed separately inside each group (e.g. batch), as global cell ids, self excluded:
 /// row `i` lists up to `k` neighbours from `i`'s own group (fewer if the group is small).
-pub fn knn_within_groups(x: ArrayView2<'_, f32>, groups: &[u32], k: usize, method: KnnMethod, seed: u64) -> Result<Vec<Vec<u32>>> {
+pub fn knn_within_groups(
+    x: ArrayView2<'_, f32>,
+    groups: &[u32],
+    k: usize,
+    method: KnnMethod,
+    seed: u64,
+) -> Result<Vec<Vec<u32>>> {
     if groups.len() != x.nrows() {
         return Err(Error::shape("group codes", x.nrows(), groups.len()));
     }
     let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
     let mut out = vec![vec![]; x.nrows()];
     for g in 0..n_groups {
-        let members: Vec<usize> = (0..x.nrows()).filter(|&i| groups[i] as usize == g).collect();
+        let members: Vec<usize> = (0..x.nrows())
+            .filter(|&i| groups[i] as usize == g)
+            .collect();
         if members.len() < 2 {
             continue;
         }
@@ -139,7 +155,13 @@ pub fn knn_within_groups(x: ArrayView2<'_, f32>, groups: &[u32], k: usize, metho
         let kk = (k + 1).min(members.len());
         let nn = knn(sub.view(), kk, method, seed)?;
         for (r, &i) in members.iter().enumerate() {
-            out[i] = nn.indices.row(r).iter().skip(1).map(|&j| members[j as usize] as u32).collect();
+            out[i] = nn
+                .indices
+                .row(r)
+                .iter()
+                .skip(1)
+                .map(|&j| members[j as usize] as u32)
+                .collect();
         }
     }
     Ok(out)
@@ -162,7 +184,12 @@ impl Bbknn {
         (0..self.connectivities.n_rows())
             .map(|i| {
                 let (c, v) = self.connectivities.row(i);
-                let mut p: Vec<(f32, u32)> = v.iter().copied().zip(c.iter().copied()).filter(|e| e.1 as usize != i).collect();
+                let mut p: Vec<(f32, u32)> = v
+                    .iter()
+                    .copied()
+                    .zip(c.iter().copied())
+                    .filter(|e| e.1 as usize != i)
+                    .collect();
                 p.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 p.into_iter().map(|e| e.1).collect()
             })
@@ -173,7 +200,12 @@ impl Bbknn {
 /// Builds the BBKNN graph on an embedding (usually 50 PCs). `trim` keeps each cell's strongest
 /// `trim` connectivities (bbknn's default `10 · neighbors_within_batch · n_batches` when `None`;
 /// 0 disables trimming). Needs at least two batches.
-pub fn bbknn(x: ArrayView2<'_, f32>, batches: &[u32], neighbors_within_batch: usize, trim: Option<usize>) -> Result<Bbknn> {
+pub fn bbknn(
+    x: ArrayView2<'_, f32>,
+    batches: &[u32],
+    neighbors_within_batch: usize,
+    trim: Option<usize>,
+) -> Result<Bbknn> {
     let n = x.nrows();
     if batches.len() != n {
         return Err(Error::shape("batch codes", n, batches.len()));
@@ -182,9 +214,16 @@ pub fn bbknn(x: ArrayView2<'_, f32>, batches: &[u32], neighbors_within_batch: us
         return Err(Error::param("neighbors_within_batch", "must be at least 1"));
     }
     let nb = batches.iter().map(|&b| b as usize + 1).max().unwrap_or(0);
-    let present = (0..nb).filter(|&b| batches.iter().any(|&c| c as usize == b)).count();
+    let present = (0..nb)
+        .filter(|&b| batches.iter().any(|&c| c as usize == b))
+        .count();
     if present < 2 {
-        return Err(Error::TooFewGroups { what: "BBKNN", key: "batch".into(), needed: 2, found: present });
+        return Err(Error::TooFewGroups {
+            what: "BBKNN",
+            key: "batch".into(),
+            needed: 2,
+            found: present,
+        });
     }
     let mut cand: Vec<Vec<(f32, u32)>> = vec![vec![]; n];
     for b in 0..nb {
@@ -227,7 +266,10 @@ pub fn bbknn(x: ArrayView2<'_, f32>, batches: &[u32], neighbors_within_batch: us
     if trim > 0 {
         conn = trim_rows(&conn, trim);
     }
-    Ok(Bbknn { neighbors, connectivities: conn })
+    Ok(Bbknn {
+        neighbors,
+        connectivities: conn,
+    })
 }
 
 fn trim_rows(m: &CsrMatrix, trim: usize) -> CsrMatrix {
@@ -249,7 +291,13 @@ fn trim_rows(m: &CsrMatrix, trim: usize) -> CsrMatrix {
     let rows: Vec<Vec<(u32, f32)>> = (0..n)
         .map(|i| {
             let mut p: std::collections::BTreeMap<u32, f32> = std::collections::BTreeMap::new();
-            for (c, v) in t.row(i).0.iter().zip(t.row(i).1).chain(tt.row(i).0.iter().zip(tt.row(i).1)) {
+            for (c, v) in t
+                .row(i)
+                .0
+                .iter()
+                .zip(t.row(i).1)
+                .chain(tt.row(i).0.iter().zip(tt.row(i).1))
+            {
                 let e = p.entry(*c).or_insert(0.0);
                 *e = e.max(*v);
             }
@@ -284,7 +332,12 @@ impl MnnPairs {
 
 /// Mutual nearest neighbours between every pair of batches in an embedding (typically PCA
 /// rows, L2-normalised when `cosine` is set, as in mnnCorrect/CLAIRE). Needs two batches.
-pub fn mutual_nearest_neighbors(x: ArrayView2<'_, f32>, batches: &[u32], k: usize, cosine: bool) -> Result<MnnPairs> {
+pub fn mutual_nearest_neighbors(
+    x: ArrayView2<'_, f32>,
+    batches: &[u32],
+    k: usize,
+    cosine: bool,
+) -> Result<MnnPairs> {
     let n = x.nrows();
     if batches.len() != n {
         return Err(Error::shape("batch codes", n, batches.len()));
@@ -302,10 +355,17 @@ pub fn mutual_nearest_neighbors(x: ArrayView2<'_, f32>, batches: &[u32], k: usiz
         }
     }
     let nb = batches.iter().map(|&b| b as usize + 1).max().unwrap_or(0);
-    let members: Vec<Vec<usize>> = (0..nb).map(|b| (0..n).filter(|&i| batches[i] as usize == b).collect()).collect();
+    let members: Vec<Vec<usize>> = (0..nb)
+        .map(|b| (0..n).filter(|&i| batches[i] as usize == b).collect())
+        .collect();
     let present = members.iter().filter(|m| !m.is_empty()).count();
     if present < 2 {
-        return Err(Error::TooFewGroups { what: "mutual nearest neighbours", key: "batch".into(), needed: 2, found: present });
+        return Err(Error::TooFewGroups {
+            what: "mutual nearest neighbours",
+            key: "batch".into(),
+            needed: 2,
+            found: present,
+        });
     }
     let mut pairs = vec![];
     for bi in 0..nb {
@@ -339,7 +399,13 @@ mod tests {
 
     #[test]
     fn connectivities_are_symmetric_without_self() {
-        let x = array![[0.0f32, 0.0], [1.0, 0.0], [0.0, 1.0], [4.0, 4.0], [4.5, 4.0]];
+        let x = array![
+            [0.0f32, 0.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [4.0, 4.0],
+            [4.5, 4.0]
+        ];
         let nn = knn_exact(x.view(), 3).unwrap();
         let w = fuzzy_connectivities(&nn);
         let d = w.to_dense();

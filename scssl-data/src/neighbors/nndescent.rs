@@ -6,6 +6,9 @@
 //! as "keep the k smallest (distance, id)", which does not depend on arrival order.
 
 use ndarray::{Array2, ArrayView2};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rayon::prelude::*;
 
 use super::{Neighbors, check_input, dist};
@@ -26,11 +29,22 @@ pub struct NnDescentParams {
     pub n_iters: Option<usize>,
     /// Stop when fewer than `delta · n · k` neighbours changed in a round.
     pub delta: f64,
+    /// Neighbour lists are kept `oversample` times longer than `k` during the search and cut
+    /// to `k` at the end: slower, but the search escapes more local optima (higher recall).
+    pub oversample: f64,
 }
 
 impl Default for NnDescentParams {
     fn default() -> Self {
-        Self { seed: 0, n_trees: None, leaf_size: 30, max_candidates: 30, n_iters: None, delta: 0.001 }
+        Self {
+            seed: 0,
+            n_trees: None,
+            leaf_size: 30,
+            max_candidates: 30,
+            n_iters: None,
+            delta: 0.001,
+            oversample: 2.0,
+        }
     }
 }
 
@@ -58,9 +72,6 @@ struct NnList {
 }
 
 impl NnList {
-    fn worst(&self, cap: usize) -> f32 {
-        if self.items.len() < cap { f32::INFINITY } else { self.items[cap - 1].d }
-    }
     fn push(&mut self, cap: usize, d: f32, id: u32) -> bool {
         if self.items.len() >= cap {
             let w = self.items[cap - 1];
@@ -114,7 +125,13 @@ fn rp_tree_leaves(data: &Data, n: usize, leaf_size: usize, seed: u64, tree: u64)
         let offset: f32 = ra.iter().zip(rb).map(|(p, q)| (p * p - q * q) / 2.0).sum();
         side.clear();
         side.extend(pts.iter().map(|&p| {
-            let m: f32 = data.row(p).iter().zip(&normal).map(|(v, w)| v * w).sum::<f32>() - offset;
+            let m: f32 = data
+                .row(p)
+                .iter()
+                .zip(&normal)
+                .map(|(v, w)| v * w)
+                .sum::<f32>()
+                - offset;
             if m > 0.0 {
                 true
             } else if m < 0.0 {
@@ -141,158 +158,225 @@ fn rp_tree_leaves(data: &Data, n: usize, leaf_size: usize, seed: u64, tree: u64)
     leaves
 }
 
-fn apply(lists: &mut [NnList], mut updates: Vec<(u32, f32, u32)>, cap: usize) -> usize {
-    updates.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-    // split the sorted updates into per-target runs, then apply runs in parallel
-    let mut runs: Vec<(u32, usize, usize)> = vec![];
-    let mut s = 0;
-    while s < updates.len() {
-        let t = updates[s].0;
-        let mut e = s;
-        while e < updates.len() && updates[e].0 == t {
-            e += 1;
-        }
-        runs.push((t, s, e));
-        s = e;
+/// Offers `(d, id)` to `list`; the final content of every list is the `cap` smallest
+/// (distance, id) pairs offered, whatever the order of offers, so concurrent offers from
+/// several threads give the same result as a sequential run.
+#[inline]
+fn offer(lists: &[Mutex<NnList>], worst: &[AtomicU32], cap: usize, p: u32, d: f32, id: u32) {
+    // Lock-free rejection: the published worst distance only decreases, so a stale value can
+    // only let an offer through to the locked check, never wrongly reject one.
+    if d > f32::from_bits(worst[p as usize].load(Ordering::Relaxed)) {
+        return;
     }
-    let mut slots: Vec<Option<&mut NnList>> = lists.iter_mut().map(Some).collect();
-    let mut work: Vec<(&mut NnList, &[(u32, f32, u32)])> = Vec::with_capacity(runs.len());
-    for &(t, s, e) in &runs {
-        if let Some(l) = slots[t as usize].take() {
-            work.push((l, &updates[s..e]));
-        }
+    let mut l = lists[p as usize].lock().unwrap_or_else(|e| e.into_inner());
+    if l.push(cap, d, id) && l.items.len() >= cap {
+        worst[p as usize].store(l.items[cap - 1].d.to_bits(), Ordering::Relaxed);
     }
-    work.into_par_iter().map(|(l, ups)| ups.iter().filter(|u| l.push(cap, u.1, u.2)).count()).sum()
 }
 
 /// Approximate `k` nearest neighbours (self first at distance 0) of every row of `x`.
-pub fn knn_nndescent(x: ArrayView2<'_, f32>, k: usize, params: &NnDescentParams) -> Result<Neighbors> {
+pub fn knn_nndescent(
+    x: ArrayView2<'_, f32>,
+    k: usize,
+    params: &NnDescentParams,
+) -> Result<Neighbors> {
     check_input(x, k)?;
     let x = x.as_standard_layout().to_owned();
     let (n, d) = x.dim();
-    let data = Data { x: x.as_slice().unwrap_or(&[]), d };
-    let cap = k - 1; // neighbours besides self
+    let data = Data {
+        x: x.as_slice().unwrap_or(&[]),
+        d,
+    };
+    let out_cap = k - 1; // neighbours besides self
+    let cap = if out_cap == 0 {
+        0
+    } else {
+        ((out_cap as f64 * params.oversample.max(1.0)).ceil() as usize).min(n - 1)
+    };
     let seed = params.seed;
-    let mut lists: Vec<NnList> = (0..n).map(|_| NnList { items: Vec::with_capacity(cap + 1) }).collect();
-    if cap > 0 {
-        let n_trees = params.n_trees.unwrap_or_else(|| (5 + ((n as f64).sqrt() / 20.0).round() as usize).min(64));
-        let leaf = params.leaf_size.max(cap + 1);
-        for t in 0..n_trees {
-            let leaves = rp_tree_leaves(&data, n, leaf, seed, t as u64);
-            let thr: Vec<f32> = lists.iter().map(|l| l.worst(cap)).collect();
-            let ups: Vec<(u32, f32, u32)> = leaves
-                .par_iter()
-                .flat_map_iter(|leaf| {
-                    let mut out = vec![];
-                    for (ai, &a) in leaf.iter().enumerate() {
-                        for &b in &leaf[ai + 1..] {
-                            let dd = data.dist(a, b);
-                            if dd < thr[a as usize] {
-                                out.push((a, dd, b));
-                            }
-                            if dd < thr[b as usize] {
-                                out.push((b, dd, a));
-                            }
-                        }
-                    }
-                    out
-                })
-                .collect();
-            apply(&mut lists, ups, cap);
-        }
-        // top up lists that are still short with random points
-        let ups: Vec<(u32, f32, u32)> = (0..n as u32)
-            .into_par_iter()
-            .flat_map_iter(|p| {
-                let have = lists[p as usize].items.len();
-                let mut out = vec![];
-                let mut t = 0u64;
-                while have + out.len() < cap && t < 4 * cap as u64 + 16 {
-                    let q = (key(seed, 0xFEED, p as u64, t) % n as u64) as u32;
-                    t += 1;
-                    if q != p {
-                        out.push((p, data.dist(p, q), q));
-                    }
-                }
-                out
+    let lists: Vec<Mutex<NnList>> = (0..n)
+        .map(|_| {
+            Mutex::new(NnList {
+                items: Vec::with_capacity(cap + 1),
             })
+        })
+        .collect();
+    let worst: Vec<AtomicU32> = (0..n)
+        .map(|_| AtomicU32::new(f32::INFINITY.to_bits()))
+        .collect();
+    let clock = std::time::Instant::now();
+    if cap > 0 {
+        let n_trees = params
+            .n_trees
+            .unwrap_or_else(|| (5 + ((n as f64).sqrt() / 20.0).round() as usize).min(64));
+        let leaf = params.leaf_size.max(cap + 1);
+        let forest: Vec<Vec<Vec<u32>>> = (0..n_trees)
+            .into_par_iter()
+            .map(|t| rp_tree_leaves(&data, n, leaf, seed, t as u64))
             .collect();
-        apply(&mut lists, ups, cap);
-
-        let n_iters = params.n_iters.unwrap_or_else(|| ((n as f64).log2().round() as usize).max(5));
-        let mc = params.max_candidates.max(1);
-        for it in 0..n_iters {
-            // sample new (and collect old) candidates, marking sampled ones as old
-            let mut new_c: Vec<Vec<u32>> = vec![vec![]; n];
-            let mut old_c: Vec<Vec<u32>> = vec![vec![]; n];
-            lists.par_iter_mut().zip(new_c.par_iter_mut().zip(old_c.par_iter_mut())).enumerate().for_each(|(p, (l, (nc, oc)))| {
-                let mut fresh: Vec<(u64, usize)> = l.items.iter().enumerate().filter(|(_, e)| e.new).map(|(i, e)| (key(seed, it as u64 + 1, p as u64, e.id as u64), i)).collect();
-                fresh.sort_unstable();
-                fresh.truncate(mc);
-                for &(_, i) in &fresh {
-                    l.items[i].new = false;
-                    nc.push(l.items[i].id);
-                }
-                let mut old: Vec<(u64, u32)> = l.items.iter().filter(|e| !e.new && !nc.contains(&e.id)).map(|e| (key(seed, it as u64 + 1, p as u64 ^ 0xF0F0, e.id as u64), e.id)).collect();
-                old.sort_unstable();
-                oc.extend(old.into_iter().take(mc).map(|(_, id)| id));
-            });
-            // reverse candidates, capped at random
-            let mut rev_new: Vec<Vec<(u64, u32)>> = vec![vec![]; n];
-            let mut rev_old: Vec<Vec<(u64, u32)>> = vec![vec![]; n];
-            for p in 0..n {
-                for &q in &new_c[p] {
-                    rev_new[q as usize].push((key(seed, it as u64 + 101, q as u64, p as u64), p as u32));
-                }
-                for &q in &old_c[p] {
-                    rev_old[q as usize].push((key(seed, it as u64 + 201, q as u64, p as u64), p as u32));
+        forest.par_iter().flatten().for_each(|leaf| {
+            for (ai, &a) in leaf.iter().enumerate() {
+                for &b in &leaf[ai + 1..] {
+                    let dd = data.dist(a, b);
+                    offer(&lists, &worst, cap, a, dd, b);
+                    offer(&lists, &worst, cap, b, dd, a);
                 }
             }
-            let merged: Vec<(Vec<u32>, Vec<u32>)> = (0..n)
-                .into_par_iter()
-                .map(|p| {
-                    let mut nw = new_c[p].clone();
-                    let mut rn = rev_new[p].clone();
-                    rn.sort_unstable();
-                    nw.extend(rn.into_iter().take(mc).map(|(_, q)| q));
+        });
+        drop(forest);
+        tracing::debug!("nn-descent: {n_trees} RP trees in {:.2?}", clock.elapsed());
+        // top up lists that are still short with random points
+        (0..n as u32).into_par_iter().for_each(|p| {
+            let have = lists[p as usize].lock().map(|l| l.items.len()).unwrap_or(0);
+            let mut t = 0u64;
+            let mut added = 0;
+            while have + added < cap && t < 4 * cap as u64 + 16 {
+                let q = (key(seed, 0xFEED, p as u64, t) % n as u64) as u32;
+                t += 1;
+                if q != p {
+                    offer(&lists, &worst, cap, p, data.dist(p, q), q);
+                    added += 1;
+                }
+            }
+        });
+        let n_iters = params
+            .n_iters
+            .unwrap_or_else(|| ((n as f64).log2().round() as usize).max(5));
+        let mc = params.max_candidates.max(1);
+        for it in 0..n_iters {
+            // forward candidates: up to `mc` new ones sampled by random priority (then marked
+            // old) and up to `mc` old ones, in flat per-point slots
+            let mut fwd_new = vec![u32::MAX; n * mc];
+            let mut fwd_old = vec![u32::MAX; n * mc];
+            lists
+                .par_iter()
+                .zip(fwd_new.par_chunks_mut(mc).zip(fwd_old.par_chunks_mut(mc)))
+                .enumerate()
+                .for_each(|(p, (l, (nc, oc)))| {
+                    let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut fresh: Vec<(u64, usize)> = l
+                        .items
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| e.new)
+                        .map(|(i, e)| (key(seed, it as u64 + 1, p as u64, e.id as u64), i))
+                        .collect();
+                    fresh.sort_unstable();
+                    fresh.truncate(mc);
+                    let mut old: Vec<(u64, u32)> = l
+                        .items
+                        .iter()
+                        .filter(|e| !e.new)
+                        .map(|e| {
+                            (
+                                key(seed, it as u64 + 1, p as u64 ^ 0xF0F0, e.id as u64),
+                                e.id,
+                            )
+                        })
+                        .collect();
+                    old.sort_unstable();
+                    for (slot, &(_, i)) in fresh.iter().enumerate() {
+                        l.items[i].new = false;
+                        nc[slot] = l.items[i].id;
+                    }
+                    for (slot, &(_, id)) in old.iter().take(mc).enumerate() {
+                        oc[slot] = id;
+                    }
+                });
+            // reverse candidates: keep the `mc` with the smallest random priority per point
+            let mut rev_new = vec![(u64::MAX, u32::MAX); n * mc];
+            let mut rev_old = vec![(u64::MAX, u32::MAX); n * mc];
+            fn keep_top(slots: &mut [(u64, u32)], item: (u64, u32)) {
+                if item.0 >= slots[slots.len() - 1].0 {
+                    return;
+                }
+                let pos = slots.partition_point(|s| s.0 < item.0);
+                slots.copy_within(pos..slots.len() - 1, pos + 1);
+                slots[pos] = item;
+            }
+            for p in 0..n {
+                for &q in fwd_new[p * mc..(p + 1) * mc]
+                    .iter()
+                    .take_while(|&&q| q != u32::MAX)
+                {
+                    keep_top(
+                        &mut rev_new[q as usize * mc..(q as usize + 1) * mc],
+                        (key(seed, it as u64 + 101, q as u64, p as u64), p as u32),
+                    );
+                }
+                for &q in fwd_old[p * mc..(p + 1) * mc]
+                    .iter()
+                    .take_while(|&&q| q != u32::MAX)
+                {
+                    keep_top(
+                        &mut rev_old[q as usize * mc..(q as usize + 1) * mc],
+                        (key(seed, it as u64 + 201, q as u64, p as u64), p as u32),
+                    );
+                }
+            }
+            tracing::debug!(
+                "nn-descent round {it}: candidates at {:.2?}",
+                clock.elapsed()
+            );
+            (0..n).into_par_iter().for_each_init(
+                || (Vec::with_capacity(2 * mc), Vec::with_capacity(2 * mc)),
+                |(nw, od), p| {
+                    nw.clear();
+                    od.clear();
+                    nw.extend(
+                        fwd_new[p * mc..(p + 1) * mc]
+                            .iter()
+                            .copied()
+                            .take_while(|&q| q != u32::MAX),
+                    );
+                    nw.extend(
+                        rev_new[p * mc..(p + 1) * mc]
+                            .iter()
+                            .map(|e| e.1)
+                            .take_while(|&q| q != u32::MAX),
+                    );
                     nw.sort_unstable();
                     nw.dedup();
-                    let mut od = old_c[p].clone();
-                    let mut ro = rev_old[p].clone();
-                    ro.sort_unstable();
-                    od.extend(ro.into_iter().take(mc).map(|(_, q)| q));
+                    od.extend(
+                        fwd_old[p * mc..(p + 1) * mc]
+                            .iter()
+                            .copied()
+                            .take_while(|&q| q != u32::MAX),
+                    );
+                    od.extend(
+                        rev_old[p * mc..(p + 1) * mc]
+                            .iter()
+                            .map(|e| e.1)
+                            .take_while(|&q| q != u32::MAX),
+                    );
                     od.sort_unstable();
                     od.dedup();
                     od.retain(|q| nw.binary_search(q).is_err());
-                    (nw, od)
-                })
-                .collect();
-            drop(rev_new);
-            drop(rev_old);
-            let thr: Vec<f32> = lists.iter().map(|l| l.worst(cap)).collect();
-            let ups: Vec<(u32, f32, u32)> = merged
-                .par_iter()
-                .flat_map_iter(|(nw, od)| {
-                    let mut out = vec![];
                     for (ai, &a) in nw.iter().enumerate() {
                         for &b in nw[ai + 1..].iter().chain(od.iter()) {
                             if a == b {
                                 continue;
                             }
                             let dd = data.dist(a, b);
-                            if dd < thr[a as usize] {
-                                out.push((a, dd, b));
-                            }
-                            if dd < thr[b as usize] {
-                                out.push((b, dd, a));
-                            }
+                            offer(&lists, &worst, cap, a, dd, b);
+                            offer(&lists, &worst, cap, b, dd, a);
                         }
                     }
-                    out
+                },
+            );
+            // entries that arrived this round (order-independent, unlike a count of inserts)
+            let changed: usize = lists
+                .par_iter()
+                .map(|l| {
+                    l.lock()
+                        .map(|l| l.items.iter().filter(|e| e.new).count())
+                        .unwrap_or(0)
                 })
-                .collect();
-            let changed = apply(&mut lists, ups, cap);
-            tracing::debug!("nn-descent round {it}: {changed} updates");
+                .sum();
+            tracing::debug!(
+                "nn-descent round {it}: {changed} new neighbours at {:.2?}",
+                clock.elapsed()
+            );
             if (changed as f64) < params.delta * n as f64 * k as f64 {
                 break;
             }
@@ -300,9 +384,10 @@ pub fn knn_nndescent(x: ArrayView2<'_, f32>, k: usize, params: &NnDescentParams)
     }
     let mut indices = Array2::<u32>::zeros((n, k));
     let mut distances = Array2::<f32>::zeros((n, k));
-    for (i, l) in lists.iter().enumerate() {
+    for (i, l) in lists.into_iter().enumerate() {
+        let l = l.into_inner().unwrap_or_else(|e| e.into_inner());
         indices[[i, 0]] = i as u32;
-        for (c, e) in l.items.iter().take(cap).enumerate() {
+        for (c, e) in l.items.iter().take(out_cap).enumerate() {
             indices[[i, c + 1]] = e.id;
             distances[[i, c + 1]] = e.d;
         }
@@ -324,7 +409,10 @@ mod tests {
         let a = knn_nndescent(x.view(), 15, &NnDescentParams::default()).unwrap();
         let r = recall(&a, &truth);
         assert!(r > 0.97, "recall {r}");
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let b = pool.install(|| knn_nndescent(x.view(), 15, &NnDescentParams::default()).unwrap());
         assert_eq!(a, b, "thread count must not change the result");
     }

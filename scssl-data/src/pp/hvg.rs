@@ -40,7 +40,14 @@ pub struct HvgOptions {
 
 impl Default for HvgOptions {
     fn default() -> Self {
-        Self { n_top_genes: 2000, batch_key: None, flavor: HvgFlavor::Seurat, n_bins: 20, span: 0.3, layer: None }
+        Self {
+            n_top_genes: 2000,
+            batch_key: None,
+            flavor: HvgFlavor::Seurat,
+            n_bins: 20,
+            span: 0.3,
+            layer: None,
+        }
     }
 }
 
@@ -64,11 +71,20 @@ pub struct HvgResult {
 impl HvgResult {
     /// Indices of the selected genes, in original order.
     pub fn selected(&self) -> Vec<usize> {
-        self.highly_variable.iter().enumerate().filter(|(_, h)| **h).map(|(j, _)| j).collect()
+        self.highly_variable
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h)
+            .map(|(j, _)| j)
+            .collect()
     }
 }
 
-fn batch_codes(ad_obs: &crate::frame::DataFrame, key: Option<&str>, n: usize) -> Result<(Vec<u32>, usize)> {
+fn batch_codes(
+    ad_obs: &crate::frame::DataFrame,
+    key: Option<&str>,
+    n: usize,
+) -> Result<(Vec<u32>, usize)> {
     match key {
         None => Ok((vec![0; n], 1)),
         Some(k) => {
@@ -86,7 +102,10 @@ fn validate(opts: &HvgOptions, n_genes: usize) -> Result<()> {
         return Err(Error::param("n_bins", "must be at least 1"));
     }
     if !(opts.span > 0.0 && opts.span <= 1.0) {
-        return Err(Error::param("span", format!("must be in (0, 1], got {}", opts.span)));
+        return Err(Error::param(
+            "span",
+            format!("must be in (0, 1], got {}", opts.span),
+        ));
     }
     if n_genes == 0 {
         return Err(Error::param("n_top_genes", "the data has no genes"));
@@ -107,7 +126,12 @@ pub fn highly_variable_genes(ad: &AnnData, opts: &HvgOptions) -> Result<HvgResul
     match opts.flavor {
         HvgFlavor::Seurat => {
             let st = GeneStats::compute(x, &codes, nb, |v| v.exp_m1() as f64);
-            Ok(seurat_from_stats(&st, names, opts, opts.batch_key.is_some()))
+            Ok(seurat_from_stats(
+                &st,
+                names,
+                opts,
+                opts.batch_key.is_some(),
+            ))
         }
         HvgFlavor::SeuratV3 => {
             if opts.layer.is_none() {
@@ -119,10 +143,17 @@ pub fn highly_variable_genes(ad: &AnnData, opts: &HvgOptions) -> Result<HvgResul
 }
 
 /// The Seurat flavour over a file in backed mode: `X` (log-normalised) is streamed in chunks.
-pub fn highly_variable_genes_backed(b: &Backed, opts: &HvgOptions, chunk_rows: usize) -> Result<HvgResult> {
+pub fn highly_variable_genes_backed(
+    b: &Backed,
+    opts: &HvgOptions,
+    chunk_rows: usize,
+) -> Result<HvgResult> {
     validate(opts, b.n_vars())?;
     if opts.flavor != HvgFlavor::Seurat || opts.layer.is_some() {
-        return Err(Error::param("flavor", "backed mode supports the seurat flavour on X only"));
+        return Err(Error::param(
+            "flavor",
+            "backed mode supports the seurat flavour on X only",
+        ));
     }
     let (codes, nb) = batch_codes(&b.obs, opts.batch_key.as_deref(), b.n_obs())?;
     let mut st = GeneStats::new(nb, b.n_vars());
@@ -131,7 +162,12 @@ pub fn highly_variable_genes_backed(b: &Backed, opts: &HvgOptions, chunk_rows: u
         let n = m.shape().0;
         st.add(&m, &codes[start..start + n], &|v: f32| v.exp_m1() as f64);
     }
-    Ok(seurat_from_stats(&st, &b.var.index, opts, opts.batch_key.is_some()))
+    Ok(seurat_from_stats(
+        &st,
+        &b.var.index,
+        opts,
+        opts.batch_key.is_some(),
+    ))
 }
 
 /// `pd.cut(x, n_bins)` bin index of every finite value (right-closed bins, first edge widened by 0.1 %).
@@ -141,7 +177,11 @@ fn cut_bins(x: &[f64], n_bins: usize) -> Vec<usize> {
     let mx = finite.fold(f64::NEG_INFINITY, f64::max);
     let mut edges: Vec<f64>;
     if mn == mx {
-        let (lo, hi) = if mn != 0.0 { (mn - 0.001 * mn.abs(), mx + 0.001 * mx.abs()) } else { (mn - 0.001, mx + 0.001) };
+        let (lo, hi) = if mn != 0.0 {
+            (mn - 0.001 * mn.abs(), mx + 0.001 * mx.abs())
+        } else {
+            (mn - 0.001, mx + 0.001)
+        };
         edges = linspace(lo, hi, n_bins + 1);
     } else {
         edges = linspace(mn, mx, n_bins + 1);
@@ -187,7 +227,11 @@ impl Kahan {
         self.sum = t;
     }
     fn mean(&self) -> f64 {
-        if self.n == 0 { f64::NAN } else { self.sum / self.n as f64 }
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            self.sum / self.n as f64
+        }
     }
 }
 
@@ -221,7 +265,16 @@ fn seurat_single(means_raw: &[f64], vars: &[f64], n_bins: usize) -> (Vec<f64>, V
         }
     }
     let avg: Vec<f64> = kahan.iter().map(|k| k.mean()).collect();
-    let mut dev: Vec<f64> = welford.iter().map(|w| if w.0 > 1 { (w.2 / (w.0 - 1) as f64).sqrt() } else { f64::NAN }).collect();
+    let mut dev: Vec<f64> = welford
+        .iter()
+        .map(|w| {
+            if w.0 > 1 {
+                (w.2 / (w.0 - 1) as f64).sqrt()
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
     let mut avg = avg;
     for b in 0..n_bins {
         // a bin with a single gene: dev := avg, avg := 0, so that gene's normalised dispersion is 1
@@ -230,7 +283,9 @@ fn seurat_single(means_raw: &[f64], vars: &[f64], n_bins: usize) -> (Vec<f64>, V
             avg[b] = 0.0;
         }
     }
-    let norm: Vec<f64> = (0..g).map(|j| (disp[j] - avg[bins[j]]) / dev[bins[j]]).collect();
+    let norm: Vec<f64> = (0..g)
+        .map(|j| (disp[j] - avg[bins[j]]) / dev[bins[j]])
+        .collect();
     (mean, disp, norm)
 }
 
@@ -243,10 +298,17 @@ fn top_by_cutoff(norm: &[f64], n_top: usize) -> Vec<bool> {
     vals.sort_by(|a, b| b.total_cmp(a));
     let k = n_top.min(vals.len()).max(1);
     let cut = vals[k - 1];
-    norm.iter().map(|&v| (if v.is_nan() { 0.0 } else { v }) >= cut).collect()
+    norm.iter()
+        .map(|&v| (if v.is_nan() { 0.0 } else { v }) >= cut)
+        .collect()
 }
 
-fn seurat_from_stats(st: &GeneStats, names: &[String], opts: &HvgOptions, batched: bool) -> HvgResult {
+fn seurat_from_stats(
+    st: &GeneStats,
+    names: &[String],
+    opts: &HvgOptions,
+    batched: bool,
+) -> HvgResult {
     let g = st.n_genes();
     let nb = st.n_groups();
     if !batched {
@@ -254,7 +316,14 @@ fn seurat_from_stats(st: &GeneStats, names: &[String], opts: &HvgOptions, batche
         let vars: Vec<f64> = (0..g).map(|j| st.var(0, j)).collect();
         let (m, d, n) = seurat_single(&means, &vars, opts.n_bins);
         let hv = top_by_cutoff(&n, opts.n_top_genes.min(g));
-        return HvgResult { highly_variable: hv, means: m, dispersions: d, dispersions_norm: n, highly_variable_nbatches: None, highly_variable_rank: None };
+        return HvgResult {
+            highly_variable: hv,
+            means: m,
+            dispersions: d,
+            dispersions_norm: n,
+            highly_variable_nbatches: None,
+            highly_variable_rank: None,
+        };
     }
     let mut acc_m = vec![Kahan::default(); g];
     let mut acc_d = vec![Kahan::default(); g];
@@ -291,18 +360,27 @@ fn seurat_from_stats(st: &GeneStats, names: &[String], opts: &HvgOptions, batche
     let mut order: Vec<usize> = (0..g).collect();
     order.sort_by(|&a, &b| names[a].cmp(&names[b]));
     order.sort_by(|&a, &b| {
-        nbatches[b].cmp(&nbatches[a]).then_with(|| match (norm[a].is_nan(), norm[b].is_nan()) {
-            (true, true) => std::cmp::Ordering::Equal,
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ => norm[b].total_cmp(&norm[a]),
-        })
+        nbatches[b]
+            .cmp(&nbatches[a])
+            .then_with(|| match (norm[a].is_nan(), norm[b].is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ => norm[b].total_cmp(&norm[a]),
+            })
     });
     let mut hv = vec![false; g];
     for &j in order.iter().take(opts.n_top_genes.min(g)) {
         hv[j] = true;
     }
-    HvgResult { highly_variable: hv, means, dispersions: disp, dispersions_norm: norm, highly_variable_nbatches: Some(nbatches), highly_variable_rank: None }
+    HvgResult {
+        highly_variable: hv,
+        means,
+        dispersions: disp,
+        dispersions_norm: norm,
+        highly_variable_nbatches: Some(nbatches),
+        highly_variable_rank: None,
+    }
 }
 
 /// Local quadratic regression with tricube weights, evaluated at every point (LOESS, `surface="direct"`).
@@ -351,7 +429,8 @@ pub(crate) fn loess_direct(x: &[f64], y: &[f64], span: f64) -> Vec<f64> {
 
 fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
     let det = |a: [[f64; 3]; 3]| {
-        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
             + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
     };
     let d = det(m);
@@ -370,7 +449,13 @@ fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
     Some(out)
 }
 
-fn seurat_v3(x: &Matrix, codes: &[u32], nb: usize, names: &[String], opts: &HvgOptions) -> Result<HvgResult> {
+fn seurat_v3(
+    x: &Matrix,
+    codes: &[u32],
+    nb: usize,
+    names: &[String],
+    opts: &HvgOptions,
+) -> Result<HvgResult> {
     let g = x.shape().1;
     let st = GeneStats::compute(x, codes, nb, |v| v as f64);
     let mut norm_vars = vec![vec![0.0; g]; nb];
@@ -379,7 +464,10 @@ fn seurat_v3(x: &Matrix, codes: &[u32], nb: usize, names: &[String], opts: &HvgO
     for b in 0..nb {
         let n = st.group_sizes[b] as f64;
         if n < 2.0 {
-            return Err(Error::param("batch_key", format!("seurat_v3 needs at least 2 cells per batch; batch {b} has {n}")));
+            return Err(Error::param(
+                "batch_key",
+                format!("seurat_v3 needs at least 2 cells per batch; batch {b} has {n}"),
+            ));
         }
         let mean: Vec<f64> = (0..g).map(|j| st.mean(b, j)).collect();
         let var: Vec<f64> = (0..g).map(|j| st.var(b, j)).collect();
@@ -433,15 +521,24 @@ fn seurat_v3(x: &Matrix, codes: &[u32], nb: usize, names: &[String], opts: &HvgO
             let mut r = r.clone();
             r.sort_by(f64::total_cmp);
             let m = r.len();
-            if m % 2 == 1 { r[m / 2] } else { (r[m / 2 - 1] + r[m / 2]) / 2.0 }
+            if m % 2 == 1 {
+                r[m / 2]
+            } else {
+                (r[m / 2 - 1] + r[m / 2]) / 2.0
+            }
         })
         .collect();
-    let var_norm: Vec<f64> = (0..g).map(|j| norm_vars.iter().map(|v| v[j]).sum::<f64>() / nb as f64).collect();
+    let var_norm: Vec<f64> = (0..g)
+        .map(|j| norm_vars.iter().map(|v| v[j]).sum::<f64>() / nb as f64)
+        .collect();
     let mut order: Vec<usize> = (0..g).collect();
     order.sort_by(|&a, &b| {
         let ka = (median[a].is_nan(), median[a]);
         let kb = (median[b].is_nan(), median[b]);
-        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(nbatches[b].cmp(&nbatches[a])).then(names[a].cmp(&names[b]))
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then(nbatches[b].cmp(&nbatches[a]))
+            .then(names[a].cmp(&names[b]))
     });
     let mut hv = vec![false; g];
     for &j in order.iter().take(n_top) {

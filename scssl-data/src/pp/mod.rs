@@ -5,7 +5,9 @@ mod hvg;
 mod pca;
 mod stats;
 
-pub use hvg::{HvgFlavor, HvgOptions, HvgResult, highly_variable_genes, highly_variable_genes_backed};
+pub use hvg::{
+    HvgFlavor, HvgOptions, HvgResult, highly_variable_genes, highly_variable_genes_backed,
+};
 pub use pca::{Pca, pca, pca_dense};
 pub use stats::GeneStats;
 
@@ -33,9 +35,18 @@ pub fn filter_genes(ad: &mut AnnData, min_cells: usize) -> Vec<bool> {
 pub fn filter_cells(ad: &mut AnnData, min_genes: usize, min_counts: f64) -> Vec<bool> {
     let (per_row, _) = ad.x.nonzero_counts();
     let sums = ad.x.row_sums();
-    let keep: Vec<bool> = per_row.iter().zip(&sums).map(|(&g, &s)| g >= min_genes && s >= min_counts).collect();
+    let keep: Vec<bool> = per_row
+        .iter()
+        .zip(&sums)
+        .map(|(&g, &s)| g >= min_genes && s >= min_counts)
+        .collect();
     if keep.iter().any(|k| !k) {
-        let rows: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+        let rows: Vec<usize> = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k)
+            .map(|(i, _)| i)
+            .collect();
         *ad = ad.select_obs(&rows);
     }
     keep
@@ -46,7 +57,10 @@ pub fn filter_cells(ad: &mut AnnData, min_genes: usize, min_counts: f64) -> Vec<
 /// entry is named in the error.
 pub fn normalize_total(ad: &mut AnnData, target_sum: f64) -> Result<()> {
     if !(target_sum.is_finite() && target_sum > 0.0) {
-        return Err(Error::param("target_sum", format!("must be a positive number, got {target_sum}")));
+        return Err(Error::param(
+            "target_sum",
+            format!("must be a positive number, got {target_sum}"),
+        ));
     }
     ad.check_counts(&ad.x)?;
     normalize_matrix(&mut ad.x, target_sum);
@@ -63,19 +77,24 @@ pub fn normalize_matrix(x: &mut Matrix, target_sum: f64) {
                 vals.iter_mut().for_each(|v| *v = (*v as f64 * f) as f32);
             }
         }),
-        Matrix::Dense(a) => a.axis_iter_mut(ndarray::Axis(0)).into_par_iter().enumerate().for_each(|(i, mut row)| {
-            if sums[i] > 0.0 {
-                let f = target_sum / sums[i];
-                row.iter_mut().for_each(|v| *v = (*v as f64 * f) as f32);
-            }
-        }),
+        Matrix::Dense(a) => a
+            .axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, mut row)| {
+                if sums[i] > 0.0 {
+                    let f = target_sum / sums[i];
+                    row.iter_mut().for_each(|v| *v = (*v as f64 * f) as f32);
+                }
+            }),
     }
 }
 
 /// Natural-log `ln(1 + x)` of every entry (`scanpy.pp.log1p`); records `uns['log1p']` as scanpy does.
 pub fn log1p(ad: &mut AnnData) {
     log1p_matrix(&mut ad.x);
-    ad.uns.insert("log1p".into(), UnsValue::Dict(BTreeMap::new()));
+    ad.uns
+        .insert("log1p".into(), UnsValue::Dict(BTreeMap::new()));
 }
 
 /// The `log1p` kernel on a matrix.
@@ -90,27 +109,34 @@ pub fn log1p_matrix(x: &mut Matrix) {
 /// with zero variance are only centred), optionally clipping at `max_value`. Returns a dense matrix.
 pub fn scale(x: &Matrix, max_value: Option<f32>) -> Result<Array2<f32>> {
     if let Some(m) = max_value
-        && !(m > 0.0)
+        && (m.is_nan() || m <= 0.0)
     {
-        return Err(Error::param("max_value", format!("must be positive, got {m}")));
+        return Err(Error::param(
+            "max_value",
+            format!("must be positive, got {m}"),
+        ));
     }
     let (n, g) = x.shape();
     let st = GeneStats::compute(x, &vec![0; n], 1, |v| v as f64);
     let mut out = x.to_dense();
     let mean: Vec<f64> = (0..g).map(|j| st.mean(0, j)).collect();
-    let sd: Vec<f64> = (0..g).map(|j| {
-        let s = st.var(0, j).sqrt();
-        if s == 0.0 { 1.0 } else { s }
-    }).collect();
-    out.axis_iter_mut(ndarray::Axis(0)).into_par_iter().for_each(|mut row| {
-        for (j, v) in row.iter_mut().enumerate() {
-            let mut z = ((*v as f64 - mean[j]) / sd[j]) as f32;
-            if let Some(m) = max_value {
-                z = z.clamp(-m, m);
+    let sd: Vec<f64> = (0..g)
+        .map(|j| {
+            let s = st.var(0, j).sqrt();
+            if s == 0.0 { 1.0 } else { s }
+        })
+        .collect();
+    out.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .for_each(|mut row| {
+            for (j, v) in row.iter_mut().enumerate() {
+                let mut z = ((*v as f64 - mean[j]) / sd[j]) as f32;
+                if let Some(m) = max_value {
+                    z = z.clamp(-m, m);
+                }
+                *v = z;
             }
-            *v = z;
-        }
-    });
+        });
     Ok(out)
 }
 
@@ -128,19 +154,38 @@ pub enum ClrAxis {
 /// geometric mean `exp(mean(ln(1 + x)))` over the chosen axis (the Seurat/muon formula).
 /// Counts must be finite and non-negative.
 pub fn clr(counts: &Array2<f32>, axis: ClrAxis) -> Result<Array2<f32>> {
-    if let Some(((i, j), v)) = counts.indexed_iter().find(|(_, v)| !v.is_finite() || **v < 0.0) {
-        return Err(Error::InvalidCounts { row: i, col: j, cell: i.to_string(), gene: j.to_string(), value: *v });
+    if let Some(((i, j), v)) = counts
+        .indexed_iter()
+        .find(|(_, v)| !v.is_finite() || **v < 0.0)
+    {
+        return Err(Error::InvalidCounts {
+            row: i,
+            col: j,
+            cell: i.to_string(),
+            gene: j.to_string(),
+            value: *v,
+        });
     }
     let mut out = counts.clone();
     match axis {
-        ClrAxis::Cells => out.axis_iter_mut(ndarray::Axis(0)).into_par_iter().for_each(|mut row| {
-            let g = (row.iter().map(|&v| (v as f64).ln_1p()).sum::<f64>() / row.len().max(1) as f64).exp();
-            row.mapv_inplace(|v| (v as f64 / g).ln_1p() as f32);
-        }),
-        ClrAxis::Features => out.axis_iter_mut(ndarray::Axis(1)).into_par_iter().for_each(|mut col| {
-            let g = (col.iter().map(|&v| (v as f64).ln_1p()).sum::<f64>() / col.len().max(1) as f64).exp();
-            col.mapv_inplace(|v| (v as f64 / g).ln_1p() as f32);
-        }),
+        ClrAxis::Cells => out
+            .axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| {
+                let g = (row.iter().map(|&v| (v as f64).ln_1p()).sum::<f64>()
+                    / row.len().max(1) as f64)
+                    .exp();
+                row.mapv_inplace(|v| (v as f64 / g).ln_1p() as f32);
+            }),
+        ClrAxis::Features => out
+            .axis_iter_mut(ndarray::Axis(1))
+            .into_par_iter()
+            .for_each(|mut col| {
+                let g = (col.iter().map(|&v| (v as f64).ln_1p()).sum::<f64>()
+                    / col.len().max(1) as f64)
+                    .exp();
+                col.mapv_inplace(|v| (v as f64 / g).ln_1p() as f32);
+            }),
     }
     Ok(out)
 }
@@ -153,7 +198,12 @@ mod tests {
 
     fn toy() -> AnnData {
         let x = array![[1.0f32, 0.0, 3.0], [0.0, 0.0, 0.0], [2.0, 2.0, 0.0]];
-        AnnData::new(Matrix::Csr(CsrMatrix::from_dense(x.view())), vec!["c0".into(), "c1".into(), "c2".into()], vec!["g0".into(), "g1".into(), "g2".into()]).unwrap()
+        AnnData::new(
+            Matrix::Csr(CsrMatrix::from_dense(x.view())),
+            vec!["c0".into(), "c1".into(), "c2".into()],
+            vec!["g0".into(), "g1".into(), "g2".into()],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -170,9 +220,17 @@ mod tests {
     #[test]
     fn negative_counts_name_the_entry() {
         let x = array![[1.0f32, -2.0]];
-        let mut ad = AnnData::new(Matrix::Dense(x), vec!["cellA".into()], vec!["g0".into(), "GENEB".into()]).unwrap();
+        let mut ad = AnnData::new(
+            Matrix::Dense(x),
+            vec!["cellA".into()],
+            vec!["g0".into(), "GENEB".into()],
+        )
+        .unwrap();
         let e = normalize_total(&mut ad, 1e4).unwrap_err().to_string();
-        assert!(e.contains("cellA") && e.contains("GENEB") && e.contains("-2"), "{e}");
+        assert!(
+            e.contains("cellA") && e.contains("GENEB") && e.contains("-2"),
+            "{e}"
+        );
         let mut ad2 = toy();
         assert!(normalize_total(&mut ad2, 0.0).is_err());
     }

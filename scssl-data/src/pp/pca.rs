@@ -67,11 +67,17 @@ pub fn pca_dense(x: ArrayView2<'_, f32>, n_comps: usize) -> Result<Pca> {
 pub fn pca(x: &Matrix, n_comps: usize) -> Result<Pca> {
     let (n, g) = x.shape();
     if n < 2 {
-        return Err(Error::param("n_comps", format!("PCA needs at least 2 cells, got {n}")));
+        return Err(Error::param(
+            "n_comps",
+            format!("PCA needs at least 2 cells, got {n}"),
+        ));
     }
     let max_comps = g.min(n - 1);
     if n_comps == 0 || n_comps > max_comps {
-        return Err(Error::param("n_comps", format!("must be in 1..={max_comps} for a {n}×{g} matrix, got {n_comps}")));
+        return Err(Error::param(
+            "n_comps",
+            format!("must be in 1..={max_comps} for a {n}×{g} matrix, got {n_comps}"),
+        ));
     }
     let mut nonfinite = None;
     let _ = x.try_for_each(|i, j, v| {
@@ -83,7 +89,10 @@ pub fn pca(x: &Matrix, n_comps: usize) -> Result<Pca> {
         }
     });
     if let Some((i, j, v)) = nonfinite {
-        return Err(Error::param("x", format!("PCA input has a non-finite value {v} at row {i}, column {j}")));
+        return Err(Error::param(
+            "x",
+            format!("PCA input has a non-finite value {v} at row {i}, column {j}"),
+        ));
     }
     let sums = column_sums(x);
     let mean: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
@@ -91,14 +100,23 @@ pub fn pca(x: &Matrix, n_comps: usize) -> Result<Pca> {
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         let b = dense_block_f64(x, start, end, &mean);
-        faer::linalg::matmul::matmul(cov.as_mut(), faer::Accum::Add, b.transpose(), b.as_ref(), 1.0, Par::rayon(0));
+        faer::linalg::matmul::matmul(
+            cov.as_mut(),
+            faer::Accum::Add,
+            b.transpose(),
+            b.as_ref(),
+            1.0,
+            Par::rayon(0),
+        );
     }
     let denom = (n - 1) as f64;
     let mut total_var = 0.0;
     for j in 0..g {
         total_var += cov[(j, j)] / denom;
     }
-    let evd = cov.self_adjoint_eigen(Side::Lower).map_err(|e| Error::param("x", format!("eigendecomposition failed: {e:?}")))?;
+    let evd = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| Error::param("x", format!("eigendecomposition failed: {e:?}")))?;
     let u = evd.U();
     let s = evd.S();
     let mut components = Array2::<f32>::zeros((n_comps, g));
@@ -119,15 +137,28 @@ pub fn pca(x: &Matrix, n_comps: usize) -> Result<Pca> {
             components[[c, j]] = (sign * u[(j, src)]) as f32;
         }
     }
-    let explained_variance_ratio = explained_variance.iter().map(|v| if total_var > 0.0 { v / total_var } else { 0.0 }).collect();
+    let explained_variance_ratio = explained_variance
+        .iter()
+        .map(|v| if total_var > 0.0 { v / total_var } else { 0.0 })
+        .collect();
     // project block by block
-    let blocks: Vec<(usize, usize)> = (0..n).step_by(BLOCK).map(|s| (s, (s + BLOCK).min(n))).collect();
+    let blocks: Vec<(usize, usize)> = (0..n)
+        .step_by(BLOCK)
+        .map(|s| (s, (s + BLOCK).min(n)))
+        .collect();
     let parts: Vec<Mat<f64>> = blocks
         .par_iter()
         .map(|&(s, e)| {
             let b = dense_block_f64(x, s, e, &mean);
             let mut out = Mat::<f64>::zeros(e - s, n_comps);
-            faer::linalg::matmul::matmul(out.as_mut(), faer::Accum::Replace, b.as_ref(), comp64.as_ref(), 1.0, Par::Seq);
+            faer::linalg::matmul::matmul(
+                out.as_mut(),
+                faer::Accum::Replace,
+                b.as_ref(),
+                comp64.as_ref(),
+                1.0,
+                Par::Seq,
+            );
             out
         })
         .collect();
@@ -139,7 +170,13 @@ pub fn pca(x: &Matrix, n_comps: usize) -> Result<Pca> {
             }
         }
     }
-    Ok(Pca { embedding, components, explained_variance, explained_variance_ratio, mean })
+    Ok(Pca {
+        embedding,
+        components,
+        explained_variance,
+        explained_variance_ratio,
+        mean,
+    })
 }
 
 fn column_sums(x: &Matrix) -> Vec<f64> {
@@ -152,7 +189,9 @@ fn column_sums(x: &Matrix) -> Vec<f64> {
             }
             s
         }
-        Matrix::Dense(a) => (0..g).map(|j| a.column(j).iter().map(|&v| v as f64).sum()).collect(),
+        Matrix::Dense(a) => (0..g)
+            .map(|j| a.column(j).iter().map(|&v| v as f64).sum())
+            .collect(),
     }
 }
 
@@ -164,12 +203,24 @@ mod tests {
     #[test]
     fn recovers_the_main_axis() {
         // points along (1, 1) with small noise across
-        let x = array![[0.0f32, 0.0], [1.0, 1.1], [2.0, 1.9], [3.0, 3.05], [4.0, 4.0]];
+        let x = array![
+            [0.0f32, 0.0],
+            [1.0, 1.1],
+            [2.0, 1.9],
+            [3.0, 3.05],
+            [4.0, 4.0]
+        ];
         let p = pca(&Matrix::Dense(x), 1).unwrap();
         let c = p.components.row(0);
         assert!((c[0] - c[1]).abs() < 0.05 && c[0] > 0.0);
         assert!(p.explained_variance_ratio[0] > 0.99);
         assert!(pca(&Matrix::Dense(array![[1.0f32, 2.0]]), 1).is_err());
-        assert!(pca(&Matrix::Dense(array![[1.0f32, f32::NAN], [0.0, 1.0], [2.0, 2.0]]), 1).is_err());
+        assert!(
+            pca(
+                &Matrix::Dense(array![[1.0f32, f32::NAN], [0.0, 1.0], [2.0, 2.0]]),
+                1
+            )
+            .is_err()
+        );
     }
 }

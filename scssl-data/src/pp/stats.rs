@@ -34,7 +34,12 @@ impl GeneStats {
     }
 
     /// Computes the statistics of `f(x)` over a whole matrix; `groups[i]` is row i's group.
-    pub fn compute(x: &Matrix, groups: &[u32], n_groups: usize, f: impl Fn(f32) -> f64 + Sync) -> Self {
+    pub fn compute(
+        x: &Matrix,
+        groups: &[u32],
+        n_groups: usize,
+        f: impl Fn(f32) -> f64 + Sync,
+    ) -> Self {
         let mut s = Self::new(n_groups, x.shape().1);
         s.add(x, groups, &f);
         s
@@ -61,19 +66,22 @@ impl GeneStats {
             let sums = self.sum.par_chunks_mut(nb);
             let sqs = self.sumsq.par_chunks_mut(nb);
             let nzs = self.nnz.par_chunks_mut(nb);
-            sums.zip(sqs).zip(nzs).enumerate().for_each(|(j, ((s, q), z))| {
-                let (rows, vals) = block.row(j);
-                for (&r, &v) in rows.iter().zip(vals) {
-                    let b = groups[start + r as usize] as usize;
-                    let y = f(v);
-                    s[b] += y;
-                    // squares are taken at the input's f32 precision, as scanpy's kernel does
-                    q[b] += (y as f32 * y as f32) as f64;
-                    if v != 0.0 {
-                        z[b] += 1;
+            sums.zip(sqs)
+                .zip(nzs)
+                .enumerate()
+                .for_each(|(j, ((s, q), z))| {
+                    let (rows, vals) = block.row(j);
+                    for (&r, &v) in rows.iter().zip(vals) {
+                        let b = groups[start + r as usize] as usize;
+                        let y = f(v);
+                        s[b] += y;
+                        // squares are taken at the input's f32 precision, as scanpy's kernel does
+                        q[b] += (y as f32 * y as f32) as f64;
+                        if v != 0.0 {
+                            z[b] += 1;
+                        }
                     }
-                }
-            });
+                });
         }
     }
 

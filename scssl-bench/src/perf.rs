@@ -1,0 +1,125 @@
+//! Timed steps for `cargo xtask perf data` (hidden `scssl perf-step` command). Each prints one
+//! JSON line with the seconds spent in the step itself.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ndarray::Array2;
+use scssl_data::io;
+use scssl_data::neighbors::{self, NnDescentParams};
+use scssl_data::pp::{self, HvgOptions};
+
+/// Number of query cells whose exact neighbours define recall.
+pub const RECALL_QUERIES: usize = 1000;
+
+/// Runs one step: `read FILE`, `pipeline FILE PCA_OUT`, or `knn FILE PCA_IN TRUTH_OUT`.
+pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
+    match step {
+        "read" => {
+            let t = Instant::now();
+            let ad = io::read(input)?;
+            Ok(format!(
+                "{{\"seconds\": {}, \"cells\": {}}}",
+                t.elapsed().as_secs_f64(),
+                ad.n_obs()
+            ))
+        }
+        "pipeline" => {
+            let out = extra
+                .first()
+                .context("pipeline needs an output path for the PCA")?;
+            let mut ad = io::read(input)?;
+            let t = Instant::now();
+            pp::normalize_total(&mut ad, 1e4)?;
+            pp::log1p(&mut ad);
+            let hvg = pp::highly_variable_genes(
+                &ad,
+                &HvgOptions {
+                    n_top_genes: 1000,
+                    batch_key: Some("batch".into()),
+                    ..Default::default()
+                },
+            )?;
+            let ad = ad.select_vars(&hvg.highly_variable);
+            let pca = pp::pca(&ad.x, 50)?;
+            let secs = t.elapsed().as_secs_f64();
+            let bytes: Vec<u8> = pca.embedding.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(out, bytes)?;
+            Ok(format!("{{\"seconds\": {secs}}}"))
+        }
+        "knn" => {
+            let (Some(pca_in), Some(truth_out)) = (extra.first(), extra.get(1)) else {
+                bail!("knn needs the PCA file and a truth output path")
+            };
+            let raw = std::fs::read(pca_in)?;
+            let vals: Vec<f32> = raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let n = vals.len() / 50;
+            let x = Array2::from_shape_vec((n, 50), vals)?;
+            let t = Instant::now();
+            // parameters can be overridden for tuning sweeps
+            let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+            let mut p = NnDescentParams::default();
+            if let Some(v) = env("SCSSL_NND_TREES") {
+                p.n_trees = Some(v as usize);
+            }
+            if let Some(v) = env("SCSSL_NND_OVERSAMPLE") {
+                p.oversample = v;
+            }
+            if let Some(v) = env("SCSSL_NND_CANDIDATES") {
+                p.max_candidates = v as usize;
+            }
+            if let Some(v) = env("SCSSL_NND_LEAF") {
+                p.leaf_size = v as usize;
+            }
+            let nn = neighbors::knn_nndescent(x.view(), 15, &p)?;
+            let secs = t.elapsed().as_secs_f64();
+            // exact neighbours of evenly spaced query cells
+            let nq = RECALL_QUERIES.min(n);
+            let stride = (n / nq).max(1);
+            let qs: Vec<usize> = (0..nq).map(|k| k * stride).collect();
+            let q = x.select(ndarray::Axis(0), &qs);
+            let (idx, _) = neighbors::knn_query(x.view(), q.view(), 15)?;
+            let mut hit = 0usize;
+            for (k, &i) in qs.iter().enumerate() {
+                let truth: std::collections::HashSet<u32> = idx
+                    .row(k)
+                    .iter()
+                    .copied()
+                    .filter(|&j| j as usize != i)
+                    .take(14)
+                    .collect();
+                hit += nn
+                    .indices
+                    .row(i)
+                    .iter()
+                    .skip(1)
+                    .filter(|j| truth.contains(j))
+                    .count();
+            }
+            // the truth file holds each query's row: itself, then its 14 nearest others
+            let mut bytes = Vec::with_capacity(nq * 15 * 4);
+            for (k, &i) in qs.iter().enumerate() {
+                bytes.extend((i as u32).to_le_bytes());
+                for j in idx
+                    .row(k)
+                    .iter()
+                    .copied()
+                    .filter(|&j| j as usize != i)
+                    .take(14)
+                {
+                    bytes.extend(j.to_le_bytes());
+                }
+            }
+            std::fs::write(truth_out, bytes)?;
+            Ok(format!(
+                "{{\"seconds\": {secs}, \"recall\": {}}}",
+                hit as f64 / (nq * 14) as f64
+            ))
+        }
+        other => bail!("unknown perf step '{other}' (read, pipeline, knn)"),
+    }
+}

@@ -1,0 +1,164 @@
+//! The `scssl` binary end to end: simulate → preprocess → inspect, in both formats, and the
+//! errors a user sees for bad input.
+
+use std::path::Path;
+use std::process::Command;
+
+fn scssl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scssl"))
+}
+
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().expect("scssl runs");
+    assert!(
+        out.status.success(),
+        "scssl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_err(c: &mut Command) -> String {
+    let out = c.output().expect("scssl runs");
+    assert!(!out.status.success(), "scssl should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn pipeline(dir: &Path, ext: &str) {
+    let sim = dir.join(format!("sim.{ext}"));
+    let pp = dir.join(format!("pp.{ext}"));
+    run_ok(
+        scssl()
+            .args([
+                "simulate",
+                "--cells",
+                "600",
+                "--genes",
+                "300",
+                "--batches",
+                "3",
+                "--cell-types",
+                "5",
+                "--proteins",
+                "4",
+                "--seed",
+                "3",
+                "-o",
+            ])
+            .arg(&sim),
+    );
+    let msg = run_ok(
+        scssl()
+            .arg("preprocess")
+            .arg(&sim)
+            .arg("-o")
+            .arg(&pp)
+            .args(["--batch-key", "batch", "--n-hvg", "120", "--n-pcs", "20"]),
+    );
+    assert!(msg.contains("120 of 300 genes"), "{msg}");
+    let ad = scssl_data::io::read(&pp).unwrap();
+    assert_eq!(ad.x.shape(), (600, 120));
+    assert_eq!(ad.obsm_get("X_pca").unwrap().dim(), (600, 20));
+    assert_eq!(ad.layer("counts").unwrap().shape(), (600, 120));
+    assert!(ad.var.get("highly_variable").is_some());
+    let text = run_ok(scssl().arg("inspect").arg(&pp));
+    assert!(
+        text.contains("600 cells × 120 genes")
+            && text.contains("X_pca")
+            && text.contains("counts")
+            && text.contains("batch"),
+        "{text}"
+    );
+    let json = run_ok(scssl().arg("inspect").arg("--json").arg(&pp));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["x"]["shape"][1], 120);
+}
+
+#[test]
+fn simulate_preprocess_inspect_h5ad() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(dir.path(), "h5ad");
+}
+
+#[test]
+fn simulate_preprocess_inspect_zarr() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(dir.path(), "zarr");
+}
+
+#[test]
+fn bad_input_is_reported_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("s.h5ad");
+    run_ok(
+        scssl()
+            .args(["simulate", "--cells", "100", "--genes", "50", "-o"])
+            .arg(&sim),
+    );
+    let e = run_err(
+        scssl()
+            .arg("preprocess")
+            .arg(&sim)
+            .arg("-o")
+            .arg(dir.path().join("o.h5ad"))
+            .args(["--batch-key", "sample"]),
+    );
+    assert!(e.contains("no key 'sample'") && e.contains("batch"), "{e}");
+    assert!(
+        !dir.path().join("o.h5ad").exists(),
+        "no output after a failure"
+    );
+    let e = run_err(scssl().arg("inspect").arg(dir.path().join("missing.h5ad")));
+    assert!(e.contains("missing.h5ad"), "{e}");
+    let e = run_err(
+        scssl()
+            .args(["simulate", "--cells", "1", "-o"])
+            .arg(dir.path().join("x.h5ad")),
+    );
+    assert!(e.contains("n_cells"), "{e}");
+    // negative counts name the cell and gene
+    let mut ad = scssl_data::io::read(&sim).unwrap();
+    if let scssl_data::Matrix::Csr(m) = &mut ad.x {
+        m.data_mut()[0] = -1.0;
+    }
+    let bad = dir.path().join("neg.h5ad");
+    scssl_data::io::write(&ad, &bad).unwrap();
+    let e = run_err(
+        scssl()
+            .arg("preprocess")
+            .arg(&bad)
+            .arg("-o")
+            .arg(dir.path().join("o2.h5ad")),
+    );
+    assert!(e.contains("cell_0") && e.contains("non-negative"), "{e}");
+}
+
+#[test]
+fn single_batch_falls_back_to_unbatched_hvg() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("one.h5ad");
+    run_ok(
+        scssl()
+            .args([
+                "simulate",
+                "--cells",
+                "200",
+                "--genes",
+                "80",
+                "--batches",
+                "1",
+                "-o",
+            ])
+            .arg(&sim),
+    );
+    let msg = run_ok(
+        scssl()
+            .arg("preprocess")
+            .arg(&sim)
+            .arg("-o")
+            .arg(dir.path().join("p.h5ad"))
+            .args(["--n-hvg", "30", "--n-pcs", "10"]),
+    );
+    assert!(msg.contains("(1 batch)"), "{msg}");
+}

@@ -1,0 +1,167 @@
+//! `cargo xtask perf data`: our data pipeline against anndata/scanpy/pynndescent, in one run on
+//! the same machine. Each step runs in its own process so that peak memory (max RSS, from
+//! `wait4`) belongs to that step alone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::{Result, root, scssl_release, venv_python};
+
+struct Measured {
+    seconds: f64,
+    wall: f64,
+    max_rss_mb: f64,
+    json: String,
+}
+
+fn measure(mut c: Command, what: &str) -> Result<Measured> {
+    let start = Instant::now();
+    let child = c
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // Read stdout before reaping so a full pipe cannot block the child.
+    let mut stdout = child.stdout.ok_or("no stdout")?;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).map_err(|e| e.to_string())?;
+    // SAFETY: pid is our direct child, status/usage point to valid memory.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed().as_secs_f64();
+    if r < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{what} failed (status {status}); output: {out}"));
+    }
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("{}")
+        .to_string();
+    let seconds = field(&line, "seconds").unwrap_or(wall);
+    Ok(Measured {
+        seconds,
+        wall,
+        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        json: line,
+    })
+}
+
+/// Extracts a number from a flat JSON line without a JSON dependency.
+fn field(json: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let i = json.find(&pat)? + pat.len();
+    let rest = json[i..].trim_start();
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+pub fn run(args: &[String]) -> Result {
+    match args.first().map(String::as_str) {
+        Some("data") => data(&args[1..]),
+        _ => Err("usage: cargo xtask perf data [--cells N] [--keep]".into()),
+    }
+}
+
+fn data(args: &[String]) -> Result {
+    crate::deps::ensure()?;
+    let cells: usize = crate::arg_value(args, "--cells")
+        .map(|s| s.parse().map_err(|_| "--cells needs a number"))
+        .transpose()?
+        .unwrap_or(100_000);
+    let scssl = scssl_release()?;
+    let py = venv_python()?;
+    let dir: PathBuf = root().join("results/perf-data");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let h5 = dir.join(format!("counts_{cells}.h5ad"));
+    if !h5.exists() {
+        println!("simulating {cells} cells × 2,000 genes, 4 batches…");
+        let mut c = Command::new(&scssl);
+        c.args([
+            "simulate",
+            "--cells",
+            &cells.to_string(),
+            "--genes",
+            "2000",
+            "--batches",
+            "4",
+            "--seed",
+            "1",
+            "-o",
+        ])
+        .arg(&h5);
+        crate::run_status(c, "scssl simulate")?;
+    }
+    let pca = dir.join("pca_ours.f32");
+    let truth = dir.join("knn_truth.u32");
+    let script = root().join("conformance/perf_data.py");
+    let ours = |step: &str, extra: &[&Path]| -> Result<Measured> {
+        let mut c = Command::new(&scssl);
+        c.args(["perf-step", step]).arg(&h5);
+        for e in extra {
+            c.arg(e);
+        }
+        measure(c, &format!("scssl perf-step {step}"))
+    };
+    let theirs = |step: &str, extra: &[&Path]| -> Result<Measured> {
+        let mut c = Command::new(&py);
+        c.arg(&script).arg(step).arg(&h5);
+        for e in extra {
+            c.arg(e);
+        }
+        c.env("PYTHONWARNINGS", "ignore");
+        measure(c, &format!("perf_data.py {step}"))
+    };
+    println!("running (each step in its own process)…");
+    let r_ours = ours("read", &[])?;
+    let r_py = theirs("read", &[])?;
+    let p_ours = ours("pipeline", &[&pca])?;
+    let p_py = theirs("pipeline", &[])?;
+    let k_ours = ours("knn", &[&pca, &truth])?;
+    let k_py = theirs("knn", &[&pca, &truth])?;
+    let rec_ours = field(&k_ours.json, "recall").unwrap_or(f64::NAN);
+    let rec_py = field(&k_py.json, "recall").unwrap_or(f64::NAN);
+    let first_py = field(&k_py.json, "first_call_seconds").unwrap_or(f64::NAN);
+    println!(
+        "\nperf data: {cells} cells × 2,000 genes (CSR counts h5ad, 4 batches), {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!(
+        "| step | scssl s | scanpy/anndata s | speed-up | scssl peak RSS MB | Python peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, a: &Measured, b: &Measured| {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.1}× | {:.0} | {:.0} |",
+            a.seconds,
+            b.seconds,
+            b.seconds / a.seconds.max(1e-9),
+            a.max_rss_mb,
+            b.max_rss_mb
+        );
+    };
+    row("read h5ad", &r_ours, &r_py);
+    row(
+        "normalize → log1p → HVG(1000, batch) → PCA(50)",
+        &p_ours,
+        &p_py,
+    );
+    row("kNN k=15 on the PCA (pynndescent warm)", &k_ours, &k_py);
+    println!(
+        "\nkNN recall@15 (1,000 query cells vs exact): scssl {rec_ours:.4}, pynndescent {rec_py:.4}; pynndescent's first call (JIT) took {first_py:.1} s"
+    );
+    println!(
+        "process wall times incl. start-up: scssl {:.1}/{:.1}/{:.1} s, Python {:.1}/{:.1}/{:.1} s",
+        r_ours.wall, p_ours.wall, k_ours.wall, r_py.wall, p_py.wall, k_py.wall
+    );
+    if !args.iter().any(|a| a == "--keep") {
+        let _ = std::fs::remove_file(&pca);
+        let _ = std::fs::remove_file(&truth);
+    }
+    Ok(())
+}
