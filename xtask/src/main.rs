@@ -6,6 +6,8 @@
 //! - `cargo xtask test`: the same dependency check, then the whole test suite.
 //! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run.
 //! - `cargo xtask fixtures`: regenerates the golden files in `conformance/` with the Python tools.
+//! - `cargo xtask package`: packages and verifies every publishable crate (`cargo package` for
+//!   all of them at once, so crates that depend on not-yet-published siblings verify too).
 
 mod deps;
 mod perf;
@@ -20,9 +22,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("perf") => perf::run(&args[1..]),
         Some("fixtures") => fixtures(),
+        Some("package") => package(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <quickstart [--out DIR] | test [-- CARGO_TEST_ARGS] | perf data [--cells N] | fixtures>"
+                "usage: cargo xtask <quickstart [--out DIR] | test [-- CARGO_TEST_ARGS] | perf data [--cells N] | fixtures | package>"
             );
             Err("unknown command".into())
         }
@@ -125,7 +128,7 @@ fn quickstart(args: &[String]) -> Result {
         "-o",
         &sim.to_string_lossy(),
     ])?;
-    println!("\n== preprocessing (normalize_total → log1p → 2,000 batch-aware HVGs → 50 PCs)");
+    println!("\n== preprocessing (normalize_total → log1p → 1,000 batch-aware HVGs → 50 PCs)");
     step(&[
         "preprocess",
         &sim.to_string_lossy(),
@@ -134,7 +137,7 @@ fn quickstart(args: &[String]) -> Result {
         "--batch-key",
         "batch",
         "--n-hvg",
-        "2000",
+        "1000",
     ])?;
     step(&["inspect", &pp.to_string_lossy()])?;
     let shared = root().join("../shared/data");
@@ -190,6 +193,13 @@ fn test(args: &[String]) -> Result {
     let mut d = cargo();
     d.args(["test", "--workspace", "--doc"]);
     run_status(d, "cargo test --workspace --doc")
+}
+
+fn package() -> Result {
+    deps::ensure()?;
+    let mut c = cargo();
+    c.args(["package", "--workspace", "--exclude", "xtask", "--exclude", "scssl-tests", "--allow-dirty"]);
+    run_status(c, "cargo package --workspace")
 }
 
 pub(crate) fn venv_python() -> Result<PathBuf> {
