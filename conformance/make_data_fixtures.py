@@ -56,6 +56,10 @@ def types_fixture():
     a.uns["source"] = "scssl conformance fixture"
     a.write_h5ad(os.path.join(OUT, "anndata_types.h5ad"))
     a.write_zarr(os.path.join(OUT, "anndata_types.zarr"))
+    # Zarr v3 (anndata >= 0.11 with zarr-python 3), with consolidated metadata in zarr.json
+    ad.settings.zarr_write_format = 3
+    a.write_zarr(os.path.join(OUT, "anndata_types_v3.zarr"))
+    ad.settings.zarr_write_format = 2
     desc = {
         "shape": [n, g],
         "x_dense": a.X.toarray().tolist(),

@@ -107,6 +107,40 @@ fn reads_python_zarr() {
 }
 
 #[test]
+fn reads_python_zarr_v3() {
+    let ad = io::read(fixtures().join("anndata_types_v3.zarr")).unwrap();
+    check_types_fixture(&ad);
+}
+
+#[test]
+fn adds_obsm_to_a_zarr_v3_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v3.zarr");
+    copy_dir(&fixtures().join("anndata_types_v3.zarr"), &p);
+    let emb = ndarray::Array2::from_shape_fn((12, 2), |(i, j)| (i + j) as f32);
+    io::write_obsm(&p, "X_v3", &emb).unwrap();
+    let back = io::read(&p).unwrap();
+    assert_eq!(back.obsm_get("X_v3").unwrap(), &emb);
+    check_types_fixture(&back);
+    // stale consolidated metadata is dropped so that zarr reads the new node
+    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("zarr.json")).unwrap()).unwrap();
+    assert!(root["consolidated_metadata"].is_null());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+#[test]
 fn reads_csc_and_integer_dense_x() {
     let csr = io::read(fixtures().join("anndata_types.h5ad")).unwrap();
     let csc = io::read(fixtures().join("anndata_csc.h5ad")).unwrap();
