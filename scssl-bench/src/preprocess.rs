@@ -173,3 +173,166 @@ pub fn preprocess_file(
     pb.finish_and_clear();
     Ok(summary)
 }
+
+/// The same pipeline over a file too large for memory: `X` (raw counts, CSR or dense) is
+/// streamed twice in chunks of `chunk_rows` cells — once for the HVG statistics of the
+/// normalised, log-transformed data, once to keep the selected genes — so only the HVG matrix
+/// (and its counts) is ever held in memory. Results equal [`preprocess`] (Seurat flavour).
+pub fn preprocess_backed(
+    input: &Path,
+    output: &Path,
+    opts: &PreprocessOptions,
+    chunk_rows: usize,
+) -> Result<PreprocessSummary> {
+    use scssl_data::matrix::{CsrMatrix, Matrix};
+    use scssl_data::pp::GeneStats;
+
+    if opts.flavor != HvgFlavor::Seurat || opts.counts_layer.is_some() {
+        bail!("--backed supports the seurat flavour on counts in X");
+    }
+    if chunk_rows == 0 {
+        bail!("chunk_rows must be at least 1");
+    }
+    let b = io::read_backed(input).with_context(|| format!("opening {}", input.display()))?;
+    let (n_cells, n_genes) = (b.n_obs(), b.n_vars());
+    let mut batch_key = opts.batch_key.clone();
+    let (codes, mut n_groups) = match &batch_key {
+        Some(k) => {
+            let g = b.obs.groups(k, "obs")?;
+            (g.codes.clone(), g.n_groups())
+        }
+        None => (vec![0; n_cells], 1),
+    };
+    let n_batches = n_groups;
+    let codes = if n_groups < 2 {
+        if let Some(k) = &batch_key {
+            tracing::warn!("obs['{k}'] has a single batch; selecting HVGs without a batch key");
+        }
+        batch_key = None;
+        n_groups = 1;
+        vec![0; n_cells]
+    } else {
+        codes
+    };
+    let pb = crate::progress::steps(
+        (2 * n_cells.div_ceil(chunk_rows) + 2) as u64,
+        "preprocess (backed)",
+    );
+    // pass 1: statistics of expm1(log1p(normalised counts))
+    let mut st = GeneStats::new(n_groups, n_genes);
+    let normalise = |start: usize, m: &mut Matrix| -> Result<()> {
+        m.try_for_each(|i, j, v| {
+            if !v.is_finite() || v < 0.0 {
+                Err(scssl_data::Error::InvalidCounts {
+                    row: start + i,
+                    col: j,
+                    cell: b.obs.index[start + i].clone(),
+                    gene: b.var.index[j].clone(),
+                    value: v,
+                })
+            } else {
+                Ok(())
+            }
+        })?;
+        pp::normalize_matrix(m, opts.target_sum);
+        pp::log1p_matrix(m);
+        Ok(())
+    };
+    pb.set_message("HVG statistics");
+    for chunk in b.chunks(chunk_rows) {
+        let (start, mut m) = chunk?;
+        normalise(start, &mut m)?;
+        let n = m.shape().0;
+        st.add(&m, &codes[start..start + n], &|v: f32| v.exp_m1() as f64);
+        pb.inc(1);
+    }
+    let hvg_opts = HvgOptions {
+        n_top_genes: opts.n_hvg.min(n_genes),
+        batch_key: batch_key.clone(),
+        ..Default::default()
+    };
+    let hvg = pp::hvg_from_stats(&st, &b.var.index, &hvg_opts, batch_key.is_some());
+    // pass 2: keep the selected genes, counts and log-normalised
+    pb.set_message("selecting genes");
+    let mut x_parts = vec![];
+    let mut c_parts = vec![];
+    for chunk in b.chunks(chunk_rows) {
+        let (start, m) = chunk?;
+        let counts = m.select_cols(&hvg.highly_variable).to_csr();
+        let mut norm = m;
+        normalise(start, &mut norm)?;
+        x_parts.push(norm.select_cols(&hvg.highly_variable).to_csr());
+        c_parts.push(counts);
+        pb.inc(1);
+    }
+    let mut ad = AnnData::new(
+        Matrix::Csr(CsrMatrix::vstack(&x_parts)?),
+        b.obs.index.clone(),
+        hvg.selected()
+            .iter()
+            .map(|&j| b.var.index[j].clone())
+            .collect(),
+    )?;
+    ad.obs = b.obs.clone();
+    let sel = hvg.selected();
+    ad.var = b.var.select(&sel);
+    ad.layers
+        .insert("counts".into(), Matrix::Csr(CsrMatrix::vstack(&c_parts)?));
+    ad.obsm = b.obsm.clone();
+    ad.uns = b.uns.clone();
+    let pick = |v: &[f64]| sel.iter().map(|&j| v[j]).collect::<Vec<f64>>();
+    ad.var.insert(
+        "highly_variable",
+        Column::Bool {
+            values: vec![true; sel.len()],
+            mask: None,
+        },
+    )?;
+    ad.var.insert("means", Column::Float(pick(&hvg.means)))?;
+    ad.var
+        .insert("dispersions", Column::Float(pick(&hvg.dispersions)))?;
+    ad.var.insert(
+        "dispersions_norm",
+        Column::Float(pick(&hvg.dispersions_norm)),
+    )?;
+    if let Some(nb) = &hvg.highly_variable_nbatches {
+        ad.var.insert(
+            "highly_variable_nbatches",
+            Column::Int {
+                values: sel.iter().map(|&j| nb[j] as i64).collect(),
+                mask: None,
+            },
+        )?;
+    }
+    ad.uns
+        .insert("log1p".into(), UnsValue::Dict(Default::default()));
+    pb.set_message("pca");
+    let n_pcs = opts.n_pcs.min(ad.n_vars()).min(n_cells.saturating_sub(1));
+    let pca = pp::pca(&ad.x, n_pcs)?;
+    ad.obsm_insert("X_pca", pca.embedding.clone())?;
+    let mut pca_uns = std::collections::BTreeMap::new();
+    pca_uns.insert(
+        "variance".into(),
+        UnsValue::Numbers(pca.explained_variance.clone()),
+    );
+    pca_uns.insert(
+        "variance_ratio".into(),
+        UnsValue::Numbers(pca.explained_variance_ratio.clone()),
+    );
+    ad.uns.insert("pca".into(), UnsValue::Dict(pca_uns));
+    let mut hvg_uns = std::collections::BTreeMap::new();
+    hvg_uns.insert("flavor".into(), UnsValue::String("seurat".into()));
+    ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
+    pb.inc(1);
+    pb.set_message("writing");
+    io::write(&ad, output).with_context(|| format!("writing {}", output.display()))?;
+    pb.finish_and_clear();
+    Ok(PreprocessSummary {
+        n_cells,
+        n_genes,
+        n_hvg: ad.n_vars(),
+        n_batches,
+        n_pcs,
+        pca_variance_ratio: pca.explained_variance_ratio,
+    })
+}

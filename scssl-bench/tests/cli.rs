@@ -162,3 +162,46 @@ fn single_batch_falls_back_to_unbatched_hvg() {
     );
     assert!(msg.contains("(1 batch)"), "{msg}");
 }
+
+#[test]
+fn backed_preprocessing_equals_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("s.h5ad");
+    run_ok(
+        scssl()
+            .args([
+                "simulate", "--cells", "700", "--genes", "250", "--seed", "5", "-o",
+            ])
+            .arg(&sim),
+    );
+    let a = dir.path().join("a.h5ad");
+    let b = dir.path().join("b.zarr");
+    run_ok(
+        scssl()
+            .arg("preprocess")
+            .arg(&sim)
+            .arg("-o")
+            .arg(&a)
+            .args(["--n-hvg", "100", "--n-pcs", "15"]),
+    );
+    run_ok(scssl().arg("preprocess").arg(&sim).arg("-o").arg(&b).args([
+        "--n-hvg",
+        "100",
+        "--n-pcs",
+        "15",
+        "--backed",
+        "--chunk-rows",
+        "97",
+    ]));
+    let (a, b) = (
+        scssl_data::io::read(&a).unwrap(),
+        scssl_data::io::read(&b).unwrap(),
+    );
+    assert_eq!(a.var.index, b.var.index, "same HVGs");
+    assert_eq!(a.x, b.x, "same log-normalised matrix");
+    assert_eq!(a.layers["counts"], b.layers["counts"]);
+    let (pa, pb) = (a.obsm_get("X_pca").unwrap(), b.obsm_get("X_pca").unwrap());
+    for (x, y) in pa.iter().zip(pb.iter()) {
+        assert!((x - y).abs() < 1e-4, "PCA {x} vs {y}");
+    }
+}

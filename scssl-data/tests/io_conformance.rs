@@ -123,7 +123,8 @@ fn adds_obsm_to_a_zarr_v3_store() {
     assert_eq!(back.obsm_get("X_v3").unwrap(), &emb);
     check_types_fixture(&back);
     // stale consolidated metadata is dropped so that zarr reads the new node
-    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("zarr.json")).unwrap()).unwrap();
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.join("zarr.json")).unwrap()).unwrap();
     assert!(root["consolidated_metadata"].is_null());
 }
 

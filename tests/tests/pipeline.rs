@@ -46,8 +46,15 @@ fn simulated_data_flows_through_every_stage() {
         })
         .sum();
     let purity = same as f64 / (pp.n_obs() * 14) as f64;
-    let chance: f64 = types.sizes().iter().map(|&s| (s as f64 / pp.n_obs() as f64).powi(2)).sum();
-    assert!(purity > 2.0 * chance && purity > 0.5, "kNN label purity {purity} (chance {chance})");
+    let chance: f64 = types
+        .sizes()
+        .iter()
+        .map(|&s| (s as f64 / pp.n_obs() as f64).powi(2))
+        .sum();
+    assert!(
+        purity > 2.0 * chance && purity > 0.5,
+        "kNN label purity {purity} (chance {chance})"
+    );
     // the batch effect is visible too (batches are not perfectly mixed among neighbours)
     let batches = pp.obs_groups("batch").unwrap();
     let mnn = neighbors::mutual_nearest_neighbors(pca.view(), &batches.codes, 5, true).unwrap();

@@ -198,7 +198,15 @@ fn test(args: &[String]) -> Result {
 fn package() -> Result {
     deps::ensure()?;
     let mut c = cargo();
-    c.args(["package", "--workspace", "--exclude", "xtask", "--exclude", "scssl-tests", "--allow-dirty"]);
+    c.args([
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "scssl-tests",
+        "--allow-dirty",
+    ]);
     run_status(c, "cargo package --workspace")
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use scssl_bench::preprocess::{PreprocessOptions, preprocess_file};
+use scssl_bench::preprocess::{PreprocessOptions, preprocess_backed, preprocess_file};
 use scssl_data::pp::HvgFlavor;
 use scssl_data::{io, sim};
 
@@ -66,6 +66,12 @@ enum Command {
         /// Layer holding the raw counts, if not X.
         #[arg(long)]
         counts_layer: Option<String>,
+        /// Stream X from disk in chunks (for files larger than memory; seurat flavour, counts in X).
+        #[arg(long)]
+        backed: bool,
+        /// Cells per chunk with --backed.
+        #[arg(long, default_value_t = 10_000)]
+        chunk_rows: usize,
     },
     /// (internal) one timed step of `cargo xtask perf data`.
     #[command(hide = true)]
@@ -145,6 +151,8 @@ fn run(cli: Cli) -> Result<()> {
             flavor,
             n_pcs,
             counts_layer,
+            backed,
+            chunk_rows,
         } => {
             let opts = PreprocessOptions {
                 batch_key: if no_batch_key { None } else { Some(batch_key) },
@@ -158,7 +166,11 @@ fn run(cli: Cli) -> Result<()> {
                 counts_layer,
                 ..Default::default()
             };
-            let s = preprocess_file(&input, &output, &opts)?;
+            let s = if backed {
+                preprocess_backed(&input, &output, &opts, chunk_rows)?
+            } else {
+                preprocess_file(&input, &output, &opts)?
+            };
             println!(
                 "wrote {}: {} cells, {} of {} genes kept as HVGs ({} batch{}), X_pca with {} components ({:.1}% of variance)",
                 output.display(),

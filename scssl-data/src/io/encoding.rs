@@ -773,6 +773,10 @@ pub struct Backed {
     pub obs: DataFrame,
     /// Per-gene annotations.
     pub var: DataFrame,
+    /// Per-cell embeddings (read into memory: they are small next to `X`).
+    pub obsm: BTreeMap<String, Array2<f32>>,
+    /// Unstructured annotations.
+    pub uns: BTreeMap<String, UnsValue>,
     layout: XLayout,
 }
 
@@ -820,10 +824,21 @@ impl Backed {
                 indptr.len(),
             ));
         }
+        let obsm = read_obsm(store.as_ref(), obs.n_rows())?;
+        let mut uns = BTreeMap::new();
+        if store.node("uns")? == Some(NodeKind::Group) {
+            for k in store.children("uns")? {
+                if let Some(v) = read_uns_value(store.as_ref(), &join("uns", &k))? {
+                    uns.insert(k, v);
+                }
+            }
+        }
         Ok(Self {
             store,
             obs,
             var,
+            obsm,
+            uns,
             layout,
         })
     }

@@ -303,6 +303,18 @@ fn top_by_cutoff(norm: &[f64], n_top: usize) -> Vec<bool> {
         .collect()
 }
 
+/// Seurat-flavour HVGs from per-batch statistics of `expm1(X)` (as [`GeneStats`] accumulates
+/// them, e.g. over the chunks of a file too large for memory). `batched` says whether the groups
+/// of `st` are batches to rank separately (scanpy's `batch_key`).
+pub fn hvg_from_stats(
+    st: &GeneStats,
+    names: &[String],
+    opts: &HvgOptions,
+    batched: bool,
+) -> HvgResult {
+    seurat_from_stats(st, names, opts, batched)
+}
+
 fn seurat_from_stats(
     st: &GeneStats,
     names: &[String],

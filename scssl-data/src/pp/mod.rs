@@ -7,6 +7,7 @@ mod stats;
 
 pub use hvg::{
     HvgFlavor, HvgOptions, HvgResult, highly_variable_genes, highly_variable_genes_backed,
+    hvg_from_stats,
 };
 pub use pca::{Pca, pca, pca_dense};
 pub use stats::GeneStats;
