@@ -120,6 +120,38 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
                 hit as f64 / (nq * 14) as f64
             ))
         }
-        other => bail!("unknown perf step '{other}' (read, pipeline, knn)"),
+        "augment" => {
+            // two views of a 256-cell × 4,000-gene batch with the `clear` preset (the same data
+            // and cells as conformance/perf_augment.py)
+            let (n, g, b) = (2048usize, 4000usize, 256usize);
+            let mut state = 0x2545_F491_4F6C_DD1Du64;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            };
+            let data =
+                Array2::from_shape_fn((n, g), |_| if next() < 0.3 { next() * 4.0 } else { 0.0 });
+            let cells: Vec<usize> = (0..b).map(|i| (i * 7) % n).collect();
+            let pipeline = scssl_augment::Pipeline::preset("clear_as_run", 0)?;
+            let ctx = scssl_augment::Context::new(data.view());
+            let repeats = 50;
+            // a training loop reuses its view buffers
+            let mut v0 = Array2::<f32>::zeros((b, g));
+            let mut v1 = Array2::<f32>::zeros((b, g));
+            pipeline.views_into(&cells, 0, &ctx, v0.view_mut(), v1.view_mut())?;
+            let t = Instant::now();
+            for epoch in 0..repeats {
+                pipeline.views_into(&cells, epoch, &ctx, v0.view_mut(), v1.view_mut())?;
+                std::hint::black_box((&v0, &v1));
+            }
+            Ok(format!(
+                "{{\"seconds\": {}, \"threads\": {}}}",
+                t.elapsed().as_secs_f64() / repeats as f64,
+                rayon::current_num_threads()
+            ))
+        }
+        other => bail!("unknown perf step '{other}' (read, pipeline, knn, augment)"),
     }
 }

@@ -62,7 +62,8 @@ fn field(json: &str, key: &str) -> Option<f64> {
 pub fn run(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         Some("data") => data(&args[1..]),
-        _ => Err("usage: cargo xtask perf data [--cells N] [--keep]".into()),
+        Some("augment") => augment(),
+        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment>".into()),
     }
 }
 
@@ -163,5 +164,71 @@ fn data(args: &[String]) -> Result {
         let _ = std::fs::remove_file(&pca);
         let _ = std::fs::remove_file(&truth);
     }
+    Ok(())
+}
+
+/// Two views of a 256-cell × 4,000-gene batch (the `clear` pipeline): ours against the
+/// reference's per-cell Python/torch approach, same machine, one run.
+fn augment() -> Result {
+    crate::deps::ensure()?;
+    let scssl = scssl_release()?;
+    let py = venv_python()?;
+    let torch = Command::new(&py)
+        .args(["-c", "import torch"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !torch {
+        println!("installing torch into the venv (CPU use only)…");
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "--quiet", "torch"]);
+        if crate::run_status(c, "pip install torch").is_err() {
+            println!("torch could not be installed; the reference pipeline runs on numpy instead");
+        }
+    }
+    let ours = |threads: Option<usize>| -> Result<Measured> {
+        let mut c = Command::new(&scssl);
+        c.args(["perf-step", "augment", "-"]);
+        if let Some(t) = threads {
+            c.env("RAYON_NUM_THREADS", t.to_string());
+        }
+        measure(c, "scssl perf-step augment")
+    };
+    let all = ours(None)?;
+    let one = ours(Some(1))?;
+    let mut c = Command::new(&py);
+    c.arg(root().join("conformance/perf_augment.py"))
+        .arg("3")
+        .env("OMP_NUM_THREADS", "1");
+    let reference = measure(c, "perf_augment.py")?;
+    let backend = reference
+        .json
+        .split("\"backend\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("?")
+        .to_string();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "\nperf augment: two views of a 256-cell × 4,000-gene batch, `clear` pipeline (probability 0.5 per step), {cores} cores"
+    );
+    println!("| implementation | s per batch | cells/s (two views) | ratio vs reference |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, m: &Measured| {
+        println!(
+            "| {name} | {:.5} | {:.0} | {:.1}× |",
+            m.seconds,
+            256.0 / m.seconds,
+            reference.seconds / m.seconds
+        );
+    };
+    row(
+        &format!("reference: per-cell Python ({backend}), 1 thread"),
+        &reference,
+    );
+    row("scssl, 1 thread", &one);
+    row(&format!("scssl, {cores} threads"), &all);
     Ok(())
 }

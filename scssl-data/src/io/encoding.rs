@@ -734,6 +734,7 @@ pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
 }
 
 /// Adds or replaces `obsm/<key>` in an existing AnnData store, checking the row count.
+#[cfg_attr(not(any(feature = "h5ad", feature = "zarr")), allow(dead_code))]
 pub(crate) fn write_obsm_entry(store: &dyn Store, key: &str, value: &Array2<f32>) -> Result<()> {
     let obs_a = store.attrs("obs")?;
     let index_name = obs_a

@@ -182,6 +182,7 @@ pub fn write(adata: &AnnData, path: impl AsRef<Path>) -> Result<()> {
 /// The row count is checked against the file's `obs`. For `.h5ad` the change is made on a copy
 /// that is renamed over the original; for `.zarr` the new array is written and the consolidated
 /// metadata is refreshed, so anndata sees the entry.
+#[cfg_attr(not(any(feature = "h5ad", feature = "zarr")), allow(unused_variables))]
 pub fn write_obsm(path: impl AsRef<Path>, key: &str, value: &Array2<f32>) -> Result<()> {
     let path = path.as_ref();
     let format = Format::from_path(path)?;
