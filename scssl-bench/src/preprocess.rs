@@ -98,56 +98,16 @@ pub fn preprocess(
         ..Default::default()
     };
     let hvg = pp::highly_variable_genes(&ad, &hvg_opts)?;
-    ad.var.insert(
-        "highly_variable",
-        Column::Bool {
-            values: hvg.highly_variable.clone(),
-            mask: None,
-        },
-    )?;
-    ad.var.insert("means", Column::Float(hvg.means.clone()))?;
-    ad.var
-        .insert("dispersions", Column::Float(hvg.dispersions.clone()))?;
-    ad.var.insert(
-        "dispersions_norm",
-        Column::Float(hvg.dispersions_norm.clone()),
-    )?;
-    if let Some(nb) = &hvg.highly_variable_nbatches {
-        ad.var.insert(
-            "highly_variable_nbatches",
-            Column::Int {
-                values: nb.iter().map(|&v| v as i64).collect(),
-                mask: None,
-            },
-        )?;
-    }
     let mut ad = ad.select_vars(&hvg.highly_variable);
+    annotate_hvgs(&mut ad, &hvg)?;
     on_step("pca");
-    let n_pcs = opts.n_pcs.min(ad.n_vars()).min(n_cells.saturating_sub(1));
-    let pca = pp::pca(&ad.x, n_pcs)?;
-    ad.obsm_insert("X_pca", pca.embedding.clone())?;
-    let mut pca_uns = std::collections::BTreeMap::new();
-    pca_uns.insert(
-        "variance".into(),
-        UnsValue::Numbers(pca.explained_variance.clone()),
-    );
-    pca_uns.insert(
-        "variance_ratio".into(),
-        UnsValue::Numbers(pca.explained_variance_ratio.clone()),
-    );
-    ad.uns.insert("pca".into(), UnsValue::Dict(pca_uns));
-    let mut hvg_uns = std::collections::BTreeMap::new();
-    hvg_uns.insert(
-        "flavor".into(),
-        UnsValue::String(format!("{:?}", opts.flavor).to_lowercase()),
-    );
-    ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
+    let pca = finish_with_pca(&mut ad, opts, &format!("{:?}", opts.flavor).to_lowercase())?;
     let summary = PreprocessSummary {
         n_cells,
         n_genes,
         n_hvg: ad.n_vars(),
         n_batches,
-        n_pcs,
+        n_pcs: pca.explained_variance.len(),
         pca_variance_ratio: pca.explained_variance_ratio,
     };
     Ok((ad, summary))
@@ -280,6 +240,29 @@ pub fn preprocess_backed(
         .insert("counts".into(), Matrix::Csr(CsrMatrix::vstack(&c_parts)?));
     ad.obsm = b.obsm.clone();
     ad.uns = b.uns.clone();
+    annotate_hvgs(&mut ad, &hvg)?;
+    ad.uns
+        .insert("log1p".into(), UnsValue::Dict(Default::default()));
+    pb.set_message("pca");
+    let pca = finish_with_pca(&mut ad, opts, "seurat")?;
+    pb.inc(1);
+    pb.set_message("writing");
+    io::write(&ad, output).with_context(|| format!("writing {}", output.display()))?;
+    pb.finish_and_clear();
+    Ok(PreprocessSummary {
+        n_cells,
+        n_genes,
+        n_hvg: ad.n_vars(),
+        n_batches,
+        n_pcs: pca.explained_variance.len(),
+        pca_variance_ratio: pca.explained_variance_ratio,
+    })
+}
+
+/// Writes the HVG statistics of the kept genes into `var` (`ad` already holds only the
+/// selected genes, in their original order).
+fn annotate_hvgs(ad: &mut AnnData, hvg: &pp::HvgResult) -> Result<()> {
+    let sel = hvg.selected();
     let pick = |v: &[f64]| sel.iter().map(|&j| v[j]).collect::<Vec<f64>>();
     ad.var.insert(
         "highly_variable",
@@ -304,10 +287,15 @@ pub fn preprocess_backed(
             },
         )?;
     }
-    ad.uns
-        .insert("log1p".into(), UnsValue::Dict(Default::default()));
-    pb.set_message("pca");
-    let n_pcs = opts.n_pcs.min(ad.n_vars()).min(n_cells.saturating_sub(1));
+    Ok(())
+}
+
+/// PCA of the HVG matrix into `obsm['X_pca']` and `uns['pca']`, plus `uns['hvg']`.
+fn finish_with_pca(ad: &mut AnnData, opts: &PreprocessOptions, flavor: &str) -> Result<pp::Pca> {
+    let n_pcs = opts
+        .n_pcs
+        .min(ad.n_vars())
+        .min(ad.n_obs().saturating_sub(1));
     let pca = pp::pca(&ad.x, n_pcs)?;
     ad.obsm_insert("X_pca", pca.embedding.clone())?;
     let mut pca_uns = std::collections::BTreeMap::new();
@@ -321,18 +309,7 @@ pub fn preprocess_backed(
     );
     ad.uns.insert("pca".into(), UnsValue::Dict(pca_uns));
     let mut hvg_uns = std::collections::BTreeMap::new();
-    hvg_uns.insert("flavor".into(), UnsValue::String("seurat".into()));
+    hvg_uns.insert("flavor".into(), UnsValue::String(flavor.into()));
     ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
-    pb.inc(1);
-    pb.set_message("writing");
-    io::write(&ad, output).with_context(|| format!("writing {}", output.display()))?;
-    pb.finish_and_clear();
-    Ok(PreprocessSummary {
-        n_cells,
-        n_genes,
-        n_hvg: ad.n_vars(),
-        n_batches,
-        n_pcs,
-        pca_variance_ratio: pca.explained_variance_ratio,
-    })
+    Ok(pca)
 }

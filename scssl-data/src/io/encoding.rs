@@ -589,42 +589,36 @@ fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
         Column::Int {
             values,
             mask: Some(m),
-        } => {
-            store.create_group(
-                key,
-                &attrs(&[
-                    ("encoding-type", json!("nullable-integer")),
-                    ("encoding-version", json!("0.1.0")),
-                ]),
-            )?;
-            store.write(
-                &join(key, "values"),
-                DataRef::I64(values),
-                &[n],
-                &array_attrs(),
-            )?;
-            store.write(&join(key, "mask"), DataRef::Bool(m), &[n], &array_attrs())
-        }
+        } => write_nullable(store, key, "nullable-integer", DataRef::I64(values), m),
         Column::Bool {
             values,
             mask: Some(m),
-        } => {
-            store.create_group(
-                key,
-                &attrs(&[
-                    ("encoding-type", json!("nullable-boolean")),
-                    ("encoding-version", json!("0.1.0")),
-                ]),
-            )?;
-            store.write(
-                &join(key, "values"),
-                DataRef::Bool(values),
-                &[n],
-                &array_attrs(),
-            )?;
-            store.write(&join(key, "mask"), DataRef::Bool(m), &[n], &array_attrs())
-        }
+        } => write_nullable(store, key, "nullable-boolean", DataRef::Bool(values), m),
     }
+}
+
+/// A nullable column: a group holding `values` and a boolean `mask` (true = missing).
+fn write_nullable(
+    store: &dyn Store,
+    key: &str,
+    encoding: &str,
+    values: DataRef<'_>,
+    mask: &[bool],
+) -> Result<()> {
+    store.create_group(
+        key,
+        &attrs(&[
+            ("encoding-type", json!(encoding)),
+            ("encoding-version", json!("0.1.0")),
+        ]),
+    )?;
+    store.write(&join(key, "values"), values, &[mask.len()], &array_attrs())?;
+    store.write(
+        &join(key, "mask"),
+        DataRef::Bool(mask),
+        &[mask.len()],
+        &array_attrs(),
+    )
 }
 
 pub(crate) fn write_dataframe(store: &dyn Store, key: &str, df: &DataFrame) -> Result<()> {
