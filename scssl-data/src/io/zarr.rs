@@ -72,6 +72,10 @@ impl ZarrStore {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         };
+        Self::with_version(path, name, version)
+    }
+
+    fn with_version(path: &Path, name: String, version: u8) -> Result<Self> {
         let storage = Arc::new(FilesystemStore::new(path).map_err(|e| Error::Storage {
             file: name.clone(),
             key: "/".into(),
@@ -89,17 +93,7 @@ impl ZarrStore {
     pub fn create(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
         std::fs::create_dir_all(path).map_err(|e| io_err(path, e))?;
-        let storage = Arc::new(FilesystemStore::new(path).map_err(|e| Error::Storage {
-            file: name.clone(),
-            key: "/".into(),
-            message: e.to_string(),
-        })?);
-        Ok(Self {
-            root: path.into(),
-            name,
-            version: 2,
-            storage,
-        })
+        Self::with_version(path, name, 2)
     }
 
     fn dir(&self, path: &str) -> PathBuf {
