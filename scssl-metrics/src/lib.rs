@@ -1,18 +1,45 @@
 //! # scssl-metrics
 //!
-//! Scores of an embedding: the scIB metric set as scib-metrics 0.6.1 computes it, kNN cell-type
-//! annotation and kNN missing-modality prediction.
+//! Scores of an embedding, as scib-metrics 0.6.1 computes them (see the project's metrics
+//! specification), plus kNN cell-type annotation and kNN missing-modality prediction. Depends
+//! on `scssl-data` without its I/O features: no HDF5, no deep-learning framework.
 //!
-//! **Contract** (from the project architecture; implementation tracked in the issue queue):
-//! - pure functions over `ArrayView2<f32>`, label/batch codes and `scssl_data::Neighbors`:
-//!   silhouette label/batch, isolated labels, Leiden NMI/ARI over a resolution sweep,
-//!   cLISI/iLISI, kBET per label, graph connectivity, PCR comparison; Bio/Batch/Total
-//!   aggregation (0.6·Bio + 0.4·Batch);
-//! - kNN classifier (k = 11) macro-F1/accuracy; cosine kNN (k = 5) protein prediction with
-//!   per-cell Pearson mean/min/max;
-//! - one entry point that builds the neighbour graph once and runs a chosen metric set in
-//!   parallel, returning a serde-serialisable report;
-//! - depends on `scssl-data` without its HDF5/zarr features: no system library, no
-//!   deep-learning framework.
+//! Implemented so far:
+//! - bio conservation: [`silhouette::isolated_labels`], [`silhouette::silhouette_label`],
+//!   [`lisi::clisi_knn`]; NMI/ARI ([`cluster::nmi`], [`cluster::ari`]) for clusterings;
+//! - batch correction: [`silhouette::silhouette_batch`], [`lisi::ilisi_knn`],
+//!   [`graph::graph_connectivity`], [`pcr::pcr_comparison`];
+//! - [`report::evaluate`]: one neighbour graph, the chosen metrics, Bio/Batch/Total
+//!   (0.6·Bio + 0.4·Batch, undefined metrics left out of their group's mean), per-metric timings;
+//! - [`annotate::annotate`] (kNN, k = 11, macro-F1 and accuracy with and without the shared
+//!   cell types filter) and [`annotate::modality_prediction`] (cosine kNN, k = 5, per-cell Pearson).
 //!
-//! This release ships only the contract: no metric is implemented yet.
+//! Not yet implemented (tracked in the issue queue): Leiden NMI/ARI over the resolution sweep,
+//! kBET per label, the BRAS silhouette variant, the `scssl eval`/`scssl annotate` commands and
+//! the scib-metrics conformance goldens.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use scssl_metrics::report::{EvalInput, Metric, evaluate};
+//!
+//! // 200 cells: two cell types, two batches mixed within each type
+//! let x = Array2::from_shape_fn((200, 5), |(i, j)| if i < 100 { j as f32 } else { 10.0 + j as f32 } + (i % 7) as f32 * 0.1);
+//! let labels: Vec<u32> = (0..200).map(|i| (i >= 100) as u32).collect();
+//! let batches: Vec<u32> = (0..200).map(|i| (i % 2) as u32).collect();
+//! let r = evaluate(&EvalInput { embedding: x.view(), labels: &labels, batches: &batches, pre_integration: None }, &Metric::ALL, 0)?;
+//! assert!(r.metrics["silhouette_label"].unwrap() > 0.9);
+//! assert!(r.total.is_some());
+//! # Ok::<(), scssl_metrics::Error>(())
+//! ```
+
+pub mod annotate;
+pub mod cluster;
+pub mod codes;
+mod error;
+pub mod graph;
+pub mod lisi;
+pub mod pcr;
+pub mod report;
+pub mod silhouette;
+
+pub use error::{Error, Result};

@@ -1,0 +1,284 @@
+//! One entry point: build the neighbour graph once, run a chosen metric set, aggregate into
+//! Bio / Batch / Total (0.6·Bio + 0.4·Batch), with per-metric timings, serde-serialisable.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ndarray::ArrayView2;
+use scssl_data::Neighbors;
+use scssl_data::neighbors::{KnnMethod, knn};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, check_embedding, check_len};
+use crate::{graph, lisi, pcr, silhouette};
+
+/// A metric of the scIB set (names as scib-metrics' result keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Bio conservation: isolated labels (silhouette variant).
+    IsolatedLabels,
+    /// Bio conservation: label silhouette.
+    SilhouetteLabel,
+    /// Bio conservation: cLISI on the 90-NN.
+    ClisiKnn,
+    /// Batch correction: batch silhouette per label.
+    SilhouetteBatch,
+    /// Batch correction: iLISI on the 90-NN.
+    IlisiKnn,
+    /// Batch correction: graph connectivity on the 15-NN.
+    GraphConnectivity,
+    /// Batch correction: PCR comparison against the pre-integration embedding.
+    PcrComparison,
+}
+
+impl Metric {
+    /// Every metric implemented so far, in scib-metrics' order.
+    pub const ALL: [Metric; 7] = [
+        Metric::IsolatedLabels,
+        Metric::SilhouetteLabel,
+        Metric::ClisiKnn,
+        Metric::SilhouetteBatch,
+        Metric::IlisiKnn,
+        Metric::GraphConnectivity,
+        Metric::PcrComparison,
+    ];
+    /// scib-metrics' key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::IsolatedLabels => "isolated_labels",
+            Metric::SilhouetteLabel => "silhouette_label",
+            Metric::ClisiKnn => "clisi_knn",
+            Metric::SilhouetteBatch => "silhouette_batch",
+            Metric::IlisiKnn => "ilisi_knn",
+            Metric::GraphConnectivity => "graph_connectivity",
+            Metric::PcrComparison => "pcr_comparison",
+        }
+    }
+    /// Whether the metric scores bio conservation (else batch correction).
+    pub fn is_bio(self) -> bool {
+        matches!(
+            self,
+            Metric::IsolatedLabels | Metric::SilhouetteLabel | Metric::ClisiKnn
+        )
+    }
+}
+
+/// The scores of one embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Metric key → value (`None` where undefined; the reason is in `notes`).
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// Why a metric is undefined.
+    pub notes: BTreeMap<String, String>,
+    /// Seconds per metric (and for the neighbour graph).
+    pub timings: BTreeMap<String, f64>,
+    /// Mean of the defined bio-conservation metrics.
+    pub bio_conservation: Option<f64>,
+    /// Mean of the defined batch-correction metrics.
+    pub batch_correction: Option<f64>,
+    /// 0.6·Bio + 0.4·Batch.
+    pub total: Option<f64>,
+}
+
+/// Inputs of [`evaluate`].
+#[derive(Debug, Clone, Copy)]
+pub struct EvalInput<'a> {
+    /// The embedding (cells × dimensions).
+    pub embedding: ArrayView2<'a, f32>,
+    /// Cell-type codes.
+    pub labels: &'a [u32],
+    /// Batch codes.
+    pub batches: &'a [u32],
+    /// Pre-integration embedding for PCR comparison (e.g. 50 PCs of X).
+    pub pre_integration: Option<ArrayView2<'a, f32>>,
+}
+
+fn mean_defined(v: &[Option<f64>]) -> Option<f64> {
+    let d: Vec<f64> = v
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+}
+
+/// Runs `metrics` on one embedding. The 90-NN graph (exact below 20,000 cells, NN-descent
+/// above; self first at distance 0) is built once and its 15-NN prefix reused.
+pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<Report> {
+    let x = input.embedding;
+    check_embedding(x)?;
+    check_len("labels", x.nrows(), input.labels.len())?;
+    check_len("batches", x.nrows(), input.batches.len())?;
+    let n = x.nrows();
+    if n < 2 {
+        return Err(Error::Invalid(format!(
+            "an embedding needs at least 2 cells, got {n}"
+        )));
+    }
+    let mut r = Report {
+        metrics: BTreeMap::new(),
+        notes: BTreeMap::new(),
+        timings: BTreeMap::new(),
+        bio_conservation: None,
+        batch_correction: None,
+        total: None,
+    };
+    let n_batches = crate::codes::dense(input.batches).1;
+    let needs_graph = metrics.iter().any(|m| {
+        matches!(
+            m,
+            Metric::ClisiKnn | Metric::IlisiKnn | Metric::GraphConnectivity
+        )
+    });
+    let t = Instant::now();
+    let nn90: Option<Neighbors> = if needs_graph {
+        Some(knn(x, 90.min(n), KnnMethod::Auto, seed).map_err(|e| Error::Invalid(e.to_string()))?)
+    } else {
+        None
+    };
+    r.timings
+        .insert("neighbors".into(), t.elapsed().as_secs_f64());
+    let needs_sil = metrics
+        .iter()
+        .any(|m| matches!(m, Metric::IsolatedLabels | Metric::SilhouetteLabel));
+    let t = Instant::now();
+    let sil = if needs_sil {
+        Some(silhouette::silhouette_samples(x, input.labels)?)
+    } else {
+        None
+    };
+    let sil_time = t.elapsed().as_secs_f64();
+    for &m in metrics {
+        let t = Instant::now();
+        let value: Option<f64> = match m {
+            Metric::IsolatedLabels => Some(silhouette::isolated_labels(
+                x,
+                input.labels,
+                input.batches,
+                sil.as_deref(),
+            )?),
+            Metric::SilhouetteLabel => Some(silhouette::silhouette_label(
+                x,
+                input.labels,
+                sil.as_deref(),
+            )?),
+            Metric::ClisiKnn => nn90
+                .as_ref()
+                .map(|g| lisi::clisi_knn(g, input.labels))
+                .transpose()?
+                .flatten(),
+            Metric::SilhouetteBatch => {
+                silhouette::silhouette_batch(x, input.labels, input.batches)?
+            }
+            Metric::IlisiKnn => nn90
+                .as_ref()
+                .map(|g| lisi::ilisi_knn(g, input.batches))
+                .transpose()?
+                .flatten(),
+            Metric::GraphConnectivity => match &nn90 {
+                Some(g) => Some(graph::graph_connectivity(
+                    &g.subset(15.min(g.k()))
+                        .map_err(|e| Error::Invalid(e.to_string()))?,
+                    input.labels,
+                )?),
+                None => None,
+            },
+            Metric::PcrComparison => match input.pre_integration {
+                Some(pre) => pcr::pcr_comparison(pre, x, input.batches)?,
+                None => {
+                    r.notes
+                        .insert(m.key().into(), "no pre-integration embedding given".into());
+                    None
+                }
+            },
+        };
+        let mut secs = t.elapsed().as_secs_f64();
+        if matches!(m, Metric::IsolatedLabels | Metric::SilhouetteLabel) {
+            secs += sil_time / 2.0; // the shared silhouette, split between its two users
+        }
+        if value.is_none() && !r.notes.contains_key(m.key()) {
+            let why = match m {
+                Metric::SilhouetteBatch | Metric::IlisiKnn | Metric::PcrComparison
+                    if n_batches < 2 =>
+                {
+                    "a single batch: batch mixing is undefined".to_string()
+                }
+                Metric::SilhouetteBatch => {
+                    "every label has cells from only one batch (or one cell per batch)".to_string()
+                }
+                Metric::PcrComparison => {
+                    "the pre-integration embedding has no batch variance".to_string()
+                }
+                Metric::ClisiKnn => "a single label".to_string(),
+                _ => "undefined for this input".to_string(),
+            };
+            r.notes.insert(m.key().into(), why);
+        }
+        r.metrics.insert(m.key().into(), value);
+        r.timings.insert(m.key().into(), secs);
+    }
+    let bio: Vec<Option<f64>> = metrics
+        .iter()
+        .filter(|m| m.is_bio())
+        .map(|m| r.metrics[m.key()])
+        .collect();
+    let batch: Vec<Option<f64>> = metrics
+        .iter()
+        .filter(|m| !m.is_bio())
+        .map(|m| r.metrics[m.key()])
+        .collect();
+    r.bio_conservation = mean_defined(&bio);
+    r.batch_correction = mean_defined(&batch);
+    r.total = match (r.bio_conservation, r.batch_correction) {
+        (Some(b), Some(c)) => Some(0.6 * b + 0.4 * c),
+        (Some(b), None) => Some(b),
+        (None, Some(c)) => Some(c),
+        (None, None) => None,
+    };
+    Ok(r)
+}
+
+/// Min–max scales each metric across several reports (scib-metrics' `min_max_scale=True`),
+/// then recomputes Bio, Batch and Total. A metric equal in every report scales to 0.
+pub fn min_max_scale(reports: &mut [Report]) {
+    let keys: Vec<String> = reports
+        .first()
+        .map(|r| r.metrics.keys().cloned().collect())
+        .unwrap_or_default();
+    for k in &keys {
+        let vals: Vec<f64> = reports
+            .iter()
+            .filter_map(|r| r.metrics.get(k).copied().flatten())
+            .collect();
+        let (lo, hi) = vals
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        for r in reports.iter_mut() {
+            if let Some(Some(v)) = r.metrics.get_mut(k) {
+                *v = if hi > lo { (*v - lo) / (hi - lo) } else { 0.0 };
+            }
+        }
+    }
+    for r in reports.iter_mut() {
+        let bio: Vec<Option<f64>> = Metric::ALL
+            .iter()
+            .filter(|m| m.is_bio())
+            .filter_map(|m| r.metrics.get(m.key()).copied())
+            .collect();
+        let batch: Vec<Option<f64>> = Metric::ALL
+            .iter()
+            .filter(|m| !m.is_bio())
+            .filter_map(|m| r.metrics.get(m.key()).copied())
+            .collect();
+        r.bio_conservation = mean_defined(&bio);
+        r.batch_correction = mean_defined(&batch);
+        r.total = r
+            .bio_conservation
+            .zip(r.batch_correction)
+            .map(|(b, c)| 0.6 * b + 0.4 * c);
+    }
+}

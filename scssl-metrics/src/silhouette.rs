@@ -1,0 +1,282 @@
+//! Silhouette-based metrics: `silhouette_label`, `isolated_labels` and `silhouette_batch`, as
+//! scib-metrics computes them (Euclidean distance, NaN silhouettes set to 0, rescaled scores).
+//!
+//! Distances come from blocked matrix products on centred data (no n×n memory); each cell's
+//! per-label distance sums are accumulated in `f64`, in a fixed order, so results do not depend
+//! on the thread count. The full silhouette is O(n²·d); compute it once with
+//! [`silhouette_samples`] and pass it to both [`silhouette_label`] and [`isolated_labels`].
+
+use faer::{MatRef, Par};
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::codes::{dense, members};
+use crate::error::{Result, check_embedding, check_len};
+
+const ROW_BLOCK: usize = 64;
+const COL_TILE: usize = 4096;
+
+/// Per-cell silhouette `s(i) = (b − a)/max(a, b)` with `a` the mean distance to the cell's own
+/// label (excluding itself), `b` the smallest mean distance to another label; `NaN` (a label of
+/// one cell, or a single label) is set to 0, as scib-metrics does.
+pub fn silhouette_samples(x: ArrayView2<'_, f32>, labels: &[u32]) -> Result<Vec<f64>> {
+    check_embedding(x)?;
+    check_len("labels", x.nrows(), labels.len())?;
+    let (codes, k) = dense(labels);
+    let n = x.nrows();
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let sizes: Vec<usize> = members(&codes, k).iter().map(|m| m.len()).collect();
+    // centring keeps |x|² small, which keeps the |x|² + |y|² − 2x·y expansion accurate
+    let mean = x
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| ndarray::Array1::zeros(x.ncols()));
+    let xc: Array2<f32> = &x - &mean;
+    let xc = xc.as_standard_layout().to_owned();
+    let d = xc.ncols();
+    let flat = xc.as_slice().unwrap_or(&[]);
+    let norms: Vec<f32> = xc
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect();
+    let all = MatRef::from_row_major_slice(flat, n, d);
+    let blocks: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
+    let out: Vec<Vec<f64>> = blocks
+        .par_iter()
+        .map(|&s| {
+            let e = (s + ROW_BLOCK).min(n);
+            let q = MatRef::from_row_major_slice(&flat[s * d..e * d], e - s, d);
+            let mut sums = vec![0f64; (e - s) * k];
+            let mut dots = faer::Mat::<f32>::zeros(e - s, COL_TILE.min(n));
+            for c0 in (0..n).step_by(COL_TILE) {
+                let c1 = (c0 + COL_TILE).min(n);
+                faer::linalg::matmul::matmul(
+                    dots.as_mut().submatrix_mut(0, 0, e - s, c1 - c0),
+                    faer::Accum::Replace,
+                    q,
+                    all.subrows(c0, c1 - c0).transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+                let dv = dots.as_ref();
+                for r in 0..(e - s) {
+                    let i = s + r;
+                    let row_sums = &mut sums[r * k..(r + 1) * k];
+                    for (jj, j) in (c0..c1).enumerate() {
+                        if j == i {
+                            continue;
+                        }
+                        let d2 = (norms[i] + norms[j] - 2.0 * dv[(r, jj)]).max(0.0);
+                        row_sums[codes[j] as usize] += d2.sqrt() as f64;
+                    }
+                }
+            }
+            (0..(e - s))
+                .map(|r| {
+                    let i = s + r;
+                    let own = codes[i] as usize;
+                    let row_sums = &sums[r * k..(r + 1) * k];
+                    let a = row_sums[own] / (sizes[own] as f64 - 1.0);
+                    let b = (0..k)
+                        .filter(|&l| l != own && sizes[l] > 0)
+                        .map(|l| row_sums[l] / sizes[l] as f64)
+                        .fold(f64::INFINITY, f64::min);
+                    let sil = (b - a) / a.max(b);
+                    if sil.is_finite() { sil } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect();
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// `silhouette_label`: `(mean silhouette + 1)/2` over all cells. Pass `samples` from
+/// [`silhouette_samples`] to reuse them, or `None` to compute them.
+pub fn silhouette_label(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    samples: Option<&[f64]>,
+) -> Result<f64> {
+    let owned;
+    let s = match samples {
+        Some(s) => {
+            check_len("silhouette samples", x.nrows(), s.len())?;
+            s
+        }
+        None => {
+            owned = silhouette_samples(x, labels)?;
+            &owned
+        }
+    };
+    let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+    Ok((mean + 1.0) / 2.0)
+}
+
+/// The labels scib-metrics treats as isolated: those present in the fewest batches (every label
+/// when all labels span the same number of batches). Returned as dense label codes.
+pub fn isolated_label_codes(labels: &[u32], batches: &[u32]) -> Vec<u32> {
+    let (lc, k) = dense(labels);
+    let (bc, _) = dense(batches);
+    let mut seen: Vec<std::collections::BTreeSet<u32>> = vec![Default::default(); k];
+    for (l, b) in lc.iter().zip(&bc) {
+        seen[*l as usize].insert(*b);
+    }
+    let min = seen.iter().map(|s| s.len()).min().unwrap_or(0);
+    (0..k as u32)
+        .filter(|&l| seen[l as usize].len() <= min)
+        .collect()
+}
+
+/// `isolated_labels` (ASW variant, as scib-metrics computes it): the all-label silhouette,
+/// rescaled per cell to `(s + 1)/2`, averaged within each isolated label, then over them.
+pub fn isolated_labels(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    batches: &[u32],
+    samples: Option<&[f64]>,
+) -> Result<f64> {
+    check_len("batches", x.nrows(), batches.len())?;
+    let owned;
+    let s = match samples {
+        Some(s) => {
+            check_len("silhouette samples", x.nrows(), s.len())?;
+            s
+        }
+        None => {
+            owned = silhouette_samples(x, labels)?;
+            &owned
+        }
+    };
+    let (lc, k) = dense(labels);
+    let groups = members(&lc, k);
+    let iso = isolated_label_codes(labels, batches);
+    let per: Vec<f64> = iso
+        .iter()
+        .map(|&l| {
+            let m = &groups[l as usize];
+            m.iter().map(|&i| (s[i] + 1.0) / 2.0).sum::<f64>() / m.len() as f64
+        })
+        .collect();
+    Ok(per.iter().sum::<f64>() / per.len().max(1) as f64)
+}
+
+/// `silhouette_batch`: for each label with cells from at least two batches (and not one cell
+/// per batch), the batch silhouette of its cells, per cell `1 − |s|`, averaged within the label,
+/// then over labels. `None` when every label is skipped (scib-metrics raises there).
+pub fn silhouette_batch(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    batches: &[u32],
+) -> Result<Option<f64>> {
+    check_embedding(x)?;
+    check_len("labels", x.nrows(), labels.len())?;
+    check_len("batches", x.nrows(), batches.len())?;
+    let (lc, k) = dense(labels);
+    let mut scores = vec![];
+    for cells in members(&lc, k) {
+        let b: Vec<u32> = cells.iter().map(|&i| batches[i]).collect();
+        let n_b = dense(&b).1;
+        if n_b == 1 || n_b == cells.len() {
+            continue;
+        }
+        let sub = x.select(Axis(0), &cells);
+        let s = silhouette_samples(sub.view(), &b)?;
+        scores.push(s.iter().map(|v| 1.0 - v.abs()).sum::<f64>() / s.len() as f64);
+    }
+    Ok((!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// sklearn's silhouette_samples by direct definition.
+    fn naive(x: &Array2<f32>, labels: &[u32]) -> Vec<f64> {
+        let n = x.nrows();
+        let d = |i: usize, j: usize| {
+            x.row(i)
+                .iter()
+                .zip(x.row(j))
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let ls: std::collections::BTreeSet<u32> = labels.iter().copied().collect();
+        (0..n)
+            .map(|i| {
+                let own: Vec<usize> = (0..n)
+                    .filter(|&j| labels[j] == labels[i] && j != i)
+                    .collect();
+                let a = own.iter().map(|&j| d(i, j)).sum::<f64>() / own.len() as f64;
+                let b = ls
+                    .iter()
+                    .filter(|&&l| l != labels[i])
+                    .map(|&l| {
+                        let o: Vec<usize> = (0..n).filter(|&j| labels[j] == l).collect();
+                        o.iter().map(|&j| d(i, j)).sum::<f64>() / o.len() as f64
+                    })
+                    .fold(f64::INFINITY, f64::min);
+                let s = (b - a) / a.max(b);
+                if s.is_finite() { s } else { 0.0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition() {
+        let x = array![
+            [0.0f32, 0.0],
+            [0.1, 0.0],
+            [5.0, 5.0],
+            [5.2, 4.9],
+            [10.0, 0.0],
+            [0.2, 0.3],
+            [9.0, 1.0]
+        ];
+        let l = [0, 0, 1, 1, 2, 0, 2];
+        let got = silhouette_samples(x.view(), &l).unwrap();
+        for (a, b) in got.iter().zip(naive(&x, &l)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // a singleton label gets 0; one label overall gives 0 everywhere
+        let s = silhouette_samples(x.view(), &[0, 0, 0, 0, 1, 0, 0]).unwrap();
+        assert_eq!(s[4], 0.0);
+        assert!(
+            silhouette_samples(x.view(), &[3; 7])
+                .unwrap()
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+    }
+
+    #[test]
+    fn isolated_and_batch_variants() {
+        let x = array![[0.0f32], [0.1], [0.2], [5.0], [5.1], [5.3]];
+        let labels = [0, 0, 0, 1, 1, 1];
+        let batches = [0, 1, 0, 1, 0, 1];
+        // both labels span both batches: all labels are isolated
+        assert_eq!(isolated_label_codes(&labels, &batches), vec![0, 1]);
+        let iso = isolated_labels(x.view(), &labels, &batches, None).unwrap();
+        let lab = silhouette_label(x.view(), &labels, None).unwrap();
+        assert!(
+            (iso - lab).abs() < 1e-12,
+            "balanced labels: iso == label ASW"
+        );
+        // a label in one batch only is the isolated one
+        assert_eq!(isolated_label_codes(&[0, 0, 1, 1], &[0, 1, 0, 0]), vec![1]);
+        let sb = silhouette_batch(x.view(), &labels, &batches)
+            .unwrap()
+            .unwrap();
+        assert!((0.0..=1.0).contains(&sb));
+        assert_eq!(
+            silhouette_batch(x.view(), &labels, &[0; 6]).unwrap(),
+            None,
+            "one batch: every label skipped"
+        );
+        assert!(silhouette_samples(array![[f32::NAN]].view(), &[0]).is_err());
+        assert!(silhouette_samples(x.view(), &[0, 1]).is_err());
+    }
+}
