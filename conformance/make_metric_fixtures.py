@@ -12,6 +12,7 @@ embedding (f32), labels and batches (u32), the exact pynndescent 90-NN arrays sc
 """
 import json
 import os
+import random
 from importlib.metadata import version
 
 import numpy as np
@@ -43,6 +44,11 @@ def case(name, n, d, n_types, n_batches, batch_shift, seed):
         "graph_connectivity": float(scib_metrics.graph_connectivity(nn15, lab)),
         "pcr_comparison": float(scib_metrics.pcr_comparison(pre, x, bat, categorical=True)),
     }
+    # 0.5.x leaves igraph's RNG unseeded: seed Python's `random`, which igraph draws from
+    random.seed(42)
+    leiden = scib_metrics.nmi_ari_cluster_labels_leiden(nn15, lab, optimize_resolution=True)
+    res["nmi_ari_cluster_labels_leiden_nmi"] = float(leiden["nmi"])
+    res["nmi_ari_cluster_labels_leiden_ari"] = float(leiden["ari"])
     try:
         res["kbet_per_label"] = float(scib_metrics.kbet_per_label(nn50, bat, lab))
     except Exception as e:  # kept for later sessions; not all versions run on current numpy

@@ -18,6 +18,9 @@ use crate::{graph, lisi, pcr, silhouette};
 pub enum Metric {
     /// Bio conservation: isolated labels (silhouette variant).
     IsolatedLabels,
+    /// Bio conservation: Leiden NMI and ARI over the resolution sweep (two values:
+    /// `nmi_ari_cluster_labels_leiden_nmi` and `…_ari`).
+    NmiAriClusterLabelsLeiden,
     /// Bio conservation: label silhouette.
     SilhouetteLabel,
     /// Bio conservation: cLISI on the 90-NN.
@@ -34,8 +37,9 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric implemented so far, in scib-metrics' order.
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::IsolatedLabels,
+        Metric::NmiAriClusterLabelsLeiden,
         Metric::SilhouetteLabel,
         Metric::ClisiKnn,
         Metric::SilhouetteBatch,
@@ -47,6 +51,7 @@ impl Metric {
     pub fn key(self) -> &'static str {
         match self {
             Metric::IsolatedLabels => "isolated_labels",
+            Metric::NmiAriClusterLabelsLeiden => "nmi_ari_cluster_labels_leiden",
             Metric::SilhouetteLabel => "silhouette_label",
             Metric::ClisiKnn => "clisi_knn",
             Metric::SilhouetteBatch => "silhouette_batch",
@@ -59,8 +64,21 @@ impl Metric {
     pub fn is_bio(self) -> bool {
         matches!(
             self,
-            Metric::IsolatedLabels | Metric::SilhouetteLabel | Metric::ClisiKnn
+            Metric::IsolatedLabels
+                | Metric::NmiAriClusterLabelsLeiden
+                | Metric::SilhouetteLabel
+                | Metric::ClisiKnn
         )
+    }
+    /// The result keys the metric writes (two for the Leiden NMI/ARI pair).
+    pub fn result_keys(self) -> Vec<&'static str> {
+        match self {
+            Metric::NmiAriClusterLabelsLeiden => vec![
+                "nmi_ari_cluster_labels_leiden_nmi",
+                "nmi_ari_cluster_labels_leiden_ari",
+            ],
+            m => vec![m.key()],
+        }
     }
 }
 
@@ -152,7 +170,23 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     let sil_time = t.elapsed().as_secs_f64();
     for &m in metrics {
         let t = Instant::now();
+        if m == Metric::NmiAriClusterLabelsLeiden {
+            let g = nn90
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("no neighbour graph".into()))?;
+            let g15 = g
+                .subset(15.min(g.k()))
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let res = crate::cluster::nmi_ari_cluster_labels_leiden(&g15, input.labels, seed)?;
+            r.metrics
+                .insert("nmi_ari_cluster_labels_leiden_nmi".into(), Some(res.nmi));
+            r.metrics
+                .insert("nmi_ari_cluster_labels_leiden_ari".into(), Some(res.ari));
+            r.timings.insert(m.key().into(), t.elapsed().as_secs_f64());
+            continue;
+        }
         let value: Option<f64> = match m {
+            Metric::NmiAriClusterLabelsLeiden => None,
             Metric::IsolatedLabels => Some(silhouette::isolated_labels(
                 x,
                 input.labels,
@@ -219,16 +253,15 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         r.metrics.insert(m.key().into(), value);
         r.timings.insert(m.key().into(), secs);
     }
-    let bio: Vec<Option<f64>> = metrics
-        .iter()
-        .filter(|m| m.is_bio())
-        .map(|m| r.metrics[m.key()])
-        .collect();
-    let batch: Vec<Option<f64>> = metrics
-        .iter()
-        .filter(|m| !m.is_bio())
-        .map(|m| r.metrics[m.key()])
-        .collect();
+    let collect = |bio: bool| -> Vec<Option<f64>> {
+        metrics
+            .iter()
+            .filter(|m| m.is_bio() == bio)
+            .flat_map(|m| m.result_keys())
+            .map(|k| r.metrics.get(k).copied().flatten())
+            .collect()
+    };
+    let (bio, batch) = (collect(true), collect(false));
     r.bio_conservation = mean_defined(&bio);
     r.batch_correction = mean_defined(&batch);
     r.total = match (r.bio_conservation, r.batch_correction) {
@@ -264,16 +297,15 @@ pub fn min_max_scale(reports: &mut [Report]) {
         }
     }
     for r in reports.iter_mut() {
-        let bio: Vec<Option<f64>> = Metric::ALL
-            .iter()
-            .filter(|m| m.is_bio())
-            .filter_map(|m| r.metrics.get(m.key()).copied())
-            .collect();
-        let batch: Vec<Option<f64>> = Metric::ALL
-            .iter()
-            .filter(|m| !m.is_bio())
-            .filter_map(|m| r.metrics.get(m.key()).copied())
-            .collect();
+        let collect = |bio: bool| -> Vec<Option<f64>> {
+            Metric::ALL
+                .iter()
+                .filter(|m| m.is_bio() == bio)
+                .flat_map(|m| m.result_keys())
+                .filter_map(|k| r.metrics.get(k).copied())
+                .collect()
+        };
+        let (bio, batch) = (collect(true), collect(false));
         r.bio_conservation = mean_defined(&bio);
         r.batch_correction = mean_defined(&batch);
         r.total = r

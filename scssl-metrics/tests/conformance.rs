@@ -141,8 +141,12 @@ fn metrics_equal_scib_metrics_end_to_end() {
         };
         let r = evaluate(&input, &Metric::ALL, 0).unwrap();
         for m in Metric::ALL {
-            // pynndescent's recall is ~1 on these sizes; exact neighbours give the same graph
-            close(name, m.key(), r.metrics[m.key()].unwrap(), &c.golden, 1e-3);
+            for key in m.result_keys() {
+                // pynndescent's recall is ~1 on these sizes; exact neighbours give the same
+                // graph. Leiden's random stream differs from igraph's: metrics.md §9 allows 0.02.
+                let tol = if m == Metric::NmiAriClusterLabelsLeiden { 0.02 } else { 1e-3 };
+                close(name, key, r.metrics[key].unwrap(), &c.golden, tol);
+            }
         }
         assert!(r.total.is_some() && r.timings.contains_key("neighbors"));
     }
