@@ -37,6 +37,7 @@ pub mod cluster;
 pub mod codes;
 mod error;
 pub mod graph;
+pub mod kbet;
 pub mod leiden;
 pub mod lisi;
 pub mod pcr;

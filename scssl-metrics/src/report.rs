@@ -29,6 +29,11 @@ pub enum Metric {
     SilhouetteBatch,
     /// Batch correction: iLISI on the 90-NN.
     IlisiKnn,
+    /// Batch correction: kBET acceptance per label on the 50-NN.
+    KbetPerLabel,
+    /// Batch correction (optional): BRAS, the cosine / mean-other batch silhouette that
+    /// scib-metrics ≥ 0.6 uses instead of `silhouette_batch`. Not in scSSL-Bench's set.
+    Bras,
     /// Batch correction: graph connectivity on the 15-NN.
     GraphConnectivity,
     /// Batch correction: PCR comparison against the pre-integration embedding.
@@ -37,13 +42,14 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric implemented so far, in scib-metrics' order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 9] = [
         Metric::IsolatedLabels,
         Metric::NmiAriClusterLabelsLeiden,
         Metric::SilhouetteLabel,
         Metric::ClisiKnn,
         Metric::SilhouetteBatch,
         Metric::IlisiKnn,
+        Metric::KbetPerLabel,
         Metric::GraphConnectivity,
         Metric::PcrComparison,
     ];
@@ -56,6 +62,8 @@ impl Metric {
             Metric::ClisiKnn => "clisi_knn",
             Metric::SilhouetteBatch => "silhouette_batch",
             Metric::IlisiKnn => "ilisi_knn",
+            Metric::KbetPerLabel => "kbet_per_label",
+            Metric::Bras => "bras",
             Metric::GraphConnectivity => "graph_connectivity",
             Metric::PcrComparison => "pcr_comparison",
         }
@@ -147,7 +155,11 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     let needs_graph = metrics.iter().any(|m| {
         matches!(
             m,
-            Metric::ClisiKnn | Metric::IlisiKnn | Metric::GraphConnectivity
+            Metric::ClisiKnn
+                | Metric::IlisiKnn
+                | Metric::GraphConnectivity
+                | Metric::KbetPerLabel
+                | Metric::NmiAriClusterLabelsLeiden
         )
     });
     let t = Instant::now();
@@ -186,6 +198,16 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
             continue;
         }
         let value: Option<f64> = match m {
+            Metric::KbetPerLabel => match &nn90 {
+                Some(g) => crate::kbet::kbet_per_label(
+                    &g.subset(50.min(g.k()))
+                        .map_err(|e| Error::Invalid(e.to_string()))?,
+                    input.batches,
+                    input.labels,
+                )?,
+                None => None,
+            },
+            Metric::Bras => silhouette::bras(x, input.labels, input.batches)?,
             Metric::NmiAriClusterLabelsLeiden => None,
             Metric::IsolatedLabels => Some(silhouette::isolated_labels(
                 x,
@@ -234,13 +256,14 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         }
         if value.is_none() && !r.notes.contains_key(m.key()) {
             let why = match m {
-                Metric::SilhouetteBatch | Metric::IlisiKnn | Metric::PcrComparison
-                    if n_batches < 2 =>
-                {
+                m if !m.is_bio() && n_batches < 2 => {
                     "a single batch: batch mixing is undefined".to_string()
                 }
-                Metric::SilhouetteBatch => {
+                Metric::SilhouetteBatch | Metric::Bras => {
                     "every label has cells from only one batch (or one cell per batch)".to_string()
+                }
+                Metric::KbetPerLabel => {
+                    "every label has fewer than 10 cells or a single batch".to_string()
                 }
                 Metric::PcrComparison => {
                     "the pre-integration embedding has no batch variance".to_string()

@@ -20,6 +20,36 @@ const COL_TILE: usize = 4096;
 /// label (excluding itself), `b` the smallest mean distance to another label; `NaN` (a label of
 /// one cell, or a single label) is set to 0, as scib-metrics does.
 pub fn silhouette_samples(x: ArrayView2<'_, f32>, labels: &[u32]) -> Result<Vec<f64>> {
+    silhouette_samples_with(x, labels, Distance::Euclidean, Between::Nearest)
+}
+
+/// Distance used by the silhouette.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distance {
+    /// Euclidean (scib-metrics' default).
+    Euclidean,
+    /// Cosine distance `1 − cos` (BRAS).
+    Cosine,
+}
+
+/// How `b(i)` is formed from the other groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Between {
+    /// Mean distance to the nearest other group (the classic silhouette).
+    Nearest,
+    /// Mean distance to all cells of the other groups (BRAS).
+    MeanOther,
+}
+
+/// [`silhouette_samples`] with a chosen distance and between-group rule.
+pub fn silhouette_samples_with(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    distance: Distance,
+    between: Between,
+) -> Result<Vec<f64>> {
     check_embedding(x)?;
     check_len("labels", x.nrows(), labels.len())?;
     let (codes, k) = dense(labels);
@@ -28,11 +58,26 @@ pub fn silhouette_samples(x: ArrayView2<'_, f32>, labels: &[u32]) -> Result<Vec<
         return Ok(vec![]);
     }
     let sizes: Vec<usize> = members(&codes, k).iter().map(|m| m.len()).collect();
-    // centring keeps |x|² small, which keeps the |x|² + |y|² − 2x·y expansion accurate
-    let mean = x
-        .mean_axis(Axis(0))
-        .unwrap_or_else(|| ndarray::Array1::zeros(x.ncols()));
-    let xc: Array2<f32> = &x - &mean;
+    // centring keeps |x|² small, which keeps the |x|² + |y|² − 2x·y expansion accurate;
+    // for the cosine distance rows are scaled to unit length instead
+    let xc: Array2<f32> = match distance {
+        Distance::Euclidean => {
+            let mean = x
+                .mean_axis(Axis(0))
+                .unwrap_or_else(|| ndarray::Array1::zeros(x.ncols()));
+            &x - &mean
+        }
+        Distance::Cosine => {
+            let mut u = x.to_owned();
+            for mut r in u.rows_mut() {
+                let nrm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if nrm > 0.0 {
+                    r.mapv_inplace(|v| v / nrm);
+                }
+            }
+            u
+        }
+    };
     let xc = xc.as_standard_layout().to_owned();
     let d = xc.ncols();
     let flat = xc.as_slice().unwrap_or(&[]);
@@ -68,8 +113,13 @@ pub fn silhouette_samples(x: ArrayView2<'_, f32>, labels: &[u32]) -> Result<Vec<
                         if j == i {
                             continue;
                         }
-                        let d2 = (norms[i] + norms[j] - 2.0 * dv[(r, jj)]).max(0.0);
-                        row_sums[codes[j] as usize] += d2.sqrt() as f64;
+                        let dist = match distance {
+                            Distance::Euclidean => {
+                                (norms[i] + norms[j] - 2.0 * dv[(r, jj)]).max(0.0).sqrt()
+                            }
+                            Distance::Cosine => (1.0 - dv[(r, jj)]).max(0.0),
+                        };
+                        row_sums[codes[j] as usize] += dist as f64;
                     }
                 }
             }
@@ -79,10 +129,20 @@ pub fn silhouette_samples(x: ArrayView2<'_, f32>, labels: &[u32]) -> Result<Vec<
                     let own = codes[i] as usize;
                     let row_sums = &sums[r * k..(r + 1) * k];
                     let a = row_sums[own] / (sizes[own] as f64 - 1.0);
-                    let b = (0..k)
-                        .filter(|&l| l != own && sizes[l] > 0)
-                        .map(|l| row_sums[l] / sizes[l] as f64)
-                        .fold(f64::INFINITY, f64::min);
+                    let b = match between {
+                        Between::Nearest => (0..k)
+                            .filter(|&l| l != own && sizes[l] > 0)
+                            .map(|l| row_sums[l] / sizes[l] as f64)
+                            .fold(f64::INFINITY, f64::min),
+                        Between::MeanOther => {
+                            let others = n - sizes[own];
+                            (0..k)
+                                .filter(|&l| l != own)
+                                .map(|l| row_sums[l])
+                                .sum::<f64>()
+                                / others as f64
+                        }
+                    };
                     let sil = (b - a) / a.max(b);
                     if sil.is_finite() { sil } else { 0.0 }
                 })
@@ -170,6 +230,23 @@ pub fn silhouette_batch(
     labels: &[u32],
     batches: &[u32],
 ) -> Result<Option<f64>> {
+    silhouette_batch_with(x, labels, batches, Distance::Euclidean, Between::Nearest)
+}
+
+/// `bras` (scib-metrics ≥ 0.6's default batch silhouette): [`silhouette_batch`] with the cosine
+/// distance and the mean distance to all other batches.
+pub fn bras(x: ArrayView2<'_, f32>, labels: &[u32], batches: &[u32]) -> Result<Option<f64>> {
+    silhouette_batch_with(x, labels, batches, Distance::Cosine, Between::MeanOther)
+}
+
+/// [`silhouette_batch`] with a chosen distance and between-group rule.
+pub fn silhouette_batch_with(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    batches: &[u32],
+    distance: Distance,
+    between: Between,
+) -> Result<Option<f64>> {
     check_embedding(x)?;
     check_len("labels", x.nrows(), labels.len())?;
     check_len("batches", x.nrows(), batches.len())?;
@@ -182,7 +259,7 @@ pub fn silhouette_batch(
             continue;
         }
         let sub = x.select(Axis(0), &cells);
-        let s = silhouette_samples(sub.view(), &b)?;
+        let s = silhouette_samples_with(sub.view(), &b, distance, between)?;
         scores.push(s.iter().map(|v| 1.0 - v.abs()).sum::<f64>() / s.len() as f64);
     }
     Ok((!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64))
@@ -250,6 +327,51 @@ mod tests {
                 .iter()
                 .all(|&v| v == 0.0)
         );
+    }
+
+    #[test]
+    fn cosine_mean_other_matches_its_definition() {
+        let x = array![
+            [1.0f32, 0.0],
+            [0.9, 0.2],
+            [0.0, 1.0],
+            [0.1, 0.8],
+            [0.7, 0.7]
+        ];
+        let l = [0, 0, 1, 1, 2];
+        let got =
+            silhouette_samples_with(x.view(), &l, Distance::Cosine, Between::MeanOther).unwrap();
+        let unit: Vec<Vec<f64>> = x
+            .rows()
+            .into_iter()
+            .map(|r| {
+                let n = r.iter().map(|v| (v * v) as f64).sum::<f64>().sqrt();
+                r.iter().map(|&v| v as f64 / n).collect()
+            })
+            .collect();
+        let d = |i: usize, j: usize| {
+            1.0 - unit[i]
+                .iter()
+                .zip(&unit[j])
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+        };
+        for i in 0..5 {
+            let own: Vec<usize> = (0..5).filter(|&j| l[j] == l[i] && j != i).collect();
+            let other: Vec<usize> = (0..5).filter(|&j| l[j] != l[i]).collect();
+            let a = own.iter().map(|&j| d(i, j)).sum::<f64>() / own.len() as f64;
+            let b = other.iter().map(|&j| d(i, j)).sum::<f64>() / other.len() as f64;
+            let want = if own.is_empty() {
+                0.0
+            } else {
+                (b - a) / a.max(b)
+            };
+            assert!(
+                (got[i] - want).abs() < 1e-5,
+                "cell {i}: {} vs {want}",
+                got[i]
+            );
+        }
     }
 
     #[test]

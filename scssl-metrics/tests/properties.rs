@@ -46,7 +46,8 @@ proptest! {
         for (key, v) in &r.metrics {
             let w = r2.metrics[key];
             match (v, w) {
-                (Some(a), Some(b)) => prop_assert!((a - b).abs() < 1e-9, "{}: {} vs {}", key, a, b),
+                // LISI runs in f32 as in scib-metrics: summation order of labels moves the last bits
+                (Some(a), Some(b)) => prop_assert!((a - b).abs() < 1e-6, "{}: {} vs {}", key, a, b),
                 (a, b) => prop_assert_eq!(a.is_some(), b.is_some()),
             }
         }

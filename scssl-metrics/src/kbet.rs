@@ -1,0 +1,384 @@
+//! `kbet_per_label` as scib-metrics computes it (metrics.md §4.3): for each label, a diffusion
+//! map of its subgraph of the 50-NN UMAP connectivities, kNN in diffusion space (self
+//! included), and per cell a χ² test of the neighbourhood's batch composition against the
+//! label's; the acceptance rate (p ≥ 0.05), averaged over labels (NaN labels skipped).
+
+use faer::{Mat, Side};
+use ndarray::Array2;
+use rayon::prelude::*;
+use scssl_data::neighbors::{fuzzy_connectivities, knn_exact};
+use scssl_data::{CsrMatrix, Neighbors};
+
+use crate::codes::{dense, members};
+use crate::error::{Result, check_len};
+
+/// Regularised lower incomplete gamma function P(a, x) (series below a + 1, continued fraction
+/// above), the χ² CDF: `P(dof/2, χ²/2)`.
+pub fn gammainc(a: f64, x: f64) -> f64 {
+    if x <= 0.0 || a <= 0.0 {
+        return if x <= 0.0 { 0.0 } else { 1.0 };
+    }
+    let ln_pre = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..500 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        (sum * ln_pre.exp()).clamp(0.0, 1.0)
+    } else {
+        // Lentz's continued fraction for Q(a, x)
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..500 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let del = d * c;
+            h *= del;
+            if (del - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        (1.0 - ln_pre.exp() * h).clamp(0.0, 1.0)
+    }
+}
+
+fn ln_gamma(x: f64) -> f64 {
+    // Lanczos approximation (g = 7, n = 9), ~1e-15 relative
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + 7.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Acceptance rate of the kBET test on a neighbour table (self included in each neighbourhood).
+pub fn kbet(nn_indices: &Array2<u32>, batches: &[u32], alpha: f64) -> Option<f64> {
+    let (b, nb) = dense(batches);
+    if nb < 2 {
+        return None;
+    }
+    let n = b.len() as f64;
+    let freq: Vec<f64> = members(&b, nb).iter().map(|m| m.len() as f64 / n).collect();
+    let k = nn_indices.ncols() as f64;
+    let dof = (nb - 1) as f64;
+    let accepted: usize = nn_indices
+        .rows()
+        .into_iter()
+        .filter(|row| {
+            let mut obs = vec![0f64; nb];
+            for &j in row.iter() {
+                obs[b[j as usize] as usize] += 1.0;
+            }
+            let chi2: f64 = (0..nb)
+                .map(|c| (obs[c] - freq[c] * k).powi(2) / (freq[c] * k))
+                .sum();
+            1.0 - gammainc(dof / 2.0, chi2 / 2.0) >= alpha
+        })
+        .count();
+    Some(accepted as f64 / n)
+}
+
+/// The `k` eigenpairs of largest magnitude of a symmetric sparse matrix (values descending):
+/// dense decomposition for small matrices, Lanczos with full reorthogonalisation otherwise.
+fn top_eigen(t: &CsrMatrix, k: usize) -> (Vec<f64>, Mat<f64>) {
+    let n = t.n_rows();
+    let pick = |vals: &[f64], vecs: &dyn Fn(usize) -> Vec<f64>| -> (Vec<f64>, Mat<f64>) {
+        let mut order: Vec<usize> = (0..vals.len()).collect();
+        order.sort_by(|&a, &b| vals[b].abs().total_cmp(&vals[a].abs()));
+        order.truncate(k);
+        order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
+        let mut m = Mat::<f64>::zeros(n, order.len());
+        let mut ev = vec![];
+        for (c, &i) in order.iter().enumerate() {
+            ev.push(vals[i]);
+            let v = vecs(i);
+            for r in 0..n {
+                m[(r, c)] = v[r];
+            }
+        }
+        (ev, m)
+    };
+    if n <= 1500 {
+        let mut a = Mat::<f64>::zeros(n, n);
+        for i in 0..n {
+            let (c, v) = t.row(i);
+            for (&j, &x) in c.iter().zip(v) {
+                a[(i, j as usize)] = x as f64;
+            }
+        }
+        let Ok(e) = a.self_adjoint_eigen(Side::Lower) else {
+            return (vec![], Mat::zeros(n, 0));
+        };
+        let vals: Vec<f64> = (0..n).map(|i| e.S()[i]).collect();
+        let u = e.U();
+        return pick(&vals, &|i| (0..n).map(|r| u[(r, i)]).collect());
+    }
+    let m = (2 * k + 60).min(n);
+    let mut v: Vec<Vec<f64>> = Vec::with_capacity(m + 1);
+    let mut q: Vec<f64> = (0..n)
+        .map(|i| 1.0 + ((i * 7919) % 97) as f64 / 97.0)
+        .collect();
+    let norm = q.iter().map(|x| x * x).sum::<f64>().sqrt();
+    q.iter_mut().for_each(|x| *x /= norm);
+    let (mut alpha, mut beta) = (vec![], vec![]);
+    v.push(q);
+    for j in 0..m {
+        let vj = &v[j];
+        let mut w: Vec<f64> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let (c, x) = t.row(i);
+                c.iter()
+                    .zip(x)
+                    .map(|(&cc, &xx)| xx as f64 * vj[cc as usize])
+                    .sum()
+            })
+            .collect();
+        let a: f64 = w.iter().zip(vj).map(|(x, y)| x * y).sum();
+        alpha.push(a);
+        for _ in 0..2 {
+            for u in &v {
+                let d: f64 = w.iter().zip(u).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(u).for_each(|(x, y)| *x -= d * y);
+            }
+        }
+        let b = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if b < 1e-12 || j + 1 == m {
+            break;
+        }
+        beta.push(b);
+        w.iter_mut().for_each(|x| *x /= b);
+        v.push(w);
+    }
+    let mm = alpha.len();
+    let mut tri = Mat::<f64>::zeros(mm, mm);
+    for i in 0..mm {
+        tri[(i, i)] = alpha[i];
+        if i + 1 < mm {
+            tri[(i, i + 1)] = beta[i];
+            tri[(i + 1, i)] = beta[i];
+        }
+    }
+    let Ok(e) = tri.self_adjoint_eigen(Side::Lower) else {
+        return (vec![], Mat::zeros(n, 0));
+    };
+    let vals: Vec<f64> = (0..mm).map(|i| e.S()[i]).collect();
+    let s = e.U();
+    pick(&vals, &|i| {
+        let mut y = vec![0.0; n];
+        for (jj, vj) in v.iter().take(mm).enumerate() {
+            let c = s[(jj, i)];
+            y.iter_mut().zip(vj).for_each(|(a, b)| *a += c * b);
+        }
+        y
+    })
+}
+
+fn subgraph(w: &CsrMatrix, cells: &[usize], local: &mut [usize]) -> CsrMatrix {
+    for (p, &i) in cells.iter().enumerate() {
+        local[i] = p;
+    }
+    let mut indptr = vec![0usize];
+    let (mut idx, mut dat) = (vec![], vec![]);
+    for &i in cells {
+        let (c, v) = w.row(i);
+        for (&j, &x) in c.iter().zip(v) {
+            let l = local[j as usize];
+            if l != usize::MAX && cells.get(l) == Some(&(j as usize)) {
+                idx.push(l as u32);
+                dat.push(x);
+            }
+        }
+        indptr.push(idx.len());
+    }
+    for &i in cells {
+        local[i] = usize::MAX;
+    }
+    CsrMatrix::new(cells.len(), cells.len(), indptr, idx, dat)
+        .unwrap_or_else(|_| CsrMatrix::zeros(cells.len(), cells.len()))
+}
+
+fn components(w: &CsrMatrix) -> Vec<usize> {
+    let n = w.n_rows();
+    let mut comp = vec![usize::MAX; n];
+    let mut next = 0;
+    for s in 0..n {
+        if comp[s] != usize::MAX {
+            continue;
+        }
+        let mut stack = vec![s];
+        comp[s] = next;
+        while let Some(v) = stack.pop() {
+            for &u in w.row(v).0 {
+                if comp[u as usize] == usize::MAX {
+                    comp[u as usize] = next;
+                    stack.push(u as usize);
+                }
+            }
+        }
+        next += 1;
+    }
+    comp
+}
+
+/// Diffusion-map kNN (scanpy's density-normalised transitions, top eigenvectors by magnitude
+/// scaled by λ/(1 − λ) in `f32`), `k` neighbours per cell, self included.
+fn diffusion_nn(w: &CsrMatrix, k: usize, n_comps: usize) -> Option<Array2<u32>> {
+    let n = w.n_rows();
+    if n < 2 || k > n {
+        return None;
+    }
+    let q: Vec<f64> = (0..n)
+        .map(|i| w.row(i).1.iter().map(|&x| x as f64).sum())
+        .collect();
+    let kk: Vec<Vec<(u32, f64)>> = (0..n)
+        .map(|i| {
+            let (c, v) = w.row(i);
+            c.iter()
+                .zip(v)
+                .map(|(&j, &x)| (j, x as f64 / (q[i] * q[j as usize])))
+                .collect()
+        })
+        .collect();
+    let z: Vec<f64> = kk
+        .iter()
+        .map(|r| r.iter().map(|e| e.1).sum::<f64>().sqrt())
+        .collect();
+    let mut indptr = vec![0usize];
+    let (mut idx, mut dat) = (vec![], vec![]);
+    for (i, r) in kk.iter().enumerate() {
+        for &(j, x) in r {
+            idx.push(j);
+            dat.push((x / (z[i] * z[j as usize])) as f32);
+        }
+        indptr.push(idx.len());
+    }
+    let t = CsrMatrix::new(n, n, indptr, idx, dat).ok()?;
+    let (vals, vecs) = top_eigen(&t, n_comps.min(n - 1));
+    if vals.is_empty() {
+        return None;
+    }
+    let mut emb = Array2::<f32>::zeros((n, vals.len()));
+    for (c, &l) in vals.iter().enumerate() {
+        let l = l as f32 + 1e-8;
+        let scale = if l == 1.0 { 1.0 } else { l / (1.0 - l) };
+        for r in 0..n {
+            emb[[r, c]] = vecs[(r, c)] as f32 * scale;
+        }
+    }
+    if emb.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    knn_exact(emb.view(), k).ok().map(|nn| nn.indices)
+}
+
+/// `kbet_per_label` on the 50-NN table (self first). `None` when every label is skipped
+/// (fewer than 10 cells or a single batch).
+pub fn kbet_per_label(nn50: &Neighbors, batches: &[u32], labels: &[u32]) -> Result<Option<f64>> {
+    check_len("batches", nn50.n_cells(), batches.len())?;
+    check_len("labels", nn50.n_cells(), labels.len())?;
+    let conn = fuzzy_connectivities(nn50);
+    let (lc, k) = dense(labels);
+    let groups = members(&lc, k);
+    let scores: Vec<f64> = groups
+        .par_iter()
+        .map(|cells| {
+            let n = cells.len();
+            let b: Vec<u32> = cells.iter().map(|&i| batches[i]).collect();
+            let (bd, nb) = dense(&b);
+            if n < 10 || nb < 2 {
+                return f64::NAN;
+            }
+            let mean_batch = n as f64 / nb as f64;
+            let _ = &bd;
+            let mut k0 = ((mean_batch / 4.0).floor() as usize).clamp(10, 70);
+            if k0 * n >= i32::MAX as usize {
+                k0 = i32::MAX as usize / n;
+            }
+            let mut local = vec![usize::MAX; nn50.n_cells()];
+            let sub = subgraph(&conn, cells, &mut local);
+            let comp = components(&sub);
+            let n_comp = comp.iter().copied().max().map_or(0, |m| m + 1);
+            let run = |g: &CsrMatrix, bb: &[u32]| -> f64 {
+                match diffusion_nn(g, k0 + 1, 100.min(g.n_rows().saturating_sub(1))) {
+                    Some(idx) => kbet(&idx, bb, 0.05).unwrap_or(0.0),
+                    None => 0.0,
+                }
+            };
+            if n_comp <= 1 {
+                return run(&sub, &b);
+            }
+            let mut size = vec![0usize; n_comp];
+            for &c in &comp {
+                size[c] += 1;
+            }
+            let keep: Vec<usize> = (0..n).filter(|&i| size[comp[i]] >= 3 * k0).collect();
+            if (keep.len() as f64) < 0.75 * n as f64 {
+                return 0.0;
+            }
+            let mut local2 = vec![usize::MAX; n];
+            let sub2 = subgraph(&sub, &keep, &mut local2);
+            let b2: Vec<u32> = keep.iter().map(|&i| b[i]).collect();
+            run(&sub2, &b2)
+        })
+        .collect();
+    let ok: Vec<f64> = scores.into_iter().filter(|v| !v.is_nan()).collect();
+    Ok((!ok.is_empty()).then(|| ok.iter().sum::<f64>() / ok.len() as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chi2_cdf_values() {
+        // values of scipy.special.gammainc
+        assert!((gammainc(1.5, 2.0) - 0.7385358700508888).abs() < 1e-12);
+        assert!((gammainc(0.5, 0.5) - 0.6826894921370859).abs() < 1e-12);
+        assert!((gammainc(3.0, 20.0) - 0.9999995444850495).abs() < 1e-12);
+        assert!((gammainc(10.0, 3.0) - 0.0011024881301154815).abs() < 1e-12);
+    }
+
+    #[test]
+    fn perfectly_mixed_neighbourhoods_are_accepted() {
+        // neighbourhoods with exactly the global batch composition
+        let idx = Array2::from_shape_fn((8, 4), |(i, j)| ((i / 4) * 4 + j) as u32);
+        assert_eq!(kbet(&idx, &[0, 1, 0, 1, 0, 1, 0, 1], 0.05), Some(1.0));
+        let idx = Array2::from_shape_fn((8, 4), |(i, j)| (((i / 4) * 4 + j) % 8) as u32);
+        let seg = kbet(&idx, &[0, 0, 0, 0, 1, 1, 1, 1], 0.05).unwrap();
+        assert!(seg < 0.5);
+    }
+}
