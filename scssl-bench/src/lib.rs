@@ -13,6 +13,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod evaluate;
 pub mod inspect;
 pub mod perf;
 pub mod preprocess;

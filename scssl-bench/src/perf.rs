@@ -152,6 +152,88 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
                 rayon::current_num_threads()
             ))
         }
-        other => bail!("unknown perf step '{other}' (read, pipeline, knn, augment)"),
+        "metrics-gen" => {
+            // a simulated embedding: 30 dimensions, 10 cell types, 4 batches with a batch shift
+            let n: usize = extra
+                .first()
+                .and_then(|p| p.to_str())
+                .and_then(|s| s.parse().ok())
+                .context("metrics-gen needs a cell count")?;
+            let dir = input;
+            std::fs::create_dir_all(dir)?;
+            let (d, types, batches) = (30usize, 10u32, 4u32);
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
+            let mut uniform = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let mut normal = move || {
+                (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos()
+            };
+            let centers: Vec<f64> = (0..types as usize * d).map(|_| 3.0 * normal()).collect();
+            let shifts: Vec<f64> = (0..batches as usize * d).map(|_| 0.5 * normal()).collect();
+            let labels: Vec<u32> = (0..n)
+                .map(|i| (i as u32 * 7 + i as u32 / 3) % types)
+                .collect();
+            let bs: Vec<u32> = (0..n)
+                .map(|i| (i as u32 / 5 + i as u32) % batches)
+                .collect();
+            let mut emb = Vec::with_capacity(n * d);
+            let mut pre = Vec::with_capacity(n * d);
+            for i in 0..n {
+                for j in 0..d {
+                    let c = centers[labels[i] as usize * d + j];
+                    let sh = shifts[bs[i] as usize * d + j];
+                    emb.push((c + sh + normal()) as f32);
+                    pre.push((c + 3.0 * sh + normal()) as f32);
+                }
+            }
+            let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            std::fs::write(dir.join("embedding.f32"), f32s(&emb))?;
+            std::fs::write(dir.join("pre.f32"), f32s(&pre))?;
+            std::fs::write(dir.join("labels.u32"), u32s(&labels))?;
+            std::fs::write(dir.join("batches.u32"), u32s(&bs))?;
+            Ok(format!("{{\"cells\": {n}, \"dims\": {d}}}"))
+        }
+        "metrics" => {
+            let dir = input;
+            let f32s = |name: &str| -> Result<Vec<f32>> {
+                Ok(std::fs::read(dir.join(name))?
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect())
+            };
+            let u32s = |name: &str| -> Result<Vec<u32>> {
+                Ok(std::fs::read(dir.join(name))?
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect())
+            };
+            let labels = u32s("labels.u32")?;
+            let batches = u32s("batches.u32")?;
+            let n = labels.len();
+            let x = Array2::from_shape_vec((n, 30), f32s("embedding.f32")?)?;
+            let pre = Array2::from_shape_vec((n, 30), f32s("pre.f32")?)?;
+            let t = Instant::now();
+            let input = scssl_metrics::report::EvalInput {
+                embedding: x.view(),
+                labels: &labels,
+                batches: &batches,
+                pre_integration: Some(pre.view()),
+            };
+            let r =
+                scssl_metrics::report::evaluate(&input, &scssl_metrics::report::Metric::ALL, 0)?;
+            let secs = t.elapsed().as_secs_f64();
+            Ok(
+                serde_json::json!({"seconds": secs, "timings": r.timings, "total": r.total})
+                    .to_string(),
+            )
+        }
+        other => bail!(
+            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics)"
+        ),
     }
 }

@@ -205,3 +205,91 @@ fn backed_preprocessing_equals_in_memory() {
         assert!((x - y).abs() < 1e-4, "PCA {x} vs {y}");
     }
 }
+
+#[test]
+fn eval_and_annotate_score_embeddings_in_obsm() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("s.h5ad");
+    let pp = dir.path().join("p.h5ad");
+    run_ok(
+        scssl()
+            .args([
+                "simulate",
+                "--cells",
+                "500",
+                "--genes",
+                "200",
+                "--proteins",
+                "5",
+                "--seed",
+                "2",
+                "-o",
+            ])
+            .arg(&sim),
+    );
+    run_ok(
+        scssl()
+            .arg("preprocess")
+            .arg(&sim)
+            .arg("-o")
+            .arg(&pp)
+            .args(["--n-hvg", "100", "--n-pcs", "10"]),
+    );
+    let json = dir.path().join("out/m.json");
+    let csv = dir.path().join("m.csv");
+    let table = run_ok(
+        scssl()
+            .arg("eval")
+            .arg(&pp)
+            .args([
+                "--embedding",
+                "X_pca",
+                "--embedding",
+                "protein_expression",
+                "--json",
+            ])
+            .arg(&json)
+            .arg("--csv")
+            .arg(&csv),
+    );
+    assert!(
+        table.contains("X_pca") && table.contains("total"),
+        "{table}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in scssl_bench::evaluate::COLUMNS {
+        assert!(v["X_pca"].get(key).is_some(), "missing {key}");
+    }
+    assert!(v["X_pca"]["timings"]["silhouette_label"].is_number());
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 3);
+    let e = run_err(scssl().arg("eval").arg(&pp).args(["--embedding", "X_scvi"]));
+    assert!(e.contains("X_scvi") && e.contains("X_pca"), "{e}");
+    let e = run_err(scssl().arg("eval").arg(&pp).args([
+        "--embedding",
+        "X_pca",
+        "--label-key",
+        "celltype",
+    ]));
+    assert!(e.contains("celltype") && e.contains("cell_type"), "{e}");
+    let ann = run_ok(scssl().arg("annotate").arg(&pp).args([
+        "--embedding",
+        "X_pca",
+        "--query-batches",
+        "batch_1",
+        "--protein-key",
+        "protein_expression",
+    ]));
+    assert!(
+        ann.contains("macro-F1")
+            && ann.contains("shared cell types only")
+            && ann.contains("protein prediction"),
+        "{ann}"
+    );
+    let e = run_err(scssl().arg("annotate").arg(&pp).args([
+        "--embedding",
+        "X_pca",
+        "--query-batches",
+        "batch_9",
+    ]));
+    assert!(e.contains("batch_9") && e.contains("batch_0"), "{e}");
+}

@@ -114,6 +114,10 @@ pub fn kbet(nn_indices: &Array2<u32>, batches: &[u32], alpha: f64) -> Option<f64
 /// The `k` eigenpairs of largest magnitude of a symmetric sparse matrix (values descending):
 /// dense decomposition for small matrices, Lanczos with full reorthogonalisation otherwise.
 fn top_eigen(t: &CsrMatrix, k: usize) -> (Vec<f64>, Mat<f64>) {
+    top_eigen_with(t, k, 1500)
+}
+
+fn top_eigen_with(t: &CsrMatrix, k: usize, dense_limit: usize) -> (Vec<f64>, Mat<f64>) {
     let n = t.n_rows();
     let pick = |vals: &[f64], vecs: &dyn Fn(usize) -> Vec<f64>| -> (Vec<f64>, Mat<f64>) {
         let mut order: Vec<usize> = (0..vals.len()).collect();
@@ -131,7 +135,7 @@ fn top_eigen(t: &CsrMatrix, k: usize) -> (Vec<f64>, Mat<f64>) {
         }
         (ev, m)
     };
-    if n <= 1500 {
+    if n <= dense_limit {
         let mut a = Mat::<f64>::zeros(n, n);
         for i in 0..n {
             let (c, v) = t.row(i);
@@ -370,6 +374,23 @@ mod tests {
         assert!((gammainc(0.5, 0.5) - 0.6826894921370859).abs() < 1e-12);
         assert!((gammainc(3.0, 20.0) - 0.9999995444850495).abs() < 1e-12);
         assert!((gammainc(10.0, 3.0) - 0.0011024881301154815).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lanczos_agrees_with_the_dense_decomposition() {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let x = Array2::from_shape_fn((400, 3), |(i, _)| (i % 4) as f32 * 3.0 + r.random::<f32>());
+        let nn = knn_exact(x.view(), 10).unwrap();
+        let w = fuzzy_connectivities(&nn);
+        let (dense_vals, _) = top_eigen_with(&w, 20, 10_000);
+        let (lanczos_vals, vecs) = top_eigen_with(&w, 20, 100);
+        for (a, b) in dense_vals.iter().zip(&lanczos_vals) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // Ritz vectors are unit length
+        let norm: f64 = (0..400).map(|i| vecs[(i, 0)] * vecs[(i, 0)]).sum();
+        assert!((norm - 1.0).abs() < 1e-8);
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub fn run(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         Some("data") => data(&args[1..]),
         Some("augment") => augment(),
-        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment>".into()),
+        Some("metrics") => metrics(&args[1..]),
+        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N]>".into()),
     }
 }
 
@@ -230,5 +231,114 @@ fn augment() -> Result {
     );
     row("scssl, 1 thread", &one);
     row(&format!("scssl, {cores} threads"), &all);
+    Ok(())
+}
+
+/// The whole metric set, ours and scib-metrics', on the same simulated embeddings.
+fn metrics(args: &[String]) -> Result {
+    crate::deps::ensure()?;
+    let sizes: Vec<usize> = crate::arg_value(args, "--sizes")
+        .unwrap_or_else(|| "10000,50000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("bad size {s}")))
+        .collect::<Result<_>>()?;
+    let py_max: usize = crate::arg_value(args, "--python-max")
+        .map(|s| s.parse().map_err(|_| "--python-max needs a number"))
+        .transpose()?
+        .unwrap_or(usize::MAX);
+    let scssl = scssl_release()?;
+    let py = venv_python()?;
+    let have_scib = Command::new(&py)
+        .args(["-c", "import scib_metrics"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !have_scib {
+        println!("installing scib-metrics into the venv…");
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "--quiet", "scib-metrics<0.6"]);
+        crate::run_status(c, "pip install scib-metrics")?;
+    }
+    let keys = [
+        "neighbors",
+        "isolated_labels",
+        "nmi_ari_cluster_labels_leiden",
+        "silhouette_label",
+        "clisi_knn",
+        "silhouette_batch",
+        "ilisi_knn",
+        "kbet_per_label",
+        "graph_connectivity",
+        "pcr_comparison",
+    ];
+    let mut first = true;
+    for n in sizes {
+        let dir = root().join(format!("results/perf-metrics/n{n}"));
+        let mut g = Command::new(&scssl);
+        g.args(["perf-step", "metrics-gen"])
+            .arg(&dir)
+            .arg(n.to_string());
+        crate::run_status(g, "scssl perf-step metrics-gen")?;
+        let mut c = Command::new(&scssl);
+        c.args(["perf-step", "metrics"]).arg(&dir);
+        let ours = measure(c, "scssl perf-step metrics")?;
+        let theirs = if n <= py_max {
+            let mut c = Command::new(&py);
+            c.arg(root().join("conformance/perf_metrics.py"))
+                .arg(&dir)
+                .env("PYTHONWARNINGS", "ignore");
+            if first {
+                c.arg("--warmup");
+            }
+            first = false;
+            Some(measure(c, "perf_metrics.py")?)
+        } else {
+            None
+        };
+        println!(
+            "\nperf metrics: {n} cells × 30 dims, 10 cell types, 4 batches, {} cores",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        );
+        println!("| metric | scssl s | scib-metrics s | speed-up |");
+        println!("|---|---|---|---|");
+        let timing =
+            |m: &Measured, k: &str| field(m.json.split("\"timings\"").nth(1).unwrap_or(""), k);
+        for k in keys {
+            let a = timing(&ours, k).unwrap_or(f64::NAN);
+            match &theirs {
+                Some(t) => {
+                    let b = timing(t, k).unwrap_or(f64::NAN);
+                    println!("| {k} | {a:.2} | {b:.2} | {:.0}× |", b / a.max(1e-9));
+                }
+                None => println!("| {k} | {a:.2} | (not run) | |"),
+            }
+        }
+        match &theirs {
+            Some(t) => {
+                println!(
+                    "| **all** | {:.2} | {:.2} | {:.0}× |",
+                    ours.seconds,
+                    t.seconds,
+                    t.seconds / ours.seconds.max(1e-9)
+                );
+                println!(
+                    "peak RSS: scssl {:.0} MB, scib-metrics {:.0} MB{}",
+                    ours.max_rss_mb,
+                    t.max_rss_mb,
+                    field(&t.json, "jit_seconds")
+                        .map(|j| format!(
+                            "; scib-metrics' one-off JIT warm-up on 1,000 cells: {j:.1} s"
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+            None => println!(
+                "| **all** | {:.2} | | |\npeak RSS: scssl {:.0} MB",
+                ours.seconds, ours.max_rss_mb
+            ),
+        }
+    }
     Ok(())
 }

@@ -73,6 +73,61 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         chunk_rows: usize,
     },
+    /// Score embeddings in obsm with the scIB metric set (one row per embedding).
+    Eval {
+        /// AnnData file (.h5ad or .zarr).
+        input: PathBuf,
+        /// obsm key of an embedding to score (repeatable).
+        #[arg(long = "embedding", required = true)]
+        embeddings: Vec<String>,
+        /// obs column of the batch.
+        #[arg(long, default_value = "batch")]
+        batch_key: String,
+        /// obs column of the cell type.
+        #[arg(long, default_value = "cell_type")]
+        label_key: String,
+        /// obsm key of the pre-integration embedding (default: 50 PCs of X, as scib-metrics).
+        #[arg(long)]
+        pre_embedding: Option<String>,
+        /// Also report BRAS (scib-metrics ≥ 0.6's batch silhouette).
+        #[arg(long)]
+        bras: bool,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the results as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Seed (Leiden, approximate kNN).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Query-to-reference cell-type annotation (kNN) on an embedding, and protein prediction.
+    Annotate {
+        /// AnnData file (.h5ad or .zarr).
+        input: PathBuf,
+        /// obsm key of the embedding.
+        #[arg(long)]
+        embedding: String,
+        /// obs column of the cell type.
+        #[arg(long, default_value = "cell_type")]
+        label_key: String,
+        /// obs column of the batch.
+        #[arg(long, default_value = "batch")]
+        batch_key: String,
+        /// Batches held out as the query, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        query_batches: Vec<String>,
+        /// obsm key of protein measurements, for missing-modality prediction.
+        #[arg(long)]
+        protein_key: Option<String>,
+        /// Neighbours of the classifier.
+        #[arg(long, default_value_t = 11)]
+        k: usize,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// (internal) one timed step of `cargo xtask perf data`.
     #[command(hide = true)]
     PerfStep {
@@ -182,6 +237,74 @@ fn run(cli: Cli) -> Result<()> {
                 s.n_pcs,
                 100.0 * s.pca_variance_ratio.iter().sum::<f64>()
             );
+        }
+        Command::Eval {
+            input,
+            embeddings,
+            batch_key,
+            label_key,
+            pre_embedding,
+            bras,
+            json,
+            csv,
+            seed,
+        } => {
+            use scssl_bench::evaluate::{
+                EvalOptions, eval_file, render_table, to_csv, to_json, write_atomic,
+            };
+            let opts = EvalOptions {
+                embeddings,
+                batch_key,
+                label_key,
+                pre_embedding,
+                bras,
+                seed,
+            };
+            let reports = eval_file(&input, &opts)?;
+            let extra: &[&str] = if bras { &["bras"] } else { &[] };
+            print!("{}", render_table(&reports, extra));
+            if let Some(p) = json {
+                write_atomic(
+                    &p,
+                    serde_json::to_string_pretty(&to_json(&reports, extra))?.as_bytes(),
+                )?;
+                println!("wrote {}", p.display());
+            }
+            if let Some(p) = csv {
+                write_atomic(&p, to_csv(&reports, extra).as_bytes())?;
+                println!("wrote {}", p.display());
+            }
+        }
+        Command::Annotate {
+            input,
+            embedding,
+            label_key,
+            batch_key,
+            query_batches,
+            protein_key,
+            k,
+            json,
+        } => {
+            use scssl_bench::evaluate::{
+                AnnotateOptions, annotate_file, render_annotation, write_atomic,
+            };
+            let r = annotate_file(
+                &input,
+                &AnnotateOptions {
+                    embedding,
+                    label_key,
+                    batch_key,
+                    query_batches,
+                    protein_key,
+                    k,
+                    k_protein: 5,
+                },
+            )?;
+            print!("{}", render_annotation(&r));
+            if let Some(p) = json {
+                write_atomic(&p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+                println!("wrote {}", p.display());
+            }
         }
         Command::PerfStep { step, input, extra } => {
             let extra: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();
