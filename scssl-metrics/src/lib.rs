@@ -4,19 +4,22 @@
 //! specification), plus kNN cell-type annotation and kNN missing-modality prediction. Depends
 //! on `scssl-data` without its I/O features: no HDF5, no deep-learning framework.
 //!
-//! Implemented so far:
-//! - bio conservation: [`silhouette::isolated_labels`], [`silhouette::silhouette_label`],
-//!   [`lisi::clisi_knn`]; NMI/ARI ([`cluster::nmi`], [`cluster::ari`]) for clusterings;
-//! - batch correction: [`silhouette::silhouette_batch`], [`lisi::ilisi_knn`],
-//!   [`graph::graph_connectivity`], [`pcr::pcr_comparison`];
-//! - [`report::evaluate`]: one neighbour graph, the chosen metrics, Bio/Batch/Total
-//!   (0.6·Bio + 0.4·Batch, undefined metrics left out of their group's mean), per-metric timings;
+//! - bio conservation: [`silhouette::isolated_labels`],
+//!   [`cluster::nmi_ari_cluster_labels_leiden`] (Leiden on the UMAP connectivities of the 15-NN,
+//!   resolutions 0.2…2.0), [`silhouette::silhouette_label`], [`lisi::clisi_knn`];
+//! - batch correction: [`silhouette::silhouette_batch`] (and [`silhouette::bras`] as an
+//!   option), [`lisi::ilisi_knn`], [`kbet::kbet_per_label`], [`graph::graph_connectivity`],
+//!   [`pcr::pcr_comparison`];
+//! - [`report::evaluate`]: one neighbour graph (90-NN, exact or NN-descent, self first at
+//!   distance 0; the 15- and 50-NN are its prefixes), the chosen metrics, Bio/Batch/Total
+//!   (0.6·Bio + 0.4·Batch, undefined metrics left out of their group's mean, optional
+//!   [`report::min_max_scale`]), per-metric timings, serde-serialisable;
 //! - [`annotate::annotate`] (kNN, k = 11, macro-F1 and accuracy with and without the shared
 //!   cell types filter) and [`annotate::modality_prediction`] (cosine kNN, k = 5, per-cell Pearson).
 //!
-//! Not yet implemented (tracked in the issue queue): Leiden NMI/ARI over the resolution sweep,
-//! kBET per label, the BRAS silhouette variant, the `scssl eval`/`scssl annotate` commands and
-//! the scib-metrics conformance goldens.
+//! Values equal scib-metrics' within the specification's tolerances (1e-4 for silhouettes,
+//! LISI, graph connectivity and PCR; 0.02 for Leiden NMI/ARI; 0.03 for kBET), checked against
+//! goldens in `conformance/`.
 //!
 //! ```
 //! use ndarray::Array2;

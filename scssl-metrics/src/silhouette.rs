@@ -57,18 +57,27 @@ pub fn silhouette_samples_with(
     if n == 0 {
         return Ok(vec![]);
     }
-    let sizes: Vec<usize> = members(&codes, k).iter().map(|m| m.len()).collect();
+    let groups = members(&codes, k);
+    let sizes: Vec<usize> = groups.iter().map(|m| m.len()).collect();
+    // cells sorted by label, so that each label is a contiguous range of columns and the
+    // per-label distance sums vectorise
+    let order: Vec<usize> = groups.iter().flatten().copied().collect();
+    let mut seg_start = vec![0usize; k + 1];
+    for l in 0..k {
+        seg_start[l + 1] = seg_start[l] + sizes[l];
+    }
+    let xs = x.select(Axis(0), &order);
     // centring keeps |x|² small, which keeps the |x|² + |y|² − 2x·y expansion accurate;
     // for the cosine distance rows are scaled to unit length instead
     let xc: Array2<f32> = match distance {
         Distance::Euclidean => {
-            let mean = x
+            let mean = xs
                 .mean_axis(Axis(0))
-                .unwrap_or_else(|| ndarray::Array1::zeros(x.ncols()));
-            &x - &mean
+                .unwrap_or_else(|| ndarray::Array1::zeros(xs.ncols()));
+            &xs - &mean
         }
         Distance::Cosine => {
-            let mut u = x.to_owned();
+            let mut u = xs.clone();
             for mut r in u.rows_mut() {
                 let nrm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
                 if nrm > 0.0 {
@@ -88,7 +97,7 @@ pub fn silhouette_samples_with(
         .collect();
     let all = MatRef::from_row_major_slice(flat, n, d);
     let blocks: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
-    let out: Vec<Vec<f64>> = blocks
+    let sorted: Vec<Vec<f64>> = blocks
         .par_iter()
         .map(|&s| {
             let e = (s + ROW_BLOCK).min(n);
@@ -105,28 +114,44 @@ pub fn silhouette_samples_with(
                     1.0,
                     Par::Seq,
                 );
-                let dv = dots.as_ref();
                 for r in 0..(e - s) {
                     let i = s + r;
+                    let row = dots.row(r);
                     let row_sums = &mut sums[r * k..(r + 1) * k];
-                    for (jj, j) in (c0..c1).enumerate() {
-                        if j == i {
+                    for l in 0..k {
+                        let (a, b) = (seg_start[l].max(c0), seg_start[l + 1].min(c1));
+                        if a >= b {
                             continue;
                         }
-                        let dist = match distance {
-                            Distance::Euclidean => {
-                                (norms[i] + norms[j] - 2.0 * dv[(r, jj)]).max(0.0).sqrt()
-                            }
-                            Distance::Cosine => (1.0 - dv[(r, jj)]).max(0.0),
-                        };
-                        row_sums[codes[j] as usize] += dist as f64;
+                        // f32 lanes within a tile segment (≤ 4,096 terms), f64 across tiles
+                        let mut acc = [0f32; 8];
+                        for (t, j) in (a..b).enumerate() {
+                            let dv = match distance {
+                                Distance::Euclidean => {
+                                    (norms[i] + norms[j] - 2.0 * row[j - c0]).max(0.0).sqrt()
+                                }
+                                Distance::Cosine => (1.0 - row[j - c0]).max(0.0),
+                            };
+                            acc[t % 8] += dv;
+                        }
+                        let mut tile = acc.iter().map(|&v| v as f64).sum::<f64>();
+                        if (a..b).contains(&i) {
+                            // the cell itself: remove the (near-zero) term the expansion gave it
+                            let own = match distance {
+                                Distance::Euclidean => {
+                                    (norms[i] + norms[i] - 2.0 * row[i - c0]).max(0.0).sqrt()
+                                }
+                                Distance::Cosine => (1.0 - row[i - c0]).max(0.0),
+                            };
+                            tile -= own as f64;
+                        }
+                        row_sums[l] += tile;
                     }
                 }
             }
             (0..(e - s))
                 .map(|r| {
-                    let i = s + r;
-                    let own = codes[i] as usize;
+                    let own = codes[order[s + r]] as usize;
                     let row_sums = &sums[r * k..(r + 1) * k];
                     let a = row_sums[own] / (sizes[own] as f64 - 1.0);
                     let b = match between {
@@ -149,7 +174,12 @@ pub fn silhouette_samples_with(
                 .collect()
         })
         .collect();
-    Ok(out.into_iter().flatten().collect())
+    // back to the input order
+    let mut out = vec![0f64; n];
+    for (p, v) in sorted.into_iter().flatten().enumerate() {
+        out[order[p]] = v;
+    }
+    Ok(out)
 }
 
 /// `silhouette_label`: `(mean silhouette + 1)/2` over all cells. Pass `samples` from

@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use super::{Neighbors, check_input, dist};
 use crate::error::Result;
 
-const QUERY_BLOCK: usize = 128;
+const QUERY_BLOCK: usize = 64;
+const COL_TILE: usize = 4096;
 const EXTRA: usize = 8;
 
 /// Exact `k` nearest neighbours of every row among all rows (self first at distance 0).
@@ -40,8 +41,13 @@ fn search(
     k: usize,
     self_first: bool,
 ) -> Result<(Array2<u32>, Array2<f32>)> {
-    let db = db.as_standard_layout().to_owned();
-    let q = q.as_standard_layout().to_owned();
+    // centring both sides by the database mean keeps |x|² small, so the f32 expansion
+    // |x|² + |y|² − 2x·y used to shortlist candidates stays accurate
+    let mean = db
+        .mean_axis(ndarray::Axis(0))
+        .unwrap_or_else(|| ndarray::Array1::zeros(db.ncols()));
+    let db = (&db - &mean).as_standard_layout().to_owned();
+    let q = (&q - &mean).as_standard_layout().to_owned();
     let (n, d) = db.dim();
     let m = q.nrows();
     let dbs = db.as_slice().unwrap_or(&[]);
@@ -53,64 +59,89 @@ fn search(
         .collect();
     let dbm = MatRef::from_row_major_slice(dbs, n, d);
     let keep = (k + EXTRA).min(n);
+    let want = if self_first {
+        keep.saturating_sub(1)
+    } else {
+        keep
+    };
     let blocks: Vec<usize> = (0..m).step_by(QUERY_BLOCK).collect();
     let results: Vec<Vec<(Vec<u32>, Vec<f32>)>> = blocks
         .par_iter()
         .map(|&s| {
             let e = (s + QUERY_BLOCK).min(m);
             let qb = MatRef::from_row_major_slice(&qs[s * d..e * d], e - s, d);
-            let mut dots = faer::Mat::<f32>::zeros(e - s, n);
-            faer::linalg::matmul::matmul(
-                dots.as_mut(),
-                faer::Accum::Replace,
-                qb,
-                dbm.transpose(),
-                1.0,
-                Par::Seq,
-            );
-            let mut out = Vec::with_capacity(e - s);
-            let mut cand: Vec<(f32, u32)> = Vec::with_capacity(n);
-            for (r, i) in (s..e).enumerate() {
-                let qrow = &qs[i * d..(i + 1) * d];
-                let qn: f32 = qrow.iter().map(|v| v * v).sum();
-                cand.clear();
-                for j in 0..n {
-                    if self_first && j == i {
-                        continue;
+            let qn: Vec<f32> = (s..e)
+                .map(|i| qs[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
+                .collect();
+            // per query row: the `want` smallest (d², id), packed into u64 keys (the bits of a
+            // non-negative f32 sort like the float), kept in a max-heap
+            let mut heaps: Vec<std::collections::BinaryHeap<u64>> = (s..e)
+                .map(|_| std::collections::BinaryHeap::with_capacity(want + 1))
+                .collect();
+            let mut dots = faer::Mat::<f32>::zeros(e - s, COL_TILE.min(n));
+            for c0 in (0..n).step_by(COL_TILE) {
+                let c1 = (c0 + COL_TILE).min(n);
+                faer::linalg::matmul::matmul(
+                    dots.as_mut().submatrix_mut(0, 0, e - s, c1 - c0),
+                    faer::Accum::Replace,
+                    qb,
+                    dbm.subrows(c0, c1 - c0).transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+                for (r, heap) in heaps.iter_mut().enumerate() {
+                    let i = s + r;
+                    let mut worst = if heap.len() >= want {
+                        heap.peek().map_or(u64::MAX, |&k| k)
+                    } else {
+                        u64::MAX
+                    };
+                    for (jj, j) in (c0..c1).enumerate() {
+                        if self_first && j == i {
+                            continue;
+                        }
+                        let d2 = (qn[r] + norms[j] - 2.0 * dots[(r, jj)]).max(0.0);
+                        let key = (d2.to_bits() as u64) << 32 | j as u64;
+                        if key < worst {
+                            heap.push(key);
+                            if heap.len() > want {
+                                heap.pop();
+                            }
+                            if heap.len() >= want {
+                                worst = heap.peek().map_or(u64::MAX, |&k| k);
+                            }
+                        }
                     }
-                    cand.push(((qn + norms[j] - 2.0 * dots[(r, j)]).max(0.0), j as u32));
                 }
-                let want = if self_first {
-                    keep.saturating_sub(1)
-                } else {
-                    keep
-                }
-                .min(cand.len());
-                if want > 0 && want < cand.len() {
-                    cand.select_nth_unstable_by(want - 1, |a, b| {
-                        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
-                    });
-                    cand.truncate(want);
-                }
-                // re-rank the candidates by the exact distance
-                let mut exact: Vec<(f32, u32)> = cand
-                    .iter()
-                    .map(|&(_, j)| (dist(qrow, &dbs[j as usize * d..(j as usize + 1) * d]), j))
-                    .collect();
-                exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                let mut idx = Vec::with_capacity(k);
-                let mut ds = Vec::with_capacity(k);
-                if self_first {
-                    idx.push(i as u32);
-                    ds.push(0.0);
-                }
-                for &(dd, j) in exact.iter().take(k - idx.len()) {
-                    idx.push(j);
-                    ds.push(dd);
-                }
-                out.push((idx, ds));
             }
-            out
+            heaps
+                .into_iter()
+                .enumerate()
+                .map(|(r, heap)| {
+                    let i = s + r;
+                    let qrow = &qs[i * d..(i + 1) * d];
+                    // re-rank the shortlist by the direct distance
+                    let mut exact: Vec<(f32, u32)> = heap
+                        .into_iter()
+                        .map(|key| {
+                            let j = (key & 0xFFFF_FFFF) as usize;
+                            (dist(qrow, &dbs[j * d..(j + 1) * d]), j as u32)
+                        })
+                        .collect();
+                    exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    let mut idx = Vec::with_capacity(k);
+                    let mut ds = Vec::with_capacity(k);
+                    if self_first {
+                        idx.push(i as u32);
+                        ds.push(0.0);
+                    }
+                    for &(dd, j) in exact.iter().take(k - idx.len()) {
+                        idx.push(j);
+                        ds.push(dd);
+                    }
+                    (idx, ds)
+                })
+                .collect()
         })
         .collect();
     let mut indices = Array2::<u32>::zeros((m, k));

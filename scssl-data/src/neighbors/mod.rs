@@ -80,7 +80,7 @@ impl Neighbors {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KnnMethod {
-    /// Exact below 20,000 cells, NN-descent above.
+    /// Exact below 20,000 cells or for k ≥ 30, NN-descent otherwise.
     #[default]
     Auto,
     /// Exact brute force (blocked matrix products).
@@ -102,7 +102,9 @@ pub fn knn(x: ArrayView2<'_, f32>, k: usize, method: KnnMethod, seed: u64) -> Re
             },
         ),
         KnnMethod::Auto => {
-            if x.nrows() < 20_000 {
+            // blocked exact search costs ~n²·d; NN-descent grows with k², so large k (the
+            // metrics' 90-NN) is faster exactly even for 100k cells
+            if x.nrows() < 20_000 || k >= 30 {
                 knn_exact(x, k)
             } else {
                 knn_nndescent(
