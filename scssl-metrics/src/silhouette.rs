@@ -103,47 +103,38 @@ pub fn silhouette_samples_with(
             let e = (s + ROW_BLOCK).min(n);
             let q = MatRef::from_row_major_slice(&flat[s * d..e * d], e - s, d);
             let mut sums = vec![0f64; (e - s) * k];
-            let mut dots = faer::Mat::<f32>::zeros(e - s, COL_TILE.min(n));
+            // tile × block product: each query's distances to the tile are one contiguous column
+            let mut dt = faer::Mat::<f32>::zeros(COL_TILE.min(n), e - s);
             for c0 in (0..n).step_by(COL_TILE) {
                 let c1 = (c0 + COL_TILE).min(n);
                 faer::linalg::matmul::matmul(
-                    dots.as_mut().submatrix_mut(0, 0, e - s, c1 - c0),
+                    dt.as_mut().submatrix_mut(0, 0, c1 - c0, e - s),
                     faer::Accum::Replace,
-                    q,
-                    all.subrows(c0, c1 - c0).transpose(),
+                    all.subrows(c0, c1 - c0),
+                    q.transpose(),
                     1.0,
                     Par::Seq,
                 );
                 for r in 0..(e - s) {
                     let i = s + r;
-                    let row = dots.row(r);
+                    let col = &dt.col_as_slice(r)[..c1 - c0];
+                    let ni = norms[i];
                     let row_sums = &mut sums[r * k..(r + 1) * k];
                     for l in 0..k {
                         let (a, b) = (seg_start[l].max(c0), seg_start[l + 1].min(c1));
                         if a >= b {
                             continue;
                         }
-                        // f32 lanes within a tile segment (≤ 4,096 terms), f64 across tiles
-                        let mut acc = [0f32; 8];
-                        for (t, j) in (a..b).enumerate() {
-                            let dv = match distance {
-                                Distance::Euclidean => {
-                                    (norms[i] + norms[j] - 2.0 * row[j - c0]).max(0.0).sqrt()
-                                }
-                                Distance::Cosine => (1.0 - row[j - c0]).max(0.0),
-                            };
-                            acc[t % 8] += dv;
-                        }
-                        let mut tile = acc.iter().map(|&v| v as f64).sum::<f64>();
+                        let tile = segment_sum(distance, ni, &norms[a..b], &col[a - c0..b - c0]);
+                        let mut tile = tile;
                         if (a..b).contains(&i) {
                             // the cell itself: remove the (near-zero) term the expansion gave it
-                            let own = match distance {
-                                Distance::Euclidean => {
-                                    (norms[i] + norms[i] - 2.0 * row[i - c0]).max(0.0).sqrt()
-                                }
-                                Distance::Cosine => (1.0 - row[i - c0]).max(0.0),
-                            };
-                            tile -= own as f64;
+                            tile -= segment_sum(
+                                distance,
+                                ni,
+                                &norms[i..i + 1],
+                                &col[i - c0..i - c0 + 1],
+                            );
                         }
                         row_sums[l] += tile;
                     }
@@ -180,6 +171,29 @@ pub fn silhouette_samples_with(
         out[order[p]] = v;
     }
     Ok(out)
+}
+
+/// Σ distance(i, j) over a contiguous range of columns, from the dot products `dots` and the
+/// squared norms: eight f32 lanes (vectorised), summed in f64.
+#[inline]
+fn segment_sum(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
+    let mut acc = [0f32; 8];
+    let (nc, dc) = (norms.chunks_exact(8), dots.chunks_exact(8));
+    let (nr, dr) = (nc.remainder(), dc.remainder());
+    let f = |nj: f32, dot: f32| match distance {
+        Distance::Euclidean => (ni + nj - 2.0 * dot).max(0.0).sqrt(),
+        Distance::Cosine => (1.0 - dot).max(0.0),
+    };
+    for (a, b) in nc.zip(dc) {
+        for l in 0..8 {
+            acc[l] += f(a[l], b[l]);
+        }
+    }
+    let mut tail = 0f32;
+    for (a, b) in nr.iter().zip(dr) {
+        tail += f(*a, *b);
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
 }
 
 /// `silhouette_label`: `(mean silhouette + 1)/2` over all cells. Pass `samples` from

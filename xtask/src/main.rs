@@ -140,6 +140,36 @@ fn quickstart(args: &[String]) -> Result {
         "1000",
     ])?;
     step(&["inspect", &pp.to_string_lossy()])?;
+    println!("\n== scoring the PCA embedding with the scIB metric set");
+    let scores_json = out.join("simulated.scores.json");
+    let scores_csv = out.join("simulated.scores.csv");
+    step(&[
+        "eval",
+        &pp.to_string_lossy(),
+        "--embedding",
+        "X_pca",
+        "--batch-key",
+        "batch",
+        "--label-key",
+        "cell_type",
+        "--json",
+        &scores_json.to_string_lossy(),
+        "--csv",
+        &scores_csv.to_string_lossy(),
+    ])?;
+    println!(
+        "\n== cell-type annotation of a held-out batch, and protein prediction, on the PCA embedding"
+    );
+    step(&[
+        "annotate",
+        &pp.to_string_lossy(),
+        "--embedding",
+        "X_pca",
+        "--query-batches",
+        "batch_2",
+        "--protein-key",
+        "protein_expression",
+    ])?;
     let shared = root().join("../shared/data");
     if shared.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&shared)

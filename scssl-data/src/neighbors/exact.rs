@@ -78,30 +78,49 @@ fn search(
             let mut heaps: Vec<std::collections::BinaryHeap<u64>> = (s..e)
                 .map(|_| std::collections::BinaryHeap::with_capacity(want + 1))
                 .collect();
-            let mut dots = faer::Mat::<f32>::zeros(e - s, COL_TILE.min(n));
+            // tile × block product: each query's dot products with the tile are one contiguous column
+            let mut dt = faer::Mat::<f32>::zeros(COL_TILE.min(n), e - s);
+            let mut d2 = vec![0f32; COL_TILE.min(n)];
             for c0 in (0..n).step_by(COL_TILE) {
                 let c1 = (c0 + COL_TILE).min(n);
                 faer::linalg::matmul::matmul(
-                    dots.as_mut().submatrix_mut(0, 0, e - s, c1 - c0),
+                    dt.as_mut().submatrix_mut(0, 0, c1 - c0, e - s),
                     faer::Accum::Replace,
-                    qb,
-                    dbm.subrows(c0, c1 - c0).transpose(),
+                    dbm.subrows(c0, c1 - c0),
+                    qb.transpose(),
                     1.0,
                     Par::Seq,
                 );
                 for (r, heap) in heaps.iter_mut().enumerate() {
                     let i = s + r;
+                    let col = &dt.col_as_slice(r)[..c1 - c0];
+                    // squared distances of the tile (vectorised), then a scan against the
+                    // current worst of the shortlist
+                    for ((o, &nj), &dot) in d2.iter_mut().zip(&norms[c0..c1]).zip(col) {
+                        *o = (qn[r] + nj - 2.0 * dot).max(0.0);
+                    }
                     let mut worst = if heap.len() >= want {
                         heap.peek().map_or(u64::MAX, |&k| k)
                     } else {
                         u64::MAX
                     };
-                    for (jj, j) in (c0..c1).enumerate() {
+                    let worst_d2 = |w: u64| {
+                        if w == u64::MAX {
+                            f32::INFINITY
+                        } else {
+                            f32::from_bits((w >> 32) as u32)
+                        }
+                    };
+                    let mut cut = worst_d2(worst);
+                    for (jj, &v) in d2[..c1 - c0].iter().enumerate() {
+                        if v > cut {
+                            continue;
+                        }
+                        let j = c0 + jj;
                         if self_first && j == i {
                             continue;
                         }
-                        let d2 = (qn[r] + norms[j] - 2.0 * dots[(r, jj)]).max(0.0);
-                        let key = (d2.to_bits() as u64) << 32 | j as u64;
+                        let key = (v.to_bits() as u64) << 32 | j as u64;
                         if key < worst {
                             heap.push(key);
                             if heap.len() > want {
@@ -109,6 +128,7 @@ fn search(
                             }
                             if heap.len() >= want {
                                 worst = heap.peek().map_or(u64::MAX, |&k| k);
+                                cut = worst_d2(worst);
                             }
                         }
                     }
