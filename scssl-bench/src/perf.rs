@@ -33,6 +33,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             let t = Instant::now();
             pp::normalize_total(&mut ad, 1e4)?;
             pp::log1p(&mut ad);
+            let t_norm = t.elapsed().as_secs_f64();
             let hvg = pp::highly_variable_genes(
                 &ad,
                 &HvgOptions {
@@ -42,8 +43,13 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
                 },
             )?;
             let ad = ad.select_vars(&hvg.highly_variable);
+            let t_hvg = t.elapsed().as_secs_f64() - t_norm;
             let pca = pp::pca(&ad.x, 50)?;
             let secs = t.elapsed().as_secs_f64();
+            tracing::info!(
+                "normalize+log1p {t_norm:.2} s, HVG+subset {t_hvg:.2} s, PCA {:.2} s",
+                secs - t_norm - t_hvg
+            );
             let bytes: Vec<u8> = pca.embedding.iter().flat_map(|v| v.to_le_bytes()).collect();
             std::fs::write(out, bytes)?;
             Ok(format!("{{\"seconds\": {secs}}}"))

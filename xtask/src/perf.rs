@@ -117,6 +117,8 @@ fn data(args: &[String]) -> Result {
         c.env("PYTHONWARNINGS", "ignore");
         measure(c, &format!("perf_data.py {step}"))
     };
+    // read the file once so both sides start from a warm page cache
+    let _ = std::fs::read(&h5).map_err(|e| e.to_string())?;
     println!("running (each step in its own process)…");
     let r_ours = ours("read", &[])?;
     let r_py = theirs("read", &[])?;

@@ -232,11 +232,18 @@ pub fn bbknn(
             continue;
         }
         let sub = x.select(ndarray::Axis(0), &members);
-        let kk = neighbors_within_batch.min(members.len());
+        // one extra so that a cell of this batch still gets k neighbours besides itself
+        let kk = (neighbors_within_batch + 1).min(members.len());
         let (idx, d) = knn_query(sub.view(), x, kk)?;
         for i in 0..n {
+            let mut taken = 0;
             for c in 0..kk {
-                cand[i].push((d[[i, c]], members[idx[[i, c]] as usize] as u32));
+                let j = members[idx[[i, c]] as usize];
+                if j == i || taken == neighbors_within_batch {
+                    continue;
+                }
+                cand[i].push((d[[i, c]], j as u32));
+                taken += 1;
             }
         }
     }
@@ -253,7 +260,7 @@ pub fn bbknn(
             distances[[i, col]] = d;
             col += 1;
         }
-        // a cell that was its own within-batch neighbour leaves one slot: repeat the last neighbour
+        // only when a batch has fewer than k other cells: repeat the last neighbour
         while col < k_total {
             indices[[i, col]] = indices[[i, col - 1]];
             distances[[i, col]] = distances[[i, col - 1]];

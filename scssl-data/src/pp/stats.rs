@@ -1,9 +1,9 @@
 //! Per-gene, per-group moments, computed in `f64` in an order that does not depend on the
-//! number of threads (each gene is accumulated by one task, rows in file order).
+//! number of threads (fixed row chunks, partial sums added in chunk order).
 
 use rayon::prelude::*;
 
-use crate::matrix::{CsrMatrix, Matrix};
+use crate::matrix::Matrix;
 
 /// Sums, sums of squares and non-zero counts of each gene within each group (e.g. batch).
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +18,8 @@ pub struct GeneStats {
     nnz: Vec<u64>,
 }
 
-const BLOCK_ROWS: usize = 8192;
+const CHUNK_ROWS: usize = 4096;
+const MAX_CHUNKS: usize = 32;
 
 impl GeneStats {
     /// Empty accumulators.
@@ -46,6 +47,10 @@ impl GeneStats {
     }
 
     /// Adds the rows of `x` (a chunk), with `groups` giving each row's group.
+    ///
+    /// Rows are split into a fixed number of chunks (a function of the row count only), each
+    /// accumulated in parallel into its own partial sums, which are then added in chunk order:
+    /// the result does not depend on the number of threads.
     pub fn add(&mut self, x: &Matrix, groups: &[u32], f: &(impl Fn(f32) -> f64 + Sync)) {
         let (n, g) = x.shape();
         assert_eq!(g, self.n_genes, "gene count of the chunk");
@@ -54,34 +59,51 @@ impl GeneStats {
             self.group_sizes[b as usize] += 1;
         }
         let nb = self.n_groups;
-        for start in (0..n).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(n);
-            // Column-major view of the block so that each gene is owned by one task.
-            let block: CsrMatrix = match x {
-                Matrix::Csr(m) => m.select_rows(&(start..end).collect::<Vec<_>>()).transpose(),
-                Matrix::Dense(a) => {
-                    CsrMatrix::from_dense(a.slice(ndarray::s![start..end, ..])).transpose()
-                }
-            };
-            let sums = self.sum.par_chunks_mut(nb);
-            let sqs = self.sumsq.par_chunks_mut(nb);
-            let nzs = self.nnz.par_chunks_mut(nb);
-            sums.zip(sqs)
-                .zip(nzs)
-                .enumerate()
-                .for_each(|(j, ((s, q), z))| {
-                    let (rows, vals) = block.row(j);
-                    for (&r, &v) in rows.iter().zip(vals) {
-                        let b = groups[start + r as usize] as usize;
-                        let y = f(v);
-                        s[b] += y;
-                        // squares are taken at the input's f32 precision, as scanpy's kernel does
-                        q[b] += (y as f32 * y as f32) as f64;
-                        if v != 0.0 {
-                            z[b] += 1;
+        let n_chunks = n.div_ceil(CHUNK_ROWS).clamp(1, MAX_CHUNKS);
+        let per = n.div_ceil(n_chunks).max(1);
+        let partials: Vec<(Vec<f64>, Vec<f64>, Vec<u64>)> = (0..n_chunks)
+            .into_par_iter()
+            .map(|c| {
+                let (r0, r1) = (c * per, ((c + 1) * per).min(n));
+                let mut sum = vec![0f64; nb * g];
+                let mut sq = vec![0f64; nb * g];
+                let mut nz = vec![0u64; nb * g];
+                let mut add = |i: usize, j: usize, v: f32| {
+                    let at = j * nb + groups[i] as usize;
+                    let y = f(v);
+                    sum[at] += y;
+                    // squares are taken at the input's f32 precision, as scanpy's kernel does
+                    sq[at] += (y as f32 * y as f32) as f64;
+                    if v != 0.0 {
+                        nz[at] += 1;
+                    }
+                };
+                match x {
+                    Matrix::Csr(m) => {
+                        for i in r0..r1 {
+                            let (cols, vals) = m.row(i);
+                            for (&j, &v) in cols.iter().zip(vals) {
+                                add(i, j as usize, v);
+                            }
                         }
                     }
-                });
+                    Matrix::Dense(a) => {
+                        for i in r0..r1 {
+                            for (j, &v) in a.row(i).iter().enumerate() {
+                                if v != 0.0 {
+                                    add(i, j, v);
+                                }
+                            }
+                        }
+                    }
+                }
+                (sum, sq, nz)
+            })
+            .collect();
+        for (sum, sq, nz) in partials {
+            self.sum.iter_mut().zip(&sum).for_each(|(a, b)| *a += b);
+            self.sumsq.iter_mut().zip(&sq).for_each(|(a, b)| *a += b);
+            self.nnz.iter_mut().zip(&nz).for_each(|(a, b)| *a += b);
         }
     }
 
