@@ -9,18 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, check_embedding, check_len};
 
-/// Predicts a label for each query cell from its `k` nearest reference cells (Euclidean,
-/// uniform votes; a tie goes to the smallest label value, like scikit-learn's argmax over its
-/// sorted `classes_`).
-pub fn knn_classify(
-    reference: ArrayView2<'_, f32>,
-    ref_labels: &[u32],
-    query: ArrayView2<'_, f32>,
-    k: usize,
-) -> Result<Vec<u32>> {
+/// Both embeddings finite, with the same dimensions, and a non-empty reference.
+fn check_pair(reference: ArrayView2<'_, f32>, query: ArrayView2<'_, f32>) -> Result<()> {
     check_embedding(reference)?;
     check_embedding(query)?;
-    check_len("reference labels", reference.nrows(), ref_labels.len())?;
     if reference.ncols() != query.ncols() {
         return Err(Error::Shape(format!(
             "reference has {} dimensions, query {}",
@@ -31,6 +23,20 @@ pub fn knn_classify(
     if reference.nrows() == 0 {
         return Err(Error::Invalid("the reference has no cells".into()));
     }
+    Ok(())
+}
+
+/// Predicts a label for each query cell from its `k` nearest reference cells (Euclidean,
+/// uniform votes; a tie goes to the smallest label value, like scikit-learn's argmax over its
+/// sorted `classes_`).
+pub fn knn_classify(
+    reference: ArrayView2<'_, f32>,
+    ref_labels: &[u32],
+    query: ArrayView2<'_, f32>,
+    k: usize,
+) -> Result<Vec<u32>> {
+    check_pair(reference, query)?;
+    check_len("reference labels", reference.nrows(), ref_labels.len())?;
     if query.nrows() == 0 {
         return Ok(vec![]);
     }
@@ -188,19 +194,8 @@ pub fn predict_modality(
     query: ArrayView2<'_, f32>,
     k: usize,
 ) -> Result<Array2<f32>> {
-    check_embedding(reference)?;
-    check_embedding(query)?;
+    check_pair(reference, query)?;
     check_len("reference protein", reference.nrows(), ref_protein.nrows())?;
-    if reference.ncols() != query.ncols() {
-        return Err(Error::Shape(format!(
-            "reference has {} dimensions, query {}",
-            reference.ncols(),
-            query.ncols()
-        )));
-    }
-    if reference.nrows() == 0 {
-        return Err(Error::Invalid("the reference has no cells".into()));
-    }
     // cosine distance ranks like Euclidean distance between unit vectors
     let unit = |m: ArrayView2<'_, f32>| {
         let mut u = m.to_owned();

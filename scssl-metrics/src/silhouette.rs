@@ -196,6 +196,25 @@ fn segment_sum(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
 }
 
+/// The caller's silhouette samples (checked for length), or freshly computed ones kept in `slot`.
+fn given_or_computed<'a>(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    samples: Option<&'a [f64]>,
+    slot: &'a mut Vec<f64>,
+) -> Result<&'a [f64]> {
+    match samples {
+        Some(s) => {
+            check_len("silhouette samples", x.nrows(), s.len())?;
+            Ok(s)
+        }
+        None => {
+            *slot = silhouette_samples(x, labels)?;
+            Ok(slot)
+        }
+    }
+}
+
 /// `silhouette_label`: `(mean silhouette + 1)/2` over all cells. Pass `samples` from
 /// [`silhouette_samples`] to reuse them, or `None` to compute them.
 pub fn silhouette_label(
@@ -203,17 +222,8 @@ pub fn silhouette_label(
     labels: &[u32],
     samples: Option<&[f64]>,
 ) -> Result<f64> {
-    let owned;
-    let s = match samples {
-        Some(s) => {
-            check_len("silhouette samples", x.nrows(), s.len())?;
-            s
-        }
-        None => {
-            owned = silhouette_samples(x, labels)?;
-            &owned
-        }
-    };
+    let mut owned = Vec::new();
+    let s = given_or_computed(x, labels, samples, &mut owned)?;
     let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
     Ok((mean + 1.0) / 2.0)
 }
@@ -242,17 +252,8 @@ pub fn isolated_labels(
     samples: Option<&[f64]>,
 ) -> Result<f64> {
     check_len("batches", x.nrows(), batches.len())?;
-    let owned;
-    let s = match samples {
-        Some(s) => {
-            check_len("silhouette samples", x.nrows(), s.len())?;
-            s
-        }
-        None => {
-            owned = silhouette_samples(x, labels)?;
-            &owned
-        }
-    };
+    let mut owned = Vec::new();
+    let s = given_or_computed(x, labels, samples, &mut owned)?;
     let (lc, k) = dense(labels);
     let groups = members(&lc, k);
     let iso = isolated_label_codes(labels, batches);
