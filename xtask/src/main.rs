@@ -227,6 +227,49 @@ fn test(args: &[String]) -> Result {
 
 fn package() -> Result {
     deps::ensure()?;
+    // `cargo package` verifies each crate against its siblings through a temporary local
+    // registry and extracts them under ~/.cargo/registry/src/-<hash>/; an extraction left from
+    // an earlier run of the same version would be reused although the sources changed.
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
+        if let Ok(dirs) = std::fs::read_dir(home.join("registry/src")) {
+            for d in dirs
+                .flatten()
+                .filter(|d| d.file_name().to_string_lossy().starts_with('-'))
+            {
+                for e in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().starts_with("scssl-") {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+    }
+    // the verification builds of the siblings are cached by (name, version, local registry):
+    // forget them so that changed sources are rebuilt
+    let verify_dir = target_dir().join("package-verify");
+    for sub in ["debug/.fingerprint", "debug/deps"] {
+        for e in std::fs::read_dir(verify_dir.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("scssl-")
+                || name.starts_with("scssl_")
+                || name.starts_with("libscssl_")
+            {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+    }
     let mut c = cargo();
     c.args([
         "package",
@@ -236,7 +279,9 @@ fn package() -> Result {
         "--exclude",
         "scssl-tests",
         "--allow-dirty",
-    ]);
+        "--target-dir",
+    ])
+    .arg(&verify_dir);
     run_status(c, "cargo package --workspace")
 }
 
