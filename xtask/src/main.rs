@@ -230,20 +230,19 @@ fn package() -> Result {
     // `cargo package` verifies each crate against its siblings through a temporary local
     // registry and extracts them under ~/.cargo/registry/src/-<hash>/; an extraction left from
     // an earlier run of the same version would be reused although the sources changed.
-    if let Some(home) = std::env::var_os("CARGO_HOME")
+    let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let registries = cargo_home.and_then(|h| std::fs::read_dir(h.join("registry/src")).ok());
+    for d in registries
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with('-'))
     {
-        if let Ok(dirs) = std::fs::read_dir(home.join("registry/src")) {
-            for d in dirs
-                .flatten()
-                .filter(|d| d.file_name().to_string_lossy().starts_with('-'))
-            {
-                for e in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                    if e.file_name().to_string_lossy().starts_with("scssl-") {
-                        let _ = std::fs::remove_dir_all(e.path());
-                    }
-                }
+        for e in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("scssl-") {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
