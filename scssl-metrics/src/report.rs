@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 use scssl_data::Neighbors;
 use scssl_data::neighbors::{KnnMethod, knn};
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,9 @@ pub struct EvalInput<'a> {
     pub pre_integration: Option<ArrayView2<'a, f32>>,
 }
 
+/// One metric's result: (key, value) pairs (two for Leiden), seconds, why it is undefined.
+type Outcome = (Vec<(String, Option<f64>)>, f64, Option<String>);
+
 fn mean_defined(v: &[Option<f64>]) -> Option<f64> {
     let d: Vec<f64> = v
         .iter()
@@ -180,35 +184,38 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         None
     };
     let sil_time = t.elapsed().as_secs_f64();
-    for &m in metrics {
+    let subset = |k: usize| -> Result<Neighbors> {
+        let g = nn90
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("no neighbour graph".into()))?;
+        g.subset(k.min(g.k()))
+            .map_err(|e| Error::Invalid(e.to_string()))
+    };
+    // one metric: its values (two for Leiden), seconds, and why it is undefined if it is
+    let compute = |m: Metric| -> Result<Outcome> {
         let t = Instant::now();
         if m == Metric::NmiAriClusterLabelsLeiden {
-            let g = nn90
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("no neighbour graph".into()))?;
-            let g15 = g
-                .subset(15.min(g.k()))
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            let res = crate::cluster::nmi_ari_cluster_labels_leiden(&g15, input.labels, seed)?;
-            r.metrics
-                .insert("nmi_ari_cluster_labels_leiden_nmi".into(), Some(res.nmi));
-            r.metrics
-                .insert("nmi_ari_cluster_labels_leiden_ari".into(), Some(res.ari));
-            r.timings.insert(m.key().into(), t.elapsed().as_secs_f64());
-            continue;
+            let res =
+                crate::cluster::nmi_ari_cluster_labels_leiden(&subset(15)?, input.labels, seed)?;
+            let v = vec![
+                (
+                    "nmi_ari_cluster_labels_leiden_nmi".to_string(),
+                    Some(res.nmi),
+                ),
+                (
+                    "nmi_ari_cluster_labels_leiden_ari".to_string(),
+                    Some(res.ari),
+                ),
+            ];
+            return Ok((v, t.elapsed().as_secs_f64(), None));
         }
+        let mut note = None;
         let value: Option<f64> = match m {
-            Metric::KbetPerLabel => match &nn90 {
-                Some(g) => crate::kbet::kbet_per_label(
-                    &g.subset(50.min(g.k()))
-                        .map_err(|e| Error::Invalid(e.to_string()))?,
-                    input.batches,
-                    input.labels,
-                )?,
-                None => None,
-            },
-            Metric::Bras => silhouette::bras(x, input.labels, input.batches)?,
             Metric::NmiAriClusterLabelsLeiden => None,
+            Metric::KbetPerLabel => {
+                crate::kbet::kbet_per_label(&subset(50)?, input.batches, input.labels)?
+            }
+            Metric::Bras => silhouette::bras(x, input.labels, input.batches)?,
             Metric::IsolatedLabels => Some(silhouette::isolated_labels(
                 x,
                 input.labels,
@@ -220,32 +227,18 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
                 input.labels,
                 sil.as_deref(),
             )?),
-            Metric::ClisiKnn => nn90
-                .as_ref()
-                .map(|g| lisi::clisi_knn(g, input.labels))
-                .transpose()?
-                .flatten(),
+            Metric::ClisiKnn => lisi::clisi_knn(&subset(90)?, input.labels)?,
             Metric::SilhouetteBatch => {
                 silhouette::silhouette_batch(x, input.labels, input.batches)?
             }
-            Metric::IlisiKnn => nn90
-                .as_ref()
-                .map(|g| lisi::ilisi_knn(g, input.batches))
-                .transpose()?
-                .flatten(),
-            Metric::GraphConnectivity => match &nn90 {
-                Some(g) => Some(graph::graph_connectivity(
-                    &g.subset(15.min(g.k()))
-                        .map_err(|e| Error::Invalid(e.to_string()))?,
-                    input.labels,
-                )?),
-                None => None,
-            },
+            Metric::IlisiKnn => lisi::ilisi_knn(&subset(90)?, input.batches)?,
+            Metric::GraphConnectivity => {
+                Some(graph::graph_connectivity(&subset(15)?, input.labels)?)
+            }
             Metric::PcrComparison => match input.pre_integration {
                 Some(pre) => pcr::pcr_comparison(pre, x, input.batches)?,
                 None => {
-                    r.notes
-                        .insert(m.key().into(), "no pre-integration embedding given".into());
+                    note = Some("no pre-integration embedding given".to_string());
                     None
                 }
             },
@@ -254,8 +247,8 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         if matches!(m, Metric::IsolatedLabels | Metric::SilhouetteLabel) {
             secs += sil_time / 2.0; // the shared silhouette, split between its two users
         }
-        if value.is_none() && !r.notes.contains_key(m.key()) {
-            let why = match m {
+        if value.is_none() && note.is_none() {
+            note = Some(match m {
                 m if !m.is_bio() && n_batches < 2 => {
                     "a single batch: batch mixing is undefined".to_string()
                 }
@@ -270,11 +263,23 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
                 }
                 Metric::ClisiKnn => "a single label".to_string(),
                 _ => "undefined for this input".to_string(),
-            };
-            r.notes.insert(m.key().into(), why);
+            });
         }
-        r.metrics.insert(m.key().into(), value);
+        Ok((vec![(m.key().to_string(), value)], secs, note))
+    };
+    // the metrics run concurrently (each is parallel inside too); results keep their order
+    let outcomes: Vec<_> = metrics
+        .par_iter()
+        .map(|&m| compute(m))
+        .collect::<Result<_>>()?;
+    for (&m, (values, secs, note)) in metrics.iter().zip(outcomes) {
+        for (k, v) in values {
+            r.metrics.insert(k, v);
+        }
         r.timings.insert(m.key().into(), secs);
+        if let Some(n) = note {
+            r.notes.insert(m.key().into(), n);
+        }
     }
     let collect = |bio: bool| -> Vec<Option<f64>> {
         metrics
