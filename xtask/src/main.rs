@@ -184,7 +184,10 @@ fn quickstart(args: &[String]) -> Result {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let o = out.join(format!("{name}.preprocessed.h5ad"));
-            println!("\n== preprocessing real dataset {}", f.display());
+            println!(
+                "\n== preprocessing and scoring (PCA) the real dataset {}",
+                f.display()
+            );
             step(&[
                 "preprocess",
                 &f.to_string_lossy(),
@@ -194,6 +197,19 @@ fn quickstart(args: &[String]) -> Result {
                 "batch",
                 "--n-hvg",
                 "2000",
+            ])?;
+            let scores = out.join(format!("{name}.scores.csv"));
+            step(&[
+                "eval",
+                &o.to_string_lossy(),
+                "--embedding",
+                "X_pca",
+                "--batch-key",
+                "batch",
+                "--label-key",
+                "cell_type",
+                "--csv",
+                &scores.to_string_lossy(),
             ])?;
         }
     } else {
