@@ -1,0 +1,315 @@
+//! Writing AnnData elements to a store (anndata's on-disk specification, encoding versions as
+//! anndata 0.10–0.13 write them).
+
+use ndarray::Array2;
+use serde_json::{Map, Value, json};
+
+use super::{attrs, fmt_err};
+use crate::anndata::{AnnData, UnsValue};
+use crate::error::{Error, Result};
+use crate::frame::{Column, DataFrame};
+use crate::io::store::{DataRef, Store, join};
+use crate::matrix::Matrix;
+
+fn array_attrs() -> Map<String, Value> {
+    attrs(&[
+        ("encoding-type", json!("array")),
+        ("encoding-version", json!("0.2.0")),
+    ])
+}
+
+fn string_array_attrs() -> Map<String, Value> {
+    attrs(&[
+        ("encoding-type", json!("string-array")),
+        ("encoding-version", json!("0.2.0")),
+    ])
+}
+
+fn dict_attrs() -> Map<String, Value> {
+    attrs(&[
+        ("encoding-type", json!("dict")),
+        ("encoding-version", json!("0.1.0")),
+    ])
+}
+
+pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<()> {
+    match m {
+        Matrix::Dense(a) => {
+            let a = a.as_standard_layout();
+            let slice = a.as_slice().unwrap_or(&[]);
+            store.write(
+                key,
+                DataRef::F32(slice),
+                &[a.nrows(), a.ncols()],
+                &array_attrs(),
+            )
+        }
+        Matrix::Csr(c) => {
+            store.create_group(
+                key,
+                &attrs(&[
+                    ("encoding-type", json!("csr_matrix")),
+                    ("encoding-version", json!("0.1.0")),
+                    ("shape", json!([c.n_rows(), c.n_cols()])),
+                ]),
+            )?;
+            store.write(
+                &join(key, "data"),
+                DataRef::F32(c.data()),
+                &[c.nnz()],
+                &array_attrs(),
+            )?;
+            let idx: Vec<i32> = c.indices().iter().map(|&x| x as i32).collect();
+            store.write(
+                &join(key, "indices"),
+                DataRef::I32(&idx),
+                &[idx.len()],
+                &array_attrs(),
+            )?;
+            let ptr: Vec<i64> = c.indptr().iter().map(|&x| x as i64).collect();
+            store.write(
+                &join(key, "indptr"),
+                DataRef::I64(&ptr),
+                &[ptr.len()],
+                &array_attrs(),
+            )
+        }
+    }
+}
+
+fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
+    let n = col.len();
+    match col {
+        Column::Categorical {
+            codes,
+            categories,
+            ordered,
+        } => {
+            store.create_group(
+                key,
+                &attrs(&[
+                    ("encoding-type", json!("categorical")),
+                    ("encoding-version", json!("0.2.0")),
+                    ("ordered", json!(ordered)),
+                ]),
+            )?;
+            // pandas picks the smallest signed integer type that holds the codes
+            if categories.len() < 128 {
+                let c: Vec<i8> = codes.iter().map(|&x| x as i8).collect();
+                store.write(&join(key, "codes"), DataRef::I8(&c), &[n], &array_attrs())?;
+            } else {
+                store.write(
+                    &join(key, "codes"),
+                    DataRef::I32(codes),
+                    &[n],
+                    &array_attrs(),
+                )?;
+            }
+            store.write(
+                &join(key, "categories"),
+                DataRef::Str(categories),
+                &[categories.len()],
+                &string_array_attrs(),
+            )
+        }
+        Column::String(v) => {
+            if v.iter().all(|s| s.is_some()) {
+                let s: Vec<String> = v.iter().map(|s| s.clone().unwrap_or_default()).collect();
+                store.write(key, DataRef::Str(&s), &[n], &string_array_attrs())
+            } else {
+                store.create_group(
+                    key,
+                    &attrs(&[
+                        ("encoding-type", json!("nullable-string-array")),
+                        ("encoding-version", json!("0.1.0")),
+                    ]),
+                )?;
+                let s: Vec<String> = v.iter().map(|s| s.clone().unwrap_or_default()).collect();
+                let m: Vec<bool> = v.iter().map(|s| s.is_none()).collect();
+                store.write(
+                    &join(key, "values"),
+                    DataRef::Str(&s),
+                    &[n],
+                    &string_array_attrs(),
+                )?;
+                store.write(&join(key, "mask"), DataRef::Bool(&m), &[n], &array_attrs())
+            }
+        }
+        Column::Float(v) => store.write(key, DataRef::F64(v), &[n], &array_attrs()),
+        Column::Int { values, mask: None } => {
+            store.write(key, DataRef::I64(values), &[n], &array_attrs())
+        }
+        Column::Bool { values, mask: None } => {
+            store.write(key, DataRef::Bool(values), &[n], &array_attrs())
+        }
+        Column::Int {
+            values,
+            mask: Some(m),
+        } => write_nullable(store, key, "nullable-integer", DataRef::I64(values), m),
+        Column::Bool {
+            values,
+            mask: Some(m),
+        } => write_nullable(store, key, "nullable-boolean", DataRef::Bool(values), m),
+    }
+}
+
+/// A nullable column: a group holding `values` and a boolean `mask` (true = missing).
+fn write_nullable(
+    store: &dyn Store,
+    key: &str,
+    encoding: &str,
+    values: DataRef<'_>,
+    mask: &[bool],
+) -> Result<()> {
+    store.create_group(
+        key,
+        &attrs(&[
+            ("encoding-type", json!(encoding)),
+            ("encoding-version", json!("0.1.0")),
+        ]),
+    )?;
+    store.write(&join(key, "values"), values, &[mask.len()], &array_attrs())?;
+    store.write(
+        &join(key, "mask"),
+        DataRef::Bool(mask),
+        &[mask.len()],
+        &array_attrs(),
+    )
+}
+
+pub(crate) fn write_dataframe(store: &dyn Store, key: &str, df: &DataFrame) -> Result<()> {
+    let index_name = if df.index_name.is_empty() {
+        "_index"
+    } else {
+        df.index_name.as_str()
+    };
+    let order: Vec<Value> = df.columns.iter().map(|(k, _)| json!(k)).collect();
+    store.create_group(
+        key,
+        &attrs(&[
+            ("encoding-type", json!("dataframe")),
+            ("encoding-version", json!("0.2.0")),
+            ("_index", json!(index_name)),
+            ("column-order", Value::Array(order)),
+        ]),
+    )?;
+    store.write(
+        &join(key, index_name),
+        DataRef::Str(&df.index),
+        &[df.index.len()],
+        &string_array_attrs(),
+    )?;
+    for (k, c) in &df.columns {
+        if k == index_name {
+            return Err(fmt_err(
+                store,
+                &join(key, k),
+                "a column may not share the index's name",
+            ));
+        }
+        write_column(store, &join(key, k), c)?;
+    }
+    Ok(())
+}
+
+fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
+    match v {
+        UnsValue::String(s) => store.write(
+            key,
+            DataRef::Str(std::slice::from_ref(s)),
+            &[],
+            &attrs(&[
+                ("encoding-type", json!("string")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
+        ),
+        UnsValue::Strings(s) => {
+            store.write(key, DataRef::Str(s), &[s.len()], &string_array_attrs())
+        }
+        UnsValue::Number(x) => store.write(
+            key,
+            DataRef::F64(std::slice::from_ref(x)),
+            &[],
+            &attrs(&[
+                ("encoding-type", json!("numeric-scalar")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
+        ),
+        UnsValue::Bool(b) => store.write(
+            key,
+            DataRef::Bool(std::slice::from_ref(b)),
+            &[],
+            &attrs(&[
+                ("encoding-type", json!("numeric-scalar")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
+        ),
+        UnsValue::Numbers(x) => store.write(key, DataRef::F64(x), &[x.len()], &array_attrs()),
+        UnsValue::Dict(m) => {
+            store.create_group(key, &dict_attrs())?;
+            for (k, v) in m {
+                write_uns_value(store, &join(key, k), v)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes a complete AnnData into an empty store.
+pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
+    let root = attrs(&[
+        ("encoding-type", json!("anndata")),
+        ("encoding-version", json!("0.1.0")),
+    ]);
+    store.create_group("", &root)?;
+    write_matrix(store, "X", &ad.x)?;
+    write_dataframe(store, "obs", &ad.obs)?;
+    write_dataframe(store, "var", &ad.var)?;
+    store.create_group("obsm", &dict_attrs())?;
+    for (k, a) in &ad.obsm {
+        write_matrix(store, &join("obsm", k), &Matrix::Dense(a.clone()))?;
+    }
+    store.create_group("layers", &dict_attrs())?;
+    for (k, m) in &ad.layers {
+        write_matrix(store, &join("layers", k), m)?;
+    }
+    for g in ["varm", "obsp", "varp"] {
+        store.create_group(g, &dict_attrs())?;
+    }
+    store.create_group("uns", &dict_attrs())?;
+    for (k, v) in &ad.uns {
+        write_uns_value(store, &join("uns", k), v)?;
+    }
+    Ok(())
+}
+
+/// Adds or replaces `obsm/<key>` in an existing AnnData store, checking the row count.
+#[cfg_attr(not(any(feature = "h5ad", feature = "zarr")), allow(dead_code))]
+pub(crate) fn write_obsm_entry(store: &dyn Store, key: &str, value: &Array2<f32>) -> Result<()> {
+    let obs_a = store.attrs("obs")?;
+    let index_name = obs_a
+        .get("_index")
+        .and_then(|v| v.as_str())
+        .unwrap_or("_index")
+        .to_string();
+    let n_obs = store
+        .shape(&join("obs", &index_name))?
+        .first()
+        .copied()
+        .unwrap_or(0);
+    if value.nrows() != n_obs {
+        return Err(Error::shape(
+            format!("{}: obsm['{key}'] rows", store.file()),
+            n_obs,
+            value.nrows(),
+        ));
+    }
+    if store.node("obsm")?.is_none() {
+        store.create_group("obsm", &dict_attrs())?;
+    }
+    let path = join("obsm", key);
+    if store.node(&path)?.is_some() {
+        store.remove(&path)?;
+    }
+    write_matrix(store, &path, &Matrix::Dense(value.clone()))
+}
