@@ -302,28 +302,10 @@ impl Pipeline {
         epoch: u64,
         ctx: &Context<'_>,
     ) -> Result<(Array2<f32>, Array2<f32>)> {
-        let (n, g) = ctx.data.dim();
-        if let Some(&bad) = cells.iter().find(|&&c| c >= n) {
-            return Err(Error::Input(format!(
-                "cell {bad} is out of range for {n} cells"
-            )));
-        }
-        self.check(ctx)?;
+        let g = ctx.data.ncols();
         let mut v0 = Array2::<f32>::zeros((cells.len(), g));
         let mut v1 = Array2::<f32>::zeros((cells.len(), g));
-        v0.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(v1.axis_iter_mut(Axis(0)))
-            .zip(cells.par_iter())
-            .for_each(|((mut a, mut b), &c)| {
-                let row = ctx.data.row(c);
-                if let Some(s) = a.as_slice_mut() {
-                    self.view_into(row, s, c, 0, epoch, ctx);
-                }
-                if let Some(s) = b.as_slice_mut() {
-                    self.view_into(row, s, c, 1, epoch, ctx);
-                }
-            });
+        self.views_into(cells, epoch, ctx, v0.view_mut(), v1.view_mut())?;
         Ok((v0, v1))
     }
 

@@ -1,7 +1,6 @@
 //! `scssl eval` and `scssl annotate`: score embeddings stored in an AnnData file's `obsm`
 //! (made by scssl or by any other tool: scVI, scGPT, Geneformer, …).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -355,12 +354,4 @@ pub fn render_annotation(a: &AnnotateResult) -> String {
         );
     }
     s
-}
-
-/// Convenience for tests: every metric key with its value.
-pub fn flat(r: &Report) -> BTreeMap<String, Option<f64>> {
-    COLUMNS
-        .iter()
-        .map(|c| (c.to_string(), value(r, c)))
-        .collect()
 }

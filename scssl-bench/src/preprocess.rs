@@ -70,16 +70,11 @@ pub fn preprocess(
     }
     ad.check_counts(&ad.x)
         .context("X must hold raw counts (use --counts-layer if they are in a layer)")?;
-    let mut batch_key = opts.batch_key.clone();
-    let mut n_batches = 1;
-    if let Some(k) = &batch_key {
-        let g = ad.obs_groups(k)?;
-        n_batches = g.n_groups();
-        if n_batches < 2 {
-            tracing::warn!("obs['{k}'] has a single batch; selecting HVGs without a batch key");
-            batch_key = None;
-        }
-    }
+    let Batches {
+        key: batch_key,
+        n_batches,
+        ..
+    } = resolve_batches(&ad.obs, opts.batch_key.as_deref())?;
     let (n_cells, n_genes) = ad.x.shape();
     ad.layers.insert("counts".into(), ad.x.clone());
     on_step("normalize_total + log1p");
@@ -155,25 +150,12 @@ pub fn preprocess_backed(
     }
     let b = io::read_backed(input).with_context(|| format!("opening {}", input.display()))?;
     let (n_cells, n_genes) = (b.n_obs(), b.n_vars());
-    let mut batch_key = opts.batch_key.clone();
-    let (codes, mut n_groups) = match &batch_key {
-        Some(k) => {
-            let g = b.obs.groups(k, "obs")?;
-            (g.codes.clone(), g.n_groups())
-        }
-        None => (vec![0; n_cells], 1),
-    };
-    let n_batches = n_groups;
-    let codes = if n_groups < 2 {
-        if let Some(k) = &batch_key {
-            tracing::warn!("obs['{k}'] has a single batch; selecting HVGs without a batch key");
-        }
-        batch_key = None;
-        n_groups = 1;
-        vec![0; n_cells]
-    } else {
-        codes
-    };
+    let Batches {
+        key: batch_key,
+        n_batches,
+        codes,
+    } = resolve_batches(&b.obs, opts.batch_key.as_deref())?;
+    let n_groups = if batch_key.is_some() { n_batches } else { 1 };
     let pb = crate::progress::steps(
         (2 * n_cells.div_ceil(chunk_rows) + 2) as u64,
         "preprocess (backed)",
@@ -256,6 +238,42 @@ pub fn preprocess_backed(
         n_batches,
         n_pcs: pca.explained_variance.len(),
         pca_variance_ratio: pca.explained_variance_ratio,
+    })
+}
+
+/// The batch column as HVG selection uses it.
+struct Batches {
+    /// The batch key to rank genes by; `None` without a key or when there is one batch.
+    key: Option<String>,
+    /// Distinct batches (1 without a key).
+    n_batches: usize,
+    /// Per-cell batch code (all 0 when `key` is `None`).
+    codes: Vec<u32>,
+}
+
+/// Reads the batch column; a single batch falls back to unbatched HVG selection, with a warning.
+fn resolve_batches(obs: &scssl_data::DataFrame, key: Option<&str>) -> Result<Batches> {
+    let n = obs.n_rows();
+    let Some(k) = key else {
+        return Ok(Batches {
+            key: None,
+            n_batches: 1,
+            codes: vec![0; n],
+        });
+    };
+    let g = obs.groups(k, "obs")?;
+    if g.n_groups() < 2 {
+        tracing::warn!("obs['{k}'] has a single batch; selecting HVGs without a batch key");
+        return Ok(Batches {
+            key: None,
+            n_batches: g.n_groups(),
+            codes: vec![0; n],
+        });
+    }
+    Ok(Batches {
+        key: Some(k.to_string()),
+        n_batches: g.n_groups(),
+        codes: g.codes,
     })
 }
 

@@ -219,12 +219,8 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
         .iter()
         .map(|w| ((w / bsum) * n as f64).floor() as usize)
         .collect();
-    let mut left = n - sizes.iter().sum::<usize>();
     for s in sizes.iter_mut() {
-        if *s == 0 {
-            *s = 1;
-            left = left.saturating_sub(1);
-        }
+        *s = (*s).max(1);
     }
     let total: usize = sizes.iter().sum();
     if total < n {
@@ -238,7 +234,6 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
             .unwrap_or(0);
         sizes[big] -= total - n;
     }
-    let _ = left;
     let mut cell_batch = Vec::with_capacity(n);
     for (b, &s) in sizes.iter().enumerate() {
         cell_batch.extend(std::iter::repeat_n(b, s));

@@ -322,12 +322,11 @@ pub fn kbet_per_label(nn50: &Neighbors, batches: &[u32], labels: &[u32]) -> Resu
         .map(|cells| {
             let n = cells.len();
             let b: Vec<u32> = cells.iter().map(|&i| batches[i]).collect();
-            let (bd, nb) = dense(&b);
+            let nb = dense(&b).1;
             if n < 10 || nb < 2 {
                 return f64::NAN;
             }
             let mean_batch = n as f64 / nb as f64;
-            let _ = &bd;
             let mut k0 = ((mean_batch / 4.0).floor() as usize).clamp(10, 70);
             if k0 * n >= i32::MAX as usize {
                 k0 = i32::MAX as usize / n;

@@ -144,7 +144,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     for v in 0..n {
         kp[part[v]] += g.k[v];
     }
-    let mut w_in: Vec<f64> = (0..n)
+    let w_in: Vec<f64> = (0..n)
         .map(|v| {
             g.adj[v]
                 .iter()
@@ -227,7 +227,6 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
         }
         touched.clear();
     }
-    let _ = &mut w_in;
     refined
 }
 

@@ -485,18 +485,9 @@ impl Store for ZarrStore {
         std::fs::remove_dir_all(&d).map_err(|e| io_err(&d, e))
     }
 
+    /// Consolidated metadata is always kept in step: v2 stores get a fresh `.zmetadata` (as
+    /// anndata's `write_zarr` writes one), v3 stores lose a stale `consolidated_metadata`.
     fn finish(&self) -> Result<()> {
-        let has_v2_consolidated = self.root.join(".zmetadata").exists();
-        if self.version == 3 || has_v2_consolidated || self.created_here() {
-            self.consolidate()?;
-        }
-        Ok(())
-    }
-}
-
-impl ZarrStore {
-    /// A freshly created store gets consolidated metadata, as anndata's `write_zarr` writes it.
-    fn created_here(&self) -> bool {
-        self.version == 2
+        self.consolidate()
     }
 }

@@ -251,7 +251,6 @@ pub fn bbknn(
     let mut indices = Array2::<u32>::zeros((n, k_total));
     let mut distances = Array2::<f32>::zeros((n, k_total));
     for (i, mut c) in cand.into_iter().enumerate() {
-        c.retain(|e| e.1 as usize != i);
         c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         indices[[i, 0]] = i as u32;
         let mut col = 1;

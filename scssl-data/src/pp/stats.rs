@@ -53,6 +53,8 @@ impl GeneStats {
     /// the result does not depend on the number of threads.
     pub fn add(&mut self, x: &Matrix, groups: &[u32], f: &(impl Fn(f32) -> f64 + Sync)) {
         let (n, g) = x.shape();
+        // Invariants of the callers (HVG selection, scale, the backed preprocessing), which
+        // build `groups` from the same table as `x`: not reachable from user input.
         assert_eq!(g, self.n_genes, "gene count of the chunk");
         assert_eq!(n, groups.len(), "group vector length");
         for &b in groups {
