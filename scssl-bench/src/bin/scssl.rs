@@ -149,6 +149,14 @@ enum Command {
 }
 
 fn main() {
+    // HDF5's advisory file locks protect nothing here (every output is written under a
+    // temporary name and renamed), but a lock inherited by another process makes a file
+    // unreadable ("unable to lock file"). Like many h5py users, turn them off unless the user
+    // chose otherwise.
+    if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
+        // SAFETY: first statement of `main`, before any other thread exists.
+        unsafe { std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE") };
+    }
     scssl_bench::progress::init_logging();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");

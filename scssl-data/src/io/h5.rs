@@ -16,6 +16,38 @@ pub struct H5Store {
     name: String,
 }
 
+/// HDF5 opens files without `O_CLOEXEC`, so a child process started by another thread while
+/// a file is open inherits the descriptor — and with it HDF5's file lock, which then makes the
+/// file unreadable for that child (`unable to lock file`). Marks our descriptors of `path`
+/// close-on-exec right after opening.
+#[cfg(target_os = "linux")]
+fn close_on_exec(path: &std::path::Path) {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return;
+    };
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for e in fds.flatten() {
+        if std::fs::read_link(e.path()).ok().as_deref() != Some(target.as_path()) {
+            continue;
+        }
+        if let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() {
+            // SAFETY: fcntl on a descriptor number only reads/sets its flags; a descriptor
+            // that was closed meanwhile makes the call fail harmlessly with EBADF.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn close_on_exec(_path: &std::path::Path) {}
+
 impl H5Store {
     /// Opens an existing file read-only.
     pub fn open(path: &std::path::Path) -> Result<Self> {
@@ -31,6 +63,7 @@ impl H5Store {
             key: "/".into(),
             reason: format!("not a readable HDF5 file (truncated or corrupt?): {e}"),
         })?;
+        close_on_exec(path);
         Ok(Self { file, name })
     }
     /// Opens an existing file for reading and writing.
@@ -41,6 +74,7 @@ impl H5Store {
             key: "/".into(),
             reason: format!("cannot open HDF5 file for writing: {e}"),
         })?;
+        close_on_exec(path);
         Ok(Self { file, name })
     }
     /// Creates (truncates) a file.
@@ -51,6 +85,7 @@ impl H5Store {
             key: "/".into(),
             message: e.to_string(),
         })?;
+        close_on_exec(path);
         Ok(Self { file, name })
     }
 
