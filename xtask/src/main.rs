@@ -140,23 +140,30 @@ fn quickstart(args: &[String]) -> Result {
         "1000",
     ])?;
     step(&["inspect", &pp.to_string_lossy()])?;
+    // scores obsm['X_pca'] of a preprocessed file with the scIB metric set
+    let eval_pca = |file: &Path, csv: &Path, json: Option<&Path>| -> Result {
+        let mut c = Command::new(&scssl);
+        c.args(["eval"])
+            .arg(file)
+            .args([
+                "--embedding",
+                "X_pca",
+                "--batch-key",
+                "batch",
+                "--label-key",
+                "cell_type",
+                "--csv",
+            ])
+            .arg(csv);
+        if let Some(j) = json {
+            c.arg("--json").arg(j);
+        }
+        run_status(c, "scssl eval")
+    };
     println!("\n== scoring the PCA embedding with the scIB metric set");
     let scores_json = out.join("simulated.scores.json");
     let scores_csv = out.join("simulated.scores.csv");
-    step(&[
-        "eval",
-        &pp.to_string_lossy(),
-        "--embedding",
-        "X_pca",
-        "--batch-key",
-        "batch",
-        "--label-key",
-        "cell_type",
-        "--json",
-        &scores_json.to_string_lossy(),
-        "--csv",
-        &scores_csv.to_string_lossy(),
-    ])?;
+    eval_pca(&pp, &scores_csv, Some(&scores_json))?;
     println!(
         "\n== cell-type annotation of a held-out batch, and protein prediction, on the PCA embedding"
     );
@@ -199,18 +206,7 @@ fn quickstart(args: &[String]) -> Result {
                 "2000",
             ])?;
             let scores = out.join(format!("{name}.scores.csv"));
-            step(&[
-                "eval",
-                &o.to_string_lossy(),
-                "--embedding",
-                "X_pca",
-                "--batch-key",
-                "batch",
-                "--label-key",
-                "cell_type",
-                "--csv",
-                &scores.to_string_lossy(),
-            ])?;
+            eval_pca(&o, &scores, None)?;
         }
     } else {
         println!(
