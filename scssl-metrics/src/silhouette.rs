@@ -6,15 +6,12 @@
 //! on the thread count. The full silhouette is O(n²·d); compute it once with
 //! [`silhouette_samples`] and pass it to both [`silhouette_label`] and [`isolated_labels`].
 
-use faer::{MatRef, Par};
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
+use scssl_data::neighbors::tiles::tiled_dots;
 
 use crate::codes::{dense, members};
 use crate::error::{Result, check_embedding, check_len};
-
-const ROW_BLOCK: usize = 64;
-const COL_TILE: usize = 4096;
 
 /// Per-cell silhouette `s(i) = (b − a)/max(a, b)` with `a` the mean distance to the cell's own
 /// label (excluding itself), `b` the smallest mean distance to another label; `NaN` (a label of
@@ -95,51 +92,37 @@ pub fn silhouette_samples_with(
         .into_iter()
         .map(|r| r.iter().map(|v| v * v).sum())
         .collect();
-    let all = MatRef::from_row_major_slice(flat, n, d);
-    let blocks: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
-    let sorted: Vec<Vec<f64>> = blocks
-        .par_iter()
-        .map(|&s| {
-            let e = (s + ROW_BLOCK).min(n);
-            let q = MatRef::from_row_major_slice(&flat[s * d..e * d], e - s, d);
-            let mut sums = vec![0f64; (e - s) * k];
-            // tile × block product: each query's distances to the tile are one contiguous column
-            let mut dt = faer::Mat::<f32>::zeros(COL_TILE.min(n), e - s);
-            for c0 in (0..n).step_by(COL_TILE) {
-                let c1 = (c0 + COL_TILE).min(n);
-                faer::linalg::matmul::matmul(
-                    dt.as_mut().submatrix_mut(0, 0, c1 - c0, e - s),
-                    faer::Accum::Replace,
-                    all.subrows(c0, c1 - c0),
-                    q.transpose(),
-                    1.0,
-                    Par::Seq,
-                );
-                for r in 0..(e - s) {
-                    let i = s + r;
-                    let col = &dt.col_as_slice(r)[..c1 - c0];
-                    let ni = norms[i];
-                    let row_sums = &mut sums[r * k..(r + 1) * k];
-                    for l in 0..k {
-                        let (a, b) = (seg_start[l].max(c0), seg_start[l + 1].min(c1));
-                        if a >= b {
-                            continue;
-                        }
-                        let tile = segment_sum(distance, ni, &norms[a..b], &col[a - c0..b - c0]);
-                        let mut tile = tile;
-                        if (a..b).contains(&i) {
-                            // the cell itself: remove the (near-zero) term the expansion gave it
-                            tile -= segment_sum(
-                                distance,
-                                ni,
-                                &norms[i..i + 1],
-                                &col[i - c0..i - c0 + 1],
-                            );
-                        }
-                        row_sums[l] += tile;
-                    }
+    // per block: (first row, per-row per-label distance sums)
+    let blocks = tiled_dots(
+        flat,
+        n,
+        flat,
+        n,
+        d,
+        |s, e| (s, vec![0f64; (e - s) * k]),
+        |(s, sums), r, c0, col| {
+            let i = *s + r;
+            let c1 = c0 + col.len();
+            let ni = norms[i];
+            let row_sums = &mut sums[r * k..(r + 1) * k];
+            for l in 0..k {
+                let (a, b) = (seg_start[l].max(c0), seg_start[l + 1].min(c1));
+                if a >= b {
+                    continue;
                 }
+                let mut tile = segment_sum(distance, ni, &norms[a..b], &col[a - c0..b - c0]);
+                if (a..b).contains(&i) {
+                    // the cell itself: remove the (near-zero) term the expansion gave it
+                    tile -= segment_sum(distance, ni, &norms[i..i + 1], &col[i - c0..i - c0 + 1]);
+                }
+                row_sums[l] += tile;
             }
+        },
+    );
+    let sorted: Vec<Vec<f64>> = blocks
+        .into_par_iter()
+        .map(|(s, sums)| {
+            let e = (s + sums.len() / k.max(1)).min(n);
             (0..(e - s))
                 .map(|r| {
                     let own = codes[order[s + r]] as usize;

@@ -1,14 +1,14 @@
 //! Exact kNN by blocked matrix products (no n×n memory), re-ranked with direct distances.
 
-use faer::{MatRef, Par};
+use std::collections::BinaryHeap;
+
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
+use super::tiles::{DB_TILE, tiled_dots};
 use super::{Neighbors, check_input, dist};
 use crate::error::Result;
 
-const QUERY_BLOCK: usize = 64;
-const COL_TILE: usize = 4096;
 const EXTRA: usize = 8;
 
 /// Exact `k` nearest neighbours of every row among all rows (self first at distance 0).
@@ -57,116 +57,111 @@ fn search(
         .into_iter()
         .map(|r| r.iter().map(|v| v * v).sum())
         .collect();
-    let dbm = MatRef::from_row_major_slice(dbs, n, d);
     let keep = (k + EXTRA).min(n);
     let want = if self_first {
         keep.saturating_sub(1)
     } else {
         keep
     };
-    let blocks: Vec<usize> = (0..m).step_by(QUERY_BLOCK).collect();
-    let results: Vec<Vec<(Vec<u32>, Vec<f32>)>> = blocks
-        .par_iter()
-        .map(|&s| {
-            let e = (s + QUERY_BLOCK).min(m);
-            let qb = MatRef::from_row_major_slice(&qs[s * d..e * d], e - s, d);
-            let qn: Vec<f32> = (s..e)
+    // per query row: the `want` smallest (d², id), packed into u64 keys (the bits of a
+    // non-negative f32 sort like the float), kept in a max-heap
+    struct Block {
+        start: usize,
+        qn: Vec<f32>,
+        heaps: Vec<BinaryHeap<u64>>,
+        d2: Vec<f32>,
+    }
+    let worst_d2 = |w: u64| {
+        if w == u64::MAX {
+            f32::INFINITY
+        } else {
+            f32::from_bits((w >> 32) as u32)
+        }
+    };
+    let blocks = tiled_dots(
+        dbs,
+        n,
+        qs,
+        m,
+        d,
+        |s, e| Block {
+            start: s,
+            qn: (s..e)
                 .map(|i| qs[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
-                .collect();
-            // per query row: the `want` smallest (d², id), packed into u64 keys (the bits of a
-            // non-negative f32 sort like the float), kept in a max-heap
-            let mut heaps: Vec<std::collections::BinaryHeap<u64>> = (s..e)
-                .map(|_| std::collections::BinaryHeap::with_capacity(want + 1))
-                .collect();
-            // tile × block product: each query's dot products with the tile are one contiguous column
-            let mut dt = faer::Mat::<f32>::zeros(COL_TILE.min(n), e - s);
-            let mut d2 = vec![0f32; COL_TILE.min(n)];
-            for c0 in (0..n).step_by(COL_TILE) {
-                let c1 = (c0 + COL_TILE).min(n);
-                faer::linalg::matmul::matmul(
-                    dt.as_mut().submatrix_mut(0, 0, c1 - c0, e - s),
-                    faer::Accum::Replace,
-                    dbm.subrows(c0, c1 - c0),
-                    qb.transpose(),
-                    1.0,
-                    Par::Seq,
-                );
-                for (r, heap) in heaps.iter_mut().enumerate() {
-                    let i = s + r;
-                    let col = &dt.col_as_slice(r)[..c1 - c0];
-                    // squared distances of the tile (vectorised), then a scan against the
-                    // current worst of the shortlist
-                    for ((o, &nj), &dot) in d2.iter_mut().zip(&norms[c0..c1]).zip(col) {
-                        *o = (qn[r] + nj - 2.0 * dot).max(0.0);
+                .collect(),
+            heaps: (s..e)
+                .map(|_| BinaryHeap::with_capacity(want + 1))
+                .collect(),
+            d2: vec![0f32; DB_TILE.min(n)],
+        },
+        |b, r, c0, col| {
+            let i = b.start + r;
+            let qn = b.qn[r];
+            // squared distances of the tile (vectorised), then a scan against the current
+            // worst of the shortlist
+            let d2 = &mut b.d2[..col.len()];
+            for ((o, &nj), &dot) in d2.iter_mut().zip(&norms[c0..c0 + col.len()]).zip(col) {
+                *o = (qn + nj - 2.0 * dot).max(0.0);
+            }
+            let heap = &mut b.heaps[r];
+            let mut worst = if heap.len() >= want {
+                heap.peek().map_or(u64::MAX, |&k| k)
+            } else {
+                u64::MAX
+            };
+            let mut cut = worst_d2(worst);
+            for (jj, &v) in d2.iter().enumerate() {
+                let j = c0 + jj;
+                if v > cut || (self_first && j == i) {
+                    continue;
+                }
+                let key = (v.to_bits() as u64) << 32 | j as u64;
+                if key < worst {
+                    heap.push(key);
+                    if heap.len() > want {
+                        heap.pop();
                     }
-                    let mut worst = if heap.len() >= want {
-                        heap.peek().map_or(u64::MAX, |&k| k)
-                    } else {
-                        u64::MAX
-                    };
-                    let worst_d2 = |w: u64| {
-                        if w == u64::MAX {
-                            f32::INFINITY
-                        } else {
-                            f32::from_bits((w >> 32) as u32)
-                        }
-                    };
-                    let mut cut = worst_d2(worst);
-                    for (jj, &v) in d2[..c1 - c0].iter().enumerate() {
-                        if v > cut {
-                            continue;
-                        }
-                        let j = c0 + jj;
-                        if self_first && j == i {
-                            continue;
-                        }
-                        let key = (v.to_bits() as u64) << 32 | j as u64;
-                        if key < worst {
-                            heap.push(key);
-                            if heap.len() > want {
-                                heap.pop();
-                            }
-                            if heap.len() >= want {
-                                worst = heap.peek().map_or(u64::MAX, |&k| k);
-                                cut = worst_d2(worst);
-                            }
-                        }
+                    if heap.len() >= want {
+                        worst = heap.peek().map_or(u64::MAX, |&k| k);
+                        cut = worst_d2(worst);
                     }
                 }
             }
-            heaps
-                .into_iter()
-                .enumerate()
-                .map(|(r, heap)| {
-                    let i = s + r;
-                    let qrow = &qs[i * d..(i + 1) * d];
-                    // re-rank the shortlist by the direct distance
-                    let mut exact: Vec<(f32, u32)> = heap
-                        .into_iter()
-                        .map(|key| {
-                            let j = (key & 0xFFFF_FFFF) as usize;
-                            (dist(qrow, &dbs[j * d..(j + 1) * d]), j as u32)
-                        })
-                        .collect();
-                    exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                    let mut idx = Vec::with_capacity(k);
-                    let mut ds = Vec::with_capacity(k);
-                    if self_first {
-                        idx.push(i as u32);
-                        ds.push(0.0);
-                    }
-                    for &(dd, j) in exact.iter().take(k - idx.len()) {
-                        idx.push(j);
-                        ds.push(dd);
-                    }
-                    (idx, ds)
-                })
-                .collect()
+        },
+    );
+    let results: Vec<(Vec<u32>, Vec<f32>)> = blocks
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let s = b.start;
+            b.heaps.into_iter().enumerate().map(move |(r, heap)| {
+                let i = s + r;
+                let qrow = &qs[i * d..(i + 1) * d];
+                // re-rank the shortlist by the direct distance
+                let mut exact: Vec<(f32, u32)> = heap
+                    .into_iter()
+                    .map(|key| {
+                        let j = (key & 0xFFFF_FFFF) as usize;
+                        (dist(qrow, &dbs[j * d..(j + 1) * d]), j as u32)
+                    })
+                    .collect();
+                exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let mut idx = Vec::with_capacity(k);
+                let mut ds = Vec::with_capacity(k);
+                if self_first {
+                    idx.push(i as u32);
+                    ds.push(0.0);
+                }
+                for &(dd, j) in exact.iter().take(k - idx.len()) {
+                    idx.push(j);
+                    ds.push(dd);
+                }
+                (idx, ds)
+            })
         })
         .collect();
     let mut indices = Array2::<u32>::zeros((m, k));
     let mut distances = Array2::<f32>::zeros((m, k));
-    for (i, (idx, ds)) in results.into_iter().flatten().enumerate() {
+    for (i, (idx, ds)) in results.into_iter().enumerate() {
         for (c, (a, b)) in idx.into_iter().zip(ds).enumerate() {
             indices[[i, c]] = a;
             distances[[i, c]] = b;

@@ -4,6 +4,7 @@
 mod exact;
 mod graph;
 mod nndescent;
+pub mod tiles;
 
 pub use exact::{knn_exact, knn_query};
 pub use graph::{

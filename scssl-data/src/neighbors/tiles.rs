@@ -1,0 +1,58 @@
+//! Blocked dot products of query rows with database rows, never holding a queries × database
+//! matrix: the engine under exact kNN and the exact silhouette.
+
+use faer::{MatRef, Par};
+use rayon::prelude::*;
+
+/// Query rows per parallel block.
+pub const QUERY_BLOCK: usize = 64;
+/// Database rows per tile.
+pub const DB_TILE: usize = 4096;
+
+/// Splits the `m` query rows (row-major, `d` columns) into blocks processed in parallel. For
+/// each block, `init(start, end)` makes its state; then for every tile of the `n` database rows,
+/// `visit(state, r, c0, dots)` receives query `start + r`'s dot products with database rows
+/// `c0..c0 + dots.len()`, as one contiguous slice. Returns the states in block order, so results
+/// do not depend on the thread count.
+pub fn tiled_dots<S, I, V>(
+    db: &[f32],
+    n: usize,
+    queries: &[f32],
+    m: usize,
+    d: usize,
+    init: I,
+    visit: V,
+) -> Vec<S>
+where
+    S: Send,
+    I: Fn(usize, usize) -> S + Sync,
+    V: Fn(&mut S, usize, usize, &[f32]) + Sync,
+{
+    let dbm = MatRef::from_row_major_slice(db, n, d);
+    let blocks: Vec<usize> = (0..m).step_by(QUERY_BLOCK).collect();
+    blocks
+        .par_iter()
+        .map(|&s| {
+            let e = (s + QUERY_BLOCK).min(m);
+            let qb = MatRef::from_row_major_slice(&queries[s * d..e * d], e - s, d);
+            let mut state = init(s, e);
+            // tile × block product: a query's dots with the tile are one contiguous column
+            let mut dt = faer::Mat::<f32>::zeros(DB_TILE.min(n), e - s);
+            for c0 in (0..n).step_by(DB_TILE) {
+                let c1 = (c0 + DB_TILE).min(n);
+                faer::linalg::matmul::matmul(
+                    dt.as_mut().submatrix_mut(0, 0, c1 - c0, e - s),
+                    faer::Accum::Replace,
+                    dbm.subrows(c0, c1 - c0),
+                    qb.transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+                for r in 0..(e - s) {
+                    visit(&mut state, r, c0, &dt.col_as_slice(r)[..c1 - c0]);
+                }
+            }
+            state
+        })
+        .collect()
+}
