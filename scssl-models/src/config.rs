@@ -1,0 +1,510 @@
+//! Model and training configuration (serde, validated with parameter-named errors).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+
+/// The seven generic SSL methods of scSSL-Bench (methods.md §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// SimCLR: NT-Xent between two views.
+    SimClr,
+    /// MoCo: NT-Xent against a memory bank of momentum keys.
+    MoCo,
+    /// SimSiam: negative cosine with a predictor and stop-gradient.
+    SimSiam,
+    /// NNCLR: NT-Xent between a view's nearest bank neighbour and the other view's prediction.
+    Nnclr,
+    /// BYOL: symmetric negative cosine against a momentum (EMA) target network.
+    Byol,
+    /// VICReg: variance-invariance-covariance regularisation.
+    VicReg,
+    /// Barlow Twins: cross-correlation towards the identity.
+    BarlowTwins,
+}
+
+impl Method {
+    /// All methods, in the paper's order.
+    pub const ALL: [Method; 7] = [
+        Method::SimClr,
+        Method::MoCo,
+        Method::SimSiam,
+        Method::Nnclr,
+        Method::Byol,
+        Method::VicReg,
+        Method::BarlowTwins,
+    ];
+
+    /// Lower-case name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::SimClr => "simclr",
+            Method::MoCo => "moco",
+            Method::SimSiam => "simsiam",
+            Method::Nnclr => "nnclr",
+            Method::Byol => "byol",
+            Method::VicReg => "vicreg",
+            Method::BarlowTwins => "barlowtwins",
+        }
+    }
+
+    /// Parses a name (case-insensitive; `barlow_twins`, `barlow-twins` accepted).
+    pub fn parse(name: &str) -> Result<Method> {
+        let key: String = name
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == key)
+            .ok_or_else(|| {
+                invalid(
+                    "model.method",
+                    format!(
+                        "unknown method {name:?}; expected one of {}",
+                        Method::ALL.map(Method::name).join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The head-width factor `f` the reference uses for this method (methods.md §2.2).
+    pub fn default_factor(self) -> usize {
+        match self {
+            Method::SimClr | Method::MoCo | Method::Nnclr => 1,
+            Method::SimSiam => 2,
+            Method::Byol | Method::VicReg | Method::BarlowTwins => 4,
+        }
+    }
+
+    /// Whether the method trains against a momentum (EMA) copy of the network.
+    pub fn has_momentum_encoder(self) -> bool {
+        matches!(self, Method::MoCo | Method::Byol)
+    }
+
+    /// Whether the method has a prediction head.
+    pub fn has_predictor(self) -> bool {
+        matches!(self, Method::SimSiam | Method::Nnclr | Method::Byol)
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the per-modality outputs of a multimodal model are combined (methods.md §2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Integration {
+    /// Sum of the modality outputs.
+    Add,
+    /// Mean of the modality outputs.
+    Mean,
+    /// Concatenation (twice the width).
+    #[default]
+    Concat,
+    /// No SSL loss: a CLIP loss aligns the modalities; the embedding is the concatenation.
+    Clip,
+}
+
+impl Integration {
+    /// Parses `add`, `mean`, `concat` or `clip`.
+    pub fn parse(name: &str) -> Result<Integration> {
+        match name.to_ascii_lowercase().as_str() {
+            "add" => Ok(Integration::Add),
+            "mean" => Ok(Integration::Mean),
+            "concat" => Ok(Integration::Concat),
+            "clip" => Ok(Integration::Clip),
+            _ => Err(invalid(
+                "model.integrate",
+                format!("unknown integration {name:?}; expected add, mean, concat or clip"),
+            )),
+        }
+    }
+}
+
+/// VICReg loss weights λ (invariance), μ (variance), ν (covariance).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VicRegWeights {
+    /// Invariance weight λ (reference: `reg_lambda` = 5).
+    pub invariance: f64,
+    /// Variance weight μ (the reference code ties it to `reg_lambda`, DIV-15; 5).
+    pub variance: f64,
+    /// Covariance weight ν (1).
+    pub covariance: f64,
+}
+
+impl Default for VicRegWeights {
+    fn default() -> Self {
+        VicRegWeights {
+            invariance: 5.0,
+            variance: 5.0,
+            covariance: 1.0,
+        }
+    }
+}
+
+/// Architecture and loss settings of one SSL model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The SSL method.
+    pub method: Method,
+    /// Feature count of each modality's input (RNA first, then protein). One entry = unimodal.
+    pub input_dims: Vec<usize>,
+    /// Backbone output width `h` (reference 64).
+    pub hidden_dim: usize,
+    /// Head-width factor `f`; `None` = the method's reference value.
+    pub factor: Option<usize>,
+    /// Dropout after the backbone (reference 0).
+    pub dropout: f64,
+    /// NT-Xent temperature (SimCLR, MoCo, NNCLR; reference 0.5).
+    pub temperature: f64,
+    /// Memory-bank size K (MoCo, NNCLR; reference 2048).
+    pub memory_bank_size: usize,
+    /// VICReg weights.
+    pub vicreg: VicRegWeights,
+    /// Barlow Twins off-diagonal weight (5e-3).
+    pub barlow_lambda: f64,
+    /// Base momentum of the EMA target (MoCo, BYOL; 0.996), cosine-scheduled to 1.
+    pub momentum: f64,
+    /// Integration of the modalities (multimodal only).
+    pub integration: Integration,
+    /// Initial CLIP temperature τ (the logit scale starts at 1/τ and is learned; 0.07).
+    pub clip_temperature: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            method: Method::SimClr,
+            input_dims: Vec::new(),
+            hidden_dim: 64,
+            factor: None,
+            dropout: 0.0,
+            temperature: 0.5,
+            memory_bank_size: 2048,
+            vicreg: VicRegWeights::default(),
+            barlow_lambda: 5e-3,
+            momentum: 0.996,
+            integration: Integration::Concat,
+            clip_temperature: 0.07,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// A unimodal configuration with the reference's defaults.
+    pub fn new(method: Method, n_features: usize) -> ModelConfig {
+        ModelConfig {
+            method,
+            input_dims: vec![n_features],
+            ..ModelConfig::default()
+        }
+    }
+
+    /// The head-width factor in effect.
+    pub fn factor(&self) -> usize {
+        self.factor.unwrap_or_else(|| self.method.default_factor())
+    }
+
+    /// Number of modalities.
+    pub fn n_modalities(&self) -> usize {
+        self.input_dims.len()
+    }
+
+    /// Checks every field; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_dims.is_empty() || self.input_dims.len() > 2 {
+            return Err(invalid(
+                "model.input_dims",
+                format!(
+                    "expected one (RNA) or two (RNA, protein) feature counts, got {}",
+                    self.input_dims.len()
+                ),
+            ));
+        }
+        if let Some(i) = self.input_dims.iter().position(|&g| g == 0) {
+            return Err(invalid(
+                "model.input_dims",
+                format!("modality {i} has no features"),
+            ));
+        }
+        if self.hidden_dim == 0 {
+            return Err(invalid("model.hidden_dim", "must be at least 1"));
+        }
+        let f = self.factor();
+        if f == 0 {
+            return Err(invalid("model.factor", "must be at least 1"));
+        }
+        let reduced = match self.method {
+            Method::SimSiam => self.hidden_dim / (2 * f),
+            Method::SimClr | Method::MoCo | Method::Nnclr => self.hidden_dim / f,
+            _ => 1,
+        };
+        if reduced == 0 {
+            return Err(invalid(
+                "model.factor",
+                format!(
+                    "{} with hidden_dim {} and factor {f} gives a head of width 0",
+                    self.method, self.hidden_dim
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("model.dropout", "expected a probability in [0, 1)"));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(invalid("model.temperature", "expected a positive number"));
+        }
+        if !(self.clip_temperature > 0.0 && self.clip_temperature.is_finite()) {
+            return Err(invalid("model.clip_temperature", "expected a positive number"));
+        }
+        if matches!(self.method, Method::MoCo | Method::Nnclr) && self.memory_bank_size == 0 {
+            return Err(invalid("model.memory_bank_size", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(invalid("model.momentum", "expected a value in [0, 1]"));
+        }
+        for (name, v) in [
+            ("model.vicreg.invariance", self.vicreg.invariance),
+            ("model.vicreg.variance", self.vicreg.variance),
+            ("model.vicreg.covariance", self.vicreg.covariance),
+            ("model.barlow_lambda", self.barlow_lambda),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(invalid(name, "expected a non-negative number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam with weight decay added to the gradient (L2), as the reference.
+    #[default]
+    Adam,
+    /// AdamW (decoupled weight decay).
+    AdamW,
+}
+
+/// Learning-rate schedule, evaluated once per epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// The same rate every epoch (what the reference's README promises).
+    Constant,
+    /// Multiply by `gamma` every `step_size` epochs (the reference's code: 10, 0.1; DIV-8).
+    Step {
+        /// Epochs between decays.
+        step_size: usize,
+        /// Decay factor.
+        gamma: f64,
+    },
+    /// Cosine decay from the base rate to `min_lr` over the run.
+    Cosine {
+        /// Final learning rate.
+        min_lr: f64,
+    },
+}
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        LrSchedule::Step {
+            step_size: 10,
+            gamma: 0.1,
+        }
+    }
+}
+
+impl LrSchedule {
+    /// Learning rate for `epoch` of `epochs` given the base rate.
+    pub fn lr(&self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match *self {
+            LrSchedule::Constant => base,
+            LrSchedule::Step { step_size, gamma } => {
+                base * gamma.powi((epoch / step_size.max(1)) as i32)
+            }
+            LrSchedule::Cosine { min_lr } => {
+                let t = if epochs <= 1 {
+                    0.0
+                } else {
+                    epoch as f64 / (epochs - 1) as f64
+                };
+                min_lr + (base - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+
+    /// Parses `constant`, `step` (reference values) or `cosine`.
+    pub fn parse(name: &str) -> Result<LrSchedule> {
+        match name.to_ascii_lowercase().as_str() {
+            "constant" => Ok(LrSchedule::Constant),
+            "step" => Ok(LrSchedule::default()),
+            "cosine" => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
+            _ => Err(invalid(
+                "training.schedule",
+                format!("unknown schedule {name:?}; expected constant, step or cosine"),
+            )),
+        }
+    }
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Cells per step (the last incomplete batch is dropped, as the reference does).
+    pub batch_size: usize,
+    /// Base learning rate (1e-4).
+    pub lr: f64,
+    /// Weight decay (1e-6).
+    pub weight_decay: f64,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Seed of initialisation, shuffling, memory banks and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch_size: 256,
+            lr: 1e-4,
+            weight_decay: 1e-6,
+            optimizer: OptimizerKind::Adam,
+            schedule: LrSchedule::default(),
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field against the number of training cells.
+    pub fn validate(&self, n_cells: usize) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(invalid("training.epochs", "must be at least 1"));
+        }
+        if self.batch_size < 2 {
+            return Err(invalid(
+                "training.batch_size",
+                "must be at least 2 (BatchNorm needs two cells)",
+            ));
+        }
+        if n_cells < self.batch_size {
+            return Err(invalid(
+                "training.batch_size",
+                format!(
+                    "{} is larger than the {n_cells} training cells; no full batch can be formed",
+                    self.batch_size
+                ),
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(invalid("training.lr", "expected a positive number"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(invalid(
+                "training.weight_decay",
+                "expected a non-negative number",
+            ));
+        }
+        match self.schedule {
+            LrSchedule::Step { step_size, gamma } => {
+                if step_size == 0 {
+                    return Err(invalid("training.schedule.step_size", "must be at least 1"));
+                }
+                if !(gamma > 0.0 && gamma.is_finite()) {
+                    return Err(invalid("training.schedule.gamma", "expected a positive number"));
+                }
+            }
+            LrSchedule::Cosine { min_lr } => {
+                if !(min_lr >= 0.0 && min_lr <= self.lr) {
+                    return Err(invalid(
+                        "training.schedule.min_lr",
+                        "expected a value in [0, training.lr]",
+                    ));
+                }
+            }
+            LrSchedule::Constant => {}
+        }
+        Ok(())
+    }
+}
+
+/// Cosine momentum schedule m(e) = 1 − (1 − base)·(cos(π·e/(E−1)) + 1)/2, over the run's
+/// actual epochs (the reference fixes E = 200 for MoCo, DIV-10).
+pub fn momentum_at(base: f64, epoch: usize, epochs: usize) -> f64 {
+    if epochs <= 1 {
+        return base;
+    }
+    if epoch >= epochs {
+        return 1.0;
+    }
+    let t = epoch as f64 / (epochs - 1) as f64;
+    1.0 - (1.0 - base) * ((std::f64::consts::PI * t).cos() + 1.0) / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_schedule_is_the_reference_step_lr() {
+        let s = LrSchedule::default();
+        assert_eq!(s.lr(1e-4, 0, 100), 1e-4);
+        assert!((s.lr(1e-4, 10, 100) - 1e-5).abs() < 1e-18);
+        assert!((s.lr(1e-4, 25, 100) - 1e-6).abs() < 1e-18);
+    }
+
+    #[test]
+    fn cosine_schedule_ends_at_min() {
+        let s = LrSchedule::Cosine { min_lr: 1e-6 };
+        assert_eq!(s.lr(1e-3, 0, 11), 1e-3);
+        assert!((s.lr(1e-3, 10, 11) - 1e-6).abs() < 1e-15);
+    }
+
+    #[test]
+    fn momentum_schedule_runs_from_base_to_one() {
+        assert!((momentum_at(0.996, 0, 10) - 0.996).abs() < 1e-12);
+        assert!((momentum_at(0.996, 9, 10) - 1.0).abs() < 1e-12);
+        assert_eq!(momentum_at(0.996, 10, 10), 1.0);
+    }
+
+    #[test]
+    fn method_names_parse() {
+        for m in Method::ALL {
+            assert_eq!(Method::parse(m.name()).unwrap(), m);
+        }
+        assert_eq!(Method::parse("Barlow_Twins").unwrap(), Method::BarlowTwins);
+        let err = Method::parse("simclrr").unwrap_err().to_string();
+        assert!(err.contains("model.method") && err.contains("simclr"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = ModelConfig::new(Method::SimSiam, 10);
+        c.hidden_dim = 3;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("model.factor"), "{err}");
+        let t = TrainConfig {
+            batch_size: 512,
+            ..TrainConfig::default()
+        };
+        let err = t.validate(100).unwrap_err().to_string();
+        assert!(err.contains("training.batch_size"), "{err}");
+    }
+}

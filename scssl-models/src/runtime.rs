@@ -1,0 +1,356 @@
+//! Backend selection and backend-neutral trained models with checkpoints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::backend::Autodiff;
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ModelConfig, TrainConfig};
+use crate::error::{ModelError, Result};
+use crate::layers::NamedTensor;
+use crate::model::{EmbeddingOutput, Embeddings, SslModel};
+use crate::train::{TrainEvent, TrainHistory, TwoViews, ViewRequest, train};
+
+/// The CPU backend (burn's ndarray backend, f32).
+pub type CpuBackend = burn::backend::NdArray<f32>;
+/// The CPU backend with automatic differentiation.
+pub type CpuTrainBackend = Autodiff<CpuBackend>;
+/// The CUDA backend (CUDA is loaded at run time; the build needs neither GPU nor toolkit).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda<f32, i32>;
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDevice {
+    /// The CPU (all cores).
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU by index (needs the `cuda` feature).
+    Cuda(usize),
+}
+
+impl ComputeDevice {
+    /// Parses `cpu`, `cuda` or `cuda:N`.
+    pub fn parse(s: &str) -> Result<ComputeDevice> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "cpu" {
+            return Ok(ComputeDevice::Cpu);
+        }
+        if s == "cuda" || s == "gpu" {
+            return Ok(ComputeDevice::Cuda(0));
+        }
+        if let Some(i) = s.strip_prefix("cuda:") {
+            return i.parse().map(ComputeDevice::Cuda).map_err(|_| {
+                crate::error::invalid("device", format!("bad CUDA index in {s:?}"))
+            });
+        }
+        Err(crate::error::invalid(
+            "device",
+            format!("unknown device {s:?}; expected cpu, cuda or cuda:N"),
+        ))
+    }
+}
+
+impl std::fmt::Display for ComputeDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComputeDevice::Cpu => f.write_str("cpu"),
+            ComputeDevice::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// A trained model, independent of the backend it was trained on: configuration, weights,
+/// BatchNorm statistics and the training curve. Embeds on the CPU.
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    /// Architecture.
+    pub config: ModelConfig,
+    /// Training settings used.
+    pub training: TrainConfig,
+    /// Every tensor, by name.
+    pub tensors: Vec<NamedTensor>,
+    /// Loss curve and timings.
+    pub history: TrainHistory,
+    /// Device it was trained on.
+    pub device: ComputeDevice,
+    /// Caller metadata stored with the checkpoint (e.g. feature names, preprocessing).
+    pub metadata: serde_json::Value,
+}
+
+/// Trains on `device` (see [`train`] for the arguments) and returns a backend-neutral model.
+pub fn fit<V, E, P>(
+    device: ComputeDevice,
+    model: &ModelConfig,
+    training: &TrainConfig,
+    n_cells: usize,
+    views: V,
+    progress: P,
+) -> Result<TrainedModel>
+where
+    V: FnMut(ViewRequest<'_>) -> std::result::Result<TwoViews, E>,
+    E: std::fmt::Display,
+    P: FnMut(&TrainEvent),
+{
+    let (tensors, history) = match device {
+        ComputeDevice::Cpu => {
+            let (m, h) = train::<CpuTrainBackend, _, _, _>(
+                model,
+                training,
+                n_cells,
+                &Default::default(),
+                views,
+                progress,
+            )?;
+            (m.network.export(), h)
+        }
+        ComputeDevice::Cuda(index) => fit_cuda(index, model, training, n_cells, views, progress)?,
+    };
+    Ok(TrainedModel {
+        config: model.clone(),
+        training: training.clone(),
+        tensors,
+        history,
+        device,
+        metadata: serde_json::Value::Null,
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn fit_cuda<V, E, P>(
+    index: usize,
+    model: &ModelConfig,
+    training: &TrainConfig,
+    n_cells: usize,
+    views: V,
+    progress: P,
+) -> Result<(Vec<NamedTensor>, TrainHistory)>
+where
+    V: FnMut(ViewRequest<'_>) -> std::result::Result<TwoViews, E>,
+    E: std::fmt::Display,
+    P: FnMut(&TrainEvent),
+{
+    use burn::tensor::Tensor;
+    let device = burn::backend::cuda::CudaDevice::new(index);
+    // Initialising CUDA panics inside burn when no driver or GPU is present: turn that into
+    // an error before any training starts.
+    let probe = std::panic::catch_unwind(|| {
+        let t = Tensor::<CudaBackend, 1>::zeros([1], &device);
+        t.into_data();
+    });
+    if probe.is_err() {
+        return Err(ModelError::Device(format!(
+            "CUDA device {index} could not be initialised (no NVIDIA driver or GPU?)"
+        )));
+    }
+    let (m, h) = train::<Autodiff<CudaBackend>, _, _, _>(
+        model, training, n_cells, &device, views, progress,
+    )?;
+    Ok((m.network.export(), h))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn fit_cuda<V, E, P>(
+    index: usize,
+    _model: &ModelConfig,
+    _training: &TrainConfig,
+    _n_cells: usize,
+    _views: V,
+    _progress: P,
+) -> Result<(Vec<NamedTensor>, TrainHistory)>
+where
+    V: FnMut(ViewRequest<'_>) -> std::result::Result<TwoViews, E>,
+    E: std::fmt::Display,
+    P: FnMut(&TrainEvent),
+{
+    Err(ModelError::Device(format!(
+        "cuda:{index} requested, but this build has no CUDA support (rebuild with --features cuda)"
+    )))
+}
+
+const FORMAT_VERSION: u32 = 1;
+const MANIFEST: &str = "model.json";
+const WEIGHTS: &str = "weights.bin";
+
+#[derive(Serialize, Deserialize)]
+struct TensorEntry {
+    name: String,
+    shape: Vec<usize>,
+    offset: usize,
+    len: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    format: String,
+    format_version: u32,
+    scssl_models_version: String,
+    model: ModelConfig,
+    training: TrainConfig,
+    device: ComputeDevice,
+    history: TrainHistory,
+    metadata: serde_json::Value,
+    weights_bytes: usize,
+    weights_fnv1a: String,
+    tensors: Vec<TensorEntry>,
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl TrainedModel {
+    /// Builds the CPU network and loads the weights into it.
+    pub fn cpu_model(&self) -> Result<SslModel<CpuBackend>> {
+        let mut model = SslModel::<CpuBackend>::new(self.config.clone(), 0, &Default::default())?;
+        model.network.import(self.tensors.clone())?;
+        Ok(model)
+    }
+
+    /// Embeds cells on the CPU in eval mode (see [`SslModel::embed`]).
+    pub fn embed(
+        &self,
+        inputs: &[ArrayView2<'_, f32>],
+        output: EmbeddingOutput,
+    ) -> Result<Embeddings> {
+        self.cpu_model()?.embed(inputs, output, 4096)
+    }
+
+    /// Writes `dir/model.json` (configuration, curve, metadata, tensor index) and
+    /// `dir/weights.bin` (f32 little-endian) into a temporary directory next to `dir`, then
+    /// renames it into place, so a reader never sees a half-written checkpoint.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+        let name = dir
+            .file_name()
+            .ok_or_else(|| io_err(dir, "not a directory name"))?
+            .to_string_lossy()
+            .to_string();
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let mut bytes = Vec::new();
+        let mut entries = Vec::new();
+        for t in &self.tensors {
+            entries.push(TensorEntry {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                offset: bytes.len(),
+                len: t.data.len(),
+            });
+            for v in &t.data {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let manifest = Manifest {
+            format: "scssl-model".into(),
+            format_version: FORMAT_VERSION,
+            scssl_models_version: env!("CARGO_PKG_VERSION").into(),
+            model: self.config.clone(),
+            training: self.training.clone(),
+            device: self.device,
+            history: self.history.clone(),
+            metadata: self.metadata.clone(),
+            weights_bytes: bytes.len(),
+            weights_fnv1a: format!("{:016x}", fnv1a(&bytes)),
+            tensors: entries,
+        };
+        let write = |path: PathBuf, data: &[u8]| -> Result<()> {
+            let mut f = std::fs::File::create(&path).map_err(|e| io_err(&path, e))?;
+            f.write_all(data).map_err(|e| io_err(&path, e))?;
+            f.sync_all().map_err(|e| io_err(&path, e))
+        };
+        write(tmp.join(WEIGHTS), &bytes)?;
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io_err(dir, e))?;
+        write(tmp.join(MANIFEST), &json)?;
+        if dir.exists() {
+            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+            std::fs::rename(dir, &old).map_err(|e| io_err(dir, e))?;
+            std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads a checkpoint written by [`TrainedModel::save`]; a truncated or altered weights
+    /// file is an error naming it.
+    pub fn load(dir: &Path) -> Result<TrainedModel> {
+        let mpath = dir.join(MANIFEST);
+        let text = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| io_err(&mpath, format!("not a scssl model manifest: {e}")))?;
+        if manifest.format != "scssl-model" || manifest.format_version > FORMAT_VERSION {
+            return Err(io_err(
+                &mpath,
+                format!(
+                    "unsupported format {} v{} (this build reads scssl-model v{FORMAT_VERSION})",
+                    manifest.format, manifest.format_version
+                ),
+            ));
+        }
+        let wpath = dir.join(WEIGHTS);
+        let bytes = std::fs::read(&wpath).map_err(|e| io_err(&wpath, e))?;
+        if bytes.len() != manifest.weights_bytes {
+            return Err(io_err(
+                &wpath,
+                format!(
+                    "has {} bytes, the manifest expects {} (truncated or replaced?)",
+                    bytes.len(),
+                    manifest.weights_bytes
+                ),
+            ));
+        }
+        if format!("{:016x}", fnv1a(&bytes)) != manifest.weights_fnv1a {
+            return Err(io_err(&wpath, "checksum mismatch (file altered or corrupt)"));
+        }
+        let mut tensors = Vec::with_capacity(manifest.tensors.len());
+        for e in manifest.tensors {
+            let end = e.offset + 4 * e.len;
+            if end > bytes.len() || e.shape.iter().product::<usize>() != e.len {
+                return Err(io_err(&wpath, format!("tensor {} is out of range", e.name)));
+            }
+            let data = bytes[e.offset..end]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.push(NamedTensor {
+                name: e.name,
+                shape: e.shape,
+                data,
+            });
+        }
+        let model = TrainedModel {
+            config: manifest.model,
+            training: manifest.training,
+            tensors,
+            history: manifest.history,
+            device: manifest.device,
+            metadata: manifest.metadata,
+        };
+        model
+            .cpu_model()
+            .map_err(|e| io_err(dir, format!("weights do not fit the configuration: {e}")))?;
+        Ok(model)
+    }
+}
