@@ -212,6 +212,12 @@ fn to_tensors<B: AutodiffBackend>(
                     ),
                 });
             }
+            if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+                return Err(ModelError::Views {
+                    epoch,
+                    message: format!("modality {m}: the view contains a non-finite value ({v})"),
+                });
+            }
             let data = match x.as_slice() {
                 Some(s) => s.to_vec(),
                 None => x.iter().copied().collect(),
