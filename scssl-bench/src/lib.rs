@@ -18,3 +18,4 @@ pub mod inspect;
 pub mod perf;
 pub mod preprocess;
 pub mod progress;
+pub mod train;

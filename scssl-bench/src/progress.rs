@@ -25,3 +25,17 @@ pub fn init_logging() {
         .with_target(false)
         .try_init();
 }
+
+/// A bar over `total` units of work (training steps, runs) with a rate and ETA.
+pub fn bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_prefix(what.to_string());
+    pb
+}

@@ -293,3 +293,80 @@ fn eval_and_annotate_score_embeddings_in_obsm() {
     ]));
     assert!(e.contains("batch_9") && e.contains("batch_0"), "{e}");
 }
+
+#[test]
+fn train_then_embed_writes_obsm_and_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.h5ad");
+    run_ok(
+        scssl()
+            .args(["simulate", "--cells", "400", "--genes", "200", "--proteins", "5"])
+            .arg("-o")
+            .arg(&sim),
+    );
+    let train = |out: &Path, extra: &[&str]| {
+        run_ok(
+            scssl()
+                .arg("train")
+                .arg(&sim)
+                .args(["--epochs", "2", "--batch-size", "64", "--n-hvg", "100"])
+                .args(extra)
+                .arg("-o")
+                .arg(out),
+        )
+    };
+    let m1 = dir.path().join("m1");
+    let msg = train(&m1, &["--method", "byol"]);
+    assert!(msg.contains("trained byol on 400 cells × 100 features"), "{msg}");
+    let msg = run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&m1)
+            .args(["--key", "X_byol"]),
+    );
+    assert!(msg.contains("(400 × 64)"), "{msg}");
+    let ad = scssl_data::io::read(&sim).unwrap();
+    let e1 = ad.obsm_get("X_byol").unwrap().clone();
+    // The same seed gives the same model and embedding.
+    let m2 = dir.path().join("m2");
+    train(&m2, &["--method", "byol"]);
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&m2)
+            .args(["--key", "X_byol2"]),
+    );
+    let ad = scssl_data::io::read(&sim).unwrap();
+    assert!(ad.obsm_get("X_byol2").unwrap() == &e1);
+    // Multimodal with protein: the joint embedding is the concatenation.
+    let m3 = dir.path().join("m3");
+    train(
+        &m3,
+        &["--method", "simclr", "--protein-key", "protein_expression"],
+    );
+    let msg = run_ok(scssl().arg("embed").arg(&sim).arg("--model").arg(&m3));
+    assert!(msg.contains("(400 × 128)"), "{msg}");
+    // Errors name the culprit.
+    let err = run_err(scssl().arg("train").arg(&sim).args(["--method", "simclrr", "-o"]).arg(dir.path().join("x")));
+    assert!(err.contains("model.method"), "{err}");
+    let err = run_err(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args(["--protein-key", "adt", "-o"])
+            .arg(dir.path().join("x")),
+    );
+    assert!(err.contains("adt"), "{err}");
+    let err = run_err(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(dir.path().join("nothing")),
+    );
+    assert!(err.contains("model.json"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! `scssl` — self-supervised learning for single-cell data: simulate, preprocess, inspect.
+//! `scssl` — self-supervised learning for single-cell data: simulate, preprocess, train, embed,
+//! evaluate, annotate, inspect.
 
 use std::path::PathBuf;
 
@@ -127,6 +128,85 @@ enum Command {
         /// Write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Train an SSL model on a file (raw counts are normalised, log-transformed and reduced
+    /// to HVGs first; a log-normalised X is used as stored) and save it to a directory.
+    Train {
+        /// AnnData file (.h5ad or .zarr).
+        input: PathBuf,
+        /// simclr, moco, simsiam, nnclr, byol, vicreg or barlowtwins.
+        #[arg(long, default_value = "simclr")]
+        method: String,
+        /// Augmentation preset (clear, clear_as_run, masking_only, mnn_only, bbknn_only, …) or a
+        /// JSON file of pipeline steps.
+        #[arg(long, default_value = "clear")]
+        augment: String,
+        /// Epochs.
+        #[arg(long, default_value_t = 200)]
+        epochs: usize,
+        /// Cells per step.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Learning rate.
+        #[arg(long, default_value_t = 1e-4)]
+        lr: f64,
+        /// Weight decay.
+        #[arg(long, default_value_t = 1e-6)]
+        weight_decay: f64,
+        /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), constant, cosine.
+        #[arg(long, default_value = "step")]
+        schedule: String,
+        /// Optimiser: adam (L2 weight decay, as the reference) or adamw.
+        #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
+        optimizer: String,
+        /// Embedding width h.
+        #[arg(long, default_value_t = 64)]
+        hidden_dim: usize,
+        /// Dropout after the encoder.
+        #[arg(long, default_value_t = 0.0)]
+        dropout: f64,
+        /// NT-Xent temperature (SimCLR, MoCo, NNCLR).
+        #[arg(long, default_value_t = 0.5)]
+        temperature: f64,
+        /// HVGs kept when X holds raw counts.
+        #[arg(long, default_value_t = 2000)]
+        n_hvg: usize,
+        /// obs column of the batch.
+        #[arg(long, default_value = "batch")]
+        batch_key: String,
+        /// obsm key of protein values: trains a multimodal (RNA + protein) model.
+        #[arg(long)]
+        protein_key: Option<String>,
+        /// Protein transform: clr, log1p or as_is.
+        #[arg(long, default_value = "clr")]
+        protein_transform: String,
+        /// Multimodal integration: concat, add, mean or clip.
+        #[arg(long, default_value = "concat")]
+        integrate: String,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output model directory.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Embed the cells of a file with a trained model and write the embedding into obsm (in
+    /// place).
+    Embed {
+        /// AnnData file (.h5ad or .zarr).
+        input: PathBuf,
+        /// Model directory written by `scssl train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// obsm key to write.
+        #[arg(long, default_value = "X_scssl")]
+        key: String,
+        /// Write the projector output instead of the backbone output.
+        #[arg(long)]
+        projection: bool,
     },
     /// (internal) one timed step of `cargo xtask perf data`.
     #[command(hide = true)]
@@ -313,6 +393,151 @@ fn run(cli: Cli) -> Result<()> {
                 write_atomic(&p, serde_json::to_string_pretty(&r)?.as_bytes())?;
                 println!("wrote {}", p.display());
             }
+        }
+        Command::Train {
+            input,
+            method,
+            augment,
+            epochs,
+            batch_size,
+            lr,
+            weight_decay,
+            schedule,
+            optimizer,
+            hidden_dim,
+            dropout,
+            temperature,
+            n_hvg,
+            batch_key,
+            protein_key,
+            protein_transform,
+            integrate,
+            device,
+            seed,
+            output,
+        } => {
+            use scssl_bench::train::{AugmentSpec, FeatureOptions, ProteinTransform};
+            use scssl_models::{
+                ComputeDevice, Integration, LrSchedule, Method, ModelConfig, OptimizerKind,
+                TrainConfig,
+            };
+            let model = ModelConfig {
+                hidden_dim,
+                dropout,
+                temperature,
+                integration: Integration::parse(&integrate)?,
+                ..ModelConfig::new(Method::parse(&method)?, 1)
+            };
+            let training = TrainConfig {
+                epochs,
+                batch_size,
+                lr,
+                weight_decay,
+                optimizer: if optimizer == "adamw" {
+                    OptimizerKind::AdamW
+                } else {
+                    OptimizerKind::Adam
+                },
+                schedule: LrSchedule::parse(&schedule)?,
+                seed,
+            };
+            let augment = if augment.ends_with(".json") {
+                let text = std::fs::read_to_string(&augment)
+                    .with_context(|| format!("reading {augment}"))?;
+                AugmentSpec::Steps(
+                    serde_json::from_str(&text).with_context(|| format!("parsing {augment}"))?,
+                )
+            } else {
+                AugmentSpec::Preset(augment)
+            };
+            augment.config()?;
+            let device = ComputeDevice::parse(&device)?;
+            let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let batches = ad
+                .obs_groups(&batch_key)
+                .with_context(|| format!("batch key {batch_key:?}"))?
+                .codes;
+            let feats = scssl_bench::train::training_features(
+                &ad,
+                &FeatureOptions {
+                    batch_key: Some(batch_key.clone()),
+                    n_hvg,
+                    protein_key,
+                    protein_transform: ProteinTransform::parse(&protein_transform)?,
+                    ..Default::default()
+                },
+            )?;
+            let steps = (ad.n_obs() / batch_size.max(1) * epochs) as u64;
+            let pb = scssl_bench::progress::bar(steps, &format!("train {method}"));
+            let mut trained = scssl_bench::train::train_on(
+                &feats.matrices,
+                &batches,
+                model,
+                &training,
+                &augment,
+                device,
+                |e| match e {
+                    scssl_models::TrainEvent::Step { loss, epoch, .. } => {
+                        pb.set_message(format!("epoch {epoch} loss {loss:.4}"));
+                        pb.inc(1);
+                    }
+                    scssl_models::TrainEvent::Epoch(r) => {
+                        tracing::debug!(epoch = r.epoch, loss = r.mean_loss, "epoch");
+                    }
+                },
+            )?;
+            pb.finish_and_clear();
+            trained.metadata = serde_json::json!({
+                "features": feats.spec,
+                "augment": augment,
+                "batch_key": batch_key,
+                "source": input.display().to_string(),
+            });
+            trained.save(&output)?;
+            let last = trained.history.epochs.last();
+            println!(
+                "trained {} on {} cells × {} features for {} epochs ({:.1} s, final loss {:.4}); model in {}",
+                method,
+                ad.n_obs(),
+                feats.matrices.iter().map(|m| m.ncols()).sum::<usize>(),
+                epochs,
+                trained.history.seconds,
+                last.map(|r| r.mean_loss).unwrap_or(f64::NAN),
+                output.display()
+            );
+        }
+        Command::Embed {
+            input,
+            model,
+            key,
+            projection,
+        } => {
+            let trained = scssl_models::TrainedModel::load(&model)?;
+            let spec: scssl_bench::train::FeatureSpec = serde_json::from_value(
+                trained
+                    .metadata
+                    .get("features")
+                    .cloned()
+                    .context("the model has no feature description (not written by scssl train)")?,
+            )?;
+            let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let (inputs, missing) = scssl_bench::train::features_for(&ad, &spec)?;
+            if missing > 0 {
+                eprintln!(
+                    "warning: {missing} of the model's {} genes are missing in {}; they are set to 0",
+                    spec.genes.len(),
+                    input.display()
+                );
+            }
+            let emb = scssl_bench::train::embed_matrices(&trained, &inputs, projection)?;
+            io::write_obsm(&input, &key, &emb.joint)
+                .with_context(|| format!("writing obsm[{key:?}] into {}", input.display()))?;
+            println!(
+                "wrote obsm[{key:?}] ({} × {}) into {}",
+                emb.joint.nrows(),
+                emb.joint.ncols(),
+                input.display()
+            );
         }
         Command::PerfStep { step, input, extra } => {
             let extra: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();

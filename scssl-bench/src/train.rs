@@ -1,0 +1,343 @@
+//! Training and embedding on AnnData: turn a file into model inputs (the benchmark's
+//! preprocessing, or the features a trained model expects), train a model with an
+//! augmentation pipeline, and embed cells with a trained model.
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array2, ArrayView2};
+use scssl_augment::{AugmentConfig, NeighbourGraphs, Pipeline, PipelineConfig};
+use scssl_data::anndata::AnnData;
+use scssl_data::pp::{self, ClrAxis, HvgFlavor, HvgOptions};
+use scssl_models::{ComputeDevice, ModelConfig, TrainConfig, TrainEvent, TrainedModel, TwoViews};
+use serde::{Deserialize, Serialize};
+
+/// How protein (ADT) values are transformed before training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProteinTransform {
+    /// Centred log-ratio per cell (for raw ADT counts).
+    #[default]
+    Clr,
+    /// ln(1 + x).
+    Log1p,
+    /// As stored (the reference's choice for its pre-processed files).
+    AsIs,
+}
+
+impl ProteinTransform {
+    /// Parses `clr`, `log1p` or `as_is`/`as-is`.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "clr" => ProteinTransform::Clr,
+            "log1p" => ProteinTransform::Log1p,
+            "as_is" | "none" => ProteinTransform::AsIs,
+            other => bail!("unknown protein transform {other:?}; expected clr, log1p or as_is"),
+        })
+    }
+
+    fn apply(self, x: &Array2<f32>) -> Result<Array2<f32>> {
+        Ok(match self {
+            ProteinTransform::Clr => pp::clr(x, ClrAxis::Cells)?,
+            ProteinTransform::Log1p => x.mapv(|v| v.max(0.0).ln_1p()),
+            ProteinTransform::AsIs => x.clone(),
+        })
+    }
+}
+
+/// How to turn an AnnData file into model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureOptions {
+    /// obs column of the batch (HVGs per batch, neighbour graphs across batches).
+    pub batch_key: Option<String>,
+    /// Number of HVGs when X holds counts.
+    pub n_hvg: usize,
+    /// Library size after normalisation.
+    pub target_sum: f64,
+    /// Layer with raw counts (`None`: X).
+    pub counts_layer: Option<String>,
+    /// obsm key of protein values (multimodal when set).
+    pub protein_key: Option<String>,
+    /// Protein transform.
+    pub protein_transform: ProteinTransform,
+}
+
+impl Default for FeatureOptions {
+    fn default() -> Self {
+        FeatureOptions {
+            batch_key: Some("batch".into()),
+            n_hvg: 2000,
+            target_sum: 1e4,
+            counts_layer: None,
+            protein_key: None,
+            protein_transform: ProteinTransform::Clr,
+        }
+    }
+}
+
+/// What a model's input features are, stored with the model so that `embed` rebuilds them
+/// for new data: the genes in order, whether counts were normalised, the protein block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Genes (var names) of the RNA input, in column order.
+    pub genes: Vec<String>,
+    /// Whether the input was raw counts that were normalised and log-transformed here
+    /// (`false`: X was used as stored).
+    pub normalized_here: bool,
+    /// Library size used when normalising.
+    pub target_sum: f64,
+    /// Layer the counts came from.
+    pub counts_layer: Option<String>,
+    /// obsm key of the protein block.
+    pub protein_key: Option<String>,
+    /// Protein transform.
+    pub protein_transform: ProteinTransform,
+    /// Number of proteins.
+    pub n_proteins: usize,
+}
+
+/// Model inputs built from a dataset.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// One matrix per modality (RNA first), cells × features.
+    pub matrices: Vec<Array2<f32>>,
+    /// How they were made.
+    pub spec: FeatureSpec,
+}
+
+fn counts_matrix(ad: &AnnData, layer: Option<&str>) -> Result<scssl_data::matrix::Matrix> {
+    Ok(match layer {
+        Some(l) => ad.layer(l)?.clone(),
+        None => ad.x.clone(),
+    })
+}
+
+fn protein_block(
+    ad: &AnnData,
+    key: &str,
+    transform: ProteinTransform,
+) -> Result<Array2<f32>> {
+    let raw = ad
+        .obsm_get(key)
+        .with_context(|| format!("protein block obsm[{key:?}]"))?;
+    if raw.iter().any(|v| !v.is_finite()) {
+        bail!("obsm[{key:?}] contains NaN or infinite values");
+    }
+    transform.apply(raw)
+}
+
+/// Builds training inputs: if X (or `counts_layer`) holds raw counts, normalise, log1p and keep
+/// `n_hvg` Seurat HVGs (per batch) — methods.md §1.1; otherwise use X as stored (e.g. a file
+/// written by `scssl preprocess`) and say so in the log.
+pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features> {
+    let m = counts_matrix(ad, opts.counts_layer.as_deref())?;
+    let is_counts = ad.check_counts(&m).is_ok();
+    let (rna, genes, normalized_here) = if is_counts {
+        let mut work = ad.clone();
+        work.x = m;
+        pp::normalize_total(&mut work, opts.target_sum)?;
+        pp::log1p(&mut work);
+        let batch_key = match &opts.batch_key {
+            Some(k) if work.obs.get(k).is_some() => Some(k.clone()),
+            Some(k) => bail!(
+                "obs has no column {k:?} (the batch key); columns: {}",
+                work.obs
+                    .columns
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => None,
+        };
+        let hvg = pp::highly_variable_genes(
+            &work,
+            &HvgOptions {
+                n_top_genes: opts.n_hvg.min(work.n_vars()),
+                batch_key,
+                flavor: HvgFlavor::Seurat,
+                ..Default::default()
+            },
+        )?;
+        let work = work.select_vars(&hvg.highly_variable);
+        (work.x.to_dense(), work.var.index.clone(), true)
+    } else {
+        if m.to_dense().iter().any(|v| !v.is_finite()) {
+            bail!("X contains NaN or infinite values");
+        }
+        tracing::info!("X does not hold raw counts: using it as stored (assumed log-normalised)");
+        (m.to_dense(), ad.var.index.clone(), false)
+    };
+    let mut matrices = vec![rna];
+    let mut n_proteins = 0;
+    if let Some(key) = &opts.protein_key {
+        let p = protein_block(ad, key, opts.protein_transform)?;
+        n_proteins = p.ncols();
+        matrices.push(p);
+    }
+    Ok(Features {
+        matrices,
+        spec: FeatureSpec {
+            genes,
+            normalized_here,
+            target_sum: opts.target_sum,
+            counts_layer: opts.counts_layer.clone(),
+            protein_key: opts.protein_key.clone(),
+            protein_transform: opts.protein_transform,
+            n_proteins,
+        },
+    })
+}
+
+/// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
+/// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
+/// `prepare_query_anndata`; their number is returned so the caller can warn).
+pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
+    let m = counts_matrix(ad, spec.counts_layer.as_deref())?;
+    let mut work = ad.clone();
+    work.x = m;
+    if spec.normalized_here {
+        ad.check_counts(&work.x).context(
+            "the model was trained on raw counts normalised by scssl; this file's X is not raw counts",
+        )?;
+        pp::normalize_total(&mut work, spec.target_sum)?;
+        pp::log1p(&mut work);
+    }
+    let index: std::collections::HashMap<&str, usize> = work
+        .var
+        .index
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let dense = work.x.to_dense();
+    let mut rna = Array2::<f32>::zeros((work.n_obs(), spec.genes.len()));
+    let mut missing = 0;
+    for (j, g) in spec.genes.iter().enumerate() {
+        match index.get(g.as_str()) {
+            Some(&src) => rna.column_mut(j).assign(&dense.column(src)),
+            None => missing += 1,
+        }
+    }
+    if missing == spec.genes.len() {
+        bail!("none of the model's {} genes is in this file's var names", missing);
+    }
+    let mut out = vec![rna];
+    if let Some(key) = &spec.protein_key {
+        let p = protein_block(ad, key, spec.protein_transform)?;
+        if p.ncols() != spec.n_proteins {
+            bail!(
+                "obsm[{key:?}] has {} proteins, the model was trained on {}",
+                p.ncols(),
+                spec.n_proteins
+            );
+        }
+        out.push(p);
+    }
+    Ok((out, missing))
+}
+
+/// An augmentation given by preset name or by explicit steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AugmentSpec {
+    /// A preset of `scssl_augment::PipelineConfig::preset` (e.g. `clear`).
+    Preset(String),
+    /// Explicit steps.
+    Steps(PipelineConfig),
+}
+
+impl AugmentSpec {
+    /// The pipeline configuration.
+    pub fn config(&self) -> Result<PipelineConfig> {
+        Ok(match self {
+            AugmentSpec::Preset(name) => PipelineConfig::preset(name)?,
+            AugmentSpec::Steps(c) => {
+                c.validate()?;
+                c.clone()
+            }
+        })
+    }
+
+    /// A short name for tables (`clear`, or `custom`).
+    pub fn label(&self) -> String {
+        match self {
+            AugmentSpec::Preset(n) => n.clone(),
+            AugmentSpec::Steps(_) => "custom".into(),
+        }
+    }
+}
+
+fn needs_graphs(cfg: &PipelineConfig) -> bool {
+    cfg.steps
+        .iter()
+        .any(|s| matches!(s.augment, AugmentConfig::NeighbourMix(_)))
+}
+
+/// Trains `model` (whose `input_dims` are filled in from `inputs`) on the given matrices with
+/// one augmentation pipeline per modality (same seed, so neighbour partners agree between
+/// modalities). `batches` feeds the neighbour graphs of MNN/BBKNN steps.
+pub fn train_on(
+    inputs: &[Array2<f32>],
+    batches: &[u32],
+    mut model: ModelConfig,
+    training: &TrainConfig,
+    augment: &AugmentSpec,
+    device: ComputeDevice,
+    mut progress: impl FnMut(&TrainEvent),
+) -> Result<TrainedModel> {
+    let cfg = augment.config()?;
+    model.input_dims = inputs.iter().map(|x| x.ncols()).collect();
+    let n = inputs[0].nrows();
+    let graphs = if needs_graphs(&cfg) {
+        Some(
+            NeighbourGraphs::build(inputs[0].view(), batches, 5, 5, training.seed)
+                .context("building neighbour graphs for the augmentation")?,
+        )
+    } else {
+        None
+    };
+    let pipes: Vec<Pipeline> = inputs
+        .iter()
+        .map(|_| Pipeline::new(&cfg, training.seed))
+        .collect::<std::result::Result<_, _>>()?;
+    let views = |r: scssl_models::ViewRequest<'_>| -> std::result::Result<TwoViews, String> {
+        let mut first = Vec::with_capacity(inputs.len());
+        let mut second = Vec::with_capacity(inputs.len());
+        for (p, x) in pipes.iter().zip(inputs) {
+            let ctx = match &graphs {
+                Some(g) => g.context(x.view()),
+                None => scssl_augment::Context::new(x.view()),
+            };
+            let (a, b) = p
+                .views(r.cells, r.epoch as u64, &ctx)
+                .map_err(|e| e.to_string())?;
+            first.push(a);
+            second.push(b);
+        }
+        Ok(TwoViews { first, second })
+    };
+    Ok(scssl_models::fit(
+        device,
+        &model,
+        training,
+        n,
+        views,
+        &mut progress,
+    )?)
+}
+
+/// Embeds cells (views of the model's inputs) in eval mode; `projection` picks the projector
+/// output instead of the backbone's.
+pub fn embed_matrices(
+    model: &TrainedModel,
+    inputs: &[Array2<f32>],
+    projection: bool,
+) -> Result<scssl_models::Embeddings> {
+    let views: Vec<ArrayView2<'_, f32>> = inputs.iter().map(|x| x.view()).collect();
+    let out = if projection {
+        scssl_models::EmbeddingOutput::Projection
+    } else {
+        scssl_models::EmbeddingOutput::Backbone
+    };
+    Ok(model.embed(&views, out)?)
+}
