@@ -14,8 +14,13 @@
 //! ```
 
 pub mod evaluate;
+pub mod executor;
 pub mod inspect;
 pub mod perf;
 pub mod preprocess;
 pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod store;
+pub mod config;
 pub mod train;

@@ -204,6 +204,35 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             std::fs::write(dir.join("batches.u32"), u32s(&bs))?;
             Ok(format!("{{\"cells\": {n}, \"dims\": {d}}}"))
         }
+        "train" => {
+            // one SimCLR epoch (h 64, batch 256, `clear_as_run` views as the reference ran
+            // them) on X of a log-normalised file; views and optimisation both timed
+            let ad = io::read(input)?;
+            let x = ad.x.to_dense();
+            let model = scssl_models::ModelConfig::new(scssl_models::Method::SimClr, x.ncols());
+            let training = scssl_models::TrainConfig {
+                epochs: 1,
+                ..Default::default()
+            };
+            let aug = crate::train::AugmentSpec::Preset("clear_as_run".into());
+            let t = Instant::now();
+            let trained = crate::train::train_on(
+                std::slice::from_ref(&x),
+                &vec![0; x.nrows()],
+                model,
+                &training,
+                &aug,
+                scssl_models::ComputeDevice::Cpu,
+                |_| {},
+            )?;
+            let secs = t.elapsed().as_secs_f64();
+            let cells = (x.nrows() / 256 * 256) as f64;
+            Ok(format!(
+                "{{\"seconds\": {secs}, \"cells_per_second\": {}, \"loss\": {}}}",
+                cells / secs,
+                trained.history.epochs[0].mean_loss
+            ))
+        }
         "metrics" => {
             let dir = input;
             let f32s = |name: &str| -> Result<Vec<f32>> {

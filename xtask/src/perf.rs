@@ -64,7 +64,8 @@ pub fn run(args: &[String]) -> Result {
         Some("data") => data(&args[1..]),
         Some("augment") => augment(),
         Some("metrics") => metrics(&args[1..]),
-        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N]>".into()),
+        Some("train") => train(&args[1..]),
+        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N]>".into()),
     }
 }
 
@@ -233,6 +234,86 @@ fn augment() -> Result {
     );
     row("scssl, 1 thread", &one);
     row(&format!("scssl, {cores} threads"), &all);
+    Ok(())
+}
+
+/// One SimCLR epoch, ours against the reference's PyTorch loop (and the same loop with lightly's
+/// loss and head), on the same log-normalised simulated file.
+fn train(args: &[String]) -> Result {
+    crate::deps::ensure()?;
+    let cells: usize = match args.iter().position(|a| a == "--cells") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or("--cells needs a number")?,
+        None => 50_000,
+    };
+    let scssl = scssl_release()?;
+    let py = venv_python()?;
+    for (module, pkg) in [("torch", "torch"), ("lightly", "lightly==1.5.10"), ("anndata", "anndata")] {
+        let ok = Command::new(&py)
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            println!("installing {pkg} into the venv…");
+            let mut c = Command::new(&py);
+            c.args(["-m", "pip", "install", "--quiet", pkg]);
+            crate::run_status(c, &format!("pip install {pkg}"))?;
+        }
+    }
+    let dir = root().join("target/perf");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let raw = dir.join(format!("train_sim_{cells}.h5ad"));
+    let pp = dir.join(format!("train_pp_{cells}.h5ad"));
+    if !pp.exists() {
+        let mut c = Command::new(&scssl);
+        c.args(["simulate", "--cells", &cells.to_string(), "--genes", "2000", "-o"])
+            .arg(&raw);
+        crate::run_status(c, "scssl simulate")?;
+        let mut c = Command::new(&scssl);
+        c.arg("preprocess")
+            .arg(&raw)
+            .args(["--n-hvg", "2000", "-o"])
+            .arg(&pp);
+        crate::run_status(c, "scssl preprocess")?;
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut c = Command::new(&scssl);
+    c.args(["perf-step", "train"]).arg(&pp);
+    let ours = measure(c, "scssl perf-step train")?;
+    let reference = |variant: &str| -> Result<Measured> {
+        let mut c = Command::new(&py);
+        c.arg(root().join("conformance/perf_train.py"))
+            .arg(&pp)
+            .arg(variant)
+            .env("OMP_NUM_THREADS", cores.to_string())
+            .env("OMP_WAIT_POLICY", "PASSIVE");
+        measure(c, "perf_train.py")
+    };
+    let torch = reference("torch")?;
+    let lightly = reference("lightly")?;
+    println!(
+        "\nperf train: one SimCLR epoch, {cells} simulated cells × 2,000 genes (log-normalised), batch 256, `clear` views as the reference ran them, {cores} cores"
+    );
+    println!("| implementation | epoch s | cells/s | ours vs it | peak RSS MB |");
+    println!("|---|---|---|---|---|");
+    for (name, m) in [
+        ("PyTorch (reference loop: per-cell Python augmentation)", &torch),
+        ("PyTorch + lightly NTXentLoss / SimCLRProjectionHead", &lightly),
+        ("scssl (burn, CPU)", &ours),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.0} | {:.2}× | {:.0} |",
+            m.seconds,
+            field(&m.json, "cells_per_second").unwrap_or(0.0),
+            m.seconds / ours.seconds,
+            m.max_rss_mb
+        );
+    }
     Ok(())
 }
 

@@ -208,6 +208,55 @@ enum Command {
         #[arg(long)]
         projection: bool,
     },
+    /// Run a grid of experiments from a YAML config (dataset × method × augmentation × seed),
+    /// skipping finished runs, then write the report.
+    Bench {
+        /// Config file (YAML).
+        config: PathBuf,
+        /// `key=value` overrides, e.g. `model.hidden_dim=128` or `model.method=simclr,vicreg`.
+        overrides: Vec<String>,
+        /// Result store directory.
+        #[arg(long, default_value = "results/bench")]
+        out: PathBuf,
+        /// Experiments run at once (local executor).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// local or slurm.
+        #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
+        executor: String,
+        /// Re-run failed runs.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Slurm: CPUs per task.
+        #[arg(long, default_value_t = 4)]
+        slurm_cpus: usize,
+        /// Slurm: memory per task.
+        #[arg(long, default_value = "16G")]
+        slurm_mem: String,
+        /// Slurm: time limit per task.
+        #[arg(long, default_value = "04:00:00")]
+        slurm_time: String,
+        /// Slurm: partition.
+        #[arg(long)]
+        slurm_partition: Option<String>,
+        /// Slurm: GPUs per task.
+        #[arg(long, default_value_t = 0)]
+        slurm_gpus: usize,
+        /// Slurm: only write the job script, do not call sbatch.
+        #[arg(long)]
+        no_submit: bool,
+    },
+    /// (internal, used by the executors) run one experiment directory.
+    #[command(hide = true)]
+    RunOne {
+        /// A run directory holding config.json.
+        dir: PathBuf,
+    },
+    /// Write the report (CSV, JSON, Markdown, HTML, SVG) of a result store.
+    Report {
+        /// Result store directory (the --out of `scssl bench`).
+        results: PathBuf,
+    },
     /// (internal) one timed step of `cargo xtask perf data`.
     #[command(hide = true)]
     PerfStep {
@@ -538,6 +587,74 @@ fn run(cli: Cli) -> Result<()> {
                 emb.joint.ncols(),
                 input.display()
             );
+        }
+        Command::Bench {
+            config,
+            overrides,
+            out,
+            jobs,
+            executor,
+            retry_failed,
+            slurm_cpus,
+            slurm_mem,
+            slurm_time,
+            slurm_partition,
+            slurm_gpus,
+            no_submit,
+        } => {
+            use scssl_bench::executor::{SlurmOptions, plan, run_local, write_slurm};
+            let grid = scssl_bench::config::load_grid(&config, &overrides)?;
+            // every file, key and value is checked before anything trains
+            scssl_bench::runner::preflight(&grid.runs)?;
+            let p = plan(&grid, &out, retry_failed)?;
+            println!(
+                "grid {}: {} runs ({} finished earlier, {} to run) in {}",
+                grid.name,
+                grid.runs.len(),
+                p.done,
+                p.todo.len(),
+                out.display()
+            );
+            let exe = std::env::current_exe()?;
+            if executor == "slurm" {
+                let script = write_slurm(
+                    &exe,
+                    &out,
+                    &p.todo,
+                    &SlurmOptions {
+                        cpus: slurm_cpus,
+                        mem: slurm_mem,
+                        time: slurm_time,
+                        partition: slurm_partition,
+                        gpus: slurm_gpus,
+                        submit: !no_submit,
+                    },
+                )?;
+                println!(
+                    "job array script: {}\nwhen the jobs finish: scssl report {}",
+                    script.display(),
+                    out.display()
+                );
+                return Ok(());
+            }
+            let o = run_local(&exe, &p.todo, jobs)?;
+            let files = scssl_bench::report::write_report(&out)?;
+            println!("{}", files.main_table);
+            println!(
+                "{} runs done, {} failed this time; report: {} (also {})",
+                o.done,
+                o.failed,
+                files.html.display(),
+                files.markdown.display()
+            );
+        }
+        Command::RunOne { dir } => {
+            scssl_bench::runner::run_one(&dir)?;
+        }
+        Command::Report { results } => {
+            let files = scssl_bench::report::write_report(&results)?;
+            println!("{}", files.main_table);
+            println!("report: {} (also {})", files.html.display(), files.markdown.display());
         }
         Command::PerfStep { step, input, extra } => {
             let extra: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();

@@ -1,0 +1,680 @@
+//! Experiment configs: YAML in the reference's vocabulary (data / model / augmentation /
+//! training / tasks / seeds), `key=value` overrides, sweeps (a list where one value is
+//! expected expands into a grid), and validation that names unknown keys with a suggestion.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::train::{AugmentSpec, ProteinTransform};
+
+/// What kind of value a known key holds: one value (a list there is a sweep), a list (a list of
+/// lists is a sweep), or a free-form value (never swept).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Scalar,
+    List,
+    Free,
+}
+
+/// Every key a config may contain, with its kind.
+const SCHEMA: &[(&str, Kind)] = &[
+    ("name", Kind::Scalar),
+    ("data.name", Kind::Scalar),
+    ("data.path", Kind::Scalar),
+    ("data.batch_key", Kind::Scalar),
+    ("data.label_key", Kind::Scalar),
+    ("data.n_hvg", Kind::Scalar),
+    ("data.holdout_batches", Kind::List),
+    ("data.protein_key", Kind::Scalar),
+    ("data.protein_transform", Kind::Scalar),
+    ("data.counts_layer", Kind::Scalar),
+    ("data.simulated.cells", Kind::Scalar),
+    ("data.simulated.genes", Kind::Scalar),
+    ("data.simulated.batches", Kind::Scalar),
+    ("data.simulated.cell_types", Kind::Scalar),
+    ("data.simulated.proteins", Kind::Scalar),
+    ("data.simulated.seed", Kind::Scalar),
+    ("model.method", Kind::Scalar),
+    ("model.hidden_dim", Kind::Scalar),
+    ("model.factor", Kind::Scalar),
+    ("model.dropout", Kind::Scalar),
+    ("model.temperature", Kind::Scalar),
+    ("model.memory_bank_size", Kind::Scalar),
+    ("model.momentum", Kind::Scalar),
+    ("model.integrate", Kind::Scalar),
+    ("model.predict_projection", Kind::Scalar),
+    ("model.reg_lambda", Kind::Scalar),
+    ("model.reg_alpha", Kind::Scalar),
+    ("model.reg_beta", Kind::Scalar),
+    ("model.barlow_lambda", Kind::Scalar),
+    ("augmentation", Kind::Free),
+    ("training.epochs", Kind::Scalar),
+    ("training.batch_size", Kind::Scalar),
+    ("training.lr", Kind::Scalar),
+    ("training.weight_decay", Kind::Scalar),
+    ("training.schedule", Kind::Scalar),
+    ("training.optimizer", Kind::Scalar),
+    ("training.device", Kind::Scalar),
+    ("tasks.batch_correction", Kind::Scalar),
+    ("tasks.annotation", Kind::Scalar),
+    ("tasks.modality_prediction", Kind::Scalar),
+    ("tasks.kbet", Kind::Scalar),
+    ("seeds", Kind::List),
+];
+
+fn kind_of(path: &str) -> Option<Kind> {
+    SCHEMA.iter().find(|(k, _)| *k == path).map(|(_, k)| *k)
+}
+
+fn is_prefix(path: &str) -> bool {
+    SCHEMA
+        .iter()
+        .any(|(k, _)| k.starts_with(path) && k[path.len()..].starts_with('.'))
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn unknown_key(path: &str) -> anyhow::Error {
+    let best = SCHEMA
+        .iter()
+        .map(|(k, _)| (levenshtein(path, k), *k))
+        .min()
+        .map(|(_, k)| k)
+        .unwrap_or("");
+    anyhow::anyhow!("unknown config key `{path}` (did you mean `{best}`?)")
+}
+
+/// Checks every key of `v` against the schema (errors name the key and the closest valid one).
+fn check_keys(v: &Value, prefix: &str) -> Result<()> {
+    let Value::Object(map) = v else {
+        return Ok(());
+    };
+    for (k, child) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match kind_of(&path) {
+            Some(_) => {}
+            None if is_prefix(&path) => {
+                if !child.is_object() {
+                    bail!("config key `{path}` must be a mapping");
+                }
+                check_keys(child, &path)?;
+            }
+            None => return Err(unknown_key(&path)),
+        }
+    }
+    Ok(())
+}
+
+/// Parses a YAML document into a JSON value tree.
+pub fn parse_yaml(text: &str, origin: &Path) -> Result<Value> {
+    let v: Value = yaml_serde::from_str(text)
+        .with_context(|| format!("{} is not valid YAML", origin.display()))?;
+    if !v.is_object() {
+        bail!("{}: a config is a YAML mapping", origin.display());
+    }
+    Ok(v)
+}
+
+/// Applies `key=value` overrides (value parsed as YAML, so `a,b` or `[a, b]` is a sweep).
+pub fn apply_overrides(root: &mut Value, overrides: &[String]) -> Result<()> {
+    for o in overrides {
+        let (key, raw) = o
+            .split_once('=')
+            .with_context(|| format!("override {o:?} is not key=value"))?;
+        let key = key.trim();
+        if kind_of(key).is_none() {
+            return Err(unknown_key(key));
+        }
+        let raw = raw.trim();
+        let value: Value = if raw.contains(',') && !raw.starts_with('[') && !raw.starts_with('{')
+        {
+            Value::Array(
+                raw.split(',')
+                    .map(|p| yaml_serde::from_str(p.trim()).unwrap_or(Value::String(p.into())))
+                    .collect(),
+            )
+        } else {
+            yaml_serde::from_str(raw).unwrap_or(Value::String(raw.into()))
+        };
+        let mut node = &mut *root;
+        let parts: Vec<&str> = key.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            let obj = node
+                .as_object_mut()
+                .with_context(|| format!("override {key}: `{p}` is not a mapping"))?;
+            node = obj
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        node.as_object_mut()
+            .with_context(|| format!("override {key}: parent is not a mapping"))?
+            .insert(parts[parts.len() - 1].to_string(), value);
+    }
+    Ok(())
+}
+
+/// Expands sweeps: every list where the schema expects one value (or a list of lists where it
+/// expects a list) multiplies the grid. `seeds` is kept as a list (seeds are run per point).
+fn expand(v: &Value, prefix: &str) -> Vec<Value> {
+    match v {
+        Value::Object(map) => {
+            let mut grid = vec![Map::new()];
+            for (k, child) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let options: Vec<Value> = match kind_of(&path) {
+                    Some(Kind::Scalar) => match child {
+                        Value::Array(items) => items.clone(),
+                        other => vec![other.clone()],
+                    },
+                    Some(Kind::List) if path != "seeds" => match child {
+                        Value::Array(items) if items.iter().all(Value::is_array) && !items.is_empty() => {
+                            items.clone()
+                        }
+                        other => vec![other.clone()],
+                    },
+                    Some(Kind::Free) if path == "augmentation" => match child {
+                        Value::Array(items) => items.clone(),
+                        other => vec![other.clone()],
+                    },
+                    Some(_) => vec![child.clone()],
+                    None => expand(child, &path),
+                };
+                let mut next = Vec::with_capacity(grid.len() * options.len());
+                for g in &grid {
+                    for o in &options {
+                        let mut m = g.clone();
+                        m.insert(k.clone(), o.clone());
+                        next.push(m);
+                    }
+                }
+                grid = next;
+            }
+            grid.into_iter().map(Value::Object).collect()
+        }
+        other => vec![other.clone()],
+    }
+}
+
+/// Simulated dataset parameters (`data.path: simulated`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatedData {
+    /// Cells.
+    pub cells: usize,
+    /// Genes.
+    pub genes: usize,
+    /// Batches.
+    pub batches: usize,
+    /// Cell types.
+    pub cell_types: usize,
+    /// Proteins (0 = RNA only).
+    pub proteins: usize,
+    /// Simulator seed.
+    pub seed: u64,
+}
+
+impl Default for SimulatedData {
+    fn default() -> Self {
+        SimulatedData {
+            cells: 5000,
+            genes: 2000,
+            batches: 3,
+            cell_types: 8,
+            proteins: 0,
+            seed: 0,
+        }
+    }
+}
+
+/// `data:` of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Display name (default: the file stem, or `simulated`).
+    pub name: Option<String>,
+    /// A file (.h5ad/.zarr, raw counts) or `simulated`.
+    pub path: String,
+    /// obs column of the batch.
+    pub batch_key: String,
+    /// obs column of the cell type.
+    pub label_key: String,
+    /// HVGs kept.
+    pub n_hvg: usize,
+    /// Batches held out as the query (annotation and modality prediction).
+    pub holdout_batches: Vec<String>,
+    /// obsm key of the protein block (multimodal).
+    pub protein_key: Option<String>,
+    /// Protein transform.
+    pub protein_transform: ProteinTransform,
+    /// Layer with raw counts (default X).
+    pub counts_layer: Option<String>,
+    /// Simulator settings when `path: simulated`.
+    pub simulated: SimulatedData,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            name: None,
+            path: "simulated".into(),
+            batch_key: "batch".into(),
+            label_key: "cell_type".into(),
+            n_hvg: 2000,
+            holdout_batches: Vec::new(),
+            protein_key: None,
+            protein_transform: ProteinTransform::Clr,
+            counts_layer: None,
+            simulated: SimulatedData::default(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// Whether the data is simulated.
+    pub fn is_simulated(&self) -> bool {
+        self.path == "simulated"
+    }
+
+    /// Name used in tables and run ids.
+    pub fn display_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        if self.is_simulated() {
+            return "simulated".into();
+        }
+        Path::new(&self.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.clone())
+    }
+}
+
+/// `model:` of one run (the reference's keys; `reg_alpha`/`reg_beta` are honoured, DIV-15).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Method name.
+    pub method: String,
+    /// Embedding width.
+    pub hidden_dim: usize,
+    /// Head factor (`null`: the method's own).
+    pub factor: Option<usize>,
+    /// Dropout.
+    pub dropout: f64,
+    /// NT-Xent temperature.
+    pub temperature: f64,
+    /// Memory bank size.
+    pub memory_bank_size: usize,
+    /// Base momentum of EMA targets.
+    pub momentum: f64,
+    /// Multimodal integration.
+    pub integrate: String,
+    /// Embed with the projector output.
+    pub predict_projection: bool,
+    /// VICReg invariance weight λ.
+    pub reg_lambda: f64,
+    /// VICReg variance weight μ (`null`: = reg_lambda, as the reference code).
+    pub reg_alpha: Option<f64>,
+    /// VICReg covariance weight ν.
+    pub reg_beta: f64,
+    /// Barlow Twins off-diagonal weight.
+    pub barlow_lambda: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            method: "simclr".into(),
+            hidden_dim: 64,
+            factor: None,
+            dropout: 0.0,
+            temperature: 0.5,
+            memory_bank_size: 2048,
+            momentum: 0.996,
+            integrate: "concat".into(),
+            predict_projection: false,
+            reg_lambda: 5.0,
+            reg_alpha: None,
+            reg_beta: 1.0,
+            barlow_lambda: 5e-3,
+        }
+    }
+}
+
+/// `training:` of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSection {
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// `step`, `constant` or `cosine`.
+    pub schedule: String,
+    /// `adam` or `adamw`.
+    pub optimizer: String,
+    /// `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+}
+
+impl Default for TrainingSection {
+    fn default() -> Self {
+        TrainingSection {
+            epochs: 100,
+            batch_size: 256,
+            lr: 1e-4,
+            weight_decay: 1e-6,
+            schedule: "step".into(),
+            optimizer: "adam".into(),
+            device: "cpu".into(),
+        }
+    }
+}
+
+/// `tasks:` of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TasksSection {
+    /// scIB metrics on the embedding of all cells (model trained on all cells).
+    pub batch_correction: bool,
+    /// kNN annotation of held-out batches (model trained on the reference).
+    pub annotation: bool,
+    /// Protein prediction for held-out batches (multimodal data).
+    pub modality_prediction: bool,
+    /// Include kBET in the batch-correction metrics (the slowest metric).
+    pub kbet: bool,
+}
+
+impl Default for TasksSection {
+    fn default() -> Self {
+        TasksSection {
+            batch_correction: true,
+            annotation: false,
+            modality_prediction: false,
+            kbet: true,
+        }
+    }
+}
+
+/// One fully resolved experiment (one point of the grid, one seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of the grid it belongs to.
+    #[serde(default)]
+    pub name: String,
+    /// Data.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Model.
+    #[serde(default)]
+    pub model: ModelSection,
+    /// Augmentation (a preset name or `{steps: [...]}`).
+    #[serde(default = "default_augmentation")]
+    pub augmentation: AugmentSpec,
+    /// Training.
+    #[serde(default)]
+    pub training: TrainingSection,
+    /// Tasks.
+    #[serde(default)]
+    pub tasks: TasksSection,
+    /// The seed of this run.
+    pub seed: u64,
+}
+
+fn default_augmentation() -> AugmentSpec {
+    AugmentSpec::Preset("clear".into())
+}
+
+impl RunConfig {
+    /// A stable, readable id: `data-method-augmentation-h64-s0-<hash>`; the hash covers the
+    /// whole resolved config, so two configs share an id only if they are identical.
+    pub fn id(&self) -> String {
+        let canon = serde_json::to_string(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in canon.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        };
+        format!(
+            "{}-{}-{}-h{}-s{}-{:08x}",
+            clean(&self.data.display_name()),
+            clean(&self.model.method),
+            clean(&self.augmentation.label()),
+            self.model.hidden_dim,
+            self.seed,
+            (h >> 32) as u32
+        )
+    }
+
+    /// Checks values that can be checked without data: method, integration, schedule,
+    /// optimiser, device, augmentation, tasks.
+    pub fn validate(&self) -> Result<()> {
+        self.model_config(1)?.validate().map_err(anyhow::Error::from)?;
+        scssl_models::LrSchedule::parse(&self.training.schedule)?;
+        scssl_models::ComputeDevice::parse(&self.training.device)?;
+        if !matches!(self.training.optimizer.as_str(), "adam" | "adamw") {
+            bail!(
+                "training.optimizer: unknown optimiser {:?}; expected adam or adamw",
+                self.training.optimizer
+            );
+        }
+        self.augmentation
+            .config()
+            .context("augmentation")?;
+        if !(self.tasks.batch_correction || self.tasks.annotation || self.tasks.modality_prediction) {
+            bail!("tasks: at least one of batch_correction, annotation, modality_prediction must be true");
+        }
+        if (self.tasks.annotation || self.tasks.modality_prediction) && self.data.holdout_batches.is_empty() {
+            bail!("tasks.annotation/modality_prediction need data.holdout_batches (the query batches)");
+        }
+        if self.tasks.modality_prediction && self.data.protein_key.is_none() {
+            bail!("tasks.modality_prediction needs data.protein_key (CITE-seq protein in obsm)");
+        }
+        Ok(())
+    }
+
+    /// The model configuration (input widths filled in by the trainer).
+    pub fn model_config(&self, n_features: usize) -> Result<scssl_models::ModelConfig> {
+        use scssl_models::{Integration, Method, ModelConfig, VicRegWeights};
+        let m = &self.model;
+        Ok(ModelConfig {
+            method: Method::parse(&m.method)?,
+            input_dims: vec![n_features],
+            hidden_dim: m.hidden_dim,
+            factor: m.factor,
+            dropout: m.dropout,
+            temperature: m.temperature,
+            memory_bank_size: m.memory_bank_size,
+            vicreg: VicRegWeights {
+                invariance: m.reg_lambda,
+                variance: m.reg_alpha.unwrap_or(m.reg_lambda),
+                covariance: m.reg_beta,
+            },
+            barlow_lambda: m.barlow_lambda,
+            momentum: m.momentum,
+            integration: Integration::parse(&m.integrate)?,
+            ..ModelConfig::default()
+        })
+    }
+
+    /// The training configuration.
+    pub fn train_config(&self) -> Result<scssl_models::TrainConfig> {
+        let t = &self.training;
+        Ok(scssl_models::TrainConfig {
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            lr: t.lr,
+            weight_decay: t.weight_decay,
+            optimizer: if t.optimizer == "adamw" {
+                scssl_models::OptimizerKind::AdamW
+            } else {
+                scssl_models::OptimizerKind::Adam
+            },
+            schedule: scssl_models::LrSchedule::parse(&t.schedule)?,
+            seed: self.seed,
+        })
+    }
+}
+
+/// A parsed grid: its name and every run.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    /// Grid name (config `name`, or the file stem).
+    pub name: String,
+    /// Runs in a stable order.
+    pub runs: Vec<RunConfig>,
+}
+
+/// Reads a config file, applies overrides, checks keys, expands the grid and checks each run.
+/// Relative data paths are resolved against the config file's directory.
+pub fn load_grid(path: &Path, overrides: &[String]) -> Result<Grid> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let mut root = parse_yaml(&text, path)?;
+    check_keys(&root, "").with_context(|| format!("in {}", path.display()))?;
+    apply_overrides(&mut root, overrides)?;
+    let name = root
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "grid".into())
+        });
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    grid_from_value(root, &name, &base)
+}
+
+/// Expands an already-parsed config tree (see [`load_grid`]).
+pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid> {
+    check_keys(&root, "")?;
+    let seeds: Vec<u64> = match root.as_object_mut().and_then(|m| m.remove("seeds")) {
+        None => vec![0],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| s.as_u64().context("seeds: expected non-negative integers"))
+            .collect::<Result<_>>()?,
+        Some(Value::Number(n)) => vec![n.as_u64().context("seeds: expected a non-negative integer")?],
+        Some(_) => bail!("seeds: expected a list of integers"),
+    };
+    if seeds.is_empty() {
+        bail!("seeds: the list is empty");
+    }
+    let mut runs = Vec::new();
+    for point in expand(&root, "") {
+        for &seed in &seeds {
+            let mut p = point.clone();
+            let obj = p.as_object_mut().expect("config is a mapping");
+            obj.insert("seed".into(), Value::from(seed));
+            obj.insert("name".into(), Value::from(name));
+            let mut run: RunConfig = serde_json::from_value(p).map_err(|e| {
+                anyhow::anyhow!("config {name}: {e}")
+            })?;
+            if !run.data.is_simulated() {
+                let p = PathBuf::from(&run.data.path);
+                if p.is_relative() && !p.exists() && base.join(&p).exists() {
+                    run.data.path = base.join(p).display().to_string();
+                }
+            }
+            run.validate().with_context(|| format!("config {name}, run {}", run.id()))?;
+            runs.push(run);
+        }
+    }
+    Ok(Grid {
+        name: name.to_string(),
+        runs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(yaml: &str, overrides: &[&str]) -> Result<Grid> {
+        let mut v = parse_yaml(yaml, Path::new("t.yaml"))?;
+        check_keys(&v, "")?;
+        apply_overrides(&mut v, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        grid_from_value(v, "t", Path::new("."))
+    }
+
+    #[test]
+    fn lists_expand_into_a_grid_and_seeds_multiply() {
+        let g = grid(
+            "model: {method: [simclr, vicreg], hidden_dim: 32}\naugmentation: [clear, mask_only]\nseeds: [1, 2]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(g.runs.len(), 8);
+        let ids: std::collections::HashSet<_> = g.runs.iter().map(RunConfig::id).collect();
+        assert_eq!(ids.len(), 8, "ids are unique");
+        assert!(g.runs.iter().all(|r| r.model.hidden_dim == 32));
+    }
+
+    #[test]
+    fn overrides_set_and_sweep() {
+        let g = grid("model: {method: simclr}\n", &["model.hidden_dim=128", "model.method=simclr,byol"]).unwrap();
+        assert_eq!(g.runs.len(), 2);
+        assert!(g.runs.iter().all(|r| r.model.hidden_dim == 128));
+        assert_eq!(g.runs[1].model.method, "byol");
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest() {
+        let e = grid("model: {hiden_dim: 3}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("model.hiden_dim") && e.contains("model.hidden_dim"), "{e}");
+        let e = grid("trainig: {epochs: 3}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("training"), "{e}");
+        let e = grid("model: {method: simclr}\n", &["model.hiddendim=3"]).unwrap_err().to_string();
+        assert!(e.contains("model.hidden_dim"), "{e}");
+        let e = grid("model: {method: simclrr}\n", &[]).unwrap_err().to_string();
+        assert!(format!("{e:#}").contains("simclrr") || e.contains("run"), "{e}");
+    }
+
+    #[test]
+    fn holdout_lists_are_values_and_lists_of_lists_sweep() {
+        let g = grid(
+            "data: {holdout_batches: [[batch_1], [batch_2]]}\ntasks: {annotation: true}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(g.runs.len(), 2);
+        assert_eq!(g.runs[1].data.holdout_batches, vec!["batch_2".to_string()]);
+        let g = grid("data: {holdout_batches: [batch_1, batch_2]}\ntasks: {annotation: true}\n", &[]).unwrap();
+        assert_eq!(g.runs.len(), 1);
+    }
+}

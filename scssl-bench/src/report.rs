@@ -1,0 +1,555 @@
+//! `scssl report RESULTS`: every run of a result store in one place — per-run and per-group
+//! (mean ± std over seeds) CSV and JSON, a Markdown and a self-contained HTML report with the
+//! scIB-style table, annotation and modality tables, and SVG plots (Total per method with the
+//! seed spread, a metric heatmap, training time and peak memory per method).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::RunConfig;
+use crate::store::{RunState, list_runs, read_json, write_atomic, write_json};
+
+/// The scIB columns, in table order: (key in metrics.json, header).
+pub const SCIB_COLUMNS: &[(&str, &str)] = &[
+    ("isolated_labels", "Isolated labels"),
+    ("nmi_ari_cluster_labels_leiden_nmi", "Leiden NMI"),
+    ("nmi_ari_cluster_labels_leiden_ari", "Leiden ARI"),
+    ("silhouette_label", "Silhouette label"),
+    ("clisi_knn", "cLISI"),
+    ("silhouette_batch", "Silhouette batch"),
+    ("ilisi_knn", "iLISI"),
+    ("kbet_per_label", "KBET"),
+    ("graph_connectivity", "Graph connectivity"),
+    ("pcr_comparison", "PCR comparison"),
+];
+
+/// One run's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Group (everything but the seed).
+    pub group: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Method.
+    pub method: String,
+    /// Augmentation label.
+    pub augmentation: String,
+    /// Embedding width.
+    pub hidden_dim: usize,
+    /// Seed.
+    pub seed: u64,
+    /// done / failed / pending / running.
+    pub state: String,
+    /// Error of a failed run.
+    pub error: Option<String>,
+    /// Flat metrics (`bio`, `batch`, `total`, scIB keys, `annotation_*`, `modality_*`).
+    pub values: BTreeMap<String, f64>,
+    /// Training seconds.
+    pub train_seconds: Option<f64>,
+    /// Peak memory in MB.
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// A group's aggregate over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRow {
+    /// Group label.
+    pub group: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Method.
+    pub method: String,
+    /// Augmentation.
+    pub augmentation: String,
+    /// Embedding width.
+    pub hidden_dim: usize,
+    /// Finished runs (seeds) aggregated.
+    pub n_done: usize,
+    /// Failed runs.
+    pub n_failed: usize,
+    /// Metric → (mean, std over seeds; std 0 for one seed).
+    pub values: BTreeMap<String, (f64, f64)>,
+}
+
+fn flatten(metrics: &Value, out: &mut BTreeMap<String, f64>) {
+    if let Some(bc) = metrics.get("batch_correction") {
+        for (k, v) in bc
+            .get("metrics")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(x) = v.as_f64() {
+                out.insert(k.clone(), x);
+            }
+        }
+        for (k, name) in [
+            ("bio_conservation", "bio"),
+            ("batch_correction", "batch"),
+            ("total", "total"),
+        ] {
+            if let Some(x) = bc.get(k).and_then(Value::as_f64) {
+                out.insert(name.into(), x);
+            }
+        }
+    }
+    if let Some(a) = metrics.get("annotation") {
+        for (variant, key) in [("all", "in"), ("shared_types", "shared")] {
+            for (m, short) in [("macro_f1", "f1"), ("accuracy", "acc")] {
+                if let Some(x) = a["joint"][variant][m].as_f64() {
+                    out.insert(format!("annotation_{short}_{key}"), x);
+                }
+                if let Some(x) = a["rna_only"][variant][m].as_f64() {
+                    out.insert(format!("annotation_rna_{short}_{key}"), x);
+                }
+            }
+        }
+    }
+    if let Some(m) = metrics.get("modality_prediction") {
+        for k in ["pearson_mean", "pearson_min", "pearson_max"] {
+            if let Some(x) = m["pearson"][k].as_f64() {
+                out.insert(format!("modality_{k}"), x);
+            }
+        }
+        if let Some(x) = m["annotation_with_predicted_protein"]["all"]["macro_f1"].as_f64() {
+            out.insert("modality_f1_predicted".into(), x);
+        }
+    }
+}
+
+fn group_of(run: &RunConfig) -> String {
+    let mut c = run.clone();
+    c.seed = 0;
+    let id = c.id();
+    let hash = id.rsplit('-').next().unwrap_or("");
+    format!(
+        "{}/{}/{}/h{}/{}",
+        run.data.display_name(),
+        run.model.method,
+        run.augmentation.label(),
+        run.model.hidden_dim,
+        hash
+    )
+}
+
+/// Reads every run of a result store.
+pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
+    let mut rows = Vec::new();
+    for dir in list_runs(results) {
+        let run = dir.config()?;
+        let st = dir.status();
+        let mut values = BTreeMap::new();
+        let (mut train_seconds, mut peak) = (None, None);
+        if st.state == RunState::Done {
+            if let Ok(m) = read_json::<Value>(&dir.path.join("metrics.json")) {
+                flatten(&m, &mut values);
+            }
+            if let Ok(r) = read_json::<Value>(&dir.path.join("run.json")) {
+                train_seconds = r["timing"]["train_seconds"].as_f64();
+                peak = r["timing"]["peak_rss_mb"].as_f64();
+            }
+        }
+        rows.push(RunRow {
+            id: run.id(),
+            group: group_of(&run),
+            dataset: run.data.display_name(),
+            method: run.model.method.clone(),
+            augmentation: run.augmentation.label(),
+            hidden_dim: run.model.hidden_dim,
+            seed: run.seed,
+            state: format!("{:?}", st.state).to_lowercase(),
+            error: st.error,
+            values,
+            train_seconds,
+            peak_rss_mb: peak,
+        });
+    }
+    Ok(rows)
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// Aggregates finished runs per group (failed runs are counted, never scored).
+pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
+    let mut groups: BTreeMap<String, Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(r.group.clone()).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(g, rs)| {
+            let done: Vec<&&RunRow> = rs.iter().filter(|r| r.state == "done").collect();
+            let mut values = BTreeMap::new();
+            let mut keys: Vec<String> = done
+                .iter()
+                .flat_map(|r| r.values.keys().cloned())
+                .collect();
+            keys.push("train_seconds".into());
+            keys.push("peak_rss_mb".into());
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let v: Vec<f64> = done
+                    .iter()
+                    .filter_map(|r| match k.as_str() {
+                        "train_seconds" => r.train_seconds,
+                        "peak_rss_mb" => r.peak_rss_mb,
+                        _ => r.values.get(&k).copied(),
+                    })
+                    .filter(|x| x.is_finite())
+                    .collect();
+                if !v.is_empty() {
+                    values.insert(k, mean_std(&v));
+                }
+            }
+            GroupRow {
+                group: g,
+                dataset: rs[0].dataset.clone(),
+                method: rs[0].method.clone(),
+                augmentation: rs[0].augmentation.clone(),
+                hidden_dim: rs[0].hidden_dim,
+                n_done: done.len(),
+                n_failed: rs.iter().filter(|r| r.state == "failed").count(),
+                values,
+            }
+        })
+        .collect()
+}
+
+fn fmt(v: Option<&(f64, f64)>) -> String {
+    match v {
+        Some((m, s)) if *s > 0.0 => format!("{m:.3} ± {s:.3}"),
+        Some((m, _)) => format!("{m:.3}"),
+        None => "–".into(),
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Bar chart of Total (mean, with ±std whiskers) per group.
+fn svg_bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
+    let items: Vec<(&GroupRow, (f64, f64))> = groups
+        .iter()
+        .filter_map(|g| g.values.get(key).map(|v| (g, *v)))
+        .collect();
+    let (w, bar_h, left) = (760.0, 22.0, 300.0);
+    let h = 50.0 + bar_h * items.len() as f64 + 30.0;
+    let max = items
+        .iter()
+        .map(|(_, (m, s))| m + s)
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let scale = (w - left - 80.0) / max;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><text x="10" y="20" font-size="15" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    for (i, (g, (m, sd))) in items.iter().enumerate() {
+        let y = 40.0 + i as f64 * bar_h;
+        let label = format!("{} · {} · {} · h{}", g.dataset, g.method, g.augmentation, g.hidden_dim);
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4c78a8"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{:.3}{unit}</text>"##,
+            left - 6.0,
+            y + 14.0,
+            esc(&label),
+            y + 3.0,
+            m * scale,
+            bar_h - 6.0,
+            left + (m - sd).max(0.0) * scale,
+            left + (m + sd) * scale,
+            y + bar_h / 2.0,
+            y + bar_h / 2.0,
+            left + (m + sd) * scale + 6.0,
+            y + 15.0,
+            m
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Heatmap of the scIB metrics (rows: groups, columns: metrics; colour: value in [0, 1]).
+fn svg_heatmap(groups: &[GroupRow]) -> String {
+    let cols: Vec<(&str, &str)> = SCIB_COLUMNS
+        .iter()
+        .copied()
+        .chain([("bio", "Bio"), ("batch", "Batch"), ("total", "Total")])
+        .collect();
+    let rows: Vec<&GroupRow> = groups.iter().filter(|g| g.values.contains_key("total")).collect();
+    let (cell_w, cell_h, left, top) = (70.0, 22.0, 300.0, 120.0);
+    let w = left + cell_w * cols.len() as f64 + 20.0;
+    let h = top + cell_h * rows.len() as f64 + 20.0;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="10" y="20" font-size="15" font-weight="bold">scIB metrics (mean over seeds)</text>"#
+    );
+    for (j, (_, name)) in cols.iter().enumerate() {
+        let x = left + j as f64 * cell_w + cell_w / 2.0;
+        let _ = write!(
+            s,
+            r#"<text x="{x}" y="{}" transform="rotate(-40 {x} {})">{}</text>"#,
+            top - 8.0,
+            top - 8.0,
+            esc(name)
+        );
+    }
+    for (i, g) in rows.iter().enumerate() {
+        let y = top + i as f64 * cell_h;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + 15.0,
+            esc(&format!("{} · {} · {}", g.dataset, g.method, g.augmentation))
+        );
+        for (j, (k, _)) in cols.iter().enumerate() {
+            let x = left + j as f64 * cell_w;
+            match g.values.get(*k) {
+                Some((m, _)) => {
+                    let t = m.clamp(0.0, 1.0);
+                    let (r, gg, b) = (
+                        (255.0 * (1.0 - t)) as u8,
+                        (120.0 + 100.0 * t) as u8,
+                        (255.0 * (1.0 - 0.6 * t)) as u8,
+                    );
+                    let _ = write!(
+                        s,
+                        r#"<rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" fill="rgb({r},{gg},{b})" stroke="white"/><text x="{}" y="{}" text-anchor="middle">{m:.2}</text>"#,
+                        x + cell_w / 2.0,
+                        y + 15.0
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        s,
+                        r##"<rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" fill="#eee" stroke="white"/>"##
+                    );
+                }
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn table_md(groups: &[GroupRow], cols: &[(&str, &str)]) -> String {
+    let mut s = String::from("| dataset | method | augmentation | h | seeds |");
+    for (_, h) in cols {
+        let _ = write!(s, " {h} |");
+    }
+    s.push_str("\n|---|---|---|---|---|");
+    s.push_str(&"---|".repeat(cols.len()));
+    s.push('\n');
+    for g in groups {
+        let _ = write!(
+            s,
+            "| {} | {} | {} | {} | {}{} |",
+            g.dataset,
+            g.method,
+            g.augmentation,
+            g.hidden_dim,
+            g.n_done,
+            if g.n_failed > 0 {
+                format!(" ({} failed)", g.n_failed)
+            } else {
+                String::new()
+            }
+        );
+        for (k, _) in cols {
+            let _ = write!(s, " {} |", fmt(g.values.get(*k)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn md_to_html_table(md: &str) -> String {
+    let mut s = String::from("<table>\n");
+    for (i, line) in md.lines().enumerate() {
+        if i == 1 {
+            continue;
+        }
+        let tag = if i == 0 { "th" } else { "td" };
+        s.push_str("<tr>");
+        for cell in line.trim_matches('|').split('|') {
+            let _ = write!(s, "<{tag}>{}</{tag}>", esc(cell.trim()));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// Files written by [`write_report`].
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    /// The report directory.
+    pub dir: PathBuf,
+    /// The Markdown report (its main table is the scIB table).
+    pub markdown: PathBuf,
+    /// The HTML report.
+    pub html: PathBuf,
+    /// The scIB table as Markdown (for printing).
+    pub main_table: String,
+}
+
+/// Writes the report of `results` into `results/report/`.
+pub fn write_report(results: &Path) -> Result<ReportFiles> {
+    let rows = collect(results)?;
+    let groups = aggregate(&rows);
+    let dir = results.join("report");
+    std::fs::create_dir_all(&dir)?;
+    write_json(&dir.join("runs.json"), &rows)?;
+    write_json(&dir.join("summary.json"), &groups)?;
+    // CSVs
+    let mut keys: Vec<String> = groups.iter().flat_map(|g| g.values.keys().cloned()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut csv = String::from("dataset,method,augmentation,hidden_dim,n_done,n_failed");
+    for k in &keys {
+        let _ = write!(csv, ",{k}_mean,{k}_std");
+    }
+    csv.push('\n');
+    for g in &groups {
+        let _ = write!(
+            csv,
+            "{},{},{},{},{},{}",
+            g.dataset, g.method, g.augmentation, g.hidden_dim, g.n_done, g.n_failed
+        );
+        for k in &keys {
+            match g.values.get(k) {
+                Some((m, s)) => {
+                    let _ = write!(csv, ",{m},{s}");
+                }
+                None => csv.push_str(",,"),
+            }
+        }
+        csv.push('\n');
+    }
+    write_atomic(&dir.join("summary.csv"), csv.as_bytes())?;
+    let mut rcsv = String::from("id,dataset,method,augmentation,hidden_dim,seed,state,total,bio,batch,train_seconds,peak_rss_mb,error\n");
+    for r in &rows {
+        let g = |k: &str| r.values.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            rcsv,
+            "{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            r.id,
+            r.dataset,
+            r.method,
+            r.augmentation,
+            r.hidden_dim,
+            r.seed,
+            r.state,
+            g("total"),
+            g("bio"),
+            g("batch"),
+            r.train_seconds.map(|v| v.to_string()).unwrap_or_default(),
+            r.peak_rss_mb.map(|v| v.to_string()).unwrap_or_default(),
+            r.error.clone().unwrap_or_default().replace('"', "'")
+        );
+    }
+    write_atomic(&dir.join("runs.csv"), rcsv.as_bytes())?;
+    // tables
+    let scib_cols: Vec<(&str, &str)> = [("bio", "Bio"), ("batch", "Batch"), ("total", "Total")]
+        .into_iter()
+        .chain(SCIB_COLUMNS.iter().copied())
+        .collect();
+    let scib: Vec<GroupRow> = groups.iter().filter(|g| g.values.contains_key("total") || g.n_failed > 0 && g.values.is_empty()).cloned().collect();
+    let main_table = table_md(&scib, &scib_cols);
+    let ann: Vec<GroupRow> = groups.iter().filter(|g| g.values.keys().any(|k| k.starts_with("annotation"))).cloned().collect();
+    let ann_cols = [
+        ("annotation_f1_shared", "Macro-F1"),
+        ("annotation_acc_shared", "Accuracy"),
+        ("annotation_f1_in", "Macro-F1-in"),
+        ("annotation_acc_in", "Accuracy-in"),
+        ("annotation_rna_f1_in", "Macro-F1 (RNA only)"),
+    ];
+    let modal: Vec<GroupRow> = groups.iter().filter(|g| g.values.contains_key("modality_pearson_mean")).cloned().collect();
+    let modal_cols = [
+        ("modality_pearson_mean", "Mean Pearson"),
+        ("modality_pearson_min", "Min Pearson"),
+        ("modality_pearson_max", "Max Pearson"),
+        ("modality_f1_predicted", "Macro-F1 with predicted protein"),
+    ];
+    let cost_cols = [("train_seconds", "Training s"), ("peak_rss_mb", "Peak memory MB")];
+    let bars = svg_bars(&groups, "total", "Total score per method (mean ± std over seeds)", "");
+    let heat = svg_heatmap(&groups);
+    let cost_t = svg_bars(&groups, "train_seconds", "Training time per run (s)", " s");
+    let cost_m = svg_bars(&groups, "peak_rss_mb", "Peak memory per run (MB)", " MB");
+    for (name, svg) in [
+        ("total_by_method.svg", &bars),
+        ("metric_heatmap.svg", &heat),
+        ("cost_time.svg", &cost_t),
+        ("cost_memory.svg", &cost_m),
+    ] {
+        write_atomic(&dir.join(name), svg.as_bytes())?;
+    }
+    let failed: Vec<&RunRow> = rows.iter().filter(|r| r.state == "failed").collect();
+    let mut md = format!(
+        "# scssl benchmark report\n\n{} runs: {} done, {} failed, {} not finished. Values are mean ± std over seeds; failed runs are listed, never scored.\n\n## Batch correction (scIB)\n\n{}\n",
+        rows.len(),
+        rows.iter().filter(|r| r.state == "done").count(),
+        failed.len(),
+        rows.iter().filter(|r| r.state != "done" && r.state != "failed").count(),
+        main_table
+    );
+    if !ann.is_empty() {
+        let _ = write!(md, "\n## Cell-type annotation (query-to-reference, kNN k = 11)\n\n{}\n", table_md(&ann, &ann_cols));
+    }
+    if !modal.is_empty() {
+        let _ = write!(md, "\n## Missing-modality prediction (protein from RNA, kNN k = 5)\n\n{}\n", table_md(&modal, &modal_cols));
+    }
+    let _ = write!(md, "\n## Cost\n\n{}\n", table_md(&groups, &cost_cols));
+    md.push_str("\n![Total](total_by_method.svg)\n\n![Metrics](metric_heatmap.svg)\n\n![Time](cost_time.svg)\n\n![Memory](cost_memory.svg)\n");
+    if !failed.is_empty() {
+        md.push_str("\n## Failed runs\n\n| run | error |\n|---|---|\n");
+        for r in &failed {
+            let _ = writeln!(md, "| {} | {} |", r.id, r.error.clone().unwrap_or_default().replace('|', "/").replace('\n', " "));
+        }
+    }
+    let markdown = dir.join("report.md");
+    write_atomic(&markdown, md.as_bytes())?;
+    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}</style></head><body><h1>scssl benchmark report</h1>");
+    let _ = write!(html, "<p>{} runs, {} failed. Values are mean ± std over seeds.</p><h2>Batch correction (scIB)</h2>{}", rows.len(), failed.len(), md_to_html_table(&main_table));
+    if !ann.is_empty() {
+        let _ = write!(html, "<h2>Cell-type annotation</h2>{}", md_to_html_table(&table_md(&ann, &ann_cols)));
+    }
+    if !modal.is_empty() {
+        let _ = write!(html, "<h2>Missing-modality prediction</h2>{}", md_to_html_table(&table_md(&modal, &modal_cols)));
+    }
+    let _ = write!(html, "<h2>Cost</h2>{}<h2>Plots</h2>{bars}<br>{heat}<br>{cost_t}<br>{cost_m}", md_to_html_table(&table_md(&groups, &cost_cols)));
+    if !failed.is_empty() {
+        html.push_str("<h2>Failed runs</h2><ul>");
+        for r in &failed {
+            let _ = write!(html, "<li>{}: {}</li>", esc(&r.id), esc(&r.error.clone().unwrap_or_default()));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</body></html>\n");
+    let html_path = dir.join("report.html");
+    write_atomic(&html_path, html.as_bytes())?;
+    Ok(ReportFiles {
+        dir,
+        markdown,
+        html: html_path,
+        main_table,
+    })
+}

@@ -1,0 +1,304 @@
+//! One experiment, start to finish: data → preprocessing → training → embedding → the three
+//! tasks, written into its run directory. `scssl run-one DIR` calls [`run_one`] in its own
+//! process, so a crash or an out-of-memory kill marks only that run failed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::json;
+
+use scssl_data::anndata::AnnData;
+use scssl_data::{io, pp, sim};
+use scssl_metrics::report::{EvalInput, Metric, evaluate};
+
+use crate::config::RunConfig;
+use crate::store::{RunDir, RunState, npy_bytes, peak_rss_mb, write_atomic, write_json};
+use crate::train::{FeatureOptions, embed_matrices, features_for, train_on, training_features};
+
+/// Loads a run's dataset (simulated or from its file).
+pub fn load_data(run: &RunConfig) -> Result<AnnData> {
+    let d = &run.data;
+    if d.is_simulated() {
+        let s = &d.simulated;
+        return Ok(sim::simulate(&sim::SimConfig {
+            n_cells: s.cells,
+            n_genes: s.genes,
+            n_batches: s.batches,
+            n_cell_types: s.cell_types,
+            n_proteins: s.proteins,
+            seed: s.seed,
+            ..Default::default()
+        })?);
+    }
+    io::read(&d.path).with_context(|| format!("reading data.path {}", d.path))
+}
+
+/// Checks a dataset against a run's config: obs keys, protein key, hold-out batches.
+pub fn check_data(run: &RunConfig, ad: &AnnData) -> Result<()> {
+    let d = &run.data;
+    for (what, key) in [("data.batch_key", &d.batch_key), ("data.label_key", &d.label_key)] {
+        ad.obs_groups(key)
+            .with_context(|| format!("{what} {key:?} in {}", d.display_name()))?;
+    }
+    if let Some(k) = &d.protein_key {
+        ad.obsm_get(k)
+            .with_context(|| format!("data.protein_key {k:?} in {}", d.display_name()))?;
+    }
+    if !d.holdout_batches.is_empty() {
+        let g = ad.obs_groups(&d.batch_key)?;
+        for b in &d.holdout_batches {
+            if !g.names.contains(b) {
+                bail!(
+                    "data.holdout_batches: batch {b:?} is not in obs[{:?}] of {} (batches: {})",
+                    d.batch_key,
+                    d.display_name(),
+                    g.names.join(", ")
+                );
+            }
+        }
+        if d.holdout_batches.len() >= g.names.len() {
+            bail!("data.holdout_batches holds every batch: no reference cells remain");
+        }
+    }
+    Ok(())
+}
+
+fn feature_options(run: &RunConfig) -> FeatureOptions {
+    FeatureOptions {
+        batch_key: Some(run.data.batch_key.clone()),
+        n_hvg: run.data.n_hvg,
+        counts_layer: run.data.counts_layer.clone(),
+        protein_key: run.data.protein_key.clone(),
+        protein_transform: run.data.protein_transform,
+        ..Default::default()
+    }
+}
+
+#[derive(Serialize)]
+struct Timing {
+    wall_seconds: f64,
+    train_seconds: f64,
+    peak_rss_mb: f64,
+    threads: usize,
+}
+
+/// Trains on `ad` and returns the model with its feature spec.
+fn train_model(
+    run: &RunConfig,
+    ad: &AnnData,
+    dir: &RunDir,
+    tag: &str,
+) -> Result<(scssl_models::TrainedModel, crate::train::Features)> {
+    let feats = training_features(ad, &feature_options(run))?;
+    let batches = ad.obs_groups(&run.data.batch_key)?.codes;
+    let model = run.model_config(feats.matrices[0].ncols())?;
+    let training = run.train_config()?;
+    let device = scssl_models::ComputeDevice::parse(&run.training.device)?;
+    let trained = train_on(
+        &feats.matrices,
+        &batches,
+        model,
+        &training,
+        &run.augmentation,
+        device,
+        |_| {},
+    )?;
+    let mut csv = String::from("epoch,mean_loss,lr,seconds,cells_per_second\n");
+    for e in &trained.history.epochs {
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            e.epoch, e.mean_loss, e.lr, e.seconds, e.cells_per_second
+        ));
+    }
+    write_atomic(&dir.path.join(format!("training_curve{tag}.csv")), csv.as_bytes())?;
+    Ok((trained, feats))
+}
+
+/// Runs the experiment in `dir` (its `config.json`) and writes its results. On error the run
+/// is marked failed with the message, and the error is returned.
+pub fn run_one(dir: &Path) -> Result<()> {
+    let rd = RunDir {
+        path: dir.to_path_buf(),
+    };
+    let run = rd.config()?;
+    let _lock = rd
+        .lock()?
+        .with_context(|| format!("{} is being run by another process", dir.display()))?;
+    rd.set_status(RunState::Running, None)?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&run, &rd)))
+        .unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Err(anyhow::anyhow!("panicked: {msg}"))
+        });
+    match result {
+        Ok(()) => rd.set_status(RunState::Done, None),
+        Err(e) => {
+            rd.set_status(RunState::Failed, Some(format!("{e:#}")))?;
+            Err(e)
+        }
+    }
+}
+
+fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
+    let start = Instant::now();
+    let ad = load_data(run)?;
+    check_data(run, &ad)?;
+    let labels = ad.obs_groups(&run.data.label_key)?;
+    let batches = ad.obs_groups(&run.data.batch_key)?;
+    let mut results = serde_json::Map::new();
+    let mut train_seconds = 0.0;
+    let projection = run.model.predict_projection;
+
+    if run.tasks.batch_correction {
+        let (trained, feats) = train_model(run, &ad, rd, "")?;
+        train_seconds += trained.history.seconds;
+        let emb = embed_matrices(&trained, &feats.matrices, projection)?;
+        write_atomic(&rd.path.join("embedding.npy"), &npy_bytes(&emb.joint))?;
+        // pre-integration embedding: 50 PCs of the (log-normalised HVG) model input
+        let x = &feats.matrices[0];
+        let n_comps = 50.min(x.ncols()).min(x.nrows().saturating_sub(1)).max(1);
+        let pre = pp::pca_dense(x.view(), n_comps)?.embedding;
+        let mut metrics = Metric::ALL.to_vec();
+        if !run.tasks.kbet {
+            metrics.retain(|m| *m != Metric::KbetPerLabel);
+        }
+        let report = evaluate(
+            &EvalInput {
+                embedding: emb.joint.view(),
+                labels: &labels.codes,
+                batches: &batches.codes,
+                pre_integration: Some(pre.view()),
+            },
+            &metrics,
+            run.seed,
+        )?;
+        results.insert("batch_correction".into(), serde_json::to_value(&report)?);
+    }
+
+    if run.tasks.annotation || run.tasks.modality_prediction {
+        let hold: Vec<u32> = run
+            .data
+            .holdout_batches
+            .iter()
+            .map(|b| batches.names.iter().position(|n| n == b).expect("checked") as u32)
+            .collect();
+        let (q_idx, r_idx): (Vec<usize>, Vec<usize>) =
+            (0..ad.n_obs()).partition(|&i| hold.contains(&batches.codes[i]));
+        let reference = ad.select_obs(&r_idx);
+        let query = ad.select_obs(&q_idx);
+        let (trained, feats) = train_model(run, &reference, rd, "_reference")?;
+        train_seconds += trained.history.seconds;
+        let (q_inputs, missing) = features_for(&query, &feats.spec)?;
+        let r_emb = embed_matrices(&trained, &feats.matrices, projection)?;
+        let q_emb = embed_matrices(&trained, &q_inputs, projection)?;
+        let rl: Vec<u32> = r_idx.iter().map(|&i| labels.codes[i]).collect();
+        let ql: Vec<u32> = q_idx.iter().map(|&i| labels.codes[i]).collect();
+        if run.tasks.annotation {
+            let joint = scssl_metrics::annotate::annotate(
+                r_emb.joint.view(),
+                &rl,
+                q_emb.joint.view(),
+                &ql,
+                11,
+            )?;
+            let mut a = json!({ "joint": joint, "missing_genes": missing });
+            if r_emb.per_modality.len() > 1 {
+                let rna = scssl_metrics::annotate::annotate(
+                    r_emb.per_modality[0].view(),
+                    &rl,
+                    q_emb.per_modality[0].view(),
+                    &ql,
+                    11,
+                )?;
+                a["rna_only"] = serde_json::to_value(rna)?;
+            }
+            results.insert("annotation".into(), a);
+        }
+        if run.tasks.modality_prediction {
+            if r_emb.per_modality.len() < 2 {
+                bail!("tasks.modality_prediction needs a multimodal model (data.protein_key)");
+            }
+            let (pred, scores) = scssl_metrics::annotate::modality_prediction(
+                r_emb.per_modality[0].view(),
+                feats.matrices[1].view(),
+                q_emb.per_modality[0].view(),
+                q_inputs[1].view(),
+                5,
+            )?;
+            // re-embed the query with the predicted protein (a copy: the query stays intact)
+            let with_pred = vec![q_inputs[0].clone(), pred];
+            let q2 = embed_matrices(&trained, &with_pred, projection)?;
+            let ann = scssl_metrics::annotate::annotate(
+                r_emb.joint.view(),
+                &rl,
+                q2.joint.view(),
+                &ql,
+                11,
+            )?;
+            results.insert(
+                "modality_prediction".into(),
+                json!({ "pearson": scores, "annotation_with_predicted_protein": ann }),
+            );
+        }
+    }
+
+    write_json(&rd.path.join("metrics.json"), &results)?;
+    write_json(
+        &rd.path.join("run.json"),
+        &json!({
+            "id": run.id(),
+            "timing": Timing {
+                wall_seconds: start.elapsed().as_secs_f64(),
+                train_seconds,
+                peak_rss_mb: peak_rss_mb(),
+                threads: rayon::current_num_threads(),
+            },
+            "versions": {
+                "scssl": env!("CARGO_PKG_VERSION"),
+                "burn": "0.21.0",
+            },
+            "seeds": { "run": run.seed, "simulator": run.data.simulated.seed },
+        }),
+    )?;
+    Ok(())
+}
+
+/// Checks every run of a grid before anything trains: config values, files, obs keys,
+/// hold-out batches. Each distinct dataset is read once.
+pub fn preflight(runs: &[RunConfig]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, AnnData> = Default::default();
+    for run in runs {
+        run.validate()?;
+        let key = serde_json::to_string(&run.data.simulated)? + &run.data.path;
+        if !seen.contains_key(&key) {
+            if !run.data.is_simulated() && !Path::new(&run.data.path).exists() {
+                bail!("data.path {} does not exist (run {})", run.data.path, run.id());
+            }
+            let ad = if run.data.is_simulated() {
+                // a small stand-in with the same obs schema is enough to check keys
+                load_data(&RunConfig {
+                    data: crate::config::DataConfig {
+                        simulated: crate::config::SimulatedData {
+                            cells: 200.max(run.data.simulated.batches * 20),
+                            genes: 50,
+                            ..run.data.simulated.clone()
+                        },
+                        ..run.data.clone()
+                    },
+                    ..run.clone()
+                })?
+            } else {
+                load_data(run)?
+            };
+            seen.insert(key.clone(), ad);
+        }
+        check_data(run, &seen[&key]).with_context(|| format!("run {}", run.id()))?;
+    }
+    Ok(())
+}
