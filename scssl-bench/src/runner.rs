@@ -123,9 +123,17 @@ pub fn run_one(dir: &Path) -> Result<()> {
         path: dir.to_path_buf(),
     };
     let run = rd.config()?;
-    let _lock = rd
-        .lock()?
-        .with_context(|| format!("{} is being run by another process", dir.display()))?;
+    // Another process (e.g. an orphan of an interrupted grid) may hold the run: wait for it,
+    // and keep its result if it finished.
+    let _lock = loop {
+        match rd.lock()? {
+            Some(l) => break l,
+            None => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    };
+    if rd.status().state == RunState::Done {
+        return Ok(());
+    }
     rd.set_status(RunState::Running, None)?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&run, &rd)))
         .unwrap_or_else(|p| {

@@ -21,11 +21,12 @@ fn main() -> ExitCode {
         Some("quickstart") => quickstart(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("perf") => perf::run(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("fixtures") => fixtures(),
         Some("package") => package(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <quickstart [--out DIR] | test [-- CARGO_TEST_ARGS] | perf data [--cells N] | fixtures | package>"
+                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train | fixtures | package>"
             );
             Err("unknown command".into())
         }
@@ -214,12 +215,120 @@ fn quickstart(args: &[String]) -> Result {
             shared.display()
         );
     }
+    println!("\n== the quick benchmark grid (train → embed → batch correction, annotation, protein prediction)");
+    let report = run_bench(&scssl, true, None, &out.join("bench"), 2)?;
     println!(
-        "\nquickstart finished in {:.1} s; outputs are in {}",
+        "\nquickstart finished in {:.1} s; outputs are in {}\nreport: {}",
         started.elapsed().as_secs_f64(),
-        out.display()
+        out.display(),
+        report.display()
     );
     Ok(())
+}
+
+/// Dataset files of methods.md §1.3 and the paper configs that use them.
+const PAPER_DATASETS: &[&str] = &[
+    "ImmHuman", "Pancreas", "ImmuneAtlas", "Lung", "MCA", "PBMC", "sapiens", "Luecken_Core",
+];
+
+fn bench(args: &[String]) -> Result {
+    deps::ensure()?;
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = arg_value(args, "--out").map(PathBuf::from).unwrap_or_else(|| {
+        root().join(if quick { "results/bench-quick" } else { "results/bench-paper" })
+    });
+    let jobs: usize = arg_value(args, "--jobs")
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(1);
+    let data_dir = arg_value(args, "--data-dir").map(PathBuf::from);
+    let scssl = scssl_release()?;
+    let started = std::time::Instant::now();
+    let report = run_bench(&scssl, quick, data_dir.as_deref(), &out, jobs)?;
+    println!(
+        "\nbench finished in {:.1} s; report: {}",
+        started.elapsed().as_secs_f64(),
+        report.display()
+    );
+    Ok(())
+}
+
+/// Runs the quick grid (simulated data, plus ../shared/data when present) or the paper grid
+/// (configs/paper/*.yaml over the datasets found in `data_dir`) into `out`; returns the report.
+fn run_bench(
+    scssl: &Path,
+    quick: bool,
+    data_dir: Option<&Path>,
+    out: &Path,
+    jobs: usize,
+) -> Result<PathBuf> {
+    let bench = |config: &Path, overrides: &[String]| -> Result {
+        let mut c = Command::new(scssl);
+        c.arg("bench")
+            .arg(config)
+            .args(overrides)
+            .arg("--out")
+            .arg(out)
+            .args(["--jobs", &jobs.to_string()]);
+        run_status(c, &format!("scssl bench {}", config.display()))
+    };
+    if quick {
+        bench(&root().join("configs/quick.yaml"), &[])?;
+        let shared = root().join("../shared/data");
+        if shared.is_dir() {
+            let mut files: Vec<String> = std::fs::read_dir(&shared)
+                .map_err(|e| e.to_string())?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "h5ad"))
+                .map(|p| p.display().to_string())
+                .collect();
+            files.sort();
+            if !files.is_empty() {
+                println!("\n== the quick grid on the real files in {}", shared.display());
+                bench(
+                    &root().join("configs/quick_real.yaml"),
+                    &[format!("data.path={}", files.join(","))],
+                )?;
+            }
+        } else {
+            println!(
+                "(notice: {} not found; the quick grid ran on simulated data only)",
+                shared.display()
+            );
+        }
+    } else {
+        let dir = data_dir.ok_or("the paper grid needs --data-dir DIR (file names as in methods.md §1.3)")?;
+        let mut configs: Vec<PathBuf> = std::fs::read_dir(root().join("configs/paper"))
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        configs.sort();
+        for config in configs {
+            let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+            let wanted: Vec<&str> = PAPER_DATASETS
+                .iter()
+                .copied()
+                .chain(["PBMC_multimodal", "NeurIPS_CITE"])
+                .filter(|d| text.contains(&format!("{d}.h5ad")))
+                .collect();
+            let present: Vec<String> = wanted
+                .iter()
+                .filter(|d| dir.join(format!("{d}.h5ad")).exists())
+                .map(|d| dir.join(format!("{d}.h5ad")).display().to_string())
+                .collect();
+            for d in wanted.iter().filter(|d| !dir.join(format!("{d}.h5ad")).exists()) {
+                println!("(notice: {d}.h5ad not in {}; skipped in {})", dir.display(), config.display());
+            }
+            if present.is_empty() {
+                continue;
+            }
+            bench(&config, &[format!("data.path={}", present.join(","))])?;
+        }
+    }
+    let mut c = Command::new(scssl);
+    c.arg("report").arg(out);
+    run_status(c, "scssl report")?;
+    Ok(out.join("report/report.html"))
 }
 
 fn test(args: &[String]) -> Result {

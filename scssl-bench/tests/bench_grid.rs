@@ -1,0 +1,263 @@
+//! `scssl bench` end to end: a small grid gives a complete report; a grid killed midway resumes
+//! without recomputing or losing runs; bad configs are rejected before anything trains; every
+//! shipped config parses.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scssl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scssl"))
+}
+
+const GRID: &str = "name: small
+data:
+  path: simulated
+  simulated: {cells: 400, genes: 200, batches: 3, cell_types: 4, proteins: 6}
+  n_hvg: 100
+  protein_key: protein_expression
+  holdout_batches: [batch_2]
+model: {method: [simclr, byol], hidden_dim: 16}
+augmentation: [clear, mask_only]
+training: {epochs: 2, batch_size: 64, lr: 0.001, schedule: constant}
+tasks: {batch_correction: true, annotation: true, modality_prediction: true, kbet: false}
+seeds: [0, 1]
+";
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("grid.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn statuses(out: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(out.join("runs")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, String)> = entries
+        .flatten()
+        .map(|e| {
+            let s = std::fs::read_to_string(e.path().join("status.json")).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), s)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn small_grid_produces_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), GRID);
+    let out = dir.path().join("results");
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--jobs", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("8 runs (0 finished earlier, 8 to run)"), "{stdout}");
+    assert!(stdout.contains("8 runs done, 0 failed"), "{stdout}");
+    let report = out.join("report");
+    for f in [
+        "report.md",
+        "report.html",
+        "summary.csv",
+        "summary.json",
+        "runs.csv",
+        "runs.json",
+        "total_by_method.svg",
+        "metric_heatmap.svg",
+        "cost_time.svg",
+        "cost_memory.svg",
+    ] {
+        assert!(report.join(f).exists(), "{f} missing");
+    }
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    for m in ["simclr", "byol", "clear", "mask_only", "Macro-F1", "Mean Pearson", "Training s"] {
+        assert!(md.contains(m), "{m} not in the report:\n{md}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("summary.json")).unwrap())
+            .unwrap();
+    let groups = summary.as_array().unwrap();
+    assert_eq!(groups.len(), 4, "2 methods × 2 augmentations");
+    for g in groups {
+        assert_eq!(g["n_done"], 2, "two seeds each");
+        assert!(g["values"]["total"][0].as_f64().unwrap() > 0.0);
+    }
+    // every run directory is complete
+    for e in std::fs::read_dir(out.join("runs")).unwrap().flatten() {
+        for f in ["config.json", "status.json", "metrics.json", "run.json", "embedding.npy", "training_curve.csv"] {
+            assert!(e.path().join(f).exists(), "{f} missing in {}", e.path().display());
+        }
+    }
+    // a re-run skips everything
+    let o = scssl().arg("bench").arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("8 finished earlier, 0 to run"), "{stdout}");
+}
+
+#[test]
+fn an_interrupted_grid_resumes_without_recomputing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &GRID.replace("tasks: {batch_correction: true, annotation: true, modality_prediction: true, kbet: false}", "tasks: {batch_correction: true, kbet: false}"),
+    );
+    let out = dir.path().join("results");
+    let mut child = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until at least two runs are done, then kill the whole grid
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let done = statuses(&out)
+            .iter()
+            .filter(|(_, s)| s.contains("\"done\""))
+            .count();
+        if done >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // kill the grid and its `scssl run-one` children, as a Ctrl-C of the terminal would
+    let parent = child.id().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1));
+        if ppid == Some(parent.as_str()) {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(e.file_name())
+                .status();
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before: Vec<(String, String)> = statuses(&out)
+        .into_iter()
+        .filter(|(_, s)| s.contains("\"done\""))
+        .collect();
+    assert!(before.len() >= 2 && before.len() < 8, "{} runs done at the kill", before.len());
+    let o = scssl().arg("bench").arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains(&format!("{} finished earlier, {} to run", before.len(), 8 - before.len())),
+        "{stdout}"
+    );
+    let after = statuses(&out);
+    assert_eq!(after.len(), 8, "no run lost");
+    assert!(after.iter().all(|(_, s)| s.contains("\"done\"")));
+    for (name, s) in &before {
+        let now = &after.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(s, now, "{name} was recomputed");
+    }
+}
+
+#[test]
+fn bad_configs_are_rejected_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let fails = |text: &str, args: &[&str]| -> String {
+        let cfg = write_config(dir.path(), text);
+        let o = scssl()
+            .arg("bench")
+            .arg(&cfg)
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(!out.join("runs").exists(), "nothing may start");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = fails("model: {method: simclr, hiden_dim: 8}\n", &[]);
+    assert!(e.contains("model.hiden_dim") && e.contains("model.hidden_dim"), "{e}");
+    let e = fails("model: {method: simclrr}\n", &[]);
+    assert!(e.contains("simclrr"), "{e}");
+    let e = fails("data: {path: /nonexistent/x.h5ad}\n", &[]);
+    assert!(e.contains("/nonexistent/x.h5ad"), "{e}");
+    let e = fails("data: {path: simulated, label_key: celltype}\n", &[]);
+    assert!(e.contains("celltype"), "{e}");
+    let e = fails("model: {method: simclr}\n", &["training.epoch=3"]);
+    assert!(e.contains("training.epochs"), "{e}");
+    let e = fails("model: {method: [simclr\n", &[]);
+    assert!(e.contains("YAML"), "{e}");
+    let e = fails(
+        "data: {path: simulated, holdout_batches: [batch_9]}\ntasks: {annotation: true}\n",
+        &[],
+    );
+    assert!(e.contains("batch_9"), "{e}");
+}
+
+#[test]
+fn shipped_configs_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut n = 0;
+    for dir in [root.clone(), root.join("paper")] {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                let g = scssl_bench::config::load_grid(&p, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+                assert!(!g.runs.is_empty());
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 10, "{n} configs");
+}
+
+#[test]
+fn slurm_executor_writes_a_job_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), GRID);
+    let out = dir.path().join("results");
+    let have_sbatch = Command::new("sbatch").arg("--version").output().is_ok();
+    let mut c = scssl();
+    c.arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--executor", "slurm", "--slurm-cpus", "2", "--slurm-mem", "4G"]);
+    if !have_sbatch {
+        println!("NOTICE: sbatch not found; the Slurm submission itself is not exercised (script only)");
+        c.arg("--no-submit");
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = std::fs::read_to_string(out.join("slurm/array.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-7"), "{script}");
+    assert!(script.contains("--cpus-per-task=2") && script.contains("--mem=4G"));
+    assert!(script.contains("run-one"));
+    let list = std::fs::read_to_string(out.join("slurm/runs.txt")).unwrap();
+    assert_eq!(list.lines().count(), 8);
+    if have_sbatch {
+        // with a real Slurm, wait for the array and check the shared store
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while statuses(&out).iter().any(|(_, s)| !s.contains("\"done\"") && !s.contains("\"failed\""))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        assert!(statuses(&out).iter().all(|(_, s)| s.contains("\"done\"")));
+    } else {
+        // run one array task by hand, as Slurm would
+        let run = list.lines().next().unwrap();
+        let o = scssl().arg("run-one").arg(run).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(std::fs::read_to_string(Path::new(run).join("status.json")).unwrap().contains("\"done\""));
+    }
+}
