@@ -145,8 +145,7 @@ pub fn apply_overrides(root: &mut Value, overrides: &[String]) -> Result<()> {
             return Err(unknown_key(key));
         }
         let raw = raw.trim();
-        let value: Value = if raw.contains(',') && !raw.starts_with('[') && !raw.starts_with('{')
-        {
+        let value: Value = if raw.contains(',') && !raw.starts_with('[') && !raw.starts_with('{') {
             Value::Array(
                 raw.split(',')
                     .map(|p| yaml_serde::from_str(p.trim()).unwrap_or(Value::String(p.into())))
@@ -190,7 +189,9 @@ fn expand(v: &Value, prefix: &str) -> Vec<Value> {
                         other => vec![other.clone()],
                     },
                     Some(Kind::List) if path != "seeds" => match child {
-                        Value::Array(items) if items.iter().all(Value::is_array) && !items.is_empty() => {
+                        Value::Array(items)
+                            if items.iter().all(Value::is_array) && !items.is_empty() =>
+                        {
                             items.clone()
                         }
                         other => vec![other.clone()],
@@ -483,7 +484,9 @@ impl RunConfig {
     /// Checks values that can be checked without data: method, integration, schedule,
     /// optimiser, device, augmentation, tasks.
     pub fn validate(&self) -> Result<()> {
-        self.model_config(1)?.validate().map_err(anyhow::Error::from)?;
+        self.model_config(1)?
+            .validate()
+            .map_err(anyhow::Error::from)?;
         scssl_models::LrSchedule::parse(&self.training.schedule)?;
         scssl_models::ComputeDevice::parse(&self.training.device)?;
         if !matches!(self.training.optimizer.as_str(), "adam" | "adamw") {
@@ -492,14 +495,19 @@ impl RunConfig {
                 self.training.optimizer
             );
         }
-        self.augmentation
-            .config()
-            .context("augmentation")?;
-        if !(self.tasks.batch_correction || self.tasks.annotation || self.tasks.modality_prediction) {
-            bail!("tasks: at least one of batch_correction, annotation, modality_prediction must be true");
+        self.augmentation.config().context("augmentation")?;
+        if !(self.tasks.batch_correction || self.tasks.annotation || self.tasks.modality_prediction)
+        {
+            bail!(
+                "tasks: at least one of batch_correction, annotation, modality_prediction must be true"
+            );
         }
-        if (self.tasks.annotation || self.tasks.modality_prediction) && self.data.holdout_batches.is_empty() {
-            bail!("tasks.annotation/modality_prediction need data.holdout_batches (the query batches)");
+        if (self.tasks.annotation || self.tasks.modality_prediction)
+            && self.data.holdout_batches.is_empty()
+        {
+            bail!(
+                "tasks.annotation/modality_prediction need data.holdout_batches (the query batches)"
+            );
         }
         if self.tasks.modality_prediction && self.data.protein_key.is_none() {
             bail!("tasks.modality_prediction needs data.protein_key (CITE-seq protein in obsm)");
@@ -562,8 +570,8 @@ pub struct Grid {
 /// Reads a config file, applies overrides, checks keys, expands the grid and checks each run.
 /// Relative data paths are resolved against the config file's directory.
 pub fn load_grid(path: &Path, overrides: &[String]) -> Result<Grid> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
     let mut root = parse_yaml(&text, path)?;
     check_keys(&root, "").with_context(|| format!("in {}", path.display()))?;
     apply_overrides(&mut root, overrides)?;
@@ -589,7 +597,10 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
             .iter()
             .map(|s| s.as_u64().context("seeds: expected non-negative integers"))
             .collect::<Result<_>>()?,
-        Some(Value::Number(n)) => vec![n.as_u64().context("seeds: expected a non-negative integer")?],
+        Some(Value::Number(n)) => vec![
+            n.as_u64()
+                .context("seeds: expected a non-negative integer")?,
+        ],
         Some(_) => bail!("seeds: expected a list of integers"),
     };
     if seeds.is_empty() {
@@ -602,16 +613,16 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
             let obj = p.as_object_mut().expect("config is a mapping");
             obj.insert("seed".into(), Value::from(seed));
             obj.insert("name".into(), Value::from(name));
-            let mut run: RunConfig = serde_json::from_value(p).map_err(|e| {
-                anyhow::anyhow!("config {name}: {e}")
-            })?;
+            let mut run: RunConfig =
+                serde_json::from_value(p).map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
             if !run.data.is_simulated() {
                 let p = PathBuf::from(&run.data.path);
                 if p.is_relative() && !p.exists() && base.join(&p).exists() {
                     run.data.path = base.join(p).display().to_string();
                 }
             }
-            run.validate().with_context(|| format!("config {name}, run {}", run.id()))?;
+            run.validate()
+                .with_context(|| format!("config {name}, run {}", run.id()))?;
             runs.push(run);
         }
     }
@@ -628,7 +639,10 @@ mod tests {
     fn grid(yaml: &str, overrides: &[&str]) -> Result<Grid> {
         let mut v = parse_yaml(yaml, Path::new("t.yaml"))?;
         check_keys(&v, "")?;
-        apply_overrides(&mut v, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply_overrides(
+            &mut v,
+            &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         grid_from_value(v, "t", Path::new("."))
     }
 
@@ -647,7 +661,11 @@ mod tests {
 
     #[test]
     fn overrides_set_and_sweep() {
-        let g = grid("model: {method: simclr}\n", &["model.hidden_dim=128", "model.method=simclr,byol"]).unwrap();
+        let g = grid(
+            "model: {method: simclr}\n",
+            &["model.hidden_dim=128", "model.method=simclr,byol"],
+        )
+        .unwrap();
         assert_eq!(g.runs.len(), 2);
         assert!(g.runs.iter().all(|r| r.model.hidden_dim == 128));
         assert_eq!(g.runs[1].model.method, "byol");
@@ -655,14 +673,26 @@ mod tests {
 
     #[test]
     fn unknown_keys_suggest_the_closest() {
-        let e = grid("model: {hiden_dim: 3}\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("model.hiden_dim") && e.contains("model.hidden_dim"), "{e}");
+        let e = grid("model: {hiden_dim: 3}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("model.hiden_dim") && e.contains("model.hidden_dim"),
+            "{e}"
+        );
         let e = grid("trainig: {epochs: 3}\n", &[]).unwrap_err().to_string();
         assert!(e.contains("training"), "{e}");
-        let e = grid("model: {method: simclr}\n", &["model.hiddendim=3"]).unwrap_err().to_string();
+        let e = grid("model: {method: simclr}\n", &["model.hiddendim=3"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.hidden_dim"), "{e}");
-        let e = grid("model: {method: simclrr}\n", &[]).unwrap_err().to_string();
-        assert!(format!("{e:#}").contains("simclrr") || e.contains("run"), "{e}");
+        let e = grid("model: {method: simclrr}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            format!("{e:#}").contains("simclrr") || e.contains("run"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -674,7 +704,11 @@ mod tests {
         .unwrap();
         assert_eq!(g.runs.len(), 2);
         assert_eq!(g.runs[1].data.holdout_batches, vec!["batch_2".to_string()]);
-        let g = grid("data: {holdout_batches: [batch_1, batch_2]}\ntasks: {annotation: true}\n", &[]).unwrap();
+        let g = grid(
+            "data: {holdout_batches: [batch_1, batch_2]}\ntasks: {annotation: true}\n",
+            &[],
+        )
+        .unwrap();
         assert_eq!(g.runs.len(), 1);
     }
 }

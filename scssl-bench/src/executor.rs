@@ -53,9 +53,11 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
     let mp = MultiProgress::new();
     let overall = mp.add(ProgressBar::new(todo.len() as u64));
     overall.set_style(
-        ProgressStyle::with_template("grid [{bar:30}] {pos}/{len} runs ({elapsed}, eta {eta}) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "grid [{bar:30}] {pos}/{len} runs ({elapsed}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let queue = Mutex::new(todo.iter());
     let outcome = Mutex::new(Outcome::default());
@@ -189,7 +191,10 @@ pub fn write_slurm(
     s.push_str(&format!("#SBATCH --cpus-per-task={}\n", opts.cpus));
     s.push_str(&format!("#SBATCH --mem={}\n", opts.mem));
     s.push_str(&format!("#SBATCH --time={}\n", opts.time));
-    s.push_str(&format!("#SBATCH --output={}/task-%a.out\n", logs.display()));
+    s.push_str(&format!(
+        "#SBATCH --output={}/task-%a.out\n",
+        logs.display()
+    ));
     if let Some(p) = &opts.partition {
         s.push_str(&format!("#SBATCH --partition={p}\n"));
     }
@@ -212,10 +217,9 @@ pub fn write_slurm(
     let script = dir.join("array.sbatch");
     write_atomic(&script, s.as_bytes())?;
     if opts.submit {
-        let out = Command::new("sbatch")
-            .arg(&script)
-            .output()
-            .context("running sbatch (is Slurm installed? use --no-submit to only write the script)")?;
+        let out = Command::new("sbatch").arg(&script).output().context(
+            "running sbatch (is Slurm installed? use --no-submit to only write the script)",
+        )?;
         if !out.status.success() {
             bail!(
                 "sbatch failed: {}",

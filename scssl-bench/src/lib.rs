@@ -13,6 +13,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod config;
 pub mod evaluate;
 pub mod executor;
 pub mod inspect;
@@ -22,5 +23,4 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod store;
-pub mod config;
 pub mod train;

@@ -196,10 +196,8 @@ pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
         .map(|(g, rs)| {
             let done: Vec<&&RunRow> = rs.iter().filter(|r| r.state == "done").collect();
             let mut values = BTreeMap::new();
-            let mut keys: Vec<String> = done
-                .iter()
-                .flat_map(|r| r.values.keys().cloned())
-                .collect();
+            let mut keys: Vec<String> =
+                done.iter().flat_map(|r| r.values.keys().cloned()).collect();
             keys.push("train_seconds".into());
             keys.push("peak_rss_mb".into());
             keys.sort();
@@ -241,7 +239,9 @@ fn fmt(v: Option<&(f64, f64)>) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Bar chart of Total (mean, with ±std whiskers) per group.
@@ -264,7 +264,10 @@ fn svg_bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
     );
     for (i, (g, (m, sd))) in items.iter().enumerate() {
         let y = 40.0 + i as f64 * bar_h;
-        let label = format!("{} · {} · {} · h{}", g.dataset, g.method, g.augmentation, g.hidden_dim);
+        let label = format!(
+            "{} · {} · {} · h{}",
+            g.dataset, g.method, g.augmentation, g.hidden_dim
+        );
         let _ = write!(
             s,
             r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4c78a8"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{:.3}{unit}</text>"##,
@@ -294,7 +297,10 @@ fn svg_heatmap(groups: &[GroupRow]) -> String {
         .copied()
         .chain([("bio", "Bio"), ("batch", "Batch"), ("total", "Total")])
         .collect();
-    let rows: Vec<&GroupRow> = groups.iter().filter(|g| g.values.contains_key("total")).collect();
+    let rows: Vec<&GroupRow> = groups
+        .iter()
+        .filter(|g| g.values.contains_key("total"))
+        .collect();
     let (cell_w, cell_h, left, top) = (70.0, 22.0, 300.0, 120.0);
     let w = left + cell_w * cols.len() as f64 + 20.0;
     let h = top + cell_h * rows.len() as f64 + 20.0;
@@ -318,7 +324,10 @@ fn svg_heatmap(groups: &[GroupRow]) -> String {
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             left - 6.0,
             y + 15.0,
-            esc(&format!("{} · {} · {}", g.dataset, g.method, g.augmentation))
+            esc(&format!(
+                "{} · {} · {}",
+                g.dataset, g.method, g.augmentation
+            ))
         );
         for (j, (k, _)) in cols.iter().enumerate() {
             let x = left + j as f64 * cell_w;
@@ -420,7 +429,10 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     write_json(&dir.join("runs.json"), &rows)?;
     write_json(&dir.join("summary.json"), &groups)?;
     // CSVs
-    let mut keys: Vec<String> = groups.iter().flat_map(|g| g.values.keys().cloned()).collect();
+    let mut keys: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.values.keys().cloned())
+        .collect();
     keys.sort();
     keys.dedup();
     let mut csv = String::from("dataset,method,augmentation,hidden_dim,n_done,n_failed");
@@ -445,7 +457,9 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         csv.push('\n');
     }
     write_atomic(&dir.join("summary.csv"), csv.as_bytes())?;
-    let mut rcsv = String::from("id,dataset,method,augmentation,hidden_dim,seed,state,total,bio,batch,train_seconds,peak_rss_mb,error\n");
+    let mut rcsv = String::from(
+        "id,dataset,method,augmentation,hidden_dim,seed,state,total,bio,batch,train_seconds,peak_rss_mb,error\n",
+    );
     for r in &rows {
         let g = |k: &str| r.values.get(k).map(|v| v.to_string()).unwrap_or_default();
         let _ = writeln!(
@@ -472,9 +486,17 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         .into_iter()
         .chain(SCIB_COLUMNS.iter().copied())
         .collect();
-    let scib: Vec<GroupRow> = groups.iter().filter(|g| g.values.contains_key("total") || g.n_failed > 0 && g.values.is_empty()).cloned().collect();
+    let scib: Vec<GroupRow> = groups
+        .iter()
+        .filter(|g| g.values.contains_key("total") || g.n_failed > 0 && g.values.is_empty())
+        .cloned()
+        .collect();
     let main_table = table_md(&scib, &scib_cols);
-    let ann: Vec<GroupRow> = groups.iter().filter(|g| g.values.keys().any(|k| k.starts_with("annotation"))).cloned().collect();
+    let ann: Vec<GroupRow> = groups
+        .iter()
+        .filter(|g| g.values.keys().any(|k| k.starts_with("annotation")))
+        .cloned()
+        .collect();
     let ann_cols = [
         ("annotation_f1_shared", "Macro-F1"),
         ("annotation_acc_shared", "Accuracy"),
@@ -482,15 +504,27 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         ("annotation_acc_in", "Accuracy-in"),
         ("annotation_rna_f1_in", "Macro-F1 (RNA only)"),
     ];
-    let modal: Vec<GroupRow> = groups.iter().filter(|g| g.values.contains_key("modality_pearson_mean")).cloned().collect();
+    let modal: Vec<GroupRow> = groups
+        .iter()
+        .filter(|g| g.values.contains_key("modality_pearson_mean"))
+        .cloned()
+        .collect();
     let modal_cols = [
         ("modality_pearson_mean", "Mean Pearson"),
         ("modality_pearson_min", "Min Pearson"),
         ("modality_pearson_max", "Max Pearson"),
         ("modality_f1_predicted", "Macro-F1 with predicted protein"),
     ];
-    let cost_cols = [("train_seconds", "Training s"), ("peak_rss_mb", "Peak memory MB")];
-    let bars = svg_bars(&groups, "total", "Total score per method (mean ± std over seeds)", "");
+    let cost_cols = [
+        ("train_seconds", "Training s"),
+        ("peak_rss_mb", "Peak memory MB"),
+    ];
+    let bars = svg_bars(
+        &groups,
+        "total",
+        "Total score per method (mean ± std over seeds)",
+        "",
+    );
     let heat = svg_heatmap(&groups);
     let cost_t = svg_bars(&groups, "train_seconds", "Training time per run (s)", " s");
     let cost_m = svg_bars(&groups, "peak_rss_mb", "Peak memory per run (MB)", " MB");
@@ -508,38 +542,82 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         rows.len(),
         rows.iter().filter(|r| r.state == "done").count(),
         failed.len(),
-        rows.iter().filter(|r| r.state != "done" && r.state != "failed").count(),
+        rows.iter()
+            .filter(|r| r.state != "done" && r.state != "failed")
+            .count(),
         main_table
     );
     if !ann.is_empty() {
-        let _ = write!(md, "\n## Cell-type annotation (query-to-reference, kNN k = 11)\n\n{}\n", table_md(&ann, &ann_cols));
+        let _ = write!(
+            md,
+            "\n## Cell-type annotation (query-to-reference, kNN k = 11)\n\n{}\n",
+            table_md(&ann, &ann_cols)
+        );
     }
     if !modal.is_empty() {
-        let _ = write!(md, "\n## Missing-modality prediction (protein from RNA, kNN k = 5)\n\n{}\n", table_md(&modal, &modal_cols));
+        let _ = write!(
+            md,
+            "\n## Missing-modality prediction (protein from RNA, kNN k = 5)\n\n{}\n",
+            table_md(&modal, &modal_cols)
+        );
     }
     let _ = write!(md, "\n## Cost\n\n{}\n", table_md(&groups, &cost_cols));
     md.push_str("\n![Total](total_by_method.svg)\n\n![Metrics](metric_heatmap.svg)\n\n![Time](cost_time.svg)\n\n![Memory](cost_memory.svg)\n");
     if !failed.is_empty() {
         md.push_str("\n## Failed runs\n\n| run | error |\n|---|---|\n");
         for r in &failed {
-            let _ = writeln!(md, "| {} | {} |", r.id, r.error.clone().unwrap_or_default().replace('|', "/").replace('\n', " "));
+            let _ = writeln!(
+                md,
+                "| {} | {} |",
+                r.id,
+                r.error
+                    .clone()
+                    .unwrap_or_default()
+                    .replace('|', "/")
+                    .replace('\n', " ")
+            );
         }
     }
     let markdown = dir.join("report.md");
     write_atomic(&markdown, md.as_bytes())?;
-    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}</style></head><body><h1>scssl benchmark report</h1>");
-    let _ = write!(html, "<p>{} runs, {} failed. Values are mean ± std over seeds.</p><h2>Batch correction (scIB)</h2>{}", rows.len(), failed.len(), md_to_html_table(&main_table));
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}</style></head><body><h1>scssl benchmark report</h1>",
+    );
+    let _ = write!(
+        html,
+        "<p>{} runs, {} failed. Values are mean ± std over seeds.</p><h2>Batch correction (scIB)</h2>{}",
+        rows.len(),
+        failed.len(),
+        md_to_html_table(&main_table)
+    );
     if !ann.is_empty() {
-        let _ = write!(html, "<h2>Cell-type annotation</h2>{}", md_to_html_table(&table_md(&ann, &ann_cols)));
+        let _ = write!(
+            html,
+            "<h2>Cell-type annotation</h2>{}",
+            md_to_html_table(&table_md(&ann, &ann_cols))
+        );
     }
     if !modal.is_empty() {
-        let _ = write!(html, "<h2>Missing-modality prediction</h2>{}", md_to_html_table(&table_md(&modal, &modal_cols)));
+        let _ = write!(
+            html,
+            "<h2>Missing-modality prediction</h2>{}",
+            md_to_html_table(&table_md(&modal, &modal_cols))
+        );
     }
-    let _ = write!(html, "<h2>Cost</h2>{}<h2>Plots</h2>{bars}<br>{heat}<br>{cost_t}<br>{cost_m}", md_to_html_table(&table_md(&groups, &cost_cols)));
+    let _ = write!(
+        html,
+        "<h2>Cost</h2>{}<h2>Plots</h2>{bars}<br>{heat}<br>{cost_t}<br>{cost_m}",
+        md_to_html_table(&table_md(&groups, &cost_cols))
+    );
     if !failed.is_empty() {
         html.push_str("<h2>Failed runs</h2><ul>");
         for r in &failed {
-            let _ = write!(html, "<li>{}: {}</li>", esc(&r.id), esc(&r.error.clone().unwrap_or_default()));
+            let _ = write!(
+                html,
+                "<li>{}: {}</li>",
+                esc(&r.id),
+                esc(&r.error.clone().unwrap_or_default())
+            );
         }
         html.push_str("</ul>");
     }

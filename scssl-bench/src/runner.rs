@@ -38,7 +38,10 @@ pub fn load_data(run: &RunConfig) -> Result<AnnData> {
 /// Checks a dataset against a run's config: obs keys, protein key, hold-out batches.
 pub fn check_data(run: &RunConfig, ad: &AnnData) -> Result<()> {
     let d = &run.data;
-    for (what, key) in [("data.batch_key", &d.batch_key), ("data.label_key", &d.label_key)] {
+    for (what, key) in [
+        ("data.batch_key", &d.batch_key),
+        ("data.label_key", &d.label_key),
+    ] {
         ad.obs_groups(key)
             .with_context(|| format!("{what} {key:?} in {}", d.display_name()))?;
     }
@@ -112,7 +115,10 @@ fn train_model(
             e.epoch, e.mean_loss, e.lr, e.seconds, e.cells_per_second
         ));
     }
-    write_atomic(&dir.path.join(format!("training_curve{tag}.csv")), csv.as_bytes())?;
+    write_atomic(
+        &dir.path.join(format!("training_curve{tag}.csv")),
+        csv.as_bytes(),
+    )?;
     Ok((trained, feats))
 }
 
@@ -286,7 +292,11 @@ pub fn preflight(runs: &[RunConfig]) -> Result<()> {
         let key = serde_json::to_string(&run.data.simulated)? + &run.data.path;
         if !seen.contains_key(&key) {
             if !run.data.is_simulated() && !Path::new(&run.data.path).exists() {
-                bail!("data.path {} does not exist (run {})", run.data.path, run.id());
+                bail!(
+                    "data.path {} does not exist (run {})",
+                    run.data.path,
+                    run.id()
+                );
             }
             let ad = if run.data.is_simulated() {
                 // a small stand-in with the same obs schema is enough to check keys

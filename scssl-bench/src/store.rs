@@ -59,7 +59,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{:?}",
-        path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id(),
         std::thread::current().id()
     ));
@@ -230,7 +232,11 @@ mod tests {
         assert_eq!(&b[..8], b"\x93NUMPY\x01\x00");
         let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
         assert_eq!((10 + hl) % 64, 0);
-        assert!(std::str::from_utf8(&b[10..10 + hl]).unwrap().contains("'shape': (2, 3)"));
+        assert!(
+            std::str::from_utf8(&b[10..10 + hl])
+                .unwrap()
+                .contains("'shape': (2, 3)")
+        );
         assert_eq!(b.len(), 10 + hl + 24);
     }
 

@@ -111,11 +111,7 @@ fn counts_matrix(ad: &AnnData, layer: Option<&str>) -> Result<scssl_data::matrix
     })
 }
 
-fn protein_block(
-    ad: &AnnData,
-    key: &str,
-    transform: ProteinTransform,
-) -> Result<Array2<f32>> {
+fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result<Array2<f32>> {
     let raw = ad
         .obsm_get(key)
         .with_context(|| format!("protein block obsm[{key:?}]"))?;
@@ -219,7 +215,10 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
         }
     }
     if missing == spec.genes.len() {
-        bail!("none of the model's {} genes is in this file's var names", missing);
+        bail!(
+            "none of the model's {} genes is in this file's var names",
+            missing
+        );
     }
     let mut out = vec![rna];
     if let Some(key) = &spec.protein_key {

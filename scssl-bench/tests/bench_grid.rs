@@ -58,8 +58,15 @@ fn small_grid_produces_a_complete_report() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("8 runs (0 finished earlier, 8 to run)"), "{stdout}");
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("8 runs (0 finished earlier, 8 to run)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("8 runs done, 0 failed"), "{stdout}");
     let report = out.join("report");
     for f in [
@@ -77,7 +84,15 @@ fn small_grid_produces_a_complete_report() {
         assert!(report.join(f).exists(), "{f} missing");
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
-    for m in ["simclr", "byol", "clear", "mask_only", "Macro-F1", "Mean Pearson", "Training s"] {
+    for m in [
+        "simclr",
+        "byol",
+        "clear",
+        "mask_only",
+        "Macro-F1",
+        "Mean Pearson",
+        "Training s",
+    ] {
         assert!(md.contains(m), "{m} not in the report:\n{md}");
     }
     let summary: serde_json::Value =
@@ -91,12 +106,29 @@ fn small_grid_produces_a_complete_report() {
     }
     // every run directory is complete
     for e in std::fs::read_dir(out.join("runs")).unwrap().flatten() {
-        for f in ["config.json", "status.json", "metrics.json", "run.json", "embedding.npy", "training_curve.csv"] {
-            assert!(e.path().join(f).exists(), "{f} missing in {}", e.path().display());
+        for f in [
+            "config.json",
+            "status.json",
+            "metrics.json",
+            "run.json",
+            "embedding.npy",
+            "training_curve.csv",
+        ] {
+            assert!(
+                e.path().join(f).exists(),
+                "{f} missing in {}",
+                e.path().display()
+            );
         }
     }
     // a re-run skips everything
-    let o = scssl().arg("bench").arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("8 finished earlier, 0 to run"), "{stdout}");
 }
@@ -134,12 +166,12 @@ fn an_interrupted_grid_resumes_without_recomputing() {
     let parent = child.id().to_string();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1));
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1));
         if ppid == Some(parent.as_str()) {
-            let _ = Command::new("kill")
-                .arg("-9")
-                .arg(e.file_name())
-                .status();
+            let _ = Command::new("kill").arg("-9").arg(e.file_name()).status();
         }
     }
     child.kill().unwrap();
@@ -148,12 +180,30 @@ fn an_interrupted_grid_resumes_without_recomputing() {
         .into_iter()
         .filter(|(_, s)| s.contains("\"done\""))
         .collect();
-    assert!(before.len() >= 2 && before.len() < 8, "{} runs done at the kill", before.len());
-    let o = scssl().arg("bench").arg(&cfg).arg("--out").arg(&out).output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     assert!(
-        stdout.contains(&format!("{} finished earlier, {} to run", before.len(), 8 - before.len())),
+        before.len() >= 2 && before.len() < 8,
+        "{} runs done at the kill",
+        before.len()
+    );
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{} finished earlier, {} to run",
+            before.len(),
+            8 - before.len()
+        )),
         "{stdout}"
     );
     let after = statuses(&out);
@@ -184,7 +234,10 @@ fn bad_configs_are_rejected_before_training() {
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     let e = fails("model: {method: simclr, hiden_dim: 8}\n", &[]);
-    assert!(e.contains("model.hiden_dim") && e.contains("model.hidden_dim"), "{e}");
+    assert!(
+        e.contains("model.hiden_dim") && e.contains("model.hidden_dim"),
+        "{e}"
+    );
     let e = fails("model: {method: simclrr}\n", &[]);
     assert!(e.contains("simclrr"), "{e}");
     let e = fails("data: {path: /nonexistent/x.h5ad}\n", &[]);
@@ -227,13 +280,18 @@ fn slurm_executor_writes_a_job_array() {
     let out = dir.path().join("results");
     let have_sbatch = Command::new("sbatch").arg("--version").output().is_ok();
     let mut c = scssl();
-    c.arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .args(["--executor", "slurm", "--slurm-cpus", "2", "--slurm-mem", "4G"]);
+    c.arg("bench").arg(&cfg).arg("--out").arg(&out).args([
+        "--executor",
+        "slurm",
+        "--slurm-cpus",
+        "2",
+        "--slurm-mem",
+        "4G",
+    ]);
     if !have_sbatch {
-        println!("NOTICE: sbatch not found; the Slurm submission itself is not exercised (script only)");
+        println!(
+            "NOTICE: sbatch not found; the Slurm submission itself is not exercised (script only)"
+        );
         c.arg("--no-submit");
     }
     let o = c.output().unwrap();
@@ -247,7 +305,9 @@ fn slurm_executor_writes_a_job_array() {
     if have_sbatch {
         // with a real Slurm, wait for the array and check the shared store
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        while statuses(&out).iter().any(|(_, s)| !s.contains("\"done\"") && !s.contains("\"failed\""))
+        while statuses(&out)
+            .iter()
+            .any(|(_, s)| !s.contains("\"done\"") && !s.contains("\"failed\""))
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_secs(2));
@@ -258,6 +318,10 @@ fn slurm_executor_writes_a_job_array() {
         let run = list.lines().next().unwrap();
         let o = scssl().arg("run-one").arg(run).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(std::fs::read_to_string(Path::new(run).join("status.json")).unwrap().contains("\"done\""));
+        assert!(
+            std::fs::read_to_string(Path::new(run).join("status.json"))
+                .unwrap()
+                .contains("\"done\"")
+        );
     }
 }

@@ -300,7 +300,15 @@ fn train_then_embed_writes_obsm_and_reproduces() {
     let sim = dir.path().join("sim.h5ad");
     run_ok(
         scssl()
-            .args(["simulate", "--cells", "400", "--genes", "200", "--proteins", "5"])
+            .args([
+                "simulate",
+                "--cells",
+                "400",
+                "--genes",
+                "200",
+                "--proteins",
+                "5",
+            ])
             .arg("-o")
             .arg(&sim),
     );
@@ -317,7 +325,10 @@ fn train_then_embed_writes_obsm_and_reproduces() {
     };
     let m1 = dir.path().join("m1");
     let msg = train(&m1, &["--method", "byol"]);
-    assert!(msg.contains("trained byol on 400 cells × 100 features"), "{msg}");
+    assert!(
+        msg.contains("trained byol on 400 cells × 100 features"),
+        "{msg}"
+    );
     let msg = run_ok(
         scssl()
             .arg("embed")
@@ -341,7 +352,7 @@ fn train_then_embed_writes_obsm_and_reproduces() {
             .args(["--key", "X_byol2"]),
     );
     let ad = scssl_data::io::read(&sim).unwrap();
-    assert!(ad.obsm_get("X_byol2").unwrap() == &e1);
+    assert!(*ad.obsm_get("X_byol2").unwrap() == e1);
     // Multimodal with protein: the joint embedding is the concatenation.
     let m3 = dir.path().join("m3");
     train(
@@ -351,7 +362,13 @@ fn train_then_embed_writes_obsm_and_reproduces() {
     let msg = run_ok(scssl().arg("embed").arg(&sim).arg("--model").arg(&m3));
     assert!(msg.contains("(400 × 128)"), "{msg}");
     // Errors name the culprit.
-    let err = run_err(scssl().arg("train").arg(&sim).args(["--method", "simclrr", "-o"]).arg(dir.path().join("x")));
+    let err = run_err(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args(["--method", "simclrr", "-o"])
+            .arg(dir.path().join("x")),
+    );
     assert!(err.contains("model.method"), "{err}");
     let err = run_err(
         scssl()

@@ -263,7 +263,10 @@ impl ModelConfig {
             return Err(invalid("model.temperature", "expected a positive number"));
         }
         if !(self.clip_temperature > 0.0 && self.clip_temperature.is_finite()) {
-            return Err(invalid("model.clip_temperature", "expected a positive number"));
+            return Err(invalid(
+                "model.clip_temperature",
+                "expected a positive number",
+            ));
         }
         if matches!(self.method, Method::MoCo | Method::Nnclr) && self.memory_bank_size == 0 {
             return Err(invalid("model.memory_bank_size", "must be at least 1"));
@@ -428,7 +431,10 @@ impl TrainConfig {
                     return Err(invalid("training.schedule.step_size", "must be at least 1"));
                 }
                 if !(gamma > 0.0 && gamma.is_finite()) {
-                    return Err(invalid("training.schedule.gamma", "expected a positive number"));
+                    return Err(invalid(
+                        "training.schedule.gamma",
+                        "expected a positive number",
+                    ));
                 }
             }
             LrSchedule::Cosine { min_lr } => {
@@ -491,7 +497,10 @@ mod tests {
         }
         assert_eq!(Method::parse("Barlow_Twins").unwrap(), Method::BarlowTwins);
         let err = Method::parse("simclrr").unwrap_err().to_string();
-        assert!(err.contains("model.method") && err.contains("simclr"), "{err}");
+        assert!(
+            err.contains("model.method") && err.contains("simclr"),
+            "{err}"
+        );
     }
 
     #[test]

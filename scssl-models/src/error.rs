@@ -17,7 +17,9 @@ pub enum ModelError {
     #[error("input shape mismatch: {0}")]
     Shape(String),
     /// The loss became NaN or infinite; training stops and the run is failed.
-    #[error("loss is {value} at epoch {epoch}, step {step}: training stopped (try a lower learning rate or check the input for extreme values)")]
+    #[error(
+        "loss is {value} at epoch {epoch}, step {step}: training stopped (try a lower learning rate or check the input for extreme values)"
+    )]
     NonFiniteLoss {
         /// Epoch (0-based).
         epoch: usize,

@@ -219,10 +219,15 @@ impl<B: Backend> BatchNorm1d<B> {
             let mean = x.clone().mean_dim(0);
             let centred = x.sub(mean.clone());
             let var = centred.clone().square().mean_dim(0);
-            let unbiased = var.clone().detach().mul_scalar(n as f64 / (n as f64 - 1.0).max(1.0));
-            let rm = self.running_mean.val().mul_scalar(1.0 - BN_MOMENTUM).add(
-                mean.detach().squeeze_dim::<1>(0).mul_scalar(BN_MOMENTUM),
-            );
+            let unbiased = var
+                .clone()
+                .detach()
+                .mul_scalar(n as f64 / (n as f64 - 1.0).max(1.0));
+            let rm = self
+                .running_mean
+                .val()
+                .mul_scalar(1.0 - BN_MOMENTUM)
+                .add(mean.detach().squeeze_dim::<1>(0).mul_scalar(BN_MOMENTUM));
             let rv = self
                 .running_var
                 .val()
@@ -233,7 +238,12 @@ impl<B: Backend> BatchNorm1d<B> {
             centred.div(var.add_scalar(BN_EPS).sqrt())
         } else {
             let mean = self.running_mean.val().unsqueeze_dim(0);
-            let std = self.running_var.val().add_scalar(BN_EPS).sqrt().unsqueeze_dim(0);
+            let std = self
+                .running_var
+                .val()
+                .add_scalar(BN_EPS)
+                .sqrt()
+                .unsqueeze_dim(0);
             x.sub(mean).div(std)
         };
         match (&self.gamma, &self.beta) {
@@ -258,8 +268,16 @@ impl<B: Backend> BatchNorm1d<B> {
             import(format!("{prefix}.gamma"), g, store)?;
             import(format!("{prefix}.beta"), b, store)?;
         }
-        import(format!("{prefix}.running_mean"), &mut self.running_mean, store)?;
-        import(format!("{prefix}.running_var"), &mut self.running_var, store)
+        import(
+            format!("{prefix}.running_mean"),
+            &mut self.running_mean,
+            store,
+        )?;
+        import(
+            format!("{prefix}.running_var"),
+            &mut self.running_var,
+            store,
+        )
     }
 
     /// EMA of the parameters only; running statistics stay the network's own (as in the
@@ -349,7 +367,9 @@ impl<B: Backend> Mlp<B> {
             .iter()
             .map(|s| Block {
                 linear: Dense::new(s.d_in, s.d_out, s.bias, rng, device),
-                bn: s.batch_norm.map(|affine| BatchNorm1d::new(s.d_out, affine, device)),
+                bn: s
+                    .batch_norm
+                    .map(|affine| BatchNorm1d::new(s.d_out, affine, device)),
                 relu: s.relu,
             })
             .collect();

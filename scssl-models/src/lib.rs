@@ -47,7 +47,7 @@ pub use config::{
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;
 pub use model::{EmbeddingOutput, Embeddings, SslModel, SslNetwork};
-pub use runtime::{ComputeDevice, CpuBackend, CpuTrainBackend, TrainedModel, fit};
 #[cfg(feature = "cuda")]
 pub use runtime::CudaBackend;
+pub use runtime::{ComputeDevice, CpuBackend, CpuTrainBackend, TrainedModel, fit};
 pub use train::{EpochRecord, TrainEvent, TrainHistory, TwoViews, ViewRequest, train};

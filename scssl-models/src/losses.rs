@@ -153,10 +153,7 @@ pub fn barlow_twins<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, lambda: f64) -
     let mask = diagonal_mask::<B>(d, &c.device());
     let off = c.clone().mask_fill(mask.clone(), 0.0).square().sum();
     let on_diag = c.sub(Tensor::ones([d, d], &mask.device()));
-    let on = on_diag
-        .mask_fill(mask.bool_not(), 0.0)
-        .square()
-        .sum();
+    let on = on_diag.mask_fill(mask.bool_not(), 0.0).square().sum();
     on.add(off.mul_scalar(lambda))
 }
 

@@ -40,7 +40,11 @@ pub fn head_specs(method: Method, h: usize, f: usize) -> (Vec<BlockSpec>, Option
             let out = h / f;
             let mid = h / (2 * f);
             (
-                vec![S::hidden(h, h), S::hidden(h, h), S::linear_bn(h, out, false)],
+                vec![
+                    S::hidden(h, h),
+                    S::hidden(h, h),
+                    S::linear_bn(h, out, false),
+                ],
                 Some(vec![S::hidden(out, mid), S::linear(mid, out)]),
             )
         }
@@ -111,9 +115,8 @@ impl<B: Backend> SslNetwork<B> {
                 predictor: pred.as_ref().map(|p| Mlp::new(p, &mut rng, device)),
             })
             .collect();
-        let clip_log_scale = (config.integration == Integration::Clip
-            && config.input_dims.len() > 1)
-            .then(|| {
+        let clip_log_scale =
+            (config.integration == Integration::Clip && config.input_dims.len() > 1).then(|| {
                 let v = (1.0 / config.clip_temperature).ln() as f32;
                 Param::initialized(
                     ParamId::new(),
@@ -155,7 +158,8 @@ impl<B: Backend> SslNetwork<B> {
         let mut out = Vec::new();
         for (i, b) in self.branches.iter().enumerate() {
             b.encoder.export(&format!("branch{i}.encoder"), &mut out);
-            b.projector.export(&format!("branch{i}.projector"), &mut out);
+            b.projector
+                .export(&format!("branch{i}.projector"), &mut out);
             if let Some(p) = &b.predictor {
                 p.export(&format!("branch{i}.predictor"), &mut out);
             }
@@ -175,20 +179,31 @@ impl<B: Backend> SslNetwork<B> {
         let mut store: HashMap<String, NamedTensor> =
             tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
         for (i, b) in self.branches.iter_mut().enumerate() {
-            b.encoder.import(&format!("branch{i}.encoder"), &mut store)?;
-            b.projector.import(&format!("branch{i}.projector"), &mut store)?;
+            b.encoder
+                .import(&format!("branch{i}.encoder"), &mut store)?;
+            b.projector
+                .import(&format!("branch{i}.projector"), &mut store)?;
             if let Some(p) = &mut b.predictor {
                 p.import(&format!("branch{i}.predictor"), &mut store)?;
             }
         }
         if let Some(s) = &mut self.clip_log_scale {
-            let t = store.remove("clip_log_scale").ok_or_else(|| ModelError::Checkpoint {
-                path: Default::default(),
-                message: "tensor clip_log_scale is missing".into(),
-            })?;
+            let t = store
+                .remove("clip_log_scale")
+                .ok_or_else(|| ModelError::Checkpoint {
+                    path: Default::default(),
+                    message: "tensor clip_log_scale is missing".into(),
+                })?;
             let old = s.val();
             let new = tensor_from::<B, 1>(t.data, [1], &old.device());
-            *s = Param::initialized(s.id, if old.is_require_grad() { new.require_grad() } else { new });
+            *s = Param::initialized(
+                s.id,
+                if old.is_require_grad() {
+                    new.require_grad()
+                } else {
+                    new
+                },
+            );
         }
         if let Some(extra) = store.keys().next() {
             return Err(ModelError::Checkpoint {
@@ -347,8 +362,8 @@ impl<B: Backend> SslModel<B> {
                 let rows = x.slice(ndarray::s![start..end, ..]);
                 let data: Vec<f32> = rows.iter().copied().collect();
                 let t = tensor_from::<B, 2>(data, [end - start, x.ncols()], &device);
-                let wants_pred = output == EmbeddingOutput::Projection
-                    && self.config.method == Method::Byol;
+                let wants_pred =
+                    output == EmbeddingOutput::Projection && self.config.method == Method::Byol;
                 let o = net.branch_forward(m, t, Pass::EVAL, wants_pred);
                 let e = match output {
                     EmbeddingOutput::Backbone => o.backbone,
@@ -375,8 +390,8 @@ impl<B: Backend> SslModel<B> {
             .zip(widths)
             .map(|(v, w)| Array2::from_shape_vec((n, w), v).expect("rows × width values"))
             .collect();
-        let joint = Array2::from_shape_vec((n, joint_width), joint_rows)
-            .expect("rows × width values");
+        let joint =
+            Array2::from_shape_vec((n, joint_width), joint_rows).expect("rows × width values");
         Ok(Embeddings {
             joint,
             per_modality,

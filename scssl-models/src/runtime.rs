@@ -43,9 +43,10 @@ impl ComputeDevice {
             return Ok(ComputeDevice::Cuda(0));
         }
         if let Some(i) = s.strip_prefix("cuda:") {
-            return i.parse().map(ComputeDevice::Cuda).map_err(|_| {
-                crate::error::invalid("device", format!("bad CUDA index in {s:?}"))
-            });
+            return i
+                .parse()
+                .map(ComputeDevice::Cuda)
+                .map_err(|_| crate::error::invalid("device", format!("bad CUDA index in {s:?}")));
         }
         Err(crate::error::invalid(
             "device",
@@ -322,7 +323,10 @@ impl TrainedModel {
             ));
         }
         if format!("{:016x}", fnv1a(&bytes)) != manifest.weights_fnv1a {
-            return Err(io_err(&wpath, "checksum mismatch (file altered or corrupt)"));
+            return Err(io_err(
+                &wpath,
+                "checksum mismatch (file altered or corrupt)",
+            ));
         }
         let mut tensors = Vec::with_capacity(manifest.tensors.len());
         for e in manifest.tensors {

@@ -136,7 +136,9 @@ impl<B: AutodiffBackend> MemoryBank<B> {
     /// K random N(0,1) rows, L2-normalised (as lightly initialises it).
     fn new(k: usize, d: usize, seed: u64, device: &B::Device) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut v: Vec<f32> = (0..k * d).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let mut v: Vec<f32> = (0..k * d)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         for row in v.chunks_mut(d) {
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|x| *x /= norm);
@@ -355,7 +357,11 @@ fn step_loss<B: AutodiffBackend>(
             let nn1 = bank.nearest(z1.clone().detach());
             bank.enqueue(z1.detach());
             losses::nt_xent(nn0, p1.expect("predictor"), cfg.temperature)
-                .add(losses::nt_xent(nn1, p0.expect("predictor"), cfg.temperature))
+                .add(losses::nt_xent(
+                    nn1,
+                    p0.expect("predictor"),
+                    cfg.temperature,
+                ))
                 .mul_scalar(0.5)
         }
     }
@@ -395,17 +401,20 @@ where
     train.validate(n_cells)?;
     let mut net = SslNetwork::<B>::new(model, train.seed, device);
     let mut extras = Extras {
-        target: model.method.has_momentum_encoder().then(|| net.frozen_copy()),
+        target: model
+            .method
+            .has_momentum_encoder()
+            .then(|| net.frozen_copy()),
         bank: (matches!(model.method, Method::MoCo | Method::Nnclr)
             && !(model.integration == Integration::Clip && model.n_modalities() > 1))
-        .then(|| {
-            MemoryBank::new(
-                model.memory_bank_size,
-                integrated_width(model),
-                train.seed ^ 0xBA4C,
-                device,
-            )
-        }),
+            .then(|| {
+                MemoryBank::new(
+                    model.memory_bank_size,
+                    integrated_width(model),
+                    train.seed ^ 0xBA4C,
+                    device,
+                )
+            }),
     };
     let mut opt = Opt::<B>::new(train);
     let steps = n_cells / train.batch_size;
@@ -432,10 +441,11 @@ where
         let mut loss_sum = 0.0;
         for step in 0..steps {
             let cells = &order[step * train.batch_size..(step + 1) * train.batch_size];
-            let pair = views(ViewRequest { epoch, step, cells }).map_err(|e| ModelError::Views {
-                epoch,
-                message: e.to_string(),
-            })?;
+            let pair =
+                views(ViewRequest { epoch, step, cells }).map_err(|e| ModelError::Views {
+                    epoch,
+                    message: e.to_string(),
+                })?;
             let x0 = to_tensors::<B>(&pair.first, &model.input_dims, cells.len(), device, epoch)?;
             let x1 = to_tensors::<B>(&pair.second, &model.input_dims, cells.len(), device, epoch)?;
             if let (Some(t), Some(m)) = (&mut extras.target, momentum) {

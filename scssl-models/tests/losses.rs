@@ -134,7 +134,11 @@ fn hand_computed_values() {
 }
 
 /// Central finite differences of `loss(x)` against the autodiff gradient, entry by entry.
-fn gradient_check(name: &str, x: &serde_json::Value, loss: impl Fn(Tensor<AD, 2>) -> Tensor<AD, 1>) {
+fn gradient_check(
+    name: &str,
+    x: &serde_json::Value,
+    loss: impl Fn(Tensor<AD, 2>) -> Tensor<AD, 1>,
+) {
     let (data, shape) = matrix(x);
     let xt: Tensor<AD, 2> =
         Tensor::<AD, 2>::from_data(TensorData::new(data.clone(), shape), &Default::default())
@@ -174,9 +178,15 @@ fn gradients_match_finite_differences() {
     gradient_check("NT-Xent bank", &f["u"], |u| {
         losses::nt_xent_bank(u, v.clone(), bank.clone(), 0.5)
     });
-    gradient_check("negative cosine", &f["u"], |u| losses::negative_cosine(u, w.clone()));
-    gradient_check("VICReg", &f["u"], |u| losses::vicreg(u, v.clone(), 5.0, 5.0, 1.0));
-    gradient_check("Barlow Twins", &f["u"], |u| losses::barlow_twins(u, v.clone(), 5e-3));
+    gradient_check("negative cosine", &f["u"], |u| {
+        losses::negative_cosine(u, w.clone())
+    });
+    gradient_check("VICReg", &f["u"], |u| {
+        losses::vicreg(u, v.clone(), 5.0, 5.0, 1.0)
+    });
+    gradient_check("Barlow Twins", &f["u"], |u| {
+        losses::barlow_twins(u, v.clone(), 5e-3)
+    });
     let s: Tensor<AD, 1> =
         Tensor::from_data(TensorData::new(vec![1.3f64], [1]), &Default::default());
     gradient_check("CLIP", &f["u"], |u| losses::clip(u, w.clone(), s.clone()));

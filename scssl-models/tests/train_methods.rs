@@ -137,7 +137,10 @@ fn every_method_beats_a_random_embedding() {
         report.push(format!("{method}: {s:.3}"));
         scores.push((method, s));
     }
-    eprintln!("silhouette_label (random {random:.3}): {}", report.join(", "));
+    eprintln!(
+        "silhouette_label (random {random:.3}): {}",
+        report.join(", ")
+    );
     // A random embedding's score varies by about ±0.002 between seeds; 0.03 is far outside.
     for (method, s) in scores {
         assert!(
@@ -194,10 +197,18 @@ fn multimodal_integrations_train_and_embed() {
         assert_eq!(emb.per_modality[0].ncols(), 64);
         if how == Integration::Add {
             let sum = &emb.per_modality[0] + &emb.per_modality[1];
-            let diff = (&sum - &emb.joint).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
-            assert!(diff < 1e-5, "add integration is the sum of the branches ({diff})");
+            let diff = (&sum - &emb.joint)
+                .mapv(f32::abs)
+                .fold(0.0f32, |a, &b| a.max(b));
+            assert!(
+                diff < 1e-5,
+                "add integration is the sum of the branches ({diff})"
+            );
         }
-        assert!(silhouette(&emb.joint) > random_baseline(width) + 0.05, "{method} {how:?}");
+        assert!(
+            silhouette(&emb.joint) > random_baseline(width) + 0.05,
+            "{method} {how:?}"
+        );
     }
 }
 
@@ -232,7 +243,10 @@ fn checkpoints_reload_bit_identically_and_training_is_reproducible() {
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     let err = TrainedModel::load(&path).unwrap_err().to_string();
-    assert!(err.contains("weights.bin") && err.contains("bytes"), "{err}");
+    assert!(
+        err.contains("weights.bin") && err.contains("bytes"),
+        "{err}"
+    );
 }
 
 #[test]

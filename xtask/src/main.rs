@@ -215,7 +215,9 @@ fn quickstart(args: &[String]) -> Result {
             shared.display()
         );
     }
-    println!("\n== the quick benchmark grid (train → embed → batch correction, annotation, protein prediction)");
+    println!(
+        "\n== the quick benchmark grid (train → embed → batch correction, annotation, protein prediction)"
+    );
     let report = run_bench(&scssl, true, None, &out.join("bench"), 2)?;
     println!(
         "\nquickstart finished in {:.1} s; outputs are in {}\nreport: {}",
@@ -228,15 +230,28 @@ fn quickstart(args: &[String]) -> Result {
 
 /// Dataset files of methods.md §1.3 and the paper configs that use them.
 const PAPER_DATASETS: &[&str] = &[
-    "ImmHuman", "Pancreas", "ImmuneAtlas", "Lung", "MCA", "PBMC", "sapiens", "Luecken_Core",
+    "ImmHuman",
+    "Pancreas",
+    "ImmuneAtlas",
+    "Lung",
+    "MCA",
+    "PBMC",
+    "sapiens",
+    "Luecken_Core",
 ];
 
 fn bench(args: &[String]) -> Result {
     deps::ensure()?;
     let quick = args.iter().any(|a| a == "--quick");
-    let out = arg_value(args, "--out").map(PathBuf::from).unwrap_or_else(|| {
-        root().join(if quick { "results/bench-quick" } else { "results/bench-paper" })
-    });
+    let out = arg_value(args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            root().join(if quick {
+                "results/bench-quick"
+            } else {
+                "results/bench-paper"
+            })
+        });
     let jobs: usize = arg_value(args, "--jobs")
         .and_then(|j| j.parse().ok())
         .unwrap_or(1);
@@ -283,7 +298,10 @@ fn run_bench(
                 .collect();
             files.sort();
             if !files.is_empty() {
-                println!("\n== the quick grid on the real files in {}", shared.display());
+                println!(
+                    "\n== the quick grid on the real files in {}",
+                    shared.display()
+                );
                 bench(
                     &root().join("configs/quick_real.yaml"),
                     &[format!("data.path={}", files.join(","))],
@@ -296,7 +314,8 @@ fn run_bench(
             );
         }
     } else {
-        let dir = data_dir.ok_or("the paper grid needs --data-dir DIR (file names as in methods.md §1.3)")?;
+        let dir = data_dir
+            .ok_or("the paper grid needs --data-dir DIR (file names as in methods.md §1.3)")?;
         let mut configs: Vec<PathBuf> = std::fs::read_dir(root().join("configs/paper"))
             .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -316,8 +335,15 @@ fn run_bench(
                 .filter(|d| dir.join(format!("{d}.h5ad")).exists())
                 .map(|d| dir.join(format!("{d}.h5ad")).display().to_string())
                 .collect();
-            for d in wanted.iter().filter(|d| !dir.join(format!("{d}.h5ad")).exists()) {
-                println!("(notice: {d}.h5ad not in {}; skipped in {})", dir.display(), config.display());
+            for d in wanted
+                .iter()
+                .filter(|d| !dir.join(format!("{d}.h5ad")).exists())
+            {
+                println!(
+                    "(notice: {d}.h5ad not in {}; skipped in {})",
+                    dir.display(),
+                    config.display()
+                );
             }
             if present.is_empty() {
                 continue;

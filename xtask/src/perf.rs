@@ -250,7 +250,11 @@ fn train(args: &[String]) -> Result {
     };
     let scssl = scssl_release()?;
     let py = venv_python()?;
-    for (module, pkg) in [("torch", "torch"), ("lightly", "lightly==1.5.10"), ("anndata", "anndata")] {
+    for (module, pkg) in [
+        ("torch", "torch"),
+        ("lightly", "lightly==1.5.10"),
+        ("anndata", "anndata"),
+    ] {
         let ok = Command::new(&py)
             .args(["-c", &format!("import {module}")])
             .status()
@@ -269,8 +273,15 @@ fn train(args: &[String]) -> Result {
     let pp = dir.join(format!("train_pp_{cells}.h5ad"));
     if !pp.exists() {
         let mut c = Command::new(&scssl);
-        c.args(["simulate", "--cells", &cells.to_string(), "--genes", "2000", "-o"])
-            .arg(&raw);
+        c.args([
+            "simulate",
+            "--cells",
+            &cells.to_string(),
+            "--genes",
+            "2000",
+            "-o",
+        ])
+        .arg(&raw);
         crate::run_status(c, "scssl simulate")?;
         let mut c = Command::new(&scssl);
         c.arg("preprocess")
@@ -302,8 +313,14 @@ fn train(args: &[String]) -> Result {
     println!("| implementation | epoch s | cells/s | ours vs it | peak RSS MB |");
     println!("|---|---|---|---|---|");
     for (name, m) in [
-        ("PyTorch (reference loop: per-cell Python augmentation)", &torch),
-        ("PyTorch + lightly NTXentLoss / SimCLRProjectionHead", &lightly),
+        (
+            "PyTorch (reference loop: per-cell Python augmentation)",
+            &torch,
+        ),
+        (
+            "PyTorch + lightly NTXentLoss / SimCLRProjectionHead",
+            &lightly,
+        ),
         ("scssl (burn, CPU)", &ours),
     ] {
         println!(

@@ -562,13 +562,10 @@ fn run(cli: Cli) -> Result<()> {
             projection,
         } => {
             let trained = scssl_models::TrainedModel::load(&model)?;
-            let spec: scssl_bench::train::FeatureSpec = serde_json::from_value(
-                trained
-                    .metadata
-                    .get("features")
-                    .cloned()
-                    .context("the model has no feature description (not written by scssl train)")?,
-            )?;
+            let spec: scssl_bench::train::FeatureSpec =
+                serde_json::from_value(trained.metadata.get("features").cloned().context(
+                    "the model has no feature description (not written by scssl train)",
+                )?)?;
             let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let (inputs, missing) = scssl_bench::train::features_for(&ad, &spec)?;
             if missing > 0 {
@@ -654,7 +651,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { results } => {
             let files = scssl_bench::report::write_report(&results)?;
             println!("{}", files.main_table);
-            println!("report: {} (also {})", files.html.display(), files.markdown.display());
+            println!(
+                "report: {} (also {})",
+                files.html.display(),
+                files.markdown.display()
+            );
         }
         Command::PerfStep { step, input, extra } => {
             let extra: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();
