@@ -1,9 +1,10 @@
 //! # scssl-bench
 //!
-//! The product people run: the `scssl` command-line tool and the pipelines behind it.
-//! This release provides the data commands — `scssl simulate`, `scssl preprocess` and
-//! `scssl inspect` — on top of [`scssl_data`]; experiment grids, executors, the result store
-//! and reports (`scssl bench`, `scssl report`) follow the project's issue queue.
+//! The product people run: the `scssl` command-line tool and the pipelines behind it —
+//! data commands on [`scssl_data`], training and embedding ([`train`]), evaluation
+//! ([`evaluate`]), and experiment grids: YAML configs ([`config`]), one experiment end to end
+//! ([`runner`]), the result store ([`store`]), local and Slurm executors ([`executor`]) and
+//! reports ([`report`]).
 //!
 //! ```no_run
 //! use scssl_bench::preprocess::{PreprocessOptions, preprocess_file};
