@@ -214,24 +214,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Writes a file atomically (temporary name in the same folder, then rename).
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
+/// Writes a file atomically (the result store's helper, re-exported for the CLI).
+pub use crate::store::write_atomic;
 
 /// Results of `scssl annotate`.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -70,7 +70,7 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
         for _ in 0..jobs {
             s.spawn(|| {
                 loop {
-                    let next = queue.lock().expect("queue").next();
+                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                     let Some(dir) = next else { break };
                     let name = dir
                         .path
@@ -82,7 +82,7 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
                     pb.enable_steady_tick(std::time::Duration::from_millis(250));
                     let ok = run_child(exe, &dir.path, threads);
                     pb.finish_and_clear();
-                    let mut o = outcome.lock().expect("outcome");
+                    let mut o = outcome.lock().unwrap_or_else(PoisonError::into_inner);
                     match ok {
                         Ok(()) => o.done += 1,
                         Err(e) => {
@@ -97,7 +97,7 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
         }
     });
     overall.finish_and_clear();
-    Ok(outcome.into_inner().expect("outcome"))
+    Ok(outcome.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
 fn run_child(exe: &Path, dir: &Path, threads: usize) -> Result<()> {

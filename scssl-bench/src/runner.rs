@@ -174,10 +174,16 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
         train_seconds += trained.history.seconds;
         let emb = embed_matrices(&trained, &feats.matrices, projection)?;
         write_atomic(&rd.path.join("embedding.npy"), &npy_bytes(&emb.joint))?;
-        // pre-integration embedding: 50 PCs of the (log-normalised HVG) model input
-        let x = &feats.matrices[0];
-        let n_comps = 50.min(x.ncols()).min(x.nrows().saturating_sub(1)).max(1);
-        let pre = pp::pca_dense(x.view(), n_comps)?.embedding;
+        // pre-integration embedding: 50 PCs of the (log-normalised HVG) model input, from the
+        // preprocessing when it computed them
+        let pre = match &feats.pca {
+            Some(p) => p.clone(),
+            None => {
+                let x = &feats.matrices[0];
+                let n_comps = 50.min(x.ncols()).min(x.nrows().saturating_sub(1)).max(1);
+                pp::pca_dense(x.view(), n_comps)?.embedding
+            }
+        };
         let mut metrics = Metric::ALL.to_vec();
         if !run.tasks.kbet {
             metrics.retain(|m| *m != Metric::KbetPerLabel);
@@ -200,8 +206,15 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             .data
             .holdout_batches
             .iter()
-            .map(|b| batches.names.iter().position(|n| n == b).expect("checked") as u32)
-            .collect();
+            .map(|b| {
+                batches
+                    .names
+                    .iter()
+                    .position(|n| n == b)
+                    .map(|i| i as u32)
+                    .with_context(|| format!("data.holdout_batches: no batch {b:?}"))
+            })
+            .collect::<Result<_>>()?;
         let (q_idx, r_idx): (Vec<usize>, Vec<usize>) =
             (0..ad.n_obs()).partition(|&i| hold.contains(&batches.codes[i]));
         let reference = ad.select_obs(&r_idx);

@@ -6,7 +6,9 @@ use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView2};
 use scssl_augment::{AugmentConfig, NeighbourGraphs, Pipeline, PipelineConfig};
 use scssl_data::anndata::AnnData;
-use scssl_data::pp::{self, ClrAxis, HvgFlavor, HvgOptions};
+use scssl_data::pp::{self, ClrAxis, HvgFlavor};
+
+use crate::preprocess::{PreprocessOptions, preprocess};
 use scssl_models::{ComputeDevice, ModelConfig, TrainConfig, TrainEvent, TrainedModel, TwoViews};
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +104,8 @@ pub struct Features {
     pub matrices: Vec<Array2<f32>>,
     /// How they were made.
     pub spec: FeatureSpec,
+    /// 50 PCs of the RNA input, when the preprocessing here computed them (raw-count input).
+    pub pca: Option<Array2<f32>>,
 }
 
 fn counts_matrix(ad: &AnnData, layer: Option<&str>) -> Result<scssl_data::matrix::Matrix> {
@@ -127,41 +131,26 @@ fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result
 pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features> {
     let m = counts_matrix(ad, opts.counts_layer.as_deref())?;
     let is_counts = ad.check_counts(&m).is_ok();
-    let (rna, genes, normalized_here) = if is_counts {
-        let mut work = ad.clone();
-        work.x = m;
-        pp::normalize_total(&mut work, opts.target_sum)?;
-        pp::log1p(&mut work);
-        let batch_key = match &opts.batch_key {
-            Some(k) if work.obs.get(k).is_some() => Some(k.clone()),
-            Some(k) => bail!(
-                "obs has no column {k:?} (the batch key); columns: {}",
-                work.obs
-                    .columns
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => None,
+    let (rna, genes, normalized_here, pca) = if is_counts {
+        // the benchmark's preprocessing, shared with `scssl preprocess`
+        let opts = PreprocessOptions {
+            batch_key: opts.batch_key.clone(),
+            n_hvg: opts.n_hvg,
+            flavor: HvgFlavor::Seurat,
+            target_sum: opts.target_sum,
+            n_pcs: 50,
+            counts_layer: opts.counts_layer.clone(),
         };
-        let hvg = pp::highly_variable_genes(
-            &work,
-            &HvgOptions {
-                n_top_genes: opts.n_hvg.min(work.n_vars()),
-                batch_key,
-                flavor: HvgFlavor::Seurat,
-                ..Default::default()
-            },
-        )?;
-        let work = work.select_vars(&hvg.highly_variable);
-        (work.x.to_dense(), work.var.index.clone(), true)
+        let (pp_ad, _) = preprocess(ad.clone(), &opts, &mut |_| {})?;
+        let pca = pp_ad.obsm_get("X_pca").ok().cloned();
+        (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
     } else {
-        if m.to_dense().iter().any(|v| !v.is_finite()) {
+        let dense = m.to_dense();
+        if dense.iter().any(|v| !v.is_finite()) {
             bail!("X contains NaN or infinite values");
         }
         tracing::info!("X does not hold raw counts: using it as stored (assumed log-normalised)");
-        (m.to_dense(), ad.var.index.clone(), false)
+        (dense, ad.var.index.clone(), false, None)
     };
     let mut matrices = vec![rna];
     let mut n_proteins = 0;
@@ -172,6 +161,7 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     }
     Ok(Features {
         matrices,
+        pca,
         spec: FeatureSpec {
             genes,
             normalized_here,

@@ -44,6 +44,9 @@ pub enum ModelError {
         /// What went wrong.
         message: String,
     },
+    /// A part the configuration promises is missing (a bug in this crate, not in the input).
+    #[error("internal inconsistency: {0} is missing (please report this as a bug)")]
+    Inconsistent(String),
     /// The requested compute device is not available in this build or on this machine.
     #[error("device unavailable: {0}")]
     Device(String),

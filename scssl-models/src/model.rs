@@ -242,22 +242,18 @@ impl<B: Backend> SslNetwork<B> {
     }
 }
 
-/// Combines per-modality outputs (`add`, `mean`; `concat` and `clip` concatenate).
-pub fn integrate<B: Backend>(mut parts: Vec<Tensor<B, 2>>, how: Integration) -> Tensor<B, 2> {
-    if parts.len() == 1 {
-        return parts.pop().expect("one part");
-    }
+/// Combines per-modality outputs (`add`, `mean`; `concat` and `clip` concatenate). Callers pass
+/// one tensor per branch, and a network has at least one branch.
+pub(crate) fn integrate<B: Backend>(parts: Vec<Tensor<B, 2>>, how: Integration) -> Tensor<B, 2> {
+    let k = parts.len() as f64;
     match how {
-        Integration::Add => parts.into_iter().reduce(|a, b| a.add(b)).expect("parts"),
-        Integration::Mean => {
-            let k = parts.len() as f64;
-            parts
-                .into_iter()
-                .reduce(|a, b| a.add(b))
-                .expect("parts")
-                .div_scalar(k)
-        }
+        _ if parts.len() == 1 => Tensor::cat(parts, 1),
         Integration::Concat | Integration::Clip => Tensor::cat(parts, 1),
+        Integration::Add => Tensor::stack::<3>(parts, 0).sum_dim(0).squeeze_dim(0),
+        Integration::Mean => Tensor::stack::<3>(parts, 0)
+            .sum_dim(0)
+            .squeeze_dim::<2>(0)
+            .div_scalar(k),
     }
 }
 
@@ -354,6 +350,13 @@ impl<B: Backend> SslModel<B> {
         let mut joint_rows: Vec<f32> = Vec::new();
         let mut widths = vec![0usize; inputs.len()];
         let mut joint_width = 0;
+        let wants_pred =
+            output == EmbeddingOutput::Projection && self.config.method == Method::Byol;
+        let how = if self.config.integration == Integration::Clip {
+            Integration::Concat
+        } else {
+            self.config.integration
+        };
         let mut start = 0;
         while start < n {
             let end = (start + chunk).min(n);
@@ -362,8 +365,6 @@ impl<B: Backend> SslModel<B> {
                 let rows = x.slice(ndarray::s![start..end, ..]);
                 let data: Vec<f32> = rows.iter().copied().collect();
                 let t = tensor_from::<B, 2>(data, [end - start, x.ncols()], &device);
-                let wants_pred =
-                    output == EmbeddingOutput::Projection && self.config.method == Method::Byol;
                 let o = net.branch_forward(m, t, Pass::EVAL, wants_pred);
                 let e = match output {
                     EmbeddingOutput::Backbone => o.backbone,
@@ -375,11 +376,6 @@ impl<B: Backend> SslModel<B> {
                 widths[m] = e.dims()[1];
                 parts[m].extend(tensor_values(e.clone()));
             }
-            let how = if self.config.integration == Integration::Clip {
-                Integration::Concat
-            } else {
-                self.config.integration
-            };
             let j = integrate(outs, how);
             joint_width = j.dims()[1];
             joint_rows.extend(tensor_values(j));
@@ -388,6 +384,7 @@ impl<B: Backend> SslModel<B> {
         let per_modality = parts
             .into_iter()
             .zip(widths)
+            // each chunk appended (end − start) × width values, so the lengths are n × width
             .map(|(v, w)| Array2::from_shape_vec((n, w), v).expect("rows × width values"))
             .collect();
         let joint =

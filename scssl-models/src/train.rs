@@ -249,32 +249,26 @@ fn step_loss<B: AutodiffBackend>(
     x0: Vec<Tensor<B, 2>>,
     x1: Vec<Tensor<B, 2>>,
     pass: [Pass; 4],
-) -> Tensor<B, 1> {
+) -> Result<Tensor<B, 1>> {
     let m = cfg.n_modalities();
     let method = cfg.method;
     let wants_pred = method.has_predictor();
     let how = cfg.integration;
 
     if how == Integration::Clip && m > 1 {
-        let scale = net
-            .clip_log_scale
-            .as_ref()
-            .expect("clip integration builds a logit scale")
-            .val();
-        let mut total: Option<Tensor<B, 1>> = None;
-        for (v, xs) in [x0, x1].into_iter().enumerate() {
+        let scale = present(net.clip_log_scale.as_ref(), "the CLIP logit scale")?.val();
+        // a validated multimodal config has exactly two branches, so zs has two entries
+        let mut view_loss = |v: usize, xs: Vec<Tensor<B, 2>>| {
             let zs: Vec<Tensor<B, 2>> = xs
                 .into_iter()
                 .enumerate()
                 .map(|(k, x)| net.branch_forward(k, x, pass[v], false).projection)
                 .collect();
-            let l = losses::clip(zs[0].clone(), zs[1].clone(), scale.clone());
-            total = Some(match total {
-                Some(t) => t.add(l),
-                None => l,
-            });
-        }
-        return total.expect("two views").mul_scalar(0.5);
+            losses::clip(zs[0].clone(), zs[1].clone(), scale.clone())
+        };
+        let l0 = view_loss(0, x0);
+        let l1 = view_loss(1, x1);
+        return Ok(l0.add(l1).mul_scalar(0.5));
     }
 
     let online = |net: &mut SslNetwork<B>, xs: Vec<Tensor<B, 2>>, p: Pass| {
@@ -284,15 +278,16 @@ fn step_loss<B: AutodiffBackend>(
             .map(|(k, x)| net.branch_forward(k, x, p, wants_pred))
             .collect();
         let z = integrate(outs.iter().map(|o| o.projection.clone()).collect(), how);
-        let pred = wants_pred.then(|| {
-            integrate(
-                outs.into_iter()
-                    .map(|o| o.prediction.expect("predictor requested"))
-                    .collect(),
-                how,
-            )
-        });
-        (z, pred)
+        let pred = if wants_pred {
+            let ps = outs
+                .into_iter()
+                .map(|o| present(o.prediction, "the predictor output"))
+                .collect::<Result<Vec<_>>>()?;
+            Some(integrate(ps, how))
+        } else {
+            None
+        };
+        Ok::<_, ModelError>((z, pred))
     };
     let target = |t: &mut SslNetwork<B>, xs: Vec<Tensor<B, 2>>, p: Pass| {
         let zs: Vec<_> = xs
@@ -302,69 +297,66 @@ fn step_loss<B: AutodiffBackend>(
             .collect();
         integrate(zs, how)
     };
+    let pred = |p: Option<Tensor<B, 2>>| present(p, "the predictor output");
 
-    match method {
+    Ok(match method {
         Method::SimClr => {
-            let (z0, _) = online(net, x0, pass[0]);
-            let (z1, _) = online(net, x1, pass[1]);
+            let (z0, _) = online(net, x0, pass[0])?;
+            let (z1, _) = online(net, x1, pass[1])?;
             losses::nt_xent(z0, z1, cfg.temperature)
         }
         Method::VicReg => {
-            let (z0, _) = online(net, x0, pass[0]);
-            let (z1, _) = online(net, x1, pass[1]);
+            let (z0, _) = online(net, x0, pass[0])?;
+            let (z1, _) = online(net, x1, pass[1])?;
             let w = cfg.vicreg;
             losses::vicreg(z0, z1, w.invariance, w.variance, w.covariance)
         }
         Method::BarlowTwins => {
-            let (z0, _) = online(net, x0, pass[0]);
-            let (z1, _) = online(net, x1, pass[1]);
+            let (z0, _) = online(net, x0, pass[0])?;
+            let (z1, _) = online(net, x1, pass[1])?;
             losses::barlow_twins(z0, z1, cfg.barlow_lambda)
         }
         Method::SimSiam => {
-            let (z0, p0) = online(net, x0, pass[0]);
-            let (z1, p1) = online(net, x1, pass[1]);
-            losses::negative_cosine(z0.detach(), p1.expect("predictor"))
-                .add(losses::negative_cosine(z1.detach(), p0.expect("predictor")))
+            let (z0, p0) = online(net, x0, pass[0])?;
+            let (z1, p1) = online(net, x1, pass[1])?;
+            losses::negative_cosine(z0.detach(), pred(p1)?)
+                .add(losses::negative_cosine(z1.detach(), pred(p0)?))
                 .mul_scalar(0.5)
         }
         Method::Byol => {
-            let (_, p0) = online(net, x0.clone(), pass[0]);
-            let (_, p1) = online(net, x1.clone(), pass[1]);
-            let t = extras.target.as_mut().expect("BYOL has a target network");
+            let (_, p0) = online(net, x0.clone(), pass[0])?;
+            let (_, p1) = online(net, x1.clone(), pass[1])?;
+            let t = present(extras.target.as_mut(), "BYOL's target network")?;
             let z0 = target(t, x0, pass[2]);
             let z1 = target(t, x1, pass[3]);
-            losses::symmetric_negative_cosine(
-                p0.expect("predictor"),
-                z0,
-                p1.expect("predictor"),
-                z1,
-            )
+            losses::symmetric_negative_cosine(pred(p0)?, z0, pred(p1)?, z1)
         }
         Method::MoCo => {
-            let (q, _) = online(net, x0, pass[0]);
-            let t = extras.target.as_mut().expect("MoCo has a target network");
+            let (q, _) = online(net, x0, pass[0])?;
+            let t = present(extras.target.as_mut(), "MoCo's target network")?;
             let k = target(t, x1, pass[3]);
-            let bank = extras.bank.as_mut().expect("MoCo has a memory bank");
+            let bank = present(extras.bank.as_mut(), "MoCo's memory bank")?;
             let loss = losses::nt_xent_bank(q, k.clone(), bank.rows.clone(), cfg.temperature);
             bank.enqueue(losses::l2_normalize(k));
             loss
         }
         Method::Nnclr => {
-            let (z0, p0) = online(net, x0, pass[0]);
-            let (z1, p1) = online(net, x1, pass[1]);
-            let bank = extras.bank.as_mut().expect("NNCLR has a memory bank");
+            let (z0, p0) = online(net, x0, pass[0])?;
+            let (z1, p1) = online(net, x1, pass[1])?;
+            let bank = present(extras.bank.as_mut(), "NNCLR's memory bank")?;
             let nn0 = bank.nearest(z0.detach());
             let nn1 = bank.nearest(z1.clone().detach());
             bank.enqueue(z1.detach());
-            losses::nt_xent(nn0, p1.expect("predictor"), cfg.temperature)
-                .add(losses::nt_xent(
-                    nn1,
-                    p0.expect("predictor"),
-                    cfg.temperature,
-                ))
+            losses::nt_xent(nn0, pred(p1)?, cfg.temperature)
+                .add(losses::nt_xent(nn1, pred(p0)?, cfg.temperature))
                 .mul_scalar(0.5)
         }
-    }
+    })
+}
+
+/// `Some` part the configuration promises, or an [`ModelError::Inconsistent`] error.
+fn present<T>(x: Option<T>, what: &str) -> Result<T> {
+    x.ok_or_else(|| ModelError::Inconsistent(what.to_string()))
 }
 
 /// Width of the integrated projection (memory-bank width).
@@ -455,7 +447,7 @@ where
                 train: true,
                 dropout_seed: pass_seed(train.seed, global_step, v, 0),
             });
-            let loss = step_loss(model, &mut net, &mut extras, x0, x1, pass);
+            let loss = step_loss(model, &mut net, &mut extras, x0, x1, pass)?;
             let value: f64 = loss.clone().into_scalar().elem();
             if !value.is_finite() {
                 return Err(ModelError::NonFiniteLoss { epoch, step, value });

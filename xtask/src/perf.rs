@@ -50,6 +50,22 @@ fn measure(mut c: Command, what: &str) -> Result<Measured> {
     })
 }
 
+/// Installs `pkg` into the venv unless `module` already imports.
+fn ensure_module(py: &Path, module: &str, pkg: &str) -> Result {
+    let ok = Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        println!("installing {pkg} into the venv…");
+        let mut c = Command::new(py);
+        c.args(["-m", "pip", "install", "--quiet", pkg]);
+        crate::run_status(c, &format!("pip install {pkg}"))?;
+    }
+    Ok(())
+}
+
 /// Extracts a number from a flat JSON line without a JSON dependency.
 fn field(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
@@ -177,18 +193,8 @@ fn augment() -> Result {
     crate::deps::ensure()?;
     let scssl = scssl_release()?;
     let py = venv_python()?;
-    let torch = Command::new(&py)
-        .args(["-c", "import torch"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !torch {
-        println!("installing torch into the venv (CPU use only)…");
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--quiet", "torch"]);
-        if crate::run_status(c, "pip install torch").is_err() {
-            println!("torch could not be installed; the reference pipeline runs on numpy instead");
-        }
+    if ensure_module(&py, "torch", "torch").is_err() {
+        println!("torch could not be installed; the reference pipeline runs on numpy instead");
     }
     let ours = |threads: Option<usize>| -> Result<Measured> {
         let mut c = Command::new(&scssl);
@@ -255,17 +261,7 @@ fn train(args: &[String]) -> Result {
         ("lightly", "lightly==1.5.10"),
         ("anndata", "anndata"),
     ] {
-        let ok = Command::new(&py)
-            .args(["-c", &format!("import {module}")])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            println!("installing {pkg} into the venv…");
-            let mut c = Command::new(&py);
-            c.args(["-m", "pip", "install", "--quiet", pkg]);
-            crate::run_status(c, &format!("pip install {pkg}"))?;
-        }
+        ensure_module(&py, module, pkg)?;
     }
     let dir = root().join("target/perf");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -348,17 +344,7 @@ fn metrics(args: &[String]) -> Result {
         .unwrap_or(usize::MAX);
     let scssl = scssl_release()?;
     let py = venv_python()?;
-    let have_scib = Command::new(&py)
-        .args(["-c", "import scib_metrics"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !have_scib {
-        println!("installing scib-metrics into the venv…");
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--quiet", "scib-metrics<0.6"]);
-        crate::run_status(c, "pip install scib-metrics")?;
-    }
+    ensure_module(&py, "scib_metrics", "scib-metrics<0.6")?;
     let keys = [
         "neighbors",
         "isolated_labels",
