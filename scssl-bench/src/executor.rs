@@ -131,6 +131,15 @@ fn run_child(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
             .rev()
             .collect::<Vec<_>>()
             .join("\n");
+        use std::os::unix::process::ExitStatusExt;
+        // Ctrl-C or a polite stop interrupts the run; it is left to run again on resume
+        if matches!(
+            status.signal(),
+            Some(libc::SIGINT | libc::SIGTERM | libc::SIGHUP)
+        ) {
+            rd.set_status(RunState::Pending, None)?;
+            bail!("interrupted");
+        }
         let why = match status.code() {
             Some(c) => format!("process exited with status {c}"),
             None => "process killed by a signal (out of memory?)".to_string(),

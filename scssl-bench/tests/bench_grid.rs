@@ -162,20 +162,26 @@ fn an_interrupted_grid_resumes_without_recomputing() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    // kill the grid and its `scssl run-one` children, as a Ctrl-C of the terminal would
+    // kill the grid, then its `scssl run-one` children (collected first: once the grid is
+    // dead they are orphans), so nothing is left to record the interruption
     let parent = child.id().to_string();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().nth(1));
-        if ppid == Some(parent.as_str()) {
-            let _ = Command::new("kill").arg("-9").arg(e.file_name()).status();
-        }
-    }
+    let children: Vec<std::ffi::OsString> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                == Some(parent.as_str())
+        })
+        .map(|e| e.file_name())
+        .collect();
     child.kill().unwrap();
     child.wait().unwrap();
+    for pid in children {
+        let _ = Command::new("kill").arg("-9").arg(pid).status();
+    }
     let before: Vec<(String, String)> = statuses(&out)
         .into_iter()
         .filter(|(_, s)| s.contains("\"done\""))
