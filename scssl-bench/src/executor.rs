@@ -45,6 +45,9 @@ pub struct Outcome {
     pub done: usize,
     /// Runs that failed.
     pub failed: usize,
+    /// Runs that neither finished nor failed (a Slurm task that was cancelled or hit its time
+    /// limit); they are pending again.
+    pub unfinished: usize,
 }
 
 /// Runs `todo` with `jobs` child processes at a time. `exe` is the `scssl` binary.
@@ -80,7 +83,7 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
                     let pb = mp.add(ProgressBar::new_spinner());
                     pb.set_message(name.clone());
                     pb.enable_steady_tick(std::time::Duration::from_millis(250));
-                    let ok = run_child(exe, &dir.path, threads);
+                    let ok = run_supervised(exe, &dir.path, threads);
                     pb.finish_and_clear();
                     let mut o = outcome.lock().unwrap_or_else(PoisonError::into_inner);
                     match ok {
@@ -100,7 +103,13 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
     Ok(outcome.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
-fn run_child(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
+/// Runs `exe run-one DIR` as a child process with `threads` threads and records how it ended:
+/// a child that dies without recording an error (a signal, an out-of-memory kill, an abort)
+/// marks the run failed with the exit status and the tail of its log; one stopped by
+/// SIGINT/SIGTERM/SIGHUP (Ctrl-C, `scancel`, a polite stop) goes back to pending so that a
+/// re-run does it. Used by the local executor for every run and by each Slurm array task
+/// (`scssl run-one --supervised`).
+pub fn run_supervised(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
     let log = std::fs::File::create(dir.join("log.txt"))?;
     let status = Command::new(exe)
         .arg("run-one")
@@ -166,20 +175,31 @@ pub struct SlurmOptions {
     pub submit: bool,
 }
 
+/// What [`write_slurm`] did.
+#[derive(Debug, Clone)]
+pub struct SlurmSubmission {
+    /// The job-array script.
+    pub script: PathBuf,
+    /// The array's job id, when it was submitted.
+    pub job_id: Option<String>,
+}
+
 /// Writes `RESULTS/slurm/runs.txt` (one run directory per line) and a job-array script that
-/// runs line `SLURM_ARRAY_TASK_ID + 1`; submits it with `sbatch` when asked. Results land in
-/// the shared result store; `scssl report RESULTS` collects them.
+/// runs line `SLURM_ARRAY_TASK_ID + 1`; submits it with `sbatch` when asked. Each task runs
+/// `scssl run-one --supervised`, so a task that crashes or is killed for memory records that
+/// in the run's status. Results land in the shared result store; `scssl report RESULTS`
+/// collects them.
 pub fn write_slurm(
     exe: &Path,
     results: &Path,
     todo: &[RunDir],
     opts: &SlurmOptions,
-) -> Result<PathBuf> {
+) -> Result<SlurmSubmission> {
     if todo.is_empty() {
         bail!("nothing to submit: every run is finished");
     }
     let dir = results.join("slurm");
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let list: String = todo
         .iter()
         .map(|d| {
@@ -218,24 +238,167 @@ pub fn write_slurm(
         list_abs.display()
     ));
     s.push_str(&format!(
-        "exec {} run-one \"$RUN\" 2> \"$RUN/log.txt\"\n",
+        "exec {} run-one --supervised \"$RUN\"\n",
         std::fs::canonicalize(exe)
             .unwrap_or_else(|_| exe.to_path_buf())
             .display()
     ));
     let script = dir.join("array.sbatch");
     write_atomic(&script, s.as_bytes())?;
+    let mut job_id = None;
     if opts.submit {
-        let out = Command::new("sbatch").arg(&script).output().context(
-            "running sbatch (is Slurm installed? use --no-submit to only write the script)",
-        )?;
+        let out = Command::new("sbatch")
+            .arg("--parsable")
+            .arg(&script)
+            .output()
+            .context(
+                "running sbatch (is Slurm installed? use --no-submit to only write the script)",
+            )?;
         if !out.status.success() {
             bail!(
                 "sbatch failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+        // `--parsable` prints `JOBID` or `JOBID;CLUSTER`
+        let id = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if id.is_empty() {
+            bail!("sbatch printed no job id");
+        }
+        job_id = Some(id);
     }
-    Ok(script)
+    Ok(SlurmSubmission { script, job_id })
+}
+
+/// Waits until Slurm job `job_id` (the whole array) has left the queue, showing how many of
+/// `todo` have finished, polling `squeue` every `poll`. Then any run a task left unfinished
+/// (cancelled, time limit, node failure: the task could not record it) goes back to pending
+/// so that the same command resubmits it. Returns the outcome counts.
+pub fn wait_for_slurm(job_id: &str, todo: &[RunDir], poll: std::time::Duration) -> Result<Outcome> {
+    let pb = ProgressBar::new(todo.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("slurm job {msg} [{bar:30}] {pos}/{len} runs ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(job_id.to_string());
+    let finished = |todo: &[RunDir]| {
+        todo.iter()
+            .filter(|d| matches!(d.status().state, RunState::Done | RunState::Failed))
+            .count() as u64
+    };
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%i", "-j", job_id])
+            .output()
+            .context("running squeue")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // once the controller has purged the job, squeue calls the id invalid
+        let gone = if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        } else if stderr.contains("Invalid job id") {
+            true
+        } else {
+            bail!("squeue -j {job_id} failed: {}", stderr.trim());
+        };
+        pb.set_position(finished(todo));
+        if gone {
+            break;
+        }
+        std::thread::sleep(poll);
+    }
+    pb.finish_and_clear();
+    let mut o = Outcome::default();
+    for d in todo {
+        match d.status().state {
+            RunState::Done => o.done += 1,
+            RunState::Failed => o.failed += 1,
+            RunState::Pending | RunState::Running => {
+                d.set_status(RunState::Pending, None)?;
+                o.unfinished += 1;
+            }
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for `scssl` that ends the way `body` says (a shell script).
+    fn fake_exe(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("fake-scssl");
+        std::fs::write(&p, format!("#!/bin/sh\necho 'working on it' >&2\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn run_dir(dir: &Path) -> RunDir {
+        let rd = RunDir {
+            path: dir.join("run"),
+        };
+        std::fs::create_dir_all(&rd.path).unwrap();
+        rd.set_status(RunState::Running, None).unwrap();
+        rd
+    }
+
+    #[test]
+    fn a_killed_child_is_recorded_as_failed_with_its_log() {
+        let d = tempfile::tempdir().unwrap();
+        let rd = run_dir(d.path());
+        let exe = fake_exe(d.path(), "kill -9 $$");
+        let e = run_supervised(&exe, &rd.path, 1).unwrap_err().to_string();
+        let st = rd.status();
+        assert_eq!(st.state, RunState::Failed);
+        let why = st.error.unwrap();
+        assert!(why.contains("killed by a signal"), "{why}");
+        assert!(why.contains("working on it"), "log tail: {why}");
+        assert!(e.contains("killed"), "{e}");
+    }
+
+    #[test]
+    fn a_crashing_child_is_recorded_with_its_exit_status() {
+        let d = tempfile::tempdir().unwrap();
+        let rd = run_dir(d.path());
+        let exe = fake_exe(d.path(), "exit 101");
+        assert!(run_supervised(&exe, &rd.path, 1).is_err());
+        let st = rd.status();
+        assert_eq!(st.state, RunState::Failed);
+        assert!(st.error.unwrap().contains("status 101"));
+    }
+
+    #[test]
+    fn an_interrupted_child_goes_back_to_pending() {
+        let d = tempfile::tempdir().unwrap();
+        let rd = run_dir(d.path());
+        let exe = fake_exe(d.path(), "kill -TERM $$");
+        assert!(run_supervised(&exe, &rd.path, 1).is_err());
+        assert_eq!(rd.status().state, RunState::Pending);
+    }
+
+    #[test]
+    fn a_child_that_records_its_own_failure_keeps_its_message() {
+        let d = tempfile::tempdir().unwrap();
+        let rd = run_dir(d.path());
+        // the child writes status.json itself (as `run-one` does on a NaN loss), then exits 1
+        let status =
+            r#"{"state":"failed","error":"loss became NaN at epoch 3","updated":0,"pid":1}"#;
+        let exe = fake_exe(
+            d.path(),
+            &format!("echo '{status}' > \"$2/status.json\"; exit 1"),
+        );
+        let e = run_supervised(&exe, &rd.path, 1).unwrap_err().to_string();
+        assert!(e.contains("NaN at epoch 3"), "{e}");
+        assert_eq!(
+            rd.status().error.as_deref(),
+            Some("loss became NaN at epoch 3")
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! # scssl-bench
 //!
-//! The product people run: the `scssl` command-line tool and the pipelines behind it —
+//! The product people run: the `scssl` command-line tool ([`cli`]) and the pipelines behind it —
 //! data commands on [`scssl_data`], training and embedding ([`train`]), evaluation
 //! ([`evaluate`]), and experiment grids: YAML configs ([`config`]), one experiment end to end
 //! ([`runner`]), the result store ([`store`]), local and Slurm executors ([`executor`]) and
@@ -14,6 +14,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod cli;
 pub mod config;
 pub mod evaluate;
 pub mod executor;

@@ -154,10 +154,20 @@ impl RunDir {
         )
     }
 
-    /// Takes the run's lock (a file created exclusively). A lock left by a dead process is
-    /// taken over. Returns `None` when a live process holds it.
+    /// Takes the run's lock (a file created exclusively, holding `HOST PID`). Returns `None`
+    /// while another live process holds it.
+    ///
+    /// A holder on this host is alive while its process exists. A holder on another host (a
+    /// Slurm task on another node writing the same shared store) cannot be checked that way, so
+    /// every holder refreshes the lock's modification time every [`LOCK_HEARTBEAT`]; a lock
+    /// not refreshed for [`LOCK_STALE_AFTER`] is stale and taken over, whoever wrote it.
     pub fn lock(&self) -> Result<Option<RunLock>> {
+        self.lock_with_heartbeat(LOCK_HEARTBEAT)
+    }
+
+    fn lock_with_heartbeat(&self, heartbeat: std::time::Duration) -> Result<Option<RunLock>> {
         let path = self.path.join("lock");
+        let me = host_name();
         for _ in 0..2 {
             match std::fs::OpenOptions::new()
                 .write(true)
@@ -165,17 +175,11 @@ impl RunDir {
                 .open(&path)
             {
                 Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())?;
-                    return Ok(Some(RunLock { path }));
+                    writeln!(f, "{me} {}", std::process::id())?;
+                    return Ok(Some(RunLock::hold(path, heartbeat)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid: i32 = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                        .unwrap_or(0);
-                    // SAFETY: kill with signal 0 only checks that the process exists.
-                    let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
-                    if alive {
+                    if lock_holder_alive(&path, &me) {
                         return Ok(None);
                     }
                     let _ = std::fs::remove_file(&path);
@@ -187,14 +191,94 @@ impl RunDir {
     }
 }
 
-/// A held run lock; released on drop.
+/// How often a lock holder refreshes its lock file.
+pub const LOCK_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A lock file not refreshed for this long belongs to a dead holder.
+pub const LOCK_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown-host".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).replace(char::is_whitespace, "_")
+}
+
+fn lock_holder_alive(path: &Path, me: &str) -> bool {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut parts = text.split_whitespace();
+    let (host, pid) = match (parts.next(), parts.next()) {
+        (Some(h), Some(p)) => (h.to_string(), p.parse::<i32>().unwrap_or(0)),
+        // a lock of an older version held only the pid
+        (Some(p), None) => (me.to_string(), p.parse::<i32>().unwrap_or(0)),
+        _ => (String::new(), 0),
+    };
+    if host == me {
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        return pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+    }
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    // an unreadable or just-created lock counts as held
+    age.is_none_or(|a| a < LOCK_STALE_AFTER)
+}
+
+/// A held run lock: refreshed in the background, released on drop.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunLock {
+    fn hold(path: PathBuf, period: std::time::Duration) -> Self {
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let (p, s) = (path.clone(), stop.clone());
+        let heartbeat = std::thread::Builder::new()
+            .name("run-lock-heartbeat".into())
+            .spawn(move || {
+                let (flag, cv) = &*s;
+                let mut stopped = flag
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                while !*stopped {
+                    let (g, _) = cv
+                        .wait_timeout(stopped, period)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    stopped = g;
+                    if !*stopped {
+                        let _ = std::fs::File::options()
+                            .append(true)
+                            .open(&p)
+                            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    }
+                }
+            })
+            .ok();
+        RunLock {
+            path,
+            stop,
+            heartbeat,
+        }
+    }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        let (flag, cv) = &*self.stop;
+        *flag
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -250,8 +334,60 @@ mod tests {
         assert!(r.lock().unwrap().is_none(), "held by this live process");
         drop(l);
         assert!(r.lock().unwrap().is_some());
-        // a stale lock (dead pid) is taken over
+        // a stale lock (dead pid on this host, old or new format) is taken over
         std::fs::write(d.path().join("lock"), "999999999\n").unwrap();
-        assert!(r.lock().unwrap().is_some());
+        let l = r.lock().unwrap().expect("dead holder");
+        drop(l);
+        std::fs::write(
+            d.path().join("lock"),
+            format!("{} 999999999\n", host_name()),
+        )
+        .unwrap();
+        let l = r.lock().unwrap().expect("dead holder");
+        drop(l);
+        // another host's lock is held while it is fresh, taken over once stale
+        std::fs::write(d.path().join("lock"), "node-elsewhere 1\n").unwrap();
+        assert!(r.lock().unwrap().is_none(), "fresh foreign lock");
+        let old = std::time::SystemTime::now() - LOCK_STALE_AFTER - LOCK_HEARTBEAT;
+        std::fs::File::options()
+            .append(true)
+            .open(d.path().join("lock"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(r.lock().unwrap().is_some(), "stale foreign lock");
+    }
+
+    #[test]
+    fn a_held_lock_is_refreshed() {
+        let d = tempfile::tempdir().unwrap();
+        let r = RunDir {
+            path: d.path().to_path_buf(),
+        };
+        let l = r
+            .lock_with_heartbeat(std::time::Duration::from_millis(20))
+            .unwrap()
+            .expect("free");
+        let old = std::time::SystemTime::now() - LOCK_STALE_AFTER * 2;
+        let f = std::fs::File::options()
+            .append(true)
+            .open(d.path().join("lock"))
+            .unwrap();
+        f.set_modified(old).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let age = std::fs::metadata(d.path().join("lock"))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed()
+            .unwrap_or_default();
+        assert!(age < LOCK_STALE_AFTER, "lock not refreshed: {age:?} old");
+        let text = std::fs::read_to_string(d.path().join("lock")).unwrap();
+        assert!(text.starts_with(&host_name()), "{text}");
+        // dropping joins the heartbeat thread promptly and removes the file
+        let t = std::time::Instant::now();
+        drop(l);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert!(!d.path().join("lock").exists());
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn scssl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scssl"))
+    Command::new(env!("CARGO_BIN_EXE_scssl-e2e"))
 }
 
 const GRID: &str = "name: small
@@ -280,54 +280,125 @@ fn shipped_configs_parse() {
 }
 
 #[test]
-fn slurm_executor_writes_a_job_array() {
+fn slurm_job_array_script_runs_a_task() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), GRID);
     let out = dir.path().join("results");
-    let have_sbatch = Command::new("sbatch").arg("--version").output().is_ok();
-    let mut c = scssl();
-    c.arg("bench").arg(&cfg).arg("--out").arg(&out).args([
-        "--executor",
-        "slurm",
-        "--slurm-cpus",
-        "2",
-        "--slurm-mem",
-        "4G",
-    ]);
-    if !have_sbatch {
-        println!(
-            "NOTICE: sbatch not found; the Slurm submission itself is not exercised (script only)"
-        );
-        c.arg("--no-submit");
-    }
-    let o = c.output().unwrap();
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--executor",
+            "slurm",
+            "--slurm-cpus",
+            "2",
+            "--slurm-mem",
+            "4G",
+            "--no-submit",
+        ])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let script = std::fs::read_to_string(out.join("slurm/array.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-7"), "{script}");
     assert!(script.contains("--cpus-per-task=2") && script.contains("--mem=4G"));
-    assert!(script.contains("run-one"));
+    assert!(script.contains("run-one --supervised"), "{script}");
     let list = std::fs::read_to_string(out.join("slurm/runs.txt")).unwrap();
     assert_eq!(list.lines().count(), 8);
-    if have_sbatch {
-        // with a real Slurm, wait for the array and check the shared store
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        while statuses(&out)
-            .iter()
-            .any(|(_, s)| !s.contains("\"done\"") && !s.contains("\"failed\""))
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_secs(2));
+    // run the first array task's command line by hand, as Slurm would
+    let run = list.lines().next().unwrap();
+    let o = scssl()
+        .args(["run-one", "--supervised"])
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read_to_string(Path::new(run).join("status.json"))
+            .unwrap()
+            .contains("\"done\"")
+    );
+}
+
+/// Why a real Slurm cannot be used here, or `None` when a controller answers with a usable
+/// node (`.ci/slurm-up` starts one on localhost).
+fn slurm_unavailable() -> Option<String> {
+    match Command::new("sinfo").args(["-h", "-o", "%T"]).output() {
+        Err(e) => Some(format!("sinfo not found ({e})")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "sinfo failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(o) => {
+            let states = String::from_utf8_lossy(&o.stdout).into_owned();
+            if ["idle", "mix", "alloc"].iter().any(|s| states.contains(s)) {
+                None
+            } else {
+                Some(format!("no usable Slurm node (states: {})", states.trim()))
+            }
         }
-        assert!(statuses(&out).iter().all(|(_, s)| s.contains("\"done\"")));
-    } else {
-        // run one array task by hand, as Slurm would
-        let run = list.lines().next().unwrap();
-        let o = scssl().arg("run-one").arg(run).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn slurm_grid_runs_on_a_real_cluster() {
+    if let Some(why) = slurm_unavailable() {
+        println!(
+            "NOTICE: {why}; the job array is not submitted to a real Slurm here \
+             (run .ci/slurm-up as root to start a one-node cluster)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), GRID);
+    let out = dir.path().join("results");
+    let bench = |extra: &[&str]| {
+        let o = scssl()
+            .arg("bench")
+            .arg(&cfg)
+            .args(["seeds=0", "--out"])
+            .arg(&out)
+            .args([
+                "--executor",
+                "slurm",
+                "--slurm-cpus",
+                "1",
+                "--slurm-mem",
+                "1G",
+                "--slurm-time",
+                "00:10:00",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(
-            std::fs::read_to_string(Path::new(run).join("status.json"))
-                .unwrap()
-                .contains("\"done\"")
+            o.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout
+    };
+    let stdout = bench(&["--slurm-wait"]);
+    assert!(stdout.contains("submitted job array"), "{stdout}");
+    assert!(
+        stdout.contains("4 runs done, 0 failed, 0 unfinished"),
+        "{stdout}"
+    );
+    assert!(out.join("report/report.html").exists());
+    assert_eq!(statuses(&out).len(), 4);
+    assert!(statuses(&out).iter().all(|(_, s)| s.contains("\"done\"")));
+    // each task wrote its Slurm log next to the script
+    for t in 0..4 {
+        assert!(
+            out.join(format!("slurm/task-{t}.out")).exists(),
+            "task {t} log"
         );
     }
+    // a finished grid submits nothing again
+    let stdout = bench(&[]);
+    assert!(stdout.contains("4 finished earlier, 0 to run"), "{stdout}");
+    assert!(!stdout.contains("submitted"), "{stdout}");
 }
