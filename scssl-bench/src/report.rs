@@ -290,6 +290,15 @@ fn svg_bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
     s
 }
 
+/// Whether a group has any batch-correction value (Total itself may be undefined: one batch or
+/// one label leaves a whole aggregate undefined, and such a row still belongs in the table).
+fn has_scib(g: &GroupRow) -> bool {
+    ["bio", "batch", "total"]
+        .into_iter()
+        .chain(SCIB_COLUMNS.iter().map(|(k, _)| *k))
+        .any(|k| g.values.contains_key(k))
+}
+
 /// Heatmap of the scIB metrics (rows: groups, columns: metrics; colour: value in [0, 1]).
 fn svg_heatmap(groups: &[GroupRow]) -> String {
     let cols: Vec<(&str, &str)> = SCIB_COLUMNS
@@ -297,10 +306,7 @@ fn svg_heatmap(groups: &[GroupRow]) -> String {
         .copied()
         .chain([("bio", "Bio"), ("batch", "Batch"), ("total", "Total")])
         .collect();
-    let rows: Vec<&GroupRow> = groups
-        .iter()
-        .filter(|g| g.values.contains_key("total"))
-        .collect();
+    let rows: Vec<&GroupRow> = groups.iter().filter(|g| has_scib(g)).collect();
     let (cell_w, cell_h, left, top) = (70.0, 22.0, 300.0, 120.0);
     let w = left + cell_w * cols.len() as f64 + 20.0;
     let h = top + cell_h * rows.len() as f64 + 20.0;
@@ -488,7 +494,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         .collect();
     let scib: Vec<GroupRow> = groups
         .iter()
-        .filter(|g| g.values.contains_key("total") || g.n_failed > 0 && g.values.is_empty())
+        .filter(|g| has_scib(g) || g.n_failed > 0 && g.values.is_empty())
         .cloned()
         .collect();
     let main_table = table_md(&scib, &scib_cols);

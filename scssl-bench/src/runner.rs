@@ -327,6 +327,20 @@ pub fn preflight(runs: &[RunConfig]) -> Result<()> {
             } else {
                 load_data(run)?
             };
+            if run.tasks.batch_correction {
+                for (what, col) in [
+                    ("batch", &run.data.batch_key),
+                    ("cell type", &run.data.label_key),
+                ] {
+                    if ad.obs_groups(col).is_ok_and(|g| g.names.len() < 2) {
+                        tracing::warn!(
+                            "{} has a single {what} (obs[{col:?}]): its {} metrics are undefined and shown as –, and so is Total",
+                            run.data.display_name(),
+                            if what == "batch" { "batch-correction" } else { "bio-conservation" }
+                        );
+                    }
+                }
+            }
             seen.insert(key.clone(), ad);
         }
         check_data(run, &seen[&key]).with_context(|| format!("run {}", run.id()))?;

@@ -156,6 +156,7 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         total: None,
     };
     let n_batches = crate::codes::dense(input.batches).1;
+    let n_labels = crate::codes::dense(input.labels).1;
     let needs_graph = metrics.iter().any(|m| {
         matches!(
             m,
@@ -194,6 +195,20 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     // one metric: its values (two for Leiden), seconds, and why it is undefined if it is
     let compute = |m: Metric| -> Result<Outcome> {
         let t = Instant::now();
+        // Nothing to correct with one batch, nothing to conserve with one label: every metric
+        // of that kind is undefined (graph connectivity and the label-agnostic ones included),
+        // not a number computed against a constant.
+        let undefined = if !m.is_bio() && n_batches < 2 {
+            Some("a single batch: batch correction is undefined")
+        } else if m.is_bio() && n_labels < 2 {
+            Some("a single label: bio conservation is undefined")
+        } else {
+            None
+        };
+        if let Some(why) = undefined {
+            let values = m.result_keys().into_iter().map(|k| (k.to_string(), None)).collect();
+            return Ok((values, 0.0, Some(why.to_string())));
+        }
         if m == Metric::NmiAriClusterLabelsLeiden {
             let res =
                 crate::cluster::nmi_ari_cluster_labels_leiden(&subset(15)?, input.labels, seed)?;
@@ -249,9 +264,6 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         }
         if value.is_none() && note.is_none() {
             note = Some(match m {
-                m if !m.is_bio() && n_batches < 2 => {
-                    "a single batch: batch mixing is undefined".to_string()
-                }
                 Metric::SilhouetteBatch | Metric::Bras => {
                     "every label has cells from only one batch (or one cell per batch)".to_string()
                 }
@@ -292,11 +304,15 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     let (bio, batch) = (collect(true), collect(false));
     r.bio_conservation = mean_defined(&bio);
     r.batch_correction = mean_defined(&batch);
+    // Total needs both aggregates, as scib-metrics' (NaN propagates); only when the caller
+    // asked for metrics of one kind alone is Total that kind's aggregate.
+    let asked_bio = metrics.iter().any(|m| m.is_bio());
+    let asked_batch = metrics.iter().any(|m| !m.is_bio());
     r.total = match (r.bio_conservation, r.batch_correction) {
         (Some(b), Some(c)) => Some(0.6 * b + 0.4 * c),
-        (Some(b), None) => Some(b),
-        (None, Some(c)) => Some(c),
-        (None, None) => None,
+        (Some(b), None) if !asked_batch => Some(b),
+        (None, Some(c)) if !asked_bio => Some(c),
+        _ => None,
     };
     Ok(r)
 }

@@ -110,7 +110,51 @@ fn leaking_labels_score_high_bio_and_pure_batch_scores_low_batch() {
     .unwrap();
     assert_eq!(r.metrics["ilisi_knn"], None);
     assert!(r.notes["ilisi_knn"].contains("single batch"));
+    assert_eq!(r.metrics["graph_connectivity"], None, "no batch to connect across");
     assert!(r.metrics["silhouette_label"].is_some());
+    assert!(r.bio_conservation.is_some());
+    assert_eq!(r.batch_correction, None);
+    assert_eq!(r.total, None, "Total needs both aggregates");
+    // one label: bio metrics undefined with a reason (not NMI 0 against a constant)
+    let one_label = vec![0u32; 300];
+    let r = evaluate(
+        &EvalInput {
+            embedding: x.view(),
+            labels: &one_label,
+            batches: &batches,
+            pre_integration: Some(x.view()),
+        },
+        &Metric::ALL,
+        0,
+    )
+    .unwrap();
+    for k in [
+        "isolated_labels",
+        "nmi_ari_cluster_labels_leiden_nmi",
+        "nmi_ari_cluster_labels_leiden_ari",
+        "silhouette_label",
+        "clisi_knn",
+    ] {
+        assert_eq!(r.metrics[k], None, "{k}");
+    }
+    assert!(r.notes["silhouette_label"].contains("single label"));
+    assert!(r.metrics["ilisi_knn"].is_some() && r.batch_correction.is_some());
+    assert_eq!((r.bio_conservation, r.total), (None, None));
+    // asking for bio metrics alone: Total is Bio
+    let bio_only = [Metric::SilhouetteLabel, Metric::IsolatedLabels];
+    let r = evaluate(
+        &EvalInput {
+            embedding: x.view(),
+            labels: &labels,
+            batches: &batches,
+            pre_integration: None,
+        },
+        &bio_only,
+        0,
+    )
+    .unwrap();
+    assert_eq!(r.total, r.bio_conservation);
+    assert!(r.total.is_some());
     // bad input is an error naming the problem
     let mut bad = x.clone();
     bad[[3, 1]] = f32::NAN;

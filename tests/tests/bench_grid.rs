@@ -402,3 +402,53 @@ fn slurm_grid_runs_on_a_real_cluster() {
     assert!(stdout.contains("4 finished earlier, 0 to run"), "{stdout}");
     assert!(!stdout.contains("submitted"), "{stdout}");
 }
+
+#[test]
+fn a_single_batch_dataset_reports_undefined_batch_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "name: one-batch
+data:
+  path: simulated
+  simulated: {cells: 300, genes: 150, batches: 1, cell_types: 4}
+  n_hvg: 100
+model: {method: simclr, hidden_dim: 16}
+augmentation: clear
+training: {epochs: 1, batch_size: 64}
+tasks: {batch_correction: true, kbet: false}
+seeds: [0]
+",
+    );
+    let out = dir.path().join("results");
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("single batch"), "a warning names it: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report/summary.json")).unwrap(),
+    )
+    .unwrap();
+    // the row stays in the main table, with its undefined values shown as –
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(
+        md.lines()
+            .any(|l| l.contains("| simclr |") && l.contains("| – |")),
+        "{md}"
+    );
+    let g = &summary[0];
+    assert_eq!(g["n_done"], 1);
+    assert!(g["values"]["bio"][0].as_f64().is_some(), "{g}");
+    for k in ["batch", "total", "graph_connectivity"] {
+        assert!(
+            g["values"].get(k).is_none_or(|v| v[0].is_null()),
+            "{k} must be undefined: {g}"
+        );
+    }
+}

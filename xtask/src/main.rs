@@ -290,13 +290,29 @@ fn run_bench(
         bench(&root().join("configs/quick.yaml"), &[])?;
         let shared = root().join("../shared/data");
         if shared.is_dir() {
-            let mut files: Vec<String> = std::fs::read_dir(&shared)
+            let mut candidates: Vec<PathBuf> = std::fs::read_dir(&shared)
                 .map_err(|e| e.to_string())?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "h5ad"))
-                .map(|p| p.display().to_string())
                 .collect();
-            files.sort();
+            candidates.sort();
+            let mut files: Vec<String> = Vec::new();
+            for f in candidates {
+                // batch correction needs two batches and two cell types; a file without them
+                // would only give a row of undefined metrics
+                match (
+                    obs_distinct(scssl, &f, "batch")?,
+                    obs_distinct(scssl, &f, "cell_type")?,
+                ) {
+                    (Some(b), Some(l)) if b >= 2 && l >= 2 => files.push(f.display().to_string()),
+                    (b, l) => println!(
+                        "(notice: {} has {} batches and {} cell types; batch correction is undefined for it, so the quick grid skips it)",
+                        f.display(),
+                        b.map_or("no obs['batch']".into(), |b| b.to_string()),
+                        l.map_or("no obs['cell_type']".into(), |l| l.to_string()),
+                    ),
+                }
+            }
             if !files.is_empty() {
                 println!(
                     "\n== the quick grid on the real files in {}",
@@ -355,6 +371,31 @@ fn run_bench(
     c.arg("report").arg(out);
     run_status(c, "scssl report")?;
     Ok(out.join("report/report.html"))
+}
+
+/// Distinct values of obs column `key` in `file` (`scssl inspect --json`); `None` when the
+/// column is absent.
+fn obs_distinct(scssl: &Path, file: &Path, key: &str) -> Result<Option<u64>> {
+    let out = Command::new(scssl)
+        .arg("inspect")
+        .arg("--json")
+        .arg(file)
+        .output()
+        .map_err(|e| format!("running scssl inspect: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scssl inspect {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("scssl inspect --json {}: {e}", file.display()))?;
+    Ok(v["obs"].as_array().and_then(|cols| {
+        cols.iter()
+            .find(|c| c["name"] == key)
+            .and_then(|c| c["n_distinct"].as_u64())
+    }))
 }
 
 fn test(args: &[String]) -> Result {
