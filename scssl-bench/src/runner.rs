@@ -336,7 +336,11 @@ pub fn preflight(runs: &[RunConfig]) -> Result<()> {
                         tracing::warn!(
                             "{} has a single {what} (obs[{col:?}]): its {} metrics are undefined and shown as –, and so is Total",
                             run.data.display_name(),
-                            if what == "batch" { "batch-correction" } else { "bio-conservation" }
+                            if what == "batch" {
+                                "batch-correction"
+                            } else {
+                                "bio-conservation"
+                            }
                         );
                     }
                 }

@@ -206,7 +206,11 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
             None
         };
         if let Some(why) = undefined {
-            let values = m.result_keys().into_iter().map(|k| (k.to_string(), None)).collect();
+            let values = m
+                .result_keys()
+                .into_iter()
+                .map(|k| (k.to_string(), None))
+                .collect();
             return Ok((values, 0.0, Some(why.to_string())));
         }
         if m == Metric::NmiAriClusterLabelsLeiden {

@@ -110,7 +110,10 @@ fn leaking_labels_score_high_bio_and_pure_batch_scores_low_batch() {
     .unwrap();
     assert_eq!(r.metrics["ilisi_knn"], None);
     assert!(r.notes["ilisi_knn"].contains("single batch"));
-    assert_eq!(r.metrics["graph_connectivity"], None, "no batch to connect across");
+    assert_eq!(
+        r.metrics["graph_connectivity"], None,
+        "no batch to connect across"
+    );
     assert!(r.metrics["silhouette_label"].is_some());
     assert!(r.bio_conservation.is_some());
     assert_eq!(r.batch_correction, None);

@@ -430,11 +430,13 @@ seeds: [0]
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
-    assert!(stderr.contains("single batch"), "a warning names it: {stderr}");
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("report/summary.json")).unwrap(),
-    )
-    .unwrap();
+    assert!(
+        stderr.contains("single batch"),
+        "a warning names it: {stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/summary.json")).unwrap())
+            .unwrap();
     // the row stays in the main table, with its undefined values shown as –
     let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
     assert!(
