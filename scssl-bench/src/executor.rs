@@ -110,7 +110,22 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
 /// re-run does it. Used by the local executor for every run and by each Slurm array task
 /// (`scssl run-one --supervised`).
 pub fn run_supervised(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
-    let log = std::fs::File::create(dir.join("log.txt"))?;
+    // appended, not truncated: a second grid on the same store may start a child for a run
+    // that another child is computing (it waits for the lock), and must not erase its log
+    let log_path = dir.join("log.txt");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    {
+        use std::io::Write;
+        writeln!(
+            log,
+            "== scssl run-one (supervisor pid {})",
+            std::process::id()
+        )?;
+    }
     let status = Command::new(exe)
         .arg("run-one")
         .arg(dir)

@@ -140,6 +140,7 @@ pub fn run_one(dir: &Path) -> Result<()> {
     if rd.status().state == RunState::Done {
         return Ok(());
     }
+    rd.record_attempt()?;
     rd.set_status(RunState::Running, None)?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&run, &rd)))
         .unwrap_or_else(|p| {

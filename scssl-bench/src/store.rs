@@ -58,10 +58,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}-{:?}",
+        ".{}.tmp-{}-{}-{:?}",
         path.file_name()
             .map(|f| f.to_string_lossy())
             .unwrap_or_default(),
+        // host too: processes on two nodes of a shared store may have the same pid
+        host_name(),
         std::process::id(),
         std::thread::current().id()
     ));
@@ -152,6 +154,30 @@ impl RunDir {
                 pid: std::process::id(),
             },
         )
+    }
+
+    /// Appends `UNIX_TIME HOST PID` to `attempts.txt`: one line each time a process starts
+    /// computing this run (under its lock), so a store shows how often a run was attempted —
+    /// once, unless it failed or was interrupted and then resumed.
+    pub fn record_attempt(&self) -> Result<()> {
+        let path = self.path.join("attempts.txt");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // one short write on an O_APPEND file: lines from different processes never interleave
+        f.write_all(format!("{:.3} {} {}\n", now(), host_name(), std::process::id()).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The lines of `attempts.txt` (see [`RunDir::record_attempt`]).
+    pub fn attempts(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path.join("attempts.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Takes the run's lock (a file created exclusively, holding `HOST PID`). Returns `None`

@@ -218,7 +218,62 @@ fn an_interrupted_grid_resumes_without_recomputing() {
     for (name, s) in &before {
         let now = &after.iter().find(|(n, _)| n == name).unwrap().1;
         assert_eq!(s, now, "{name} was recomputed");
+        assert_eq!(attempts(&out, name), 1, "{name} was recomputed");
     }
+}
+
+/// Lines of a run's `attempts.txt` (one per process that started computing it).
+fn attempts(out: &Path, run: &str) -> usize {
+    std::fs::read_to_string(out.join("runs").join(run).join("attempts.txt"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[test]
+fn two_grids_on_one_store_compute_each_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &GRID.replace(
+            "tasks: {batch_correction: true, annotation: true, modality_prediction: true, kbet: false}",
+            "tasks: {batch_correction: true, kbet: false}",
+        ),
+    );
+    let out = dir.path().join("results");
+    let start = || {
+        scssl()
+            .arg("bench")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let runs = statuses(&out);
+    assert_eq!(runs.len(), 8);
+    for (name, s) in &runs {
+        assert!(s.contains("\"done\""), "{name}: {s}");
+        assert_eq!(attempts(&out, name), 1, "{name} computed twice");
+        assert!(!out.join("runs").join(name).join("lock").exists());
+    }
+    // the report both wrote is complete
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 4);
 }
 
 #[test]
