@@ -1,6 +1,7 @@
 //! `scssl eval` and `scssl annotate`: score embeddings stored in an AnnData file's `obsm`
 //! (made by scssl or by any other tool: scVI, scGPT, Geneformer, …).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -139,8 +140,17 @@ pub fn render_table(reports: &[(String, Report)], extra: &[&str]) -> String {
         s.push('\n');
     }
     for (name, r) in reports {
+        // one line per reason, naming every metric it leaves undefined
+        let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (k, why) in &r.notes {
-            let _ = writeln!(s, "note: {name}: {k} is undefined: {why}");
+            by_reason.entry(why.as_str()).or_default().push(k.as_str());
+        }
+        for (why, keys) in by_reason {
+            let (verb, list) = match keys.as_slice() {
+                [one] => ("is", one.to_string()),
+                many => ("are", many.join(", ")),
+            };
+            let _ = writeln!(s, "note: {name}: {list} {verb} undefined: {why}");
         }
     }
     s

@@ -220,7 +220,7 @@ fn quickstart(args: &[String]) -> Result {
     );
     let report = run_bench(&scssl, true, None, &out.join("bench"), 2)?;
     println!(
-        "\nquickstart finished in {:.1} s; outputs are in {}\nreport: {}",
+        "\nquickstart finished: {:.1} s of work after the build; outputs are in {}\nreport: {}",
         started.elapsed().as_secs_f64(),
         out.display(),
         report.display()
@@ -260,7 +260,7 @@ fn bench(args: &[String]) -> Result {
     let started = std::time::Instant::now();
     let report = run_bench(&scssl, quick, data_dir.as_deref(), &out, jobs)?;
     println!(
-        "\nbench finished in {:.1} s; report: {}",
+        "\nbench finished: {:.1} s after the build; report: {}",
         started.elapsed().as_secs_f64(),
         report.display()
     );
@@ -306,10 +306,10 @@ fn run_bench(
                 ) {
                     (Some(b), Some(l)) if b >= 2 && l >= 2 => files.push(f.display().to_string()),
                     (b, l) => println!(
-                        "(notice: {} has {} batches and {} cell types; batch correction is undefined for it, so the quick grid skips it)",
+                        "(notice: {} has {} and {}; batch correction is undefined for it, so the quick grid skips it)",
                         f.display(),
-                        b.map_or("no obs['batch']".into(), |b| b.to_string()),
-                        l.map_or("no obs['cell_type']".into(), |l| l.to_string()),
+                        count(b, "batch", "batches"),
+                        count(l, "cell type", "cell types"),
                     ),
                 }
             }
@@ -371,6 +371,15 @@ fn run_bench(
     c.arg("report").arg(out);
     run_status(c, "scssl report")?;
     Ok(out.join("report/report.html"))
+}
+
+/// "1 batch", "3 batches", or "no such obs column".
+fn count(n: Option<u64>, one: &str, many: &str) -> String {
+    match n {
+        None => format!("no obs column for {many}"),
+        Some(1) => format!("1 {one}"),
+        Some(n) => format!("{n} {many}"),
+    }
 }
 
 /// Distinct values of obs column `key` in `file` (`scssl inspect --json`); `None` when the
