@@ -285,6 +285,19 @@ enum Command {
     },
 }
 
+/// The grid ran to the end and its report is written; runs that failed make the command fail
+/// too (exit status 1), so scripts and CI notice.
+fn failed_runs(n: usize, report: &std::path::Path) -> Result<()> {
+    if n > 0 {
+        anyhow::bail!(
+            "{n} run{} failed; the other runs and the report are complete (errors under 'Failed runs' in {}); `--retry-failed` runs them again",
+            if n == 1 { "" } else { "s" },
+            report.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs the `scssl` command line on the process's arguments and exits with status 1 on error.
 ///
 /// Call it as the first statement of a binary's `main`: it sets `HDF5_USE_FILE_LOCKING`
@@ -672,7 +685,7 @@ fn run(cli: Cli) -> Result<()> {
                     files.html.display(),
                     files.markdown.display()
                 );
-                return Ok(());
+                return failed_runs(o.failed, &files.markdown);
             }
             let o = run_local(&exe, &p.todo, jobs)?;
             let files = crate::report::write_report(&out)?;
@@ -684,6 +697,7 @@ fn run(cli: Cli) -> Result<()> {
                 files.html.display(),
                 files.markdown.display()
             );
+            failed_runs(o.failed, &files.markdown)?;
         }
         Command::RunOne { dir, supervised } => {
             if supervised {

@@ -166,7 +166,18 @@ pub fn run_supervised(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
         }
         let why = match status.code() {
             Some(c) => format!("process exited with status {c}"),
-            None => "process killed by a signal (out of memory?)".to_string(),
+            None => match status.signal() {
+                Some(libc::SIGKILL) => {
+                    "process killed by SIGKILL (the out-of-memory killer, or a hard stop)"
+                        .to_string()
+                }
+                Some(libc::SIGABRT) => {
+                    "process aborted (SIGABRT: a failed memory allocation or an abort)".to_string()
+                }
+                Some(libc::SIGSEGV) => "process crashed (SIGSEGV)".to_string(),
+                Some(sig) => format!("process killed by a signal ({sig})"),
+                None => "process ended without an exit status".to_string(),
+            },
         };
         rd.set_status(RunState::Failed, Some(format!("{why}; log tail: {tail}")))?;
     }
@@ -373,9 +384,20 @@ mod tests {
         let st = rd.status();
         assert_eq!(st.state, RunState::Failed);
         let why = st.error.unwrap();
-        assert!(why.contains("killed by a signal"), "{why}");
+        assert!(why.contains("SIGKILL"), "{why}");
         assert!(why.contains("working on it"), "log tail: {why}");
         assert!(e.contains("killed"), "{e}");
+    }
+
+    #[test]
+    fn an_aborted_child_is_recorded_as_failed() {
+        let d = tempfile::tempdir().unwrap();
+        let rd = run_dir(d.path());
+        let exe = fake_exe(d.path(), "kill -ABRT $$");
+        assert!(run_supervised(&exe, &rd.path, 1).is_err());
+        let st = rd.status();
+        assert_eq!(st.state, RunState::Failed);
+        assert!(st.error.unwrap().contains("SIGABRT"));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct RunRow {
     pub augmentation: String,
     /// Embedding width.
     pub hidden_dim: usize,
+    /// The other settings that tell this run's group apart from groups with the same
+    /// dataset, method, augmentation and width (`training.lr=0.01; model.temperature=0.1`);
+    /// empty when nothing else differs.
+    pub settings: String,
     /// Seed.
     pub seed: u64,
     /// done / failed / pending / running.
@@ -70,6 +74,8 @@ pub struct GroupRow {
     pub augmentation: String,
     /// Embedding width.
     pub hidden_dim: usize,
+    /// See [`RunRow::settings`].
+    pub settings: String,
     /// Finished runs (seeds) aggregated.
     pub n_done: usize,
     /// Failed runs.
@@ -139,11 +145,91 @@ fn group_of(run: &RunConfig) -> String {
     )
 }
 
+/// A run's config as `dotted.key → value`, without what a row shows anyway (dataset, method,
+/// augmentation, width) and without the seed and grid name.
+fn flat_config(run: &RunConfig) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            Value::String(x) => {
+                out.insert(prefix.to_string(), x.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(v) = serde_json::to_value(run) {
+        walk("", &v, &mut out);
+    }
+    out.retain(|k, _| {
+        !matches!(
+            k.as_str(),
+            "name" | "seed" | "data.name" | "data.path" | "model.method" | "model.hidden_dim"
+        ) && !k.starts_with("augmentation")
+    });
+    out
+}
+
+/// For runs whose rows would look the same (same dataset, method, augmentation and width),
+/// the config keys whose values differ among them, written `key=value; …` per run.
+fn distinguishing_settings(rows: &[RunRow], configs: &[BTreeMap<String, String>]) -> Vec<String> {
+    let mut classes: BTreeMap<(String, String, String, usize), Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        classes
+            .entry((
+                r.dataset.clone(),
+                r.method.clone(),
+                r.augmentation.clone(),
+                r.hidden_dim,
+            ))
+            .or_default()
+            .push(i);
+    }
+    let mut out = vec![String::new(); rows.len()];
+    for members in classes.values() {
+        let keys: std::collections::BTreeSet<&String> =
+            members.iter().flat_map(|&i| configs[i].keys()).collect();
+        let varying: Vec<&String> = keys
+            .into_iter()
+            .filter(|k| {
+                let first = configs[members[0]].get(*k);
+                members.iter().any(|&i| configs[i].get(*k) != first)
+            })
+            .collect();
+        for &i in members {
+            out[i] = varying
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{k}={}",
+                        configs[i].get(*k).map(String::as_str).unwrap_or("–")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+    }
+    out
+}
+
 /// Reads every run of a result store.
 pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
     let mut rows = Vec::new();
+    let mut configs = Vec::new();
     for dir in list_runs(results) {
         let run = dir.config()?;
+        configs.push(flat_config(&run));
         let st = dir.status();
         let mut values = BTreeMap::new();
         let (mut train_seconds, mut peak) = (None, None);
@@ -163,6 +249,7 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
             method: run.model.method.clone(),
             augmentation: run.augmentation.label(),
             hidden_dim: run.model.hidden_dim,
+            settings: String::new(),
             seed: run.seed,
             state: format!("{:?}", st.state).to_lowercase(),
             error: st.error,
@@ -170,6 +257,10 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
             train_seconds,
             peak_rss_mb: peak,
         });
+    }
+    let settings = distinguishing_settings(&rows, &configs);
+    for (r, settings) in rows.iter_mut().zip(settings) {
+        r.settings = settings;
     }
     Ok(rows)
 }
@@ -185,13 +276,27 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+impl GroupRow {
+    /// `dataset · method · augmentation[ · hW][ · settings]`, for plot labels.
+    pub fn label(&self, with_width: bool) -> String {
+        let mut l = format!("{} · {} · {}", self.dataset, self.method, self.augmentation);
+        if with_width {
+            let _ = write!(l, " · h{}", self.hidden_dim);
+        }
+        if !self.settings.is_empty() {
+            let _ = write!(l, " · {}", self.settings);
+        }
+        l
+    }
+}
+
 /// Aggregates finished runs per group (failed runs are counted, never scored).
 pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
     let mut groups: BTreeMap<String, Vec<&RunRow>> = BTreeMap::new();
     for r in rows {
         groups.entry(r.group.clone()).or_default().push(r);
     }
-    groups
+    let mut out: Vec<GroupRow> = groups
         .into_iter()
         .map(|(g, rs)| {
             let done: Vec<&&RunRow> = rs.iter().filter(|r| r.state == "done").collect();
@@ -222,12 +327,31 @@ pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
                 method: rs[0].method.clone(),
                 augmentation: rs[0].augmentation.clone(),
                 hidden_dim: rs[0].hidden_dim,
+                settings: rs[0].settings.clone(),
                 n_done: done.len(),
                 n_failed: rs.iter().filter(|r| r.state == "failed").count(),
                 values,
             }
         })
-        .collect()
+        .collect();
+    // rows that differ only in their settings sit together, in the settings' order
+    out.sort_by(|a, b| {
+        (
+            &a.dataset,
+            &a.method,
+            &a.augmentation,
+            a.hidden_dim,
+            &a.settings,
+        )
+            .cmp(&(
+                &b.dataset,
+                &b.method,
+                &b.augmentation,
+                b.hidden_dim,
+                &b.settings,
+            ))
+    });
+    out
 }
 
 fn fmt(v: Option<&(f64, f64)>) -> String {
@@ -235,6 +359,15 @@ fn fmt(v: Option<&(f64, f64)>) -> String {
         Some((m, s)) if *s > 0.0 => format!("{m:.3} ± {s:.3}"),
         Some((m, _)) => format!("{m:.3}"),
         None => "–".into(),
+    }
+}
+
+/// A CSV field, quoted (RFC 4180) when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
     }
 }
 
@@ -264,10 +397,7 @@ fn svg_bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
     );
     for (i, (g, (m, sd))) in items.iter().enumerate() {
         let y = 40.0 + i as f64 * bar_h;
-        let label = format!(
-            "{} · {} · {} · h{}",
-            g.dataset, g.method, g.augmentation, g.hidden_dim
-        );
+        let label = g.label(true);
         let _ = write!(
             s,
             r##"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="#4c78a8"/><line x1="{:.1}" x2="{:.1}" y1="{}" y2="{}" stroke="black"/><text x="{:.1}" y="{}">{:.3}{unit}</text>"##,
@@ -330,10 +460,7 @@ fn svg_heatmap(groups: &[GroupRow]) -> String {
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             left - 6.0,
             y + 15.0,
-            esc(&format!(
-                "{} · {} · {}",
-                g.dataset, g.method, g.augmentation
-            ))
+            esc(&g.label(false))
         );
         for (j, (k, _)) in cols.iter().enumerate() {
             let x = left + j as f64 * cell_w;
@@ -366,21 +493,34 @@ fn svg_heatmap(groups: &[GroupRow]) -> String {
 }
 
 fn table_md(groups: &[GroupRow], cols: &[(&str, &str)]) -> String {
-    let mut s = String::from("| dataset | method | augmentation | h | seeds |");
+    // a settings column only when some rows would otherwise look the same
+    let with_settings = groups.iter().any(|g| !g.settings.is_empty());
+    let mut s = String::from("| dataset | method | augmentation | h |");
+    if with_settings {
+        s.push_str(" settings |");
+    }
+    s.push_str(" seeds |");
     for (_, h) in cols {
         let _ = write!(s, " {h} |");
     }
     s.push_str("\n|---|---|---|---|---|");
+    if with_settings {
+        s.push_str("---|");
+    }
     s.push_str(&"---|".repeat(cols.len()));
     s.push('\n');
     for g in groups {
         let _ = write!(
             s,
-            "| {} | {} | {} | {} | {}{} |",
-            g.dataset,
-            g.method,
-            g.augmentation,
-            g.hidden_dim,
+            "| {} | {} | {} | {} |",
+            g.dataset, g.method, g.augmentation, g.hidden_dim
+        );
+        if with_settings {
+            let _ = write!(s, " {} |", g.settings.replace('|', "/"));
+        }
+        let _ = write!(
+            s,
+            " {}{} |",
             g.n_done,
             if g.n_failed > 0 {
                 format!(" ({} failed)", g.n_failed)
@@ -441,7 +581,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         .collect();
     keys.sort();
     keys.dedup();
-    let mut csv = String::from("dataset,method,augmentation,hidden_dim,n_done,n_failed");
+    let mut csv = String::from("dataset,method,augmentation,hidden_dim,settings,n_done,n_failed");
     for k in &keys {
         let _ = write!(csv, ",{k}_mean,{k}_std");
     }
@@ -449,8 +589,14 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     for g in &groups {
         let _ = write!(
             csv,
-            "{},{},{},{},{},{}",
-            g.dataset, g.method, g.augmentation, g.hidden_dim, g.n_done, g.n_failed
+            "{},{},{},{},{},{},{}",
+            csv_field(&g.dataset),
+            csv_field(&g.method),
+            csv_field(&g.augmentation),
+            g.hidden_dim,
+            csv_field(&g.settings),
+            g.n_done,
+            g.n_failed
         );
         for k in &keys {
             match g.values.get(k) {
@@ -464,18 +610,19 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     }
     write_atomic(&dir.join("summary.csv"), csv.as_bytes())?;
     let mut rcsv = String::from(
-        "id,dataset,method,augmentation,hidden_dim,seed,state,total,bio,batch,train_seconds,peak_rss_mb,error\n",
+        "id,dataset,method,augmentation,hidden_dim,settings,seed,state,total,bio,batch,train_seconds,peak_rss_mb,error\n",
     );
     for r in &rows {
         let g = |k: &str| r.values.get(k).map(|v| v.to_string()).unwrap_or_default();
         let _ = writeln!(
             rcsv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
-            r.id,
-            r.dataset,
-            r.method,
-            r.augmentation,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&r.id),
+            csv_field(&r.dataset),
+            csv_field(&r.method),
+            csv_field(&r.augmentation),
             r.hidden_dim,
+            csv_field(&r.settings),
             r.seed,
             r.state,
             g("total"),
@@ -483,7 +630,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
             g("batch"),
             r.train_seconds.map(|v| v.to_string()).unwrap_or_default(),
             r.peak_rss_mb.map(|v| v.to_string()).unwrap_or_default(),
-            r.error.clone().unwrap_or_default().replace('"', "'")
+            csv_field(r.error.as_deref().unwrap_or_default())
         );
     }
     write_atomic(&dir.join("runs.csv"), rcsv.as_bytes())?;

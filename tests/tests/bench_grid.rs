@@ -509,3 +509,70 @@ seeds: [0]
         );
     }
 }
+
+#[test]
+fn a_failing_run_is_recorded_and_the_grid_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // a learning rate of 1e30 turns the loss into NaN at the first step
+    let cfg = write_config(
+        dir.path(),
+        "name: one-fails
+data:
+  path: simulated
+  simulated: {cells: 300, genes: 150, batches: 3, cell_types: 4}
+  n_hvg: 100
+model: {method: simclr, hidden_dim: 16}
+augmentation: clear
+training: {epochs: 1, batch_size: 64, lr: [1.0e+30, 0.001]}
+tasks: {batch_correction: true, kbet: false}
+seeds: [0]
+",
+    );
+    let out = dir.path().join("results");
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a failed run fails the command");
+    assert!(stdout.contains("1 runs done, 1 failed"), "{stdout}");
+    assert!(stderr.contains("1 run failed"), "{stderr}");
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(md.contains("## Failed runs") && md.contains("NaN"), "{md}");
+    // the two rows differ only in the learning rate, and the table says so
+    assert!(
+        md.contains("training.lr=0.001") && md.contains("training.lr=1e+30"),
+        "{md}"
+    );
+    let runs = statuses(&out);
+    assert_eq!(
+        runs.iter()
+            .filter(|(_, s)| s.contains("\"failed\""))
+            .count(),
+        1
+    );
+    // a re-run leaves the failed run alone; --retry-failed runs it again (and it fails again)
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 finished earlier, 0 to run"));
+    let o = scssl()
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .arg("--retry-failed")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 to run"));
+}
