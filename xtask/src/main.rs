@@ -276,7 +276,10 @@ fn run_bench(
     out: &Path,
     jobs: usize,
 ) -> Result<PathBuf> {
-    let bench = |config: &Path, overrides: &[String]| -> Result {
+    // A grid with failed runs (or a config that does not apply) must not stop the grids after
+    // it: each failure is noted, the rest run, and the whole fails at the end, after the report.
+    let failures = std::cell::RefCell::new(Vec::<String>::new());
+    let bench = |config: &Path, overrides: &[String]| {
         let mut c = Command::new(scssl);
         c.arg("bench")
             .arg(config)
@@ -284,10 +287,13 @@ fn run_bench(
             .arg("--out")
             .arg(out)
             .args(["--jobs", &jobs.to_string()]);
-        run_status(c, &format!("scssl bench {}", config.display()))
+        if let Err(e) = run_status(c, &format!("scssl bench {}", config.display())) {
+            println!("(notice: {e}; going on with the next grid)");
+            failures.borrow_mut().push(e);
+        }
     };
     if quick {
-        bench(&root().join("configs/quick.yaml"), &[])?;
+        bench(&root().join("configs/quick.yaml"), &[]);
         let shared = root().join("../shared/data");
         if shared.is_dir() {
             let mut candidates: Vec<PathBuf> = std::fs::read_dir(&shared)
@@ -321,7 +327,7 @@ fn run_bench(
                 bench(
                     &root().join("configs/quick_real.yaml"),
                     &[format!("data.path={}", files.join(","))],
-                )?;
+                );
             }
         } else {
             println!(
@@ -364,12 +370,21 @@ fn run_bench(
             if present.is_empty() {
                 continue;
             }
-            bench(&config, &[format!("data.path={}", present.join(","))])?;
+            bench(&config, &[format!("data.path={}", present.join(","))]);
         }
     }
     let mut c = Command::new(scssl);
     c.arg("report").arg(out);
     run_status(c, "scssl report")?;
+    let failures = failures.into_inner();
+    if !failures.is_empty() {
+        return Err(format!(
+            "{} grid(s) did not finish cleanly (the report {} holds everything else):\n  {}",
+            failures.len(),
+            out.join("report/report.html").display(),
+            failures.join("\n  ")
+        ));
+    }
     Ok(out.join("report/report.html"))
 }
 
