@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some("package") => package(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train | fixtures | package>"
+                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train | fixtures | package>"
             );
             Err("unknown command".into())
         }
@@ -218,7 +218,7 @@ fn quickstart(args: &[String]) -> Result {
     println!(
         "\n== the quick benchmark grid (train → embed → batch correction, annotation, protein prediction)"
     );
-    let report = run_bench(&scssl, true, None, &out.join("bench"), 2)?;
+    let report = run_bench(&scssl, true, None, &out.join("bench"), 2, &[])?;
     println!(
         "\nquickstart finished: {:.1} s of work after the build; outputs are in {}\nreport: {}",
         started.elapsed().as_secs_f64(),
@@ -256,9 +256,16 @@ fn bench(args: &[String]) -> Result {
         .and_then(|j| j.parse().ok())
         .unwrap_or(1);
     let data_dir = arg_value(args, "--data-dir").map(PathBuf::from);
+    // `-- key=value …`: overrides applied to every grid (e.g. training.epochs=10)
+    let overrides: Vec<String> = args
+        .iter()
+        .skip_while(|a| *a != "--")
+        .skip(1)
+        .cloned()
+        .collect();
     let scssl = scssl_release()?;
     let started = std::time::Instant::now();
-    let report = run_bench(&scssl, quick, data_dir.as_deref(), &out, jobs)?;
+    let report = run_bench(&scssl, quick, data_dir.as_deref(), &out, jobs, &overrides)?;
     println!(
         "\nbench finished: {:.1} s after the build; report: {}",
         started.elapsed().as_secs_f64(),
@@ -275,14 +282,16 @@ fn run_bench(
     data_dir: Option<&Path>,
     out: &Path,
     jobs: usize,
+    overrides: &[String],
 ) -> Result<PathBuf> {
     // A grid with failed runs (or a config that does not apply) must not stop the grids after
     // it: each failure is noted, the rest run, and the whole fails at the end, after the report.
     let failures = std::cell::RefCell::new(Vec::<String>::new());
-    let bench = |config: &Path, overrides: &[String]| {
+    let bench = |config: &Path, grid_overrides: &[String]| {
         let mut c = Command::new(scssl);
         c.arg("bench")
             .arg(config)
+            .args(grid_overrides)
             .args(overrides)
             .arg("--out")
             .arg(out)
