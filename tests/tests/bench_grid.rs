@@ -576,3 +576,48 @@ seeds: [0]
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 to run"));
 }
+
+#[test]
+fn results_do_not_depend_on_the_number_of_parallel_runs() {
+    // --jobs 1 gives each run every core, --jobs 2 half of them: same embeddings, same scores
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &GRID
+            .replace("method: [simclr, byol]", "method: simclr")
+            .replace("augmentation: [clear, mask_only]", "augmentation: clear"),
+    );
+    let run = |jobs: &str| {
+        let out = dir.path().join(format!("results-{jobs}"));
+        let o = scssl()
+            .arg("bench")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .args(["--jobs", jobs])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let (a, b) = (run("1"), run("2"));
+    let names: Vec<String> = statuses(&a).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names.len(), 2);
+    for name in &names {
+        let file =
+            |root: &Path, f: &str| std::fs::read(root.join("runs").join(name).join(f)).unwrap();
+        assert_eq!(
+            file(&a, "embedding.npy"),
+            file(&b, "embedding.npy"),
+            "{name}: embedding differs"
+        );
+        let scores = |root: &Path| {
+            let mut m: serde_json::Value =
+                serde_json::from_slice(&file(root, "metrics.json")).unwrap();
+            // timings differ by nature; everything else must not
+            m["batch_correction"]["timings"] = serde_json::Value::Null;
+            m
+        };
+        assert_eq!(scores(&a), scores(&b), "{name}: scores differ");
+    }
+}
