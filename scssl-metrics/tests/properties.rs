@@ -6,6 +6,21 @@ use proptest::prelude::*;
 use scssl_metrics::report::{EvalInput, Metric, evaluate};
 use scssl_metrics::{annotate, cluster};
 
+/// Every metric, with the embedding as its own pre-integration embedding.
+fn evaluate_all(x: &Array2<f32>, labels: &[u32], batches: &[u32]) -> scssl_metrics::report::Report {
+    evaluate(
+        &EvalInput {
+            embedding: x.view(),
+            labels,
+            batches,
+            pre_integration: Some(x.view()),
+        },
+        &Metric::ALL,
+        0,
+    )
+    .unwrap()
+}
+
 fn blobs(
     n: usize,
     k: u32,
@@ -97,17 +112,7 @@ fn leaking_labels_score_high_bio_and_pure_batch_scores_low_batch() {
     );
     // one batch: batch metrics undefined with a reason, bio metrics still computed
     let one = vec![0u32; 300];
-    let r = evaluate(
-        &EvalInput {
-            embedding: x.view(),
-            labels: &labels,
-            batches: &one,
-            pre_integration: Some(x.view()),
-        },
-        &Metric::ALL,
-        0,
-    )
-    .unwrap();
+    let r = evaluate_all(&x, &labels, &one);
     assert_eq!(r.metrics["ilisi_knn"], None);
     assert!(r.notes["ilisi_knn"].contains("single batch"));
     assert_eq!(
@@ -120,17 +125,7 @@ fn leaking_labels_score_high_bio_and_pure_batch_scores_low_batch() {
     assert_eq!(r.total, None, "Total needs both aggregates");
     // one label: bio metrics undefined with a reason (not NMI 0 against a constant)
     let one_label = vec![0u32; 300];
-    let r = evaluate(
-        &EvalInput {
-            embedding: x.view(),
-            labels: &one_label,
-            batches: &batches,
-            pre_integration: Some(x.view()),
-        },
-        &Metric::ALL,
-        0,
-    )
-    .unwrap();
+    let r = evaluate_all(&x, &one_label, &batches);
     for k in [
         "isolated_labels",
         "nmi_ari_cluster_labels_leiden_nmi",

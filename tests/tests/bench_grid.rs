@@ -23,6 +23,31 @@ tasks: {batch_correction: true, annotation: true, modality_prediction: true, kbe
 seeds: [0, 1]
 ";
 
+/// `scssl bench CFG --out OUT`, to add arguments to.
+fn bench_cmd(cfg: &Path, out: &Path) -> Command {
+    let mut c = scssl();
+    c.arg("bench").arg(cfg).arg("--out").arg(out);
+    c
+}
+
+/// A one-run grid on 300 simulated cells with `batches` batches and learning rate(s) `lr`,
+/// batch correction only.
+fn tiny_grid(name: &str, batches: usize, lr: &str) -> String {
+    format!(
+        "name: {name}
+data:
+  path: simulated
+  simulated: {{cells: 300, genes: 150, batches: {batches}, cell_types: 4}}
+  n_hvg: 100
+model: {{method: simclr, hidden_dim: 16}}
+augmentation: clear
+training: {{epochs: 1, batch_size: 64, lr: {lr}}}
+tasks: {{batch_correction: true, kbet: false}}
+seeds: [0]
+"
+    )
+}
+
 fn write_config(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("grid.yaml");
     std::fs::write(&p, text).unwrap();
@@ -49,11 +74,7 @@ fn small_grid_produces_a_complete_report() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), GRID);
     let out = dir.path().join("results");
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    let o = bench_cmd(&cfg, &out)
         .args(["--jobs", "2"])
         .output()
         .unwrap();
@@ -122,13 +143,7 @@ fn small_grid_produces_a_complete_report() {
         }
     }
     // a re-run skips everything
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = bench_cmd(&cfg, &out).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("8 finished earlier, 0 to run"), "{stdout}");
 }
@@ -141,11 +156,7 @@ fn an_interrupted_grid_resumes_without_recomputing() {
         &GRID.replace("tasks: {batch_correction: true, annotation: true, modality_prediction: true, kbet: false}", "tasks: {batch_correction: true, kbet: false}"),
     );
     let out = dir.path().join("results");
-    let mut child = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    let mut child = bench_cmd(&cfg, &out)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -191,13 +202,7 @@ fn an_interrupted_grid_resumes_without_recomputing() {
         "{} runs done at the kill",
         before.len()
     );
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = bench_cmd(&cfg, &out).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -242,11 +247,7 @@ fn two_grids_on_one_store_compute_each_run_once() {
     );
     let out = dir.path().join("results");
     let start = || {
-        scssl()
-            .arg("bench")
-            .arg(&cfg)
-            .arg("--out")
-            .arg(&out)
+        bench_cmd(&cfg, &out)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -339,11 +340,7 @@ fn slurm_job_array_script_runs_a_task() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), GRID);
     let out = dir.path().join("results");
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    let o = bench_cmd(&cfg, &out)
         .args([
             "--executor",
             "slurm",
@@ -461,28 +458,9 @@ fn slurm_grid_runs_on_a_real_cluster() {
 #[test]
 fn a_single_batch_dataset_reports_undefined_batch_scores() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        "name: one-batch
-data:
-  path: simulated
-  simulated: {cells: 300, genes: 150, batches: 1, cell_types: 4}
-  n_hvg: 100
-model: {method: simclr, hidden_dim: 16}
-augmentation: clear
-training: {epochs: 1, batch_size: 64}
-tasks: {batch_correction: true, kbet: false}
-seeds: [0]
-",
-    );
+    let cfg = write_config(dir.path(), &tiny_grid("one-batch", 1, "0.001"));
     let out = dir.path().join("results");
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = bench_cmd(&cfg, &out).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(
@@ -514,28 +492,9 @@ seeds: [0]
 fn a_failing_run_is_recorded_and_the_grid_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     // a learning rate of 1e30 turns the loss into NaN at the first step
-    let cfg = write_config(
-        dir.path(),
-        "name: one-fails
-data:
-  path: simulated
-  simulated: {cells: 300, genes: 150, batches: 3, cell_types: 4}
-  n_hvg: 100
-model: {method: simclr, hidden_dim: 16}
-augmentation: clear
-training: {epochs: 1, batch_size: 64, lr: [1.0e+30, 0.001]}
-tasks: {batch_correction: true, kbet: false}
-seeds: [0]
-",
-    );
+    let cfg = write_config(dir.path(), &tiny_grid("one-fails", 3, "[1.0e+30, 0.001]"));
     let out = dir.path().join("results");
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = bench_cmd(&cfg, &out).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "a failed run fails the command");
@@ -556,20 +515,10 @@ seeds: [0]
         1
     );
     // a re-run leaves the failed run alone; --retry-failed runs it again (and it fails again)
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = bench_cmd(&cfg, &out).output().unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 finished earlier, 0 to run"));
-    let o = scssl()
-        .arg("bench")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    let o = bench_cmd(&cfg, &out)
         .arg("--retry-failed")
         .output()
         .unwrap();
@@ -589,11 +538,7 @@ fn results_do_not_depend_on_the_number_of_parallel_runs() {
     );
     let run = |jobs: &str| {
         let out = dir.path().join(format!("results-{jobs}"));
-        let o = scssl()
-            .arg("bench")
-            .arg(&cfg)
-            .arg("--out")
-            .arg(&out)
+        let o = bench_cmd(&cfg, &out)
             .args(["--jobs", jobs])
             .output()
             .unwrap();
