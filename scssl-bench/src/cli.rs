@@ -706,7 +706,7 @@ fn run(cli: Cli) -> Result<()> {
                     .and_then(|t| t.parse().ok())
                     .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
                     .unwrap_or(1);
-                crate::executor::run_supervised(&std::env::current_exe()?, &dir, threads)?;
+                crate::executor::run_supervised(&std::env::current_exe()?, &dir, threads, None)?;
             } else {
                 crate::runner::run_one(&dir)?;
             }

@@ -80,10 +80,12 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    let pb = mp.add(ProgressBar::new_spinner());
-                    pb.set_message(name.clone());
+                    let pb = mp.add(ProgressBar::new(0));
+                    pb.set_style(run_style(false));
+                    pb.set_prefix(name.clone());
+                    pb.set_message("starting");
                     pb.enable_steady_tick(std::time::Duration::from_millis(250));
-                    let ok = run_supervised(exe, &dir.path, threads);
+                    let ok = run_supervised(exe, &dir.path, threads, Some(&pb));
                     pb.finish_and_clear();
                     let mut o = outcome.lock().unwrap_or_else(PoisonError::into_inner);
                     match ok {
@@ -103,13 +105,32 @@ pub fn run_local(exe: &Path, todo: &[RunDir], jobs: usize) -> Result<Outcome> {
     Ok(outcome.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
+/// A run's progress bar: epochs while it trains, else its stage with a spinner.
+fn run_style(training: bool) -> ProgressStyle {
+    let template = if training {
+        "{spinner} {prefix} [{bar:20}] {pos}/{len} epochs · {msg} ({elapsed})"
+    } else {
+        "{spinner} {prefix} · {msg} ({elapsed})"
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
 /// Runs `exe run-one DIR` as a child process with `threads` threads and records how it ended:
 /// a child that dies without recording an error (a signal, an out-of-memory kill, an abort)
 /// marks the run failed with the exit status and the tail of its log; one stopped by
 /// SIGINT/SIGTERM/SIGHUP (Ctrl-C, `scancel`, a polite stop) goes back to pending so that a
 /// re-run does it. Used by the local executor for every run and by each Slurm array task
 /// (`scssl run-one --supervised`).
-pub fn run_supervised(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
+///
+/// With `bar`, the child's stage and epoch (its `progress.json`) are shown there while it runs.
+pub fn run_supervised(
+    exe: &Path,
+    dir: &Path,
+    threads: usize,
+    bar: Option<&ProgressBar>,
+) -> Result<()> {
     // appended, not truncated: a second grid on the same store may start a child for a run
     // that another child is computing (it waits for the lock), and must not erase its log
     let log_path = dir.join("log.txt");
@@ -126,7 +147,7 @@ pub fn run_supervised(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
             std::process::id()
         )?;
     }
-    let status = Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("run-one")
         .arg(dir)
         .env("RAYON_NUM_THREADS", threads.to_string())
@@ -134,10 +155,28 @@ pub fn run_supervised(exe: &Path, dir: &Path, threads: usize) -> Result<()> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
-        .status()
+        .spawn()
         .context("starting scssl run-one")?;
     let rd = RunDir {
         path: dir.to_path_buf(),
+    };
+    let status = match bar {
+        None => child.wait().context("waiting for scssl run-one")?,
+        Some(pb) => loop {
+            if let Some(st) = child.try_wait().context("waiting for scssl run-one")? {
+                break st;
+            }
+            if let Some(p) = rd.progress() {
+                // an epoch bar while training, the stage alone otherwise
+                if pb.length() != Some(p.epochs as u64) {
+                    pb.set_style(run_style(p.epochs > 0));
+                    pb.set_length(p.epochs as u64);
+                }
+                pb.set_position(p.epoch as u64);
+                pb.set_message(p.stage);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        },
     };
     let st = rd.status();
     if status.success() && st.state == RunState::Done {
@@ -380,7 +419,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let rd = run_dir(d.path());
         let exe = fake_exe(d.path(), "kill -9 $$");
-        let e = run_supervised(&exe, &rd.path, 1).unwrap_err().to_string();
+        let e = run_supervised(&exe, &rd.path, 1, None)
+            .unwrap_err()
+            .to_string();
         let st = rd.status();
         assert_eq!(st.state, RunState::Failed);
         let why = st.error.unwrap();
@@ -394,7 +435,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let rd = run_dir(d.path());
         let exe = fake_exe(d.path(), "kill -ABRT $$");
-        assert!(run_supervised(&exe, &rd.path, 1).is_err());
+        assert!(run_supervised(&exe, &rd.path, 1, None).is_err());
         let st = rd.status();
         assert_eq!(st.state, RunState::Failed);
         assert!(st.error.unwrap().contains("SIGABRT"));
@@ -405,7 +446,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let rd = run_dir(d.path());
         let exe = fake_exe(d.path(), "exit 101");
-        assert!(run_supervised(&exe, &rd.path, 1).is_err());
+        assert!(run_supervised(&exe, &rd.path, 1, None).is_err());
         let st = rd.status();
         assert_eq!(st.state, RunState::Failed);
         assert!(st.error.unwrap().contains("status 101"));
@@ -416,7 +457,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let rd = run_dir(d.path());
         let exe = fake_exe(d.path(), "kill -TERM $$");
-        assert!(run_supervised(&exe, &rd.path, 1).is_err());
+        assert!(run_supervised(&exe, &rd.path, 1, None).is_err());
         assert_eq!(rd.status().state, RunState::Pending);
     }
 
@@ -431,7 +472,9 @@ mod tests {
             d.path(),
             &format!("echo '{status}' > \"$2/status.json\"; exit 1"),
         );
-        let e = run_supervised(&exe, &rd.path, 1).unwrap_err().to_string();
+        let e = run_supervised(&exe, &rd.path, 1, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("NaN at epoch 3"), "{e}");
         assert_eq!(
             rd.status().error.as_deref(),

@@ -87,6 +87,19 @@ struct Timing {
     threads: usize,
 }
 
+/// Reports the run's stage for progress bars. Best effort: a progress file that cannot be
+/// written must not fail the experiment.
+fn stage_progress(dir: &RunDir, stage: &str, epoch: usize, epochs: usize) {
+    let p = crate::store::RunProgress {
+        stage: stage.to_string(),
+        epoch,
+        epochs,
+    };
+    if let Err(e) = dir.set_progress(&p) {
+        tracing::debug!("progress of {}: {e:#}", dir.path.display());
+    }
+}
+
 /// Trains on `ad` and returns the model with its feature spec.
 fn train_model(
     run: &RunConfig,
@@ -94,11 +107,19 @@ fn train_model(
     dir: &RunDir,
     tag: &str,
 ) -> Result<(scssl_models::TrainedModel, crate::train::Features)> {
+    stage_progress(dir, "preprocessing", 0, 0);
     let feats = training_features(ad, &feature_options(run))?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
     let model = run.model_config(feats.matrices[0].ncols())?;
     let training = run.train_config()?;
     let device = scssl_models::ComputeDevice::parse(&run.training.device)?;
+    let stage = if tag.is_empty() {
+        "training".to_string()
+    } else {
+        format!("training ({})", tag.trim_start_matches('_'))
+    };
+    let epochs = run.training.epochs;
+    stage_progress(dir, &stage, 0, epochs);
     let trained = train_on(
         &feats.matrices,
         &batches,
@@ -106,7 +127,11 @@ fn train_model(
         &training,
         &run.augmentation,
         device,
-        |_| {},
+        |e| {
+            if let scssl_models::train::TrainEvent::Epoch(rec) = e {
+                stage_progress(dir, &stage, rec.epoch + 1, epochs);
+            }
+        },
     )?;
     let mut csv = String::from("epoch,mean_loss,lr,seconds,cells_per_second\n");
     for e in &trained.history.epochs {
@@ -151,6 +176,7 @@ pub fn run_one(dir: &Path) -> Result<()> {
                 .unwrap_or_else(|| "panic".into());
             Err(anyhow::anyhow!("panicked: {msg}"))
         });
+    rd.clear_progress();
     match result {
         Ok(()) => rd.set_status(RunState::Done, None),
         Err(e) => {
@@ -162,6 +188,7 @@ pub fn run_one(dir: &Path) -> Result<()> {
 
 fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
     let start = Instant::now();
+    stage_progress(rd, "loading data", 0, 0);
     let ad = load_data(run)?;
     check_data(run, &ad)?;
     let labels = ad.obs_groups(&run.data.label_key)?;
@@ -185,6 +212,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
                 pp::pca_dense(x.view(), n_comps)?.embedding
             }
         };
+        stage_progress(rd, "batch-correction metrics", 0, 0);
         let mut metrics = Metric::ALL.to_vec();
         if !run.tasks.kbet {
             metrics.retain(|m| *m != Metric::KbetPerLabel);
@@ -222,6 +250,12 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
         let query = ad.select_obs(&q_idx);
         let (trained, feats) = train_model(run, &reference, rd, "_reference")?;
         train_seconds += trained.history.seconds;
+        stage_progress(
+            rd,
+            "embedding the query, annotation, modality prediction",
+            0,
+            0,
+        );
         let (q_inputs, missing) = features_for(&query, &feats.spec)?;
         let r_emb = embed_matrices(&trained, &feats.matrices, projection)?;
         let q_emb = embed_matrices(&trained, &q_inputs, projection)?;

@@ -12,6 +12,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 
+/// `progress.json` of a running run: its stage and, while training, the epoch — what the
+/// local executor's per-run progress bars show. Removed when the run ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// What the run is doing ("loading data", "training", "batch-correction metrics", …).
+    pub stage: String,
+    /// Epochs finished in the current training.
+    pub epoch: usize,
+    /// Epochs of the current training (0 outside training).
+    pub epochs: usize,
+}
+
 /// State of a run directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -154,6 +166,21 @@ impl RunDir {
                 pid: std::process::id(),
             },
         )
+    }
+
+    /// Writes `progress.json` (atomically; a reader never sees half of it).
+    pub fn set_progress(&self, p: &RunProgress) -> Result<()> {
+        write_json(&self.path.join("progress.json"), p)
+    }
+
+    /// The run's progress, when it is running and has written one.
+    pub fn progress(&self) -> Option<RunProgress> {
+        read_json(&self.path.join("progress.json")).ok()
+    }
+
+    /// Removes `progress.json` (the run ended).
+    pub fn clear_progress(&self) {
+        let _ = std::fs::remove_file(self.path.join("progress.json"));
     }
 
     /// Appends `UNIX_TIME HOST PID` to `attempts.txt`: one line each time a process starts
@@ -382,6 +409,24 @@ mod tests {
             .set_modified(old)
             .unwrap();
         assert!(r.lock().unwrap().is_some(), "stale foreign lock");
+    }
+
+    #[test]
+    fn progress_round_trips_and_clears() {
+        let d = tempfile::tempdir().unwrap();
+        let r = RunDir {
+            path: d.path().to_path_buf(),
+        };
+        assert_eq!(r.progress(), None);
+        let p = RunProgress {
+            stage: "training".into(),
+            epoch: 3,
+            epochs: 10,
+        };
+        r.set_progress(&p).unwrap();
+        assert_eq!(r.progress(), Some(p));
+        r.clear_progress();
+        assert_eq!(r.progress(), None);
     }
 
     #[test]

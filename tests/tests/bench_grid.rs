@@ -134,10 +134,18 @@ fn small_grid_produces_a_complete_report() {
             "run.json",
             "embedding.npy",
             "training_curve.csv",
+            "attempts.txt",
         ] {
             assert!(
                 e.path().join(f).exists(),
                 "{f} missing in {}",
+                e.path().display()
+            );
+        }
+        for f in ["progress.json", "lock"] {
+            assert!(
+                !e.path().join(f).exists(),
+                "{f} left in {}",
                 e.path().display()
             );
         }
