@@ -147,16 +147,26 @@ pub fn run_supervised(
             std::process::id()
         )?;
     }
-    let mut child = Command::new(exe)
-        .arg("run-one")
+    let mut cmd = Command::new(exe);
+    cmd.arg("run-one")
         .arg(dir)
         .env("RAYON_NUM_THREADS", threads.to_string())
         .env("MATMUL_NUM_THREADS", threads.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting scssl run-one")?;
+        .stderr(log);
+    // An executable that was just written (a rebuilt binary) is briefly "busy" while another
+    // thread's freshly forked child still holds its write descriptor: retry a few times.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other.with_context(|| format!("starting {} run-one", exe.display()))?,
+        }
+    };
     let rd = RunDir {
         path: dir.to_path_buf(),
     };
