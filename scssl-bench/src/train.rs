@@ -247,11 +247,40 @@ impl AugmentSpec {
         })
     }
 
-    /// A short name for tables (`clear`, or `custom`).
+    /// A short name for tables: the preset's name, or the steps written out, e.g.
+    /// `mask(rate=0.3)@0.5+gauss(rate=0.8,sigma=0.2)@0.5` (so that two custom pipelines of a
+    /// sweep never share a row label).
     pub fn label(&self) -> String {
         match self {
             AugmentSpec::Preset(n) => n.clone(),
-            AugmentSpec::Steps(_) => "custom".into(),
+            AugmentSpec::Steps(c) if c.steps.is_empty() => "none".into(),
+            AugmentSpec::Steps(c) => c
+                .steps
+                .iter()
+                .map(|st| {
+                    let v = serde_json::to_value(&st.augment).unwrap_or_default();
+                    let (kind, params) = v
+                        .as_object()
+                        .and_then(|o| o.iter().next())
+                        .map(|(k, p)| (k.clone(), p.clone()))
+                        .unwrap_or_default();
+                    let params: Vec<String> = params
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, x)| match x {
+                            serde_json::Value::String(t) => format!("{k}={t}"),
+                            other => format!("{k}={other}"),
+                        })
+                        .collect();
+                    let coin = match st.coin {
+                        scssl_augment::Coin::Shared => "/shared",
+                        scssl_augment::Coin::PerView => "",
+                    };
+                    format!("{kind}({})@{}{coin}", params.join(","), st.prob)
+                })
+                .collect::<Vec<_>>()
+                .join("+"),
         }
     }
 }

@@ -336,11 +336,20 @@ fn shipped_configs_parse() {
                 let g = scssl_bench::config::load_grid(&p, &[])
                     .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
                 assert!(!g.runs.is_empty());
+                let mut ids = std::collections::HashSet::new();
+                for run in &g.runs {
+                    // every value (method, preset or steps, schedule, …) is valid
+                    run.validate()
+                        .unwrap_or_else(|e| panic!("{}: {}: {e:#}", p.display(), run.id()));
+                    let id = run.id();
+                    assert!(id.len() < 200, "{id}: too long for a directory name");
+                    assert!(ids.insert(id.clone()), "{}: {id} twice", p.display());
+                }
                 n += 1;
             }
         }
     }
-    assert!(n >= 10, "{n} configs");
+    assert!(n >= 27, "{n} configs");
 }
 
 #[test]
@@ -573,4 +582,32 @@ fn results_do_not_depend_on_the_number_of_parallel_runs() {
         };
         assert_eq!(scores(&a), scores(&b), "{name}: scores differ");
     }
+}
+
+#[test]
+fn combined_presets_and_explicit_steps_run_and_are_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &tiny_grid("augs", 3, "0.001").replace(
+            "augmentation: clear",
+            "augmentation: [mask+gauss, {steps: [{augment: {mask: {rate: 0.3}}, prob: 0.5}]}, \
+             {steps: [{augment: {mask: {rate: 0.7}}, prob: 0.5}]}]",
+        ),
+    );
+    let out = dir.path().join("results");
+    let o = bench_cmd(&cfg, &out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    for label in [
+        "| mask+gauss |",
+        "| mask(rate=0.3)@0.5 |",
+        "| mask(rate=0.7)@0.5 |",
+    ] {
+        assert!(md.contains(label), "{label} not in\n{md}");
+    }
+    assert!(
+        !md.contains("settings"),
+        "labels alone tell the rows apart:\n{md}"
+    );
 }

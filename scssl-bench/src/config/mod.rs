@@ -261,9 +261,12 @@ impl RunConfig {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
+        // readable parts, each cut to 60 characters (a written-out pipeline can be long; the
+        // hash keeps ids unique, and a directory name must stay under 255 bytes)
         let clean = |s: &str| {
             s.chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .take(60)
                 .collect::<String>()
         };
         format!(
