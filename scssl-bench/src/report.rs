@@ -377,13 +377,22 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Width in pixels of a right-aligned label column for these labels at `font_px` (sans-serif
+/// averages about 0.6 em a character), at least 120.
+fn label_width(labels: impl Iterator<Item = String>, font_px: f64) -> f64 {
+    let longest = labels.map(|l| l.chars().count()).max().unwrap_or(0);
+    (longest as f64 * font_px * 0.6 + 20.0).max(120.0)
+}
+
 /// Bar chart of Total (mean, with ±std whiskers) per group.
 fn svg_bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
     let items: Vec<(&GroupRow, (f64, f64))> = groups
         .iter()
         .filter_map(|g| g.values.get(key).map(|v| (g, *v)))
         .collect();
-    let (w, bar_h, left) = (760.0, 22.0, 300.0);
+    // the label column grows with the longest label, so that no label is cut off
+    let left = label_width(items.iter().map(|(g, _)| g.label(true)), 12.0);
+    let (w, bar_h) = (left + 460.0, 22.0);
     let h = 50.0 + bar_h * items.len() as f64 + 30.0;
     let max = items
         .iter()
@@ -392,7 +401,7 @@ fn svg_bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
         .max(1e-9);
     let scale = (w - left - 80.0) / max;
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><text x="10" y="20" font-size="15" font-weight="bold">{}</text>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><text x="10" y="20" font-size="15" font-weight="bold">{}</text>"#,
         esc(title)
     );
     for (i, (g, (m, sd))) in items.iter().enumerate() {
@@ -437,11 +446,12 @@ fn svg_heatmap(groups: &[GroupRow]) -> String {
         .chain([("bio", "Bio"), ("batch", "Batch"), ("total", "Total")])
         .collect();
     let rows: Vec<&GroupRow> = groups.iter().filter(|g| has_scib(g)).collect();
-    let (cell_w, cell_h, left, top) = (70.0, 22.0, 300.0, 120.0);
+    let left = label_width(rows.iter().map(|g| g.label(false)), 11.0);
+    let (cell_w, cell_h, top) = (70.0, 22.0, 120.0);
     let w = left + cell_w * cols.len() as f64 + 20.0;
     let h = top + cell_h * rows.len() as f64 + 20.0;
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="10" y="20" font-size="15" font-weight="bold">scIB metrics (mean over seeds)</text>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11"><text x="10" y="20" font-size="15" font-weight="bold">scIB metrics (mean over seeds)</text>"#
     );
     for (j, (_, name)) in cols.iter().enumerate() {
         let x = left + j as f64 * cell_w + cell_w / 2.0;
@@ -734,7 +744,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     let markdown = dir.join("report.md");
     write_atomic(&markdown, md.as_bytes())?;
     let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}</style></head><body><h1>scssl benchmark report</h1>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}svg{max-width:100%;height:auto}</style></head><body><h1>scssl benchmark report</h1>",
     );
     let _ = write!(
         html,
