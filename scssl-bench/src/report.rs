@@ -744,7 +744,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     let markdown = dir.join("report.md");
     write_atomic(&markdown, md.as_bytes())?;
     let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}svg{max-width:100%;height:auto}</style></head><body><h1>scssl benchmark report</h1>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}th{background:#f3f3f3}svg{max-width:100%;height:auto}</style></head><body><h1>scssl benchmark report</h1>",
     );
     let _ = write!(
         html,
