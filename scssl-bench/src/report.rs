@@ -362,6 +362,23 @@ fn fmt(v: Option<&(f64, f64)>) -> String {
     }
 }
 
+/// `dataset,method,augmentation,hidden_dim,settings` as CSV fields.
+fn row_fields(
+    dataset: &str,
+    method: &str,
+    augmentation: &str,
+    hidden_dim: usize,
+    settings: &str,
+) -> String {
+    format!(
+        "{},{},{},{hidden_dim},{}",
+        csv_field(dataset),
+        csv_field(method),
+        csv_field(augmentation),
+        csv_field(settings)
+    )
+}
+
 /// A CSV field, quoted (RFC 4180) when it holds a comma, quote or line break.
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -599,12 +616,14 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     for g in &groups {
         let _ = write!(
             csv,
-            "{},{},{},{},{},{},{}",
-            csv_field(&g.dataset),
-            csv_field(&g.method),
-            csv_field(&g.augmentation),
-            g.hidden_dim,
-            csv_field(&g.settings),
+            "{},{},{}",
+            row_fields(
+                &g.dataset,
+                &g.method,
+                &g.augmentation,
+                g.hidden_dim,
+                &g.settings
+            ),
             g.n_done,
             g.n_failed
         );
@@ -626,13 +645,15 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         let g = |k: &str| r.values.get(k).map(|v| v.to_string()).unwrap_or_default();
         let _ = writeln!(
             rcsv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             csv_field(&r.id),
-            csv_field(&r.dataset),
-            csv_field(&r.method),
-            csv_field(&r.augmentation),
-            r.hidden_dim,
-            csv_field(&r.settings),
+            row_fields(
+                &r.dataset,
+                &r.method,
+                &r.augmentation,
+                r.hidden_dim,
+                &r.settings
+            ),
             r.seed,
             r.state,
             g("total"),
@@ -793,4 +814,25 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         html: html_path,
         main_table,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("simclr"), "simclr");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn label_column_fits_the_longest_label() {
+        let short = label_width(["a".to_string()].into_iter(), 12.0);
+        assert_eq!(short, 120.0, "a minimum width");
+        let long = label_width(["x".repeat(100), "y".into()].into_iter(), 12.0);
+        assert!(long >= 100.0 * 12.0 * 0.6, "{long}");
+    }
 }
