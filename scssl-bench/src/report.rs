@@ -228,7 +228,15 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
     let mut rows = Vec::new();
     let mut configs = Vec::new();
     for dir in list_runs(results) {
-        let run = dir.config()?;
+        // one unreadable run directory (hand-edited, or from another version) must not hide
+        // the others: it is left out with a warning naming it
+        let run = match dir.config() {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!("left out of the report: {e:#}");
+                continue;
+            }
+        };
         configs.push(flat_config(&run));
         let st = dir.status();
         let mut values = BTreeMap::new();

@@ -150,6 +150,24 @@ fn small_grid_produces_a_complete_report() {
             );
         }
     }
+    // a run directory with a damaged config is left out of the report, with a warning
+    let victim = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let saved = std::fs::read(victim.join("config.json")).unwrap();
+    std::fs::write(victim.join("config.json"), &saved[..saved.len() / 2]).unwrap();
+    let o = scssl().arg("report").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("config.json"),
+        "the warning names the file"
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("7 runs"), "{md}");
+    std::fs::write(victim.join("config.json"), saved).unwrap();
     // a re-run skips everything
     let o = bench_cmd(&cfg, &out).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
