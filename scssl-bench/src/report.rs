@@ -604,6 +604,13 @@ pub struct ReportFiles {
 /// Writes the report of `results` into `results/report/`.
 pub fn write_report(results: &Path) -> Result<ReportFiles> {
     let rows = collect(results)?;
+    if rows.is_empty() {
+        // a mistyped path must not "succeed" with an empty report
+        anyhow::bail!(
+            "no runs in {}: is it the --out directory of `scssl bench`?",
+            results.join("runs").display()
+        );
+    }
     let groups = aggregate(&rows);
     let dir = results.join("report");
     std::fs::create_dir_all(&dir)?;

@@ -353,6 +353,7 @@ fn run_bench(
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
             .collect();
         configs.sort();
+        let mut ran = 0;
         for config in configs {
             let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
             let wanted: Vec<&str> = PAPER_DATASETS
@@ -379,7 +380,20 @@ fn run_bench(
             if present.is_empty() {
                 continue;
             }
+            ran += 1;
             bench(&config, &[format!("data.path={}", present.join(","))]);
+        }
+        if ran == 0 {
+            return Err(format!(
+                "none of the paper's datasets is in {} (expected file names: {}.h5ad)",
+                dir.display(),
+                PAPER_DATASETS
+                    .iter()
+                    .chain(&["PBMC_multimodal", "NeurIPS_CITE"])
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(".h5ad, ")
+            ));
         }
     }
     let mut c = Command::new(scssl);
