@@ -93,8 +93,14 @@ fn bad_input_is_reported_clearly() {
     // a report of a directory that holds no runs (a mistyped path) is an error, not an
     // empty report
     let e = run_err(scssl().arg("report").arg(dir.path().join("no-such-store")));
-    assert!(e.contains("no runs in") && e.contains("no-such-store"), "{e}");
-    assert!(!dir.path().join("no-such-store").exists(), "nothing written");
+    assert!(
+        e.contains("no runs in") && e.contains("no-such-store"),
+        "{e}"
+    );
+    assert!(
+        !dir.path().join("no-such-store").exists(),
+        "nothing written"
+    );
     let sim = dir.path().join("s.h5ad");
     run_ok(
         scssl()
