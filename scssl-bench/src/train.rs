@@ -179,8 +179,15 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
 /// `prepare_query_anndata`; their number is returned so the caller can warn).
 pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
     let m = counts_matrix(ad, spec.counts_layer.as_deref())?;
-    let mut work = ad.clone();
-    work.x = m;
+    // only X travels through the normalisation (not the file's layers and obsm)
+    let mut work = AnnData {
+        x: m,
+        obs: ad.obs.clone(),
+        var: ad.var.clone(),
+        obsm: Default::default(),
+        layers: Default::default(),
+        uns: Default::default(),
+    };
     if spec.normalized_here {
         ad.check_counts(&work.x).context(
             "the model was trained on raw counts normalised by scssl; this file's X is not raw counts",
@@ -195,12 +202,29 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
         .enumerate()
         .map(|(i, g)| (g.as_str(), i))
         .collect();
-    let dense = work.x.to_dense();
+    // Keep the model's genes while X is still sparse and densify only those: a file with
+    // 30,000 genes and a million cells must not become a dense 120 GB matrix first. (The
+    // normalisation above used every gene's counts, as the training did.)
+    let mut keep = vec![false; work.n_vars()];
+    for g in &spec.genes {
+        if let Some(&src) = index.get(g.as_str()) {
+            keep[src] = true;
+        }
+    }
+    let mut position = vec![usize::MAX; work.n_vars()];
+    let mut next = 0;
+    for (src, &k) in keep.iter().enumerate() {
+        if k {
+            position[src] = next;
+            next += 1;
+        }
+    }
+    let dense = work.x.select_cols(&keep).to_dense();
     let mut rna = Array2::<f32>::zeros((work.n_obs(), spec.genes.len()));
     let mut missing = 0;
     for (j, g) in spec.genes.iter().enumerate() {
         match index.get(g.as_str()) {
-            Some(&src) => rna.column_mut(j).assign(&dense.column(src)),
+            Some(&src) => rna.column_mut(j).assign(&dense.column(position[src])),
             None => missing += 1,
         }
     }
@@ -358,4 +382,59 @@ pub fn embed_matrices(
         scssl_models::EmbeddingOutput::Backbone
     };
     Ok(model.embed(&views, out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scssl_data::matrix::{CsrMatrix, Matrix};
+
+    #[test]
+    fn features_follow_the_model_gene_order_and_zero_fill_missing_genes() {
+        // 3 cells × 4 genes of counts, sparse
+        let counts = ndarray::array![
+            [1.0f32, 0.0, 3.0, 6.0],
+            [0.0, 2.0, 2.0, 0.0],
+            [5.0, 5.0, 0.0, 0.0]
+        ];
+        let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let ad = AnnData::new(
+            Matrix::Csr(CsrMatrix::from_dense(counts.view())),
+            names("c", 3),
+            names("g", 4),
+        )
+        .unwrap();
+        let spec = FeatureSpec {
+            genes: vec!["g2".into(), "absent".into(), "g0".into()],
+            normalized_here: true,
+            target_sum: 10.0,
+            counts_layer: None,
+            protein_key: None,
+            protein_transform: ProteinTransform::Clr,
+            n_proteins: 0,
+        };
+        let (inputs, missing) = features_for(&ad, &spec).unwrap();
+        assert_eq!(missing, 1);
+        let x = &inputs[0];
+        assert_eq!(x.dim(), (3, 3));
+        // log1p(count / cell total × 10), with the total over all four genes
+        for (i, total) in [10.0f32, 4.0, 10.0].into_iter().enumerate() {
+            let want = |c: f32| (c / total * 10.0).ln_1p();
+            assert!(
+                (x[[i, 0]] - want(counts[[i, 2]])).abs() < 1e-6,
+                "cell {i}, g2"
+            );
+            assert_eq!(x[[i, 1]], 0.0, "the absent gene is zero");
+            assert!(
+                (x[[i, 2]] - want(counts[[i, 0]])).abs() < 1e-6,
+                "cell {i}, g0"
+            );
+        }
+        let none = FeatureSpec {
+            genes: vec!["x".into(), "y".into()],
+            ..spec
+        };
+        let e = features_for(&ad, &none).unwrap_err().to_string();
+        assert!(e.contains("none of the model's 2 genes"), "{e}");
+    }
 }
