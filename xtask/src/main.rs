@@ -311,32 +311,40 @@ fn run_bench(
                 .filter(|p| p.extension().is_some_and(|x| x == "h5ad"))
                 .collect();
             candidates.sort();
-            let mut files: Vec<String> = Vec::new();
+            let mut any = false;
             for f in candidates {
+                let info = inspect(scssl, &f)?;
+                let (b, l) = (info.distinct("batch"), info.distinct("cell_type"));
                 // batch correction needs two batches and two cell types; a file without them
                 // would only give a row of undefined metrics
-                match (
-                    obs_distinct(scssl, &f, "batch")?,
-                    obs_distinct(scssl, &f, "cell_type")?,
-                ) {
-                    (Some(b), Some(l)) if b >= 2 && l >= 2 => files.push(f.display().to_string()),
-                    (b, l) => println!(
+                if !(b.is_some_and(|b| b >= 2) && l.is_some_and(|l| l >= 2)) {
+                    println!(
                         "(notice: {} has {} and {}; batch correction is undefined for it, so the quick grid skips it)",
                         f.display(),
                         count(b, "batch", "batches"),
                         count(l, "cell type", "cell types"),
-                    ),
+                    );
+                    continue;
                 }
-            }
-            if !files.is_empty() {
-                println!(
-                    "\n== the quick grid on the real files in {}",
-                    shared.display()
-                );
-                bench(
-                    &root().join("configs/quick_real.yaml"),
-                    &[format!("data.path={}", files.join(","))],
-                );
+                if !any {
+                    println!(
+                        "\n== the quick grid on the real files in {}",
+                        shared.display()
+                    );
+                    any = true;
+                }
+                // all tasks: the smallest batch is the query of the annotation task, and a
+                // CITE-seq file (protein in obsm) trains multimodal models and predicts protein
+                let mut file_overrides = vec![format!("data.path={}", f.display())];
+                if let Some(query) = info.smallest("batch") {
+                    file_overrides.push(format!("data.holdout_batches=[{query}]"));
+                    file_overrides.push("tasks.annotation=true".into());
+                }
+                if info.obsm.iter().any(|k| k == "protein_expression") {
+                    file_overrides.push("data.protein_key=protein_expression".into());
+                    file_overrides.push("tasks.modality_prediction=true".into());
+                }
+                bench(&root().join("configs/quick_real.yaml"), &file_overrides);
             }
         } else {
             println!(
@@ -420,9 +428,41 @@ fn count(n: Option<u64>, one: &str, many: &str) -> String {
     }
 }
 
-/// Distinct values of obs column `key` in `file` (`scssl inspect --json`); `None` when the
-/// column is absent.
-fn obs_distinct(scssl: &Path, file: &Path, key: &str) -> Result<Option<u64>> {
+/// An obs column as `scssl inspect --json` lists it: name, distinct values, and the largest
+/// categories with their cell counts.
+struct ObsColumn {
+    name: String,
+    n_distinct: u64,
+    top: Vec<(String, u64)>,
+}
+
+/// What `scssl inspect --json` says of a file that the quick grid needs.
+struct FileInfo {
+    obs: Vec<ObsColumn>,
+    /// obsm keys.
+    obsm: Vec<String>,
+}
+
+impl FileInfo {
+    /// Distinct values of obs column `key`; `None` when the column is absent.
+    fn distinct(&self, key: &str) -> Option<u64> {
+        self.obs
+            .iter()
+            .find(|c| c.name == key)
+            .map(|c| c.n_distinct)
+    }
+
+    /// The category of obs column `key` with the fewest cells (among those listed).
+    fn smallest(&self, key: &str) -> Option<String> {
+        let col = self.obs.iter().find(|c| c.name == key)?;
+        col.top
+            .iter()
+            .min_by_key(|(_, n)| *n)
+            .map(|(c, _)| c.clone())
+    }
+}
+
+fn inspect(scssl: &Path, file: &Path) -> Result<FileInfo> {
     let out = Command::new(scssl)
         .arg("inspect")
         .arg("--json")
@@ -438,11 +478,31 @@ fn obs_distinct(scssl: &Path, file: &Path, key: &str) -> Result<Option<u64>> {
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("scssl inspect --json {}: {e}", file.display()))?;
-    Ok(v["obs"].as_array().and_then(|cols| {
-        cols.iter()
-            .find(|c| c["name"] == key)
-            .and_then(|c| c["n_distinct"].as_u64())
-    }))
+    let obs = v["obs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let top = c["top"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_u64()?)))
+                .collect();
+            ObsColumn {
+                name: c["name"].as_str().unwrap_or_default().to_string(),
+                n_distinct: c["n_distinct"].as_u64().unwrap_or(0),
+                top,
+            }
+        })
+        .collect();
+    let obsm = v["obsm"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e[0].as_str().map(str::to_string))
+        .collect();
+    Ok(FileInfo { obs, obsm })
 }
 
 fn test(args: &[String]) -> Result {
