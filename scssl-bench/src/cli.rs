@@ -640,6 +640,21 @@ fn run(cli: Cli) -> Result<()> {
             );
             let exe = std::env::current_exe()?;
             if executor == "slurm" {
+                // GPUs requested for CPU runs sit idle; CUDA runs without a GPU fail
+                let cuda_runs = grid
+                    .runs
+                    .iter()
+                    .filter(|r| r.training.device.starts_with("cuda"))
+                    .count();
+                if slurm_gpus > 0 && cuda_runs == 0 {
+                    tracing::warn!(
+                        "--slurm-gpus {slurm_gpus} but every run trains on the CPU; set training.device=cuda to use the GPUs"
+                    );
+                } else if slurm_gpus == 0 && cuda_runs > 0 {
+                    tracing::warn!(
+                        "{cuda_runs} runs train on CUDA but no GPU is requested; add --slurm-gpus 1"
+                    );
+                }
                 if p.todo.is_empty() {
                     let files = crate::report::write_report(&out)?;
                     println!(

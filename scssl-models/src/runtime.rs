@@ -33,6 +33,19 @@ pub enum ComputeDevice {
 }
 
 impl ComputeDevice {
+    /// Checks that this build can train on the device: CUDA needs the `cuda` feature. (Whether
+    /// a GPU is present is known only when training starts, on the machine that trains.)
+    pub fn check_supported(&self) -> Result<()> {
+        match self {
+            ComputeDevice::Cuda(index) if !cfg!(feature = "cuda") => {
+                Err(ModelError::Device(format!(
+                    "cuda:{index} requested, but this build has no CUDA support (rebuild with --features cuda)"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Parses `cpu`, `cuda` or `cuda:N`.
     pub fn parse(s: &str) -> Result<ComputeDevice> {
         let s = s.trim().to_ascii_lowercase();
@@ -167,9 +180,10 @@ where
     E: std::fmt::Display,
     P: FnMut(&TrainEvent),
 {
-    Err(ModelError::Device(format!(
-        "cuda:{index} requested, but this build has no CUDA support (rebuild with --features cuda)"
-    )))
+    ComputeDevice::Cuda(index).check_supported()?;
+    Err(ModelError::Inconsistent(
+        "CUDA reported as supported in a build without it".into(),
+    ))
 }
 
 const FORMAT_VERSION: u32 = 1;

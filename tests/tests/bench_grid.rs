@@ -334,6 +334,9 @@ fn bad_configs_are_rejected_before_training() {
     assert!(e.contains("celltype"), "{e}");
     let e = fails("model: {method: simclr}\n", &["training.epoch=3"]);
     assert!(e.contains("training.epochs"), "{e}");
+    // this test crate builds scssl without the `cuda` feature
+    let e = fails("model: {method: simclr}\n", &["training.device=cuda"]);
+    assert!(e.contains("no CUDA support"), "{e}");
     let e = fails("model: {method: [simclr\n", &[]);
     assert!(e.contains("YAML"), "{e}");
     let e = fails(

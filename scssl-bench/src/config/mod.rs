@@ -287,7 +287,7 @@ impl RunConfig {
             .validate()
             .map_err(anyhow::Error::from)?;
         scssl_models::LrSchedule::parse(&self.training.schedule)?;
-        scssl_models::ComputeDevice::parse(&self.training.device)?;
+        scssl_models::ComputeDevice::parse(&self.training.device)?.check_supported()?;
         if !matches!(self.training.optimizer.as_str(), "adam" | "adamw") {
             bail!(
                 "training.optimizer: unknown optimiser {:?}; expected adam or adamw",
