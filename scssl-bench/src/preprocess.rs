@@ -23,6 +23,15 @@ pub struct PreprocessOptions {
     pub n_pcs: usize,
     /// Layer holding the raw counts (`None`: `X`).
     pub counts_layer: Option<String>,
+    /// Keep the raw counts of the kept genes in `layers['counts']` (as scanpy workflows do).
+    /// Training turns it off: it needs only the normalised matrix, and the copy costs a full
+    /// matrix of memory during normalisation.
+    #[serde(default = "keep_counts_default")]
+    pub keep_counts: bool,
+}
+
+fn keep_counts_default() -> bool {
+    true
 }
 
 impl Default for PreprocessOptions {
@@ -34,6 +43,7 @@ impl Default for PreprocessOptions {
             target_sum: 1e4,
             n_pcs: 50,
             counts_layer: None,
+            keep_counts: true,
         }
     }
 }
@@ -76,7 +86,11 @@ pub fn preprocess(
         ..
     } = resolve_batches(&ad.obs, opts.batch_key.as_deref())?;
     let (n_cells, n_genes) = ad.x.shape();
-    ad.layers.insert("counts".into(), ad.x.clone());
+    // seurat_v3 ranks genes on the counts, so it needs them whatever keep_counts says
+    let counts_needed = opts.keep_counts || opts.flavor == HvgFlavor::SeuratV3;
+    if counts_needed {
+        ad.layers.insert("counts".into(), ad.x.clone());
+    }
     on_step("normalize_total + log1p");
     pp::normalize_total(&mut ad, opts.target_sum)?;
     pp::log1p(&mut ad);
@@ -94,6 +108,9 @@ pub fn preprocess(
     };
     let hvg = pp::highly_variable_genes(&ad, &hvg_opts)?;
     let mut ad = ad.select_vars(&hvg.highly_variable);
+    if !opts.keep_counts {
+        ad.layers.remove("counts");
+    }
     annotate_hvgs(&mut ad, &hvg)?;
     on_step("pca");
     let pca = finish_with_pca(&mut ad, opts, &format!("{:?}", opts.flavor).to_lowercase())?;
@@ -330,4 +347,48 @@ fn finish_with_pca(ad: &mut AnnData, opts: &PreprocessOptions, flavor: &str) -> 
     hvg_uns.insert("flavor".into(), UnsValue::String(flavor.into()));
     ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
     Ok(pca)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scssl_data::sim::{SimConfig, simulate};
+
+    #[test]
+    fn without_keep_counts_the_result_is_the_same_minus_the_counts_layer() {
+        let raw = simulate(&SimConfig {
+            n_cells: 300,
+            n_genes: 200,
+            seed: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        let opts = PreprocessOptions {
+            n_hvg: 100,
+            n_pcs: 10,
+            ..Default::default()
+        };
+        let (kept, _) = preprocess(raw.clone(), &opts, &mut |_| {}).unwrap();
+        let lean_opts = PreprocessOptions {
+            keep_counts: false,
+            ..opts.clone()
+        };
+        let (lean, _) = preprocess(raw.clone(), &lean_opts, &mut |_| {}).unwrap();
+        assert!(kept.layers.contains_key("counts"));
+        assert!(!lean.layers.contains_key("counts"));
+        assert_eq!(kept.x, lean.x);
+        assert_eq!(kept.var, lean.var);
+        assert_eq!(
+            kept.obsm_get("X_pca").unwrap(),
+            lean.obsm_get("X_pca").unwrap()
+        );
+        // seurat_v3 needs the counts to rank genes, and still drops them afterwards
+        let v3 = PreprocessOptions {
+            flavor: HvgFlavor::SeuratV3,
+            keep_counts: false,
+            ..opts
+        };
+        let (v3_ad, _) = preprocess(raw, &v3, &mut |_| {}).unwrap();
+        assert!(!v3_ad.layers.contains_key("counts"));
+    }
 }

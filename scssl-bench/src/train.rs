@@ -132,16 +132,26 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     let m = counts_matrix(ad, opts.counts_layer.as_deref())?;
     let is_counts = ad.check_counts(&m).is_ok();
     let (rna, genes, normalized_here, pca) = if is_counts {
-        // the benchmark's preprocessing, shared with `scssl preprocess`
+        // the benchmark's preprocessing, shared with `scssl preprocess`, on the counts alone
+        // (the file's other layers and obsm are not copied, and no counts layer is kept)
         let opts = PreprocessOptions {
             batch_key: opts.batch_key.clone(),
             n_hvg: opts.n_hvg,
             flavor: HvgFlavor::Seurat,
             target_sum: opts.target_sum,
             n_pcs: 50,
-            counts_layer: opts.counts_layer.clone(),
+            counts_layer: None,
+            keep_counts: false,
         };
-        let (pp_ad, _) = preprocess(ad.clone(), &opts, &mut |_| {})?;
+        let counts_only = AnnData {
+            x: m,
+            obs: ad.obs.clone(),
+            var: ad.var.clone(),
+            obsm: Default::default(),
+            layers: Default::default(),
+            uns: Default::default(),
+        };
+        let (pp_ad, _) = preprocess(counts_only, &opts, &mut |_| {})?;
         let pca = pp_ad.obsm_get("X_pca").ok().cloned();
         (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
     } else {
