@@ -143,15 +143,7 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
             counts_layer: None,
             keep_counts: false,
         };
-        let counts_only = AnnData {
-            x: m,
-            obs: ad.obs.clone(),
-            var: ad.var.clone(),
-            obsm: Default::default(),
-            layers: Default::default(),
-            uns: Default::default(),
-        };
-        let (pp_ad, _) = preprocess(counts_only, &opts, &mut |_| {})?;
+        let (pp_ad, _) = preprocess(with_matrix_only(ad, m), &opts, &mut |_| {})?;
         let pca = pp_ad.obsm_get("X_pca").ok().cloned();
         (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
     } else {
@@ -184,20 +176,26 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     })
 }
 
+/// `ad`'s obs and var around the matrix `x`, without its layers, obsm and uns (which the
+/// feature pipelines never read, and which would otherwise be copied along).
+fn with_matrix_only(ad: &AnnData, x: scssl_data::matrix::Matrix) -> AnnData {
+    AnnData {
+        x,
+        obs: ad.obs.clone(),
+        var: ad.var.clone(),
+        obsm: Default::default(),
+        layers: Default::default(),
+        uns: Default::default(),
+    }
+}
+
 /// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
 /// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
 /// `prepare_query_anndata`; their number is returned so the caller can warn).
 pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
     let m = counts_matrix(ad, spec.counts_layer.as_deref())?;
     // only X travels through the normalisation (not the file's layers and obsm)
-    let mut work = AnnData {
-        x: m,
-        obs: ad.obs.clone(),
-        var: ad.var.clone(),
-        obsm: Default::default(),
-        layers: Default::default(),
-        uns: Default::default(),
-    };
+    let mut work = with_matrix_only(ad, m);
     if spec.normalized_here {
         ad.check_counts(&work.x).context(
             "the model was trained on raw counts normalised by scssl; this file's X is not raw counts",
