@@ -445,7 +445,7 @@ fn slurm_grid_runs_on_a_real_cluster() {
     let cfg = write_config(dir.path(), GRID);
     let out = dir.path().join("results");
     let bench = |extra: &[&str]| {
-        let o = scssl()
+        let mut child = scssl()
             .arg("bench")
             .arg(&cfg)
             .args(["seeds=0", "--out"])
@@ -461,14 +461,34 @@ fn slurm_grid_runs_on_a_real_cluster() {
                 "00:10:00",
             ])
             .args(extra)
-            .output()
+            // files, not pipes: nobody reads a pipe while the loop below waits
+            .stdout(std::fs::File::create(dir.path().join("stdout.txt")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
+            .spawn()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(
-            o.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        // a cluster that stops running jobs must fail this test, not hang the suite
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = Command::new("scancel")
+                    .args(["--name", "scssl-bench"])
+                    .status();
+                let queue = Command::new("squeue")
+                    .output()
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+                panic!(
+                    "the Slurm grid did not finish in 600 s; squeue:\n{}",
+                    String::from_utf8_lossy(&queue)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let status = child.wait().unwrap();
+        let stdout = std::fs::read_to_string(dir.path().join("stdout.txt")).unwrap();
+        let stderr = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+        assert!(status.success(), "{stdout}\n{stderr}");
         stdout
     };
     let stdout = bench(&["--slurm-wait"]);
