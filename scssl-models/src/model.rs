@@ -385,13 +385,19 @@ impl<B: Backend> SslModel<B> {
             .into_iter()
             .zip(widths)
             // each chunk appended (end − start) × width values, so the lengths are n × width
-            .map(|(v, w)| Array2::from_shape_vec((n, w), v).expect("rows × width values"))
-            .collect();
+            .map(|(v, w)| Array2::from_shape_vec((n, w), v).map_err(shape_inconsistent))
+            .collect::<Result<Vec<_>>>()?;
         let joint =
-            Array2::from_shape_vec((n, joint_width), joint_rows).expect("rows × width values");
+            Array2::from_shape_vec((n, joint_width), joint_rows).map_err(shape_inconsistent)?;
         Ok(Embeddings {
             joint,
             per_modality,
         })
     }
+}
+
+/// Each embedding chunk appends (end − start) × width values, so a shape mismatch here is a
+/// bug of this crate, reported as such rather than a panic.
+fn shape_inconsistent(e: ndarray::ShapeError) -> ModelError {
+    ModelError::Inconsistent(format!("embedding rows × width: {e}"))
 }

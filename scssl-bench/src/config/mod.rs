@@ -413,7 +413,9 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
         for &seed in &seeds {
             let mut p = point.clone();
             // `expand` maps a mapping to mappings, and the root is a mapping (checked above)
-            let obj = p.as_object_mut().expect("config is a mapping");
+            let Some(obj) = p.as_object_mut() else {
+                bail!("config {name}: a grid point is not a mapping");
+            };
             obj.insert("seed".into(), Value::from(seed));
             obj.insert("name".into(), Value::from(name));
             let mut run: RunConfig =
