@@ -1,0 +1,453 @@
+//! `scssl report RESULTS`: every run of a result store in one place — per-run and per-group
+//! (mean ± std over seeds) CSV and JSON, a Markdown and a self-contained HTML report with the
+//! scIB-style table, annotation and modality tables, and SVG plots (Total per method with the
+//! seed spread, a metric heatmap, training time and peak memory per method).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+
+mod render;
+mod svg;
+
+use crate::config::RunConfig;
+use crate::store::{RunState, list_runs, read_json, write_atomic, write_json};
+
+/// The scIB columns, in table order: (key in metrics.json, header).
+pub const SCIB_COLUMNS: &[(&str, &str)] = &[
+    ("isolated_labels", "Isolated labels"),
+    ("nmi_ari_cluster_labels_leiden_nmi", "Leiden NMI"),
+    ("nmi_ari_cluster_labels_leiden_ari", "Leiden ARI"),
+    ("silhouette_label", "Silhouette label"),
+    ("clisi_knn", "cLISI"),
+    ("silhouette_batch", "Silhouette batch"),
+    ("ilisi_knn", "iLISI"),
+    ("kbet_per_label", "KBET"),
+    ("graph_connectivity", "Graph connectivity"),
+    ("pcr_comparison", "PCR comparison"),
+];
+
+/// One run's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Group (everything but the seed).
+    pub group: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Method.
+    pub method: String,
+    /// Augmentation label.
+    pub augmentation: String,
+    /// Embedding width.
+    pub hidden_dim: usize,
+    /// The other settings that tell this run's group apart from groups with the same
+    /// dataset, method, augmentation and width (`training.lr=0.01; model.temperature=0.1`);
+    /// empty when nothing else differs.
+    pub settings: String,
+    /// Seed.
+    pub seed: u64,
+    /// done / failed / pending / running.
+    pub state: String,
+    /// Error of a failed run.
+    pub error: Option<String>,
+    /// Flat metrics (`bio`, `batch`, `total`, scIB keys, `annotation_*`, `modality_*`).
+    pub values: BTreeMap<String, f64>,
+    /// Training seconds.
+    pub train_seconds: Option<f64>,
+    /// Peak memory in MB.
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// A group's aggregate over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRow {
+    /// Group label.
+    pub group: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Method.
+    pub method: String,
+    /// Augmentation.
+    pub augmentation: String,
+    /// Embedding width.
+    pub hidden_dim: usize,
+    /// See [`RunRow::settings`].
+    pub settings: String,
+    /// Finished runs (seeds) aggregated.
+    pub n_done: usize,
+    /// Failed runs.
+    pub n_failed: usize,
+    /// Metric → (mean, std over seeds; std 0 for one seed).
+    pub values: BTreeMap<String, (f64, f64)>,
+}
+
+fn flatten(metrics: &Value, out: &mut BTreeMap<String, f64>) {
+    if let Some(bc) = metrics.get("batch_correction") {
+        for (k, v) in bc
+            .get("metrics")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(x) = v.as_f64() {
+                out.insert(k.clone(), x);
+            }
+        }
+        for (k, name) in [
+            ("bio_conservation", "bio"),
+            ("batch_correction", "batch"),
+            ("total", "total"),
+        ] {
+            if let Some(x) = bc.get(k).and_then(Value::as_f64) {
+                out.insert(name.into(), x);
+            }
+        }
+    }
+    if let Some(a) = metrics.get("annotation") {
+        for (variant, key) in [("all", "in"), ("shared_types", "shared")] {
+            for (m, short) in [("macro_f1", "f1"), ("accuracy", "acc")] {
+                if let Some(x) = a["joint"][variant][m].as_f64() {
+                    out.insert(format!("annotation_{short}_{key}"), x);
+                }
+                if let Some(x) = a["rna_only"][variant][m].as_f64() {
+                    out.insert(format!("annotation_rna_{short}_{key}"), x);
+                }
+            }
+        }
+    }
+    if let Some(m) = metrics.get("modality_prediction") {
+        for k in ["pearson_mean", "pearson_min", "pearson_max"] {
+            if let Some(x) = m["pearson"][k].as_f64() {
+                out.insert(format!("modality_{k}"), x);
+            }
+        }
+        if let Some(x) = m["annotation_with_predicted_protein"]["all"]["macro_f1"].as_f64() {
+            out.insert("modality_f1_predicted".into(), x);
+        }
+    }
+}
+
+fn group_of(run: &RunConfig) -> String {
+    let mut c = run.clone();
+    c.seed = 0;
+    let id = c.id();
+    let hash = id.rsplit('-').next().unwrap_or("");
+    format!(
+        "{}/{}/{}/h{}/{}",
+        run.data.display_name(),
+        run.model.method,
+        run.augmentation.label(),
+        run.model.hidden_dim,
+        hash
+    )
+}
+
+/// A run's config as `dotted.key → value`, without what a row shows anyway (dataset, method,
+/// augmentation, width) and without the seed and grid name.
+fn flat_config(run: &RunConfig) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            Value::String(x) => {
+                out.insert(prefix.to_string(), x.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(v) = serde_json::to_value(run) {
+        walk("", &v, &mut out);
+    }
+    out.retain(|k, _| {
+        !matches!(
+            k.as_str(),
+            "name" | "seed" | "data.name" | "data.path" | "model.method" | "model.hidden_dim"
+        ) && !k.starts_with("augmentation")
+    });
+    out
+}
+
+/// For runs whose rows would look the same (same dataset, method, augmentation and width),
+/// the config keys whose values differ among them, written `key=value; …` per run.
+fn distinguishing_settings(rows: &[RunRow], configs: &[BTreeMap<String, String>]) -> Vec<String> {
+    let mut classes: BTreeMap<(String, String, String, usize), Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        classes
+            .entry((
+                r.dataset.clone(),
+                r.method.clone(),
+                r.augmentation.clone(),
+                r.hidden_dim,
+            ))
+            .or_default()
+            .push(i);
+    }
+    let mut out = vec![String::new(); rows.len()];
+    for members in classes.values() {
+        let keys: std::collections::BTreeSet<&String> =
+            members.iter().flat_map(|&i| configs[i].keys()).collect();
+        let varying: Vec<&String> = keys
+            .into_iter()
+            .filter(|k| {
+                let first = configs[members[0]].get(*k);
+                members.iter().any(|&i| configs[i].get(*k) != first)
+            })
+            .collect();
+        for &i in members {
+            out[i] = varying
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{k}={}",
+                        configs[i].get(*k).map(String::as_str).unwrap_or("–")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+    }
+    out
+}
+
+/// Reads every run of a result store.
+pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
+    let mut rows = Vec::new();
+    let mut configs = Vec::new();
+    for dir in list_runs(results) {
+        // one unreadable run directory (hand-edited, or from another version) must not hide
+        // the others: it is left out with a warning naming it
+        let run = match dir.config() {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!("left out of the report: {e:#}");
+                continue;
+            }
+        };
+        configs.push(flat_config(&run));
+        let st = dir.status();
+        let mut values = BTreeMap::new();
+        let (mut train_seconds, mut peak) = (None, None);
+        if st.state == RunState::Done {
+            if let Ok(m) = read_json::<Value>(&dir.path.join("metrics.json")) {
+                flatten(&m, &mut values);
+            }
+            if let Ok(r) = read_json::<Value>(&dir.path.join("run.json")) {
+                train_seconds = r["timing"]["train_seconds"].as_f64();
+                peak = r["timing"]["peak_rss_mb"].as_f64();
+            }
+        }
+        rows.push(RunRow {
+            id: run.id(),
+            group: group_of(&run),
+            dataset: run.data.display_name(),
+            method: run.model.method.clone(),
+            augmentation: run.augmentation.label(),
+            hidden_dim: run.model.hidden_dim,
+            settings: String::new(),
+            seed: run.seed,
+            state: format!("{:?}", st.state).to_lowercase(),
+            error: st.error,
+            values,
+            train_seconds,
+            peak_rss_mb: peak,
+        });
+    }
+    let settings = distinguishing_settings(&rows, &configs);
+    for (r, settings) in rows.iter_mut().zip(settings) {
+        r.settings = settings;
+    }
+    Ok(rows)
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+impl GroupRow {
+    /// Whether the group has any batch-correction value (Total itself may be undefined: one
+    /// batch or one label leaves a whole aggregate undefined, and such a row still belongs in
+    /// the scIB table).
+    pub fn has_scib(&self) -> bool {
+        ["bio", "batch", "total"]
+            .into_iter()
+            .chain(SCIB_COLUMNS.iter().map(|(k, _)| *k))
+            .any(|k| self.values.contains_key(k))
+    }
+
+    /// `dataset · method · augmentation[ · hW][ · settings]`, for plot labels.
+    pub fn label(&self, with_width: bool) -> String {
+        let mut l = format!("{} · {} · {}", self.dataset, self.method, self.augmentation);
+        if with_width {
+            let _ = write!(l, " · h{}", self.hidden_dim);
+        }
+        if !self.settings.is_empty() {
+            let _ = write!(l, " · {}", self.settings);
+        }
+        l
+    }
+}
+
+/// Aggregates finished runs per group (failed runs are counted, never scored).
+pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
+    let mut groups: BTreeMap<String, Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(r.group.clone()).or_default().push(r);
+    }
+    let mut out: Vec<GroupRow> = groups
+        .into_iter()
+        .map(|(g, rs)| {
+            let done: Vec<&&RunRow> = rs.iter().filter(|r| r.state == "done").collect();
+            let mut values = BTreeMap::new();
+            let mut keys: Vec<String> =
+                done.iter().flat_map(|r| r.values.keys().cloned()).collect();
+            keys.push("train_seconds".into());
+            keys.push("peak_rss_mb".into());
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let v: Vec<f64> = done
+                    .iter()
+                    .filter_map(|r| match k.as_str() {
+                        "train_seconds" => r.train_seconds,
+                        "peak_rss_mb" => r.peak_rss_mb,
+                        _ => r.values.get(&k).copied(),
+                    })
+                    .filter(|x| x.is_finite())
+                    .collect();
+                if !v.is_empty() {
+                    values.insert(k, mean_std(&v));
+                }
+            }
+            GroupRow {
+                group: g,
+                dataset: rs[0].dataset.clone(),
+                method: rs[0].method.clone(),
+                augmentation: rs[0].augmentation.clone(),
+                hidden_dim: rs[0].hidden_dim,
+                settings: rs[0].settings.clone(),
+                n_done: done.len(),
+                n_failed: rs.iter().filter(|r| r.state == "failed").count(),
+                values,
+            }
+        })
+        .collect();
+    // rows that differ only in their settings sit together, in the settings' order
+    out.sort_by(|a, b| {
+        (
+            &a.dataset,
+            &a.method,
+            &a.augmentation,
+            a.hidden_dim,
+            &a.settings,
+        )
+            .cmp(&(
+                &b.dataset,
+                &b.method,
+                &b.augmentation,
+                b.hidden_dim,
+                &b.settings,
+            ))
+    });
+    out
+}
+
+/// Files written by [`write_report`].
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    /// The report directory.
+    pub dir: PathBuf,
+    /// The Markdown report (its main table is the scIB table).
+    pub markdown: PathBuf,
+    /// The HTML report.
+    pub html: PathBuf,
+    /// The scIB table as Markdown (for printing).
+    pub main_table: String,
+}
+
+/// Writes the report of `results` into `results/report/`.
+pub fn write_report(results: &Path) -> Result<ReportFiles> {
+    let rows = collect(results)?;
+    if rows.is_empty() {
+        // a mistyped path must not "succeed" with an empty report
+        anyhow::bail!(
+            "no runs in {}: is it the --out directory of `scssl bench`?",
+            results.join("runs").display()
+        );
+    }
+    let groups = aggregate(&rows);
+    let dir = results.join("report");
+    std::fs::create_dir_all(&dir)?;
+    write_json(&dir.join("runs.json"), &rows)?;
+    write_json(&dir.join("summary.json"), &groups)?;
+    write_atomic(
+        &dir.join("summary.csv"),
+        render::summary_csv(&groups).as_bytes(),
+    )?;
+    write_atomic(&dir.join("runs.csv"), render::runs_csv(&rows).as_bytes())?;
+    let plots = [
+        (
+            "total_by_method.svg",
+            svg::bars(
+                &groups,
+                "total",
+                "Total score per method (mean ± std over seeds)",
+                "",
+            ),
+        ),
+        ("metric_heatmap.svg", svg::heatmap(&groups)),
+        (
+            "cost_time.svg",
+            svg::bars(&groups, "train_seconds", "Training time per run (s)", " s"),
+        ),
+        (
+            "cost_memory.svg",
+            svg::bars(&groups, "peak_rss_mb", "Peak memory per run (MB)", " MB"),
+        ),
+    ];
+    for (name, svg) in &plots {
+        write_atomic(&dir.join(name), svg.as_bytes())?;
+    }
+    // every table is rendered once, for both documents
+    let sections = render::sections(&groups);
+    let failed: Vec<&RunRow> = rows.iter().filter(|r| r.state == "failed").collect();
+    let markdown = dir.join("report.md");
+    write_atomic(
+        &markdown,
+        render::markdown(&rows, &sections, &plots, &failed).as_bytes(),
+    )?;
+    let html = dir.join("report.html");
+    write_atomic(
+        &html,
+        render::html(&rows, &sections, &plots, &failed).as_bytes(),
+    )?;
+    Ok(ReportFiles {
+        dir,
+        markdown,
+        html,
+        main_table: sections[0].table.clone(),
+    })
+}

@@ -1,0 +1,360 @@
+//! Rendering a result store's rows and groups: the CSV files, the Markdown tables, and the
+//! Markdown and HTML documents built from the same tables.
+
+use std::fmt::Write as _;
+
+use super::{GroupRow, RunRow, SCIB_COLUMNS};
+
+/// One table of the report: its Markdown and HTML headings and the table (Markdown).
+pub(super) struct Section {
+    pub(super) md_title: &'static str,
+    pub(super) html_title: &'static str,
+    pub(super) table: String,
+}
+
+/// The report's tables, in order: scIB (always; the main table), annotation and modality
+/// prediction (when some group has them), cost.
+pub(super) fn sections(groups: &[GroupRow]) -> Vec<Section> {
+    let scib_cols: Vec<(&str, &str)> = [("bio", "Bio"), ("batch", "Batch"), ("total", "Total")]
+        .into_iter()
+        .chain(SCIB_COLUMNS.iter().copied())
+        .collect();
+    let scib: Vec<GroupRow> = groups
+        .iter()
+        .filter(|g| g.has_scib() || g.n_failed > 0 && g.values.is_empty())
+        .cloned()
+        .collect();
+    let mut out = vec![Section {
+        md_title: "Batch correction (scIB)",
+        html_title: "Batch correction (scIB)",
+        table: table_md(&scib, &scib_cols),
+    }];
+    let ann: Vec<GroupRow> = groups
+        .iter()
+        .filter(|g| g.values.keys().any(|k| k.starts_with("annotation")))
+        .cloned()
+        .collect();
+    if !ann.is_empty() {
+        let cols = [
+            ("annotation_f1_shared", "Macro-F1"),
+            ("annotation_acc_shared", "Accuracy"),
+            ("annotation_f1_in", "Macro-F1-in"),
+            ("annotation_acc_in", "Accuracy-in"),
+            ("annotation_rna_f1_in", "Macro-F1 (RNA only)"),
+        ];
+        out.push(Section {
+            md_title: "Cell-type annotation (query-to-reference, kNN k = 11)",
+            html_title: "Cell-type annotation",
+            table: table_md(&ann, &cols),
+        });
+    }
+    let modal: Vec<GroupRow> = groups
+        .iter()
+        .filter(|g| g.values.contains_key("modality_pearson_mean"))
+        .cloned()
+        .collect();
+    if !modal.is_empty() {
+        let cols = [
+            ("modality_pearson_mean", "Mean Pearson"),
+            ("modality_pearson_min", "Min Pearson"),
+            ("modality_pearson_max", "Max Pearson"),
+            ("modality_f1_predicted", "Macro-F1 with predicted protein"),
+        ];
+        out.push(Section {
+            md_title: "Missing-modality prediction (protein from RNA, kNN k = 5)",
+            html_title: "Missing-modality prediction",
+            table: table_md(&modal, &cols),
+        });
+    }
+    let cost_cols = [
+        ("train_seconds", "Training s"),
+        ("peak_rss_mb", "Peak memory MB"),
+    ];
+    out.push(Section {
+        md_title: "Cost",
+        html_title: "Cost",
+        table: table_md(groups, &cost_cols),
+    });
+    out
+}
+
+/// `report.md`: a summary line, every section, the plots (as files next to it), failed runs.
+pub(super) fn markdown(
+    rows: &[RunRow],
+    sections: &[Section],
+    plots: &[(&str, String)],
+    failed: &[&RunRow],
+) -> String {
+    let mut md = format!(
+        "# scssl benchmark report\n\n{} runs: {} done, {} failed, {} not finished. Values are mean ± std over seeds; failed runs are listed, never scored.\n",
+        rows.len(),
+        rows.iter().filter(|r| r.state == "done").count(),
+        failed.len(),
+        rows.iter()
+            .filter(|r| r.state != "done" && r.state != "failed")
+            .count(),
+    );
+    for s in sections {
+        let _ = write!(md, "\n## {}\n\n{}\n", s.md_title, s.table);
+    }
+    md.push('\n');
+    let images: Vec<String> = plots
+        .iter()
+        .map(|(file, _)| format!("![{}]({file})", plot_alt(file)))
+        .collect();
+    md.push_str(&images.join("\n\n"));
+    md.push('\n');
+    if !failed.is_empty() {
+        md.push_str("\n## Failed runs\n\n| run | error |\n|---|---|\n");
+        for r in failed {
+            let _ = writeln!(
+                md,
+                "| {} | {} |",
+                r.id,
+                r.error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace('|', "/")
+                    .replace('\n', " ")
+            );
+        }
+    }
+    md
+}
+
+/// The alt text of a plot in `report.md`.
+fn plot_alt(file: &str) -> &'static str {
+    match file {
+        "total_by_method.svg" => "Total",
+        "metric_heatmap.svg" => "Metrics",
+        "cost_time.svg" => "Time",
+        _ => "Memory",
+    }
+}
+
+/// `report.html`: the same sections as HTML tables, the plots inline, failed runs.
+pub(super) fn html(
+    rows: &[RunRow],
+    sections: &[Section],
+    plots: &[(&str, String)],
+    failed: &[&RunRow],
+) -> String {
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scssl benchmark report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}th{background:#f3f3f3}svg{max-width:100%;height:auto}</style></head><body><h1>scssl benchmark report</h1>",
+    );
+    let _ = write!(
+        html,
+        "<p>{} runs, {} failed. Values are mean ± std over seeds.</p>",
+        rows.len(),
+        failed.len(),
+    );
+    for s in sections {
+        let _ = write!(
+            html,
+            "<h2>{}</h2>{}",
+            s.html_title,
+            md_to_html_table(&s.table)
+        );
+    }
+    let svgs: Vec<&str> = plots.iter().map(|(_, svg)| svg.as_str()).collect();
+    let _ = write!(html, "<h2>Plots</h2>{}", svgs.join("<br>"));
+    if !failed.is_empty() {
+        html.push_str("<h2>Failed runs</h2><ul>");
+        for r in failed {
+            let _ = write!(
+                html,
+                "<li>{}: {}</li>",
+                esc(&r.id),
+                esc(r.error.as_deref().unwrap_or_default())
+            );
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// `summary.csv`: one row per group, `<metric>_mean,<metric>_std` for every metric any group has.
+pub(super) fn summary_csv(groups: &[GroupRow]) -> String {
+    let mut keys: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.values.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut csv = String::from("dataset,method,augmentation,hidden_dim,settings,n_done,n_failed");
+    for k in &keys {
+        let _ = write!(csv, ",{k}_mean,{k}_std");
+    }
+    csv.push('\n');
+    for g in groups {
+        let _ = write!(
+            csv,
+            "{},{},{}",
+            row_fields(
+                &g.dataset,
+                &g.method,
+                &g.augmentation,
+                g.hidden_dim,
+                &g.settings
+            ),
+            g.n_done,
+            g.n_failed
+        );
+        for k in &keys {
+            match g.values.get(k) {
+                Some((m, s)) => {
+                    let _ = write!(csv, ",{m},{s}");
+                }
+                None => csv.push_str(",,"),
+            }
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
+/// `runs.csv`: one row per run with its aggregates, cost and error.
+pub(super) fn runs_csv(rows: &[RunRow]) -> String {
+    let mut rcsv = String::from(
+        "id,dataset,method,augmentation,hidden_dim,settings,seed,state,total,bio,batch,train_seconds,peak_rss_mb,error\n",
+    );
+    for r in rows {
+        let g = |k: &str| r.values.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            rcsv,
+            "{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&r.id),
+            row_fields(
+                &r.dataset,
+                &r.method,
+                &r.augmentation,
+                r.hidden_dim,
+                &r.settings
+            ),
+            r.seed,
+            r.state,
+            g("total"),
+            g("bio"),
+            g("batch"),
+            r.train_seconds.map(|v| v.to_string()).unwrap_or_default(),
+            r.peak_rss_mb.map(|v| v.to_string()).unwrap_or_default(),
+            csv_field(r.error.as_deref().unwrap_or_default())
+        );
+    }
+    rcsv
+}
+
+fn fmt(v: Option<&(f64, f64)>) -> String {
+    match v {
+        Some((m, s)) if *s > 0.0 => format!("{m:.3} ± {s:.3}"),
+        Some((m, _)) => format!("{m:.3}"),
+        None => "–".into(),
+    }
+}
+
+/// `dataset,method,augmentation,hidden_dim,settings` as CSV fields.
+fn row_fields(
+    dataset: &str,
+    method: &str,
+    augmentation: &str,
+    hidden_dim: usize,
+    settings: &str,
+) -> String {
+    format!(
+        "{},{},{},{hidden_dim},{}",
+        csv_field(dataset),
+        csv_field(method),
+        csv_field(augmentation),
+        csv_field(settings)
+    )
+}
+
+/// A CSV field, quoted (RFC 4180) when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub(super) fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn table_md(groups: &[GroupRow], cols: &[(&str, &str)]) -> String {
+    // a settings column only when some rows would otherwise look the same
+    let with_settings = groups.iter().any(|g| !g.settings.is_empty());
+    let mut s = String::from("| dataset | method | augmentation | h |");
+    if with_settings {
+        s.push_str(" settings |");
+    }
+    s.push_str(" seeds |");
+    for (_, h) in cols {
+        let _ = write!(s, " {h} |");
+    }
+    s.push_str("\n|---|---|---|---|---|");
+    if with_settings {
+        s.push_str("---|");
+    }
+    s.push_str(&"---|".repeat(cols.len()));
+    s.push('\n');
+    for g in groups {
+        let _ = write!(
+            s,
+            "| {} | {} | {} | {} |",
+            g.dataset, g.method, g.augmentation, g.hidden_dim
+        );
+        if with_settings {
+            let _ = write!(s, " {} |", g.settings.replace('|', "/"));
+        }
+        let _ = write!(
+            s,
+            " {}{} |",
+            g.n_done,
+            if g.n_failed > 0 {
+                format!(" ({} failed)", g.n_failed)
+            } else {
+                String::new()
+            }
+        );
+        for (k, _) in cols {
+            let _ = write!(s, " {} |", fmt(g.values.get(*k)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn md_to_html_table(md: &str) -> String {
+    let mut s = String::from("<table>\n");
+    for (i, line) in md.lines().enumerate() {
+        if i == 1 {
+            continue;
+        }
+        let tag = if i == 0 { "th" } else { "td" };
+        s.push_str("<tr>");
+        for cell in line.trim_matches('|').split('|') {
+            let _ = write!(s, "<{tag}>{}</{tag}>", esc(cell.trim()));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("simclr"), "simclr");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+}
