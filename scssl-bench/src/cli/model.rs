@@ -1,0 +1,239 @@
+//! Model commands: train a model on a file, embed a file with a trained model.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use scssl_data::io;
+
+/// Arguments of `scssl train`.
+#[derive(clap::Args)]
+pub(super) struct TrainArgs {
+    /// AnnData file (.h5ad or .zarr).
+    pub(super) input: PathBuf,
+    /// simclr, moco, simsiam, nnclr, byol, vicreg or barlowtwins.
+    #[arg(long, default_value = "simclr")]
+    pub(super) method: String,
+    /// Augmentation preset (clear, clear_as_run, masking_only, mnn_only, bbknn_only, …) or a
+    /// JSON file of pipeline steps.
+    #[arg(long, default_value = "clear")]
+    pub(super) augment: String,
+    /// Epochs.
+    #[arg(long, default_value_t = 200)]
+    pub(super) epochs: usize,
+    /// Cells per step.
+    #[arg(long, default_value_t = 256)]
+    pub(super) batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub(super) lr: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-6)]
+    pub(super) weight_decay: f64,
+    /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), constant, cosine.
+    #[arg(long, default_value = "step")]
+    pub(super) schedule: String,
+    /// Optimiser: adam (L2 weight decay, as the reference) or adamw.
+    #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
+    pub(super) optimizer: String,
+    /// Embedding width h.
+    #[arg(long, default_value_t = 64)]
+    pub(super) hidden_dim: usize,
+    /// Dropout after the encoder.
+    #[arg(long, default_value_t = 0.0)]
+    pub(super) dropout: f64,
+    /// NT-Xent temperature (SimCLR, MoCo, NNCLR).
+    #[arg(long, default_value_t = 0.5)]
+    pub(super) temperature: f64,
+    /// HVGs kept when X holds raw counts.
+    #[arg(long, default_value_t = 2000)]
+    pub(super) n_hvg: usize,
+    /// obs column of the batch.
+    #[arg(long, default_value = "batch")]
+    pub(super) batch_key: String,
+    /// obsm key of protein values: trains a multimodal (RNA + protein) model.
+    #[arg(long)]
+    pub(super) protein_key: Option<String>,
+    /// Protein transform: clr, log1p or as_is.
+    #[arg(long, default_value = "clr")]
+    pub(super) protein_transform: String,
+    /// Multimodal integration: concat, add, mean or clip.
+    #[arg(long, default_value = "concat")]
+    pub(super) integrate: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(super) device: String,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u64,
+    /// Output model directory.
+    #[arg(short, long)]
+    pub(super) output: PathBuf,
+}
+
+/// `scssl train`.
+pub(super) fn train(args: TrainArgs) -> Result<()> {
+    let TrainArgs {
+        input,
+        method,
+        augment,
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        schedule,
+        optimizer,
+        hidden_dim,
+        dropout,
+        temperature,
+        n_hvg,
+        batch_key,
+        protein_key,
+        protein_transform,
+        integrate,
+        device,
+        seed,
+        output,
+    } = args;
+    use crate::train::{AugmentSpec, FeatureOptions, ProteinTransform};
+    use scssl_models::{
+        ComputeDevice, Integration, LrSchedule, Method, ModelConfig, OptimizerKind, TrainConfig,
+    };
+    let model = ModelConfig {
+        hidden_dim,
+        dropout,
+        temperature,
+        integration: Integration::parse(&integrate)?,
+        ..ModelConfig::new(Method::parse(&method)?, 1)
+    };
+    let training = TrainConfig {
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        optimizer: if optimizer == "adamw" {
+            OptimizerKind::AdamW
+        } else {
+            OptimizerKind::Adam
+        },
+        schedule: LrSchedule::parse(&schedule)?,
+        seed,
+    };
+    let augment = if augment.ends_with(".json") {
+        let text =
+            std::fs::read_to_string(&augment).with_context(|| format!("reading {augment}"))?;
+        AugmentSpec::Steps(
+            serde_json::from_str(&text).with_context(|| format!("parsing {augment}"))?,
+        )
+    } else {
+        AugmentSpec::Preset(augment)
+    };
+    augment.config()?;
+    let device = ComputeDevice::parse(&device)?;
+    let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+    let batches = ad
+        .obs_groups(&batch_key)
+        .with_context(|| format!("batch key {batch_key:?}"))?
+        .codes;
+    let feats = crate::train::training_features(
+        &ad,
+        &FeatureOptions {
+            batch_key: Some(batch_key.clone()),
+            n_hvg,
+            protein_key,
+            protein_transform: ProteinTransform::parse(&protein_transform)?,
+            ..Default::default()
+        },
+    )?;
+    let steps = (ad.n_obs() / batch_size.max(1) * epochs) as u64;
+    let pb = crate::progress::bar(steps, &format!("train {method}"));
+    let mut trained = crate::train::train_on(
+        &feats.matrices,
+        &batches,
+        model,
+        &training,
+        &augment,
+        device,
+        |e| match e {
+            scssl_models::TrainEvent::Step { loss, epoch, .. } => {
+                pb.set_message(format!("epoch {epoch} loss {loss:.4}"));
+                pb.inc(1);
+            }
+            scssl_models::TrainEvent::Epoch(r) => {
+                tracing::debug!(epoch = r.epoch, loss = r.mean_loss, "epoch");
+            }
+        },
+    )?;
+    pb.finish_and_clear();
+    trained.metadata = serde_json::json!({
+        "features": feats.spec,
+        "augment": augment,
+        "batch_key": batch_key,
+        "source": input.display().to_string(),
+    });
+    trained.save(&output)?;
+    let last = trained.history.epochs.last();
+    println!(
+        "trained {} on {} cells × {} features for {} epochs ({:.1} s, final loss {:.4}); model in {}",
+        method,
+        ad.n_obs(),
+        feats.matrices.iter().map(|m| m.ncols()).sum::<usize>(),
+        epochs,
+        trained.history.seconds,
+        last.map(|r| r.mean_loss).unwrap_or(f64::NAN),
+        output.display()
+    );
+    Ok(())
+}
+
+/// Arguments of `scssl embed`.
+#[derive(clap::Args)]
+pub(super) struct EmbedArgs {
+    /// AnnData file (.h5ad or .zarr).
+    pub(super) input: PathBuf,
+    /// Model directory written by `scssl train`.
+    #[arg(long)]
+    pub(super) model: PathBuf,
+    /// obsm key to write.
+    #[arg(long, default_value = "X_scssl")]
+    pub(super) key: String,
+    /// Write the projector output instead of the backbone output.
+    #[arg(long)]
+    pub(super) projection: bool,
+}
+
+/// `scssl embed`.
+pub(super) fn embed(args: EmbedArgs) -> Result<()> {
+    let EmbedArgs {
+        input,
+        model,
+        key,
+        projection,
+    } = args;
+    let trained = scssl_models::TrainedModel::load(&model)?;
+    let spec: crate::train::FeatureSpec = serde_json::from_value(
+        trained
+            .metadata
+            .get("features")
+            .cloned()
+            .context("the model has no feature description (not written by scssl train)")?,
+    )?;
+    let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+    let (inputs, missing) = crate::train::features_for(&ad, &spec)?;
+    if missing > 0 {
+        eprintln!(
+            "warning: {missing} of the model's {} genes are missing in {}; they are set to 0",
+            spec.genes.len(),
+            input.display()
+        );
+    }
+    let emb = crate::train::embed_matrices(&trained, &inputs, projection)?;
+    io::write_obsm(&input, &key, &emb.joint)
+        .with_context(|| format!("writing obsm[{key:?}] into {}", input.display()))?;
+    println!(
+        "wrote obsm[{key:?}] ({} × {}) into {}",
+        emb.joint.nrows(),
+        emb.joint.ncols(),
+        input.display()
+    );
+    Ok(())
+}
