@@ -31,13 +31,9 @@ pub const SCIB_COLUMNS: &[(&str, &str)] = &[
     ("pcr_comparison", "PCR comparison"),
 ];
 
-/// One run's row.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRow {
-    /// Run id.
-    pub id: String,
-    /// Group (everything but the seed).
-    pub group: String,
+/// What a row of the report shows of a run's config (serialised flat, beside the values).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RowKey {
     /// Dataset.
     pub dataset: String,
     /// Method.
@@ -46,10 +42,22 @@ pub struct RunRow {
     pub augmentation: String,
     /// Embedding width.
     pub hidden_dim: usize,
-    /// The other settings that tell this run's group apart from groups with the same
-    /// dataset, method, augmentation and width (`training.lr=0.01; model.temperature=0.1`);
-    /// empty when nothing else differs.
+    /// The other settings that tell this row apart from rows with the same dataset, method,
+    /// augmentation and width (`training.lr=0.01; model.temperature=0.1`); empty when nothing
+    /// else differs.
     pub settings: String,
+}
+
+/// One run's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Group (everything but the seed).
+    pub group: String,
+    /// What the run's row shows of its config.
+    #[serde(flatten)]
+    pub key: RowKey,
     /// Seed.
     pub seed: u64,
     /// done / failed / pending / running.
@@ -69,16 +77,9 @@ pub struct RunRow {
 pub struct GroupRow {
     /// Group label.
     pub group: String,
-    /// Dataset.
-    pub dataset: String,
-    /// Method.
-    pub method: String,
-    /// Augmentation.
-    pub augmentation: String,
-    /// Embedding width.
-    pub hidden_dim: usize,
-    /// See [`RunRow::settings`].
-    pub settings: String,
+    /// What the group's row shows of its config (that of its runs).
+    #[serde(flatten)]
+    pub key: RowKey,
     /// Finished runs (seeds) aggregated.
     pub n_done: usize,
     /// Failed runs.
@@ -187,17 +188,13 @@ fn flat_config(run: &RunConfig) -> BTreeMap<String, String> {
 /// For runs whose rows would look the same (same dataset, method, augmentation and width),
 /// the config keys whose values differ among them, written `key=value; …` per run.
 fn distinguishing_settings(rows: &[RunRow], configs: &[BTreeMap<String, String>]) -> Vec<String> {
-    let mut classes: BTreeMap<(String, String, String, usize), Vec<usize>> = BTreeMap::new();
+    let mut classes: BTreeMap<RowKey, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        classes
-            .entry((
-                r.dataset.clone(),
-                r.method.clone(),
-                r.augmentation.clone(),
-                r.hidden_dim,
-            ))
-            .or_default()
-            .push(i);
+        let shown = RowKey {
+            settings: String::new(),
+            ..r.key.clone()
+        };
+        classes.entry(shown).or_default().push(i);
     }
     let mut out = vec![String::new(); rows.len()];
     for members in classes.values() {
@@ -256,11 +253,13 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
         rows.push(RunRow {
             id: run.id(),
             group: group_of(&run),
-            dataset: run.data.display_name(),
-            method: run.model.method.clone(),
-            augmentation: run.augmentation.label(),
-            hidden_dim: run.model.hidden_dim,
-            settings: String::new(),
+            key: RowKey {
+                dataset: run.data.display_name(),
+                method: run.model.method.clone(),
+                augmentation: run.augmentation.label(),
+                hidden_dim: run.model.hidden_dim,
+                settings: String::new(),
+            },
             seed: run.seed,
             state: format!("{:?}", st.state).to_lowercase(),
             error: st.error,
@@ -271,7 +270,7 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
     }
     let settings = distinguishing_settings(&rows, &configs);
     for (r, settings) in rows.iter_mut().zip(settings) {
-        r.settings = settings;
+        r.key.settings = settings;
     }
     Ok(rows)
 }
@@ -300,12 +299,13 @@ impl GroupRow {
 
     /// `dataset · method · augmentation[ · hW][ · settings]`, for plot labels.
     pub fn label(&self, with_width: bool) -> String {
-        let mut l = format!("{} · {} · {}", self.dataset, self.method, self.augmentation);
+        let k = &self.key;
+        let mut l = format!("{} · {} · {}", k.dataset, k.method, k.augmentation);
         if with_width {
-            let _ = write!(l, " · h{}", self.hidden_dim);
+            let _ = write!(l, " · h{}", self.key.hidden_dim);
         }
-        if !self.settings.is_empty() {
-            let _ = write!(l, " · {}", self.settings);
+        if !self.key.settings.is_empty() {
+            let _ = write!(l, " · {}", self.key.settings);
         }
         l
     }
@@ -344,11 +344,7 @@ pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
             }
             GroupRow {
                 group: g,
-                dataset: rs[0].dataset.clone(),
-                method: rs[0].method.clone(),
-                augmentation: rs[0].augmentation.clone(),
-                hidden_dim: rs[0].hidden_dim,
-                settings: rs[0].settings.clone(),
+                key: rs[0].key.clone(),
                 n_done: done.len(),
                 n_failed: rs.iter().filter(|r| r.state == "failed").count(),
                 values,
@@ -356,22 +352,7 @@ pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
         })
         .collect();
     // rows that differ only in their settings sit together, in the settings' order
-    out.sort_by(|a, b| {
-        (
-            &a.dataset,
-            &a.method,
-            &a.augmentation,
-            a.hidden_dim,
-            &a.settings,
-        )
-            .cmp(&(
-                &b.dataset,
-                &b.method,
-                &b.augmentation,
-                b.hidden_dim,
-                &b.settings,
-            ))
-    });
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     out
 }
 

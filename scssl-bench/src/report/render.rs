@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{GroupRow, RunRow, SCIB_COLUMNS};
+use super::{GroupRow, RowKey, RunRow, SCIB_COLUMNS};
 
 /// One table of the report: its Markdown and HTML headings and the table (Markdown).
 pub(super) struct Section {
@@ -188,19 +188,7 @@ pub(super) fn summary_csv(groups: &[GroupRow]) -> String {
     }
     csv.push('\n');
     for g in groups {
-        let _ = write!(
-            csv,
-            "{},{},{}",
-            row_fields(
-                &g.dataset,
-                &g.method,
-                &g.augmentation,
-                g.hidden_dim,
-                &g.settings
-            ),
-            g.n_done,
-            g.n_failed
-        );
+        let _ = write!(csv, "{},{},{}", row_fields(&g.key), g.n_done, g.n_failed);
         for k in &keys {
             match g.values.get(k) {
                 Some((m, s)) => {
@@ -225,13 +213,7 @@ pub(super) fn runs_csv(rows: &[RunRow]) -> String {
             rcsv,
             "{},{},{},{},{},{},{},{},{},{}",
             csv_field(&r.id),
-            row_fields(
-                &r.dataset,
-                &r.method,
-                &r.augmentation,
-                r.hidden_dim,
-                &r.settings
-            ),
+            row_fields(&r.key),
             r.seed,
             r.state,
             g("total"),
@@ -254,19 +236,14 @@ fn fmt(v: Option<&(f64, f64)>) -> String {
 }
 
 /// `dataset,method,augmentation,hidden_dim,settings` as CSV fields.
-fn row_fields(
-    dataset: &str,
-    method: &str,
-    augmentation: &str,
-    hidden_dim: usize,
-    settings: &str,
-) -> String {
+fn row_fields(key: &RowKey) -> String {
     format!(
-        "{},{},{},{hidden_dim},{}",
-        csv_field(dataset),
-        csv_field(method),
-        csv_field(augmentation),
-        csv_field(settings)
+        "{},{},{},{},{}",
+        csv_field(&key.dataset),
+        csv_field(&key.method),
+        csv_field(&key.augmentation),
+        key.hidden_dim,
+        csv_field(&key.settings)
     )
 }
 
@@ -287,7 +264,7 @@ pub(super) fn esc(s: &str) -> String {
 
 fn table_md(groups: &[GroupRow], cols: &[(&str, &str)]) -> String {
     // a settings column only when some rows would otherwise look the same
-    let with_settings = groups.iter().any(|g| !g.settings.is_empty());
+    let with_settings = groups.iter().any(|g| !g.key.settings.is_empty());
     let mut s = String::from("| dataset | method | augmentation | h |");
     if with_settings {
         s.push_str(" settings |");
@@ -306,10 +283,10 @@ fn table_md(groups: &[GroupRow], cols: &[(&str, &str)]) -> String {
         let _ = write!(
             s,
             "| {} | {} | {} | {} |",
-            g.dataset, g.method, g.augmentation, g.hidden_dim
+            g.key.dataset, g.key.method, g.key.augmentation, g.key.hidden_dim
         );
         if with_settings {
-            let _ = write!(s, " {} |", g.settings.replace('|', "/"));
+            let _ = write!(s, " {} |", g.key.settings.replace('|', "/"));
         }
         let _ = write!(
             s,
