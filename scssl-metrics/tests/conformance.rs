@@ -34,7 +34,10 @@ fn read_u32(p: PathBuf) -> Vec<u32> {
 }
 
 fn load(name: &str) -> Case {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // the run-time CARGO_MANIFEST_DIR first (right even for a binary built in another checkout)
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("../conformance/fixtures/metrics")
         .join(name);
     let golden: serde_json::Value =

@@ -9,10 +9,11 @@ type B = NdArray<f64>;
 type AD = Autodiff<NdArray<f64>>;
 
 fn fixture() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../conformance/fixtures/models/losses.json"
-    );
+    // the run-time CARGO_MANIFEST_DIR first (right even for a binary built in another checkout)
+    let path = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../conformance/fixtures/models/losses.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("losses.json is committed"))
         .expect("valid JSON")
 }

@@ -348,7 +348,11 @@ fn bad_configs_are_rejected_before_training() {
 
 #[test]
 fn shipped_configs_parse() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    // the run-time CARGO_MANIFEST_DIR first (right even for a binary built in another checkout)
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../configs");
     let mut n = 0;
     for dir in [root.clone(), root.join("paper")] {
         for e in std::fs::read_dir(&dir).unwrap().flatten() {

@@ -43,7 +43,13 @@ fn main() -> ExitCode {
 type Result<T = ()> = std::result::Result<T, String>;
 
 pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo xtask` (cargo run) sets CARGO_MANIFEST_DIR for the running binary too; prefer it
+    // to the compile-time path, which is stale when a target cache shared between checkouts
+    // serves a binary built in another one
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
