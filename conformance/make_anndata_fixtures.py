@@ -169,7 +169,9 @@ def compression():
     # variable-length strings, so those stay uncompressed, as a user's file would have them)
     p = os.path.join(OUT, "compression_blosc.h5ad")
     clean(p)
-    a.write_h5ad(p)
+    big = a.copy()
+    big.obsm["wide"] = np.zeros((8, 4000), dtype=np.float32)  # big enough that Blosc really compresses
+    big.write_h5ad(p)
     blosc = hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)
     with h5py.File(p, "r+") as f:
         numeric = []
@@ -256,6 +258,7 @@ def legacy_categorical():
     ct_codes = np.array([2, 0, 1, 2, 0, 1], dtype=np.int8)
     ct_cats = np.array(["B", "NK", "T"], dtype=object)
     n_counts = X.sum(1)
+    pca = rng.normal(size=(n, 2)).astype(np.float32)
     str_dt = h5py.special_dtype(vlen=str)
 
     p = os.path.join(OUT, "legacy_categorical.h5ad")
@@ -282,7 +285,7 @@ def legacy_categorical():
         var.attrs["_index"] = "_index"
         var.attrs["column-order"] = np.array([], dtype="float64")
         var.create_dataset("_index", data=gene_names, dtype=str_dt)
-        f.create_group("obsm").create_dataset("X_pca", data=rng.normal(size=(n, 2)).astype(np.float32))
+        f.create_group("obsm").create_dataset("X_pca", data=pca)
         f.create_group("uns")
 
     pz = os.path.join(OUT, "legacy_categorical.zarr")
@@ -303,7 +306,7 @@ def legacy_categorical():
     var = root.create_group("var")
     var.attrs.update({"encoding-type": "dataframe", "encoding-version": "0.1.0", "_index": "_index", "column-order": []})
     zstrings(var, "_index", gene_names)
-    root.create_group("obsm").create_array("X_pca", data=rng.normal(size=(n, 2)).astype(np.float32))
+    root.create_group("obsm").create_array("X_pca", data=pca)
     root.create_group("uns")
 
     back = ad.read_h5ad(p)

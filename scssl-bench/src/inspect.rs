@@ -8,20 +8,36 @@ use scssl_data::io::FileSummary;
 pub fn render(s: &FileSummary) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{}", s.file);
-    let _ = writeln!(
-        o,
-        "  X: {} cells × {} genes, {} ({}){}",
-        s.x.shape.0,
-        s.x.shape.1,
-        s.x.encoding,
-        s.x.dtype,
-        s.x.nnz
-            .map(|n| format!(
-                ", {n} stored values ({:.1}% dense)",
-                100.0 * n as f64 / ((s.x.shape.0 * s.x.shape.1).max(1)) as f64
-            ))
-            .unwrap_or_default()
-    );
+    let describe = |m: &scssl_data::io::MatrixInfo| {
+        format!(
+            "{} cells × {} genes, {} ({}){}",
+            m.shape.0,
+            m.shape.1,
+            m.encoding,
+            m.dtype,
+            m.nnz
+                .map(|n| format!(
+                    ", {n} stored values ({:.1}% dense)",
+                    100.0 * n as f64 / ((m.shape.0 * m.shape.1).max(1)) as f64
+                ))
+                .unwrap_or_default()
+        )
+    };
+    match &s.x {
+        Some(x) => {
+            let _ = writeln!(o, "  X: {}", describe(x));
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "  X: none ({} cells × {} genes of annotations; eval and annotate use obsm, preprocess and train need --counts-layer)",
+                s.n_obs, s.n_vars
+            );
+        }
+    }
+    if let Some(raw) = &s.raw {
+        let _ = writeln!(o, "  raw/X: {}", describe(raw));
+    }
     for (title, cols) in [("obs", &s.obs), ("var", &s.var)] {
         let _ = writeln!(o, "  {title} columns ({}):", cols.len());
         for c in cols {
@@ -72,6 +88,17 @@ pub fn render(s: &FileSummary) -> String {
                 .join(", ")
         }
     );
+    if !s.obsp.is_empty() {
+        let _ = writeln!(
+            o,
+            "  obsp: {}",
+            s.obsp
+                .iter()
+                .map(|(k, m)| format!("{k} ({}, {})", m.encoding, m.dtype))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "  uns: {}",

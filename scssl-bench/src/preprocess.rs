@@ -1,6 +1,7 @@
 //! The benchmark's preprocessing as one step (methods.md §1.1): counts → `normalize_total(1e4)`
 //! → `log1p` → Seurat HVGs with the batch key → subset → 50-component PCA.
 
+use scssl_data::CountsSource;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -75,11 +76,12 @@ pub fn preprocess(
     if opts.n_hvg == 0 {
         bail!("n_hvg must be at least 1");
     }
-    if let Some(layer) = &opts.counts_layer {
-        ad.x = ad.layer(layer)?.clone();
+    if opts.counts_layer.is_some() {
+        ad = ad.with_counts_as_x(&CountsSource::from_option(opts.counts_layer.as_deref()))?;
     }
-    ad.check_counts(&ad.x)
-        .context("X must hold raw counts (use --counts-layer if they are in a layer)")?;
+    ad.check_counts(&ad.x).context(
+        "X must hold raw counts (use --counts-layer NAME if they are in a layer, or --counts-layer raw for raw/X)",
+    )?;
     let Batches {
         key: batch_key,
         n_batches,
@@ -133,7 +135,12 @@ pub fn preprocess_file(
 ) -> Result<PreprocessSummary> {
     let pb = crate::progress::steps(5, "preprocess");
     pb.set_message("reading");
-    let ad = io::read(input).with_context(|| format!("reading {}", input.display()))?;
+    // the counts source is applied while reading, so a file without X works with a layer or raw/
+    let ad = io::read_counts(
+        input,
+        &CountsSource::from_option(opts.counts_layer.as_deref()),
+    )
+    .with_context(|| format!("reading {}", input.display()))?;
     pb.inc(1);
     let mut step = |name: &str| {
         pb.set_message(name.to_string());

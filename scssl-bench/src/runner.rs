@@ -32,7 +32,11 @@ pub fn load_data(run: &RunConfig) -> Result<AnnData> {
             ..Default::default()
         })?);
     }
-    io::read(&d.path).with_context(|| format!("reading data.path {}", d.path))
+    io::read_counts(
+        &d.path,
+        &scssl_data::CountsSource::from_option(d.counts_layer.as_deref()),
+    )
+    .with_context(|| format!("reading data.path {}", d.path))
 }
 
 /// Checks a dataset against a run's config: obs keys, protein key, hold-out batches.

@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView2};
 use scssl_augment::{AugmentConfig, NeighbourGraphs, Pipeline, PipelineConfig};
+use scssl_data::CountsSource;
 use scssl_data::anndata::AnnData;
 use scssl_data::pp::{self, ClrAxis, HvgFlavor};
 
@@ -108,13 +109,6 @@ pub struct Features {
     pub pca: Option<Array2<f32>>,
 }
 
-fn counts_matrix(ad: &AnnData, layer: Option<&str>) -> Result<scssl_data::matrix::Matrix> {
-    Ok(match layer {
-        Some(l) => ad.layer(l)?.clone(),
-        None => ad.x.clone(),
-    })
-}
-
 fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result<Array2<f32>> {
     let raw = ad
         .obsm_get(key)
@@ -129,8 +123,10 @@ fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result
 /// `n_hvg` Seurat HVGs (per batch) — methods.md §1.1; otherwise use X as stored (e.g. a file
 /// written by `scssl preprocess`) and say so in the log.
 pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features> {
-    let m = counts_matrix(ad, opts.counts_layer.as_deref())?;
-    let is_counts = ad.check_counts(&m).is_ok();
+    // X, a layer or raw/X with its own genes; only this matrix travels on (not the file's
+    // layers and obsm)
+    let counts = ad.counts_only(&CountsSource::from_option(opts.counts_layer.as_deref()))?;
+    let is_counts = counts.check_counts(&counts.x).is_ok();
     let (rna, genes, normalized_here, pca) = if is_counts {
         // the benchmark's preprocessing, shared with `scssl preprocess`, on the counts alone
         // (the file's other layers and obsm are not copied, and no counts layer is kept)
@@ -143,16 +139,16 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
             counts_layer: None,
             keep_counts: false,
         };
-        let (pp_ad, _) = preprocess(with_matrix_only(ad, m), &opts, &mut |_| {})?;
+        let (pp_ad, _) = preprocess(counts, &opts, &mut |_| {})?;
         let pca = pp_ad.obsm_get("X_pca").ok().cloned();
         (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
     } else {
-        let dense = m.to_dense();
+        let dense = counts.x.to_dense();
         if dense.iter().any(|v| !v.is_finite()) {
             bail!("X contains NaN or infinite values");
         }
         tracing::info!("X does not hold raw counts: using it as stored (assumed log-normalised)");
-        (dense, ad.var.index.clone(), false, None)
+        (dense, counts.var.index.clone(), false, None)
     };
     let mut matrices = vec![rna];
     let mut n_proteins = 0;
@@ -176,26 +172,12 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     })
 }
 
-/// `ad`'s obs and var around the matrix `x`, without its layers, obsm and uns (which the
-/// feature pipelines never read, and which would otherwise be copied along).
-fn with_matrix_only(ad: &AnnData, x: scssl_data::matrix::Matrix) -> AnnData {
-    AnnData {
-        x,
-        obs: ad.obs.clone(),
-        var: ad.var.clone(),
-        obsm: Default::default(),
-        layers: Default::default(),
-        uns: Default::default(),
-    }
-}
-
 /// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
 /// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
 /// `prepare_query_anndata`; their number is returned so the caller can warn).
 pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
-    let m = counts_matrix(ad, spec.counts_layer.as_deref())?;
-    // only X travels through the normalisation (not the file's layers and obsm)
-    let mut work = with_matrix_only(ad, m);
+    // only the counts travel through the normalisation (not the file's layers and obsm)
+    let mut work = ad.counts_only(&CountsSource::from_option(spec.counts_layer.as_deref()))?;
     if spec.normalized_here {
         ad.check_counts(&work.x).context(
             "the model was trained on raw counts normalised by scssl; this file's X is not raw counts",

@@ -6,7 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [p, k] => (p.clone(), k.clone()),
         _ => return Err("usage: add_obsm FILE KEY".into()),
     };
-    let n = scssl_data::io::summarize(&path)?.x.shape.0;
+    let n = scssl_data::io::summarize(&path)?.n_obs;
     let emb = ndarray::Array2::from_shape_fn((n, 2), |(i, j)| (i + j) as f32);
     scssl_data::io::write_obsm(&path, &key, &emb)?;
     println!("added obsm['{key}'] ({n} × 2) to {path}");

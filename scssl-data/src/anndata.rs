@@ -25,6 +25,49 @@ pub enum UnsValue {
     Dict(BTreeMap<String, UnsValue>),
 }
 
+/// `adata.raw`: an earlier state of the data (often the raw counts) over its own genes, which
+/// may be more than `var` holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raw {
+    /// The matrix (cells × `var` rows).
+    pub x: Matrix,
+    /// The genes of `x`.
+    pub var: DataFrame,
+}
+
+/// Where a count matrix comes from: `X`, a layer, or `raw/X` (with `raw/var`'s genes). The
+/// command-line spelling is `--counts-layer NAME` / `data.counts_layer: NAME`, where the name
+/// `raw` means `raw/` (a layer called `raw` is used when the data has no `raw/`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CountsSource {
+    /// The main matrix `X`.
+    #[default]
+    X,
+    /// `layers[name]`.
+    Layer(String),
+    /// `raw/X`, with `raw/var` as the genes.
+    Raw,
+}
+
+impl CountsSource {
+    /// `None` → `X`, `"raw"` → `raw/`, any other name → that layer.
+    pub fn from_option(name: Option<&str>) -> Self {
+        match name {
+            None => CountsSource::X,
+            Some("raw") => CountsSource::Raw,
+            Some(l) => CountsSource::Layer(l.to_string()),
+        }
+    }
+    /// How users spell it (`X`, the layer's name, `raw`).
+    pub fn describe(&self) -> String {
+        match self {
+            CountsSource::X => "X".into(),
+            CountsSource::Layer(l) => format!("layers['{l}']"),
+            CountsSource::Raw => "raw/X".into(),
+        }
+    }
+}
+
 /// An annotated data matrix, like Python's `anndata.AnnData`: cells × genes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnData {
@@ -38,8 +81,40 @@ pub struct AnnData {
     pub obsm: BTreeMap<String, Array2<f32>>,
     /// Alternative matrices of the same shape as `x` (e.g. `counts`).
     pub layers: BTreeMap<String, Matrix>,
+    /// Cell × cell matrices (e.g. the neighbour graph `connectivities`).
+    pub obsp: BTreeMap<String, Matrix>,
+    /// `adata.raw`, when the file has one.
+    pub raw: Option<Raw>,
     /// Unstructured annotations.
     pub uns: BTreeMap<String, UnsValue>,
+}
+
+/// A [`CountsSource`] checked against the data.
+enum ResolvedCounts {
+    X,
+    Layer(String),
+    Raw,
+}
+
+/// Rows and columns `rows` of a square (cells × cells) matrix.
+fn select_square(m: &Matrix, rows: &[usize]) -> Matrix {
+    let n = m.shape().1;
+    let by_rows = m.select_rows(rows);
+    // select_cols keeps flagged columns in their own order, so pick rows' order afterwards
+    let mut keep = vec![false; n];
+    for &r in rows {
+        if r < n {
+            keep[r] = true;
+        }
+    }
+    let sorted_unique = rows.windows(2).all(|w| w[0] < w[1]);
+    if sorted_unique {
+        return by_rows.select_cols(&keep);
+    }
+    // general case (reordering or repeats): densify; obsp subsets of this kind are rare
+    let d = by_rows.to_dense();
+    let a = ndarray::Array2::from_shape_fn((rows.len(), rows.len()), |(i, j)| d[[i, rows[j]]]);
+    Matrix::Dense(a)
 }
 
 impl AnnData {
@@ -58,6 +133,8 @@ impl AnnData {
             var: DataFrame::with_index(var_names),
             obsm: BTreeMap::new(),
             layers: BTreeMap::new(),
+            obsp: BTreeMap::new(),
+            raw: None,
             uns: BTreeMap::new(),
         })
     }
@@ -99,6 +176,24 @@ impl AnnData {
                     format!("layers['{k}'] shape"),
                     format!("{n}x{g}"),
                     format!("{:?}", l.shape()),
+                ));
+            }
+        }
+        for (k, p) in &self.obsp {
+            if p.shape() != (n, n) {
+                return Err(Error::shape(
+                    format!("obsp['{k}'] shape"),
+                    format!("{n}x{n}"),
+                    format!("{:?}", p.shape()),
+                ));
+            }
+        }
+        if let Some(raw) = &self.raw {
+            if raw.x.shape() != (n, raw.var.n_rows()) {
+                return Err(Error::shape(
+                    "raw/X shape vs obs and raw/var",
+                    format!("{n}x{}", raw.var.n_rows()),
+                    format!("{:?}", raw.x.shape()),
                 ));
             }
         }
@@ -153,6 +248,15 @@ impl AnnData {
                 .iter()
                 .map(|(k, l)| (k.clone(), l.select_rows(rows)))
                 .collect(),
+            obsp: self
+                .obsp
+                .iter()
+                .map(|(k, p)| (k.clone(), select_square(p, rows)))
+                .collect(),
+            raw: self.raw.as_ref().map(|r| Raw {
+                x: r.x.select_rows(rows),
+                var: r.var.clone(),
+            }),
             uns: self.uns.clone(),
         }
     }
@@ -174,8 +278,77 @@ impl AnnData {
                 .iter()
                 .map(|(k, l)| (k.clone(), l.select_cols(keep)))
                 .collect(),
+            obsp: self.obsp.clone(),
+            // like anndata, subsetting genes leaves `raw` whole
+            raw: self.raw.clone(),
             uns: self.uns.clone(),
         }
+    }
+
+    /// The count matrix of `source` and its genes, as an AnnData of its own (`obs` kept; no
+    /// layers, obsm, obsp or uns, which feature pipelines never read and would copy along).
+    pub fn counts_only(&self, source: &CountsSource) -> Result<AnnData> {
+        let (x, var) = match (self.resolve_counts(source)?, &self.raw) {
+            (ResolvedCounts::Layer(l), _) => (self.layer(&l)?.clone(), self.var.clone()),
+            (ResolvedCounts::Raw, Some(r)) => (r.x.clone(), r.var.clone()),
+            _ => (self.x.clone(), self.var.clone()),
+        };
+        let mut out = AnnData::new(x, self.obs.index.clone(), var.index.clone())?;
+        out.obs = self.obs.clone();
+        out.var = var;
+        Ok(out)
+    }
+
+    /// Makes the count matrix of `source` the main matrix: a layer is copied into `X` (and
+    /// kept); `raw/X` becomes `X` with `raw/var` as `var`, and the layers, which have the
+    /// other genes, are dropped (`raw` itself is kept).
+    pub fn with_counts_as_x(mut self, source: &CountsSource) -> Result<AnnData> {
+        match self.resolve_counts(source)? {
+            ResolvedCounts::X => {}
+            ResolvedCounts::Layer(l) => self.x = self.layer(&l)?.clone(),
+            ResolvedCounts::Raw => {
+                let Some(raw) = self.raw.clone() else {
+                    return Err(Error::MissingKey {
+                        container: "raw",
+                        key: "X".into(),
+                        available: String::new(),
+                    });
+                };
+                if !self.layers.is_empty() {
+                    tracing::info!(
+                        "counts from raw/X: dropping the layers ({}), which have var's genes, not raw/var's",
+                        self.layers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                }
+                self.layers.clear();
+                self.x = raw.x;
+                self.var = raw.var;
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn resolve_counts(&self, source: &CountsSource) -> Result<ResolvedCounts> {
+        Ok(match source {
+            CountsSource::X => ResolvedCounts::X,
+            CountsSource::Layer(l) => {
+                self.layer(l)?;
+                ResolvedCounts::Layer(l.clone())
+            }
+            CountsSource::Raw => match &self.raw {
+                Some(_) => ResolvedCounts::Raw,
+                // a layer literally called `raw`, when there is no raw/
+                None if self.layers.contains_key("raw") => ResolvedCounts::Layer("raw".into()),
+                None => {
+                    return Err(Error::MissingKey {
+                        container: "raw",
+                        key: "X (the data has no raw/; --counts-layer raw needs one)".into(),
+                        available: self.layers.keys().cloned().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            },
+        })
     }
     /// Checks that `x` (or a layer) holds counts: finite and non-negative. Names the first bad entry.
     pub fn check_counts(&self, m: &Matrix) -> Result<()> {

@@ -36,6 +36,17 @@ pub enum Error {
         /// What was expected instead.
         reason: String,
     },
+    /// The file has no `X` (valid since anndata 0.8, e.g. a file of exported embeddings) and the
+    /// operation needs a matrix.
+    #[error(
+        "{file}: the file has no X (it holds annotations and embeddings only); preprocessing and training need counts: {hint}"
+    )]
+    MissingX {
+        /// The file or store.
+        file: String,
+        /// Which counts sources the file does have, as `--counts-layer` values.
+        hint: String,
+    },
     /// A requested key (obs/var column, obsm/layers entry) does not exist.
     #[error("{container} has no key '{key}'; available keys: [{available}]")]
     MissingKey {

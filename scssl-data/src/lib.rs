@@ -42,7 +42,7 @@ pub mod pp;
 pub mod sim;
 pub mod split;
 
-pub use anndata::{AnnData, UnsValue};
+pub use anndata::{AnnData, CountsSource, Raw, UnsValue};
 pub use error::{Error, Result};
 pub use frame::{Column, DataFrame, Groups};
 pub use matrix::{CsrMatrix, Matrix};

@@ -9,7 +9,6 @@
 //! - `cargo xtask package`: packages and verifies every publishable crate (`cargo package` for
 //!   all of them at once, so crates that depend on not-yet-published siblings verify too).
 
-mod deps;
 mod perf;
 
 use std::path::{Path, PathBuf};
@@ -101,7 +100,6 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
 }
 
 fn quickstart(args: &[String]) -> Result {
-    deps::ensure()?;
     let out = arg_value(args, "--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("results/quickstart"));
@@ -247,7 +245,6 @@ const PAPER_DATASETS: &[&str] = &[
 ];
 
 fn bench(args: &[String]) -> Result {
-    deps::ensure()?;
     let quick = args.iter().any(|a| a == "--quick");
     let out = arg_value(args, "--out")
         .map(PathBuf::from)
@@ -512,7 +509,6 @@ fn inspect(scssl: &Path, file: &Path) -> Result<FileInfo> {
 }
 
 fn test(args: &[String]) -> Result {
-    deps::ensure()?;
     let shared = root().join("../shared/data");
     if !shared.is_dir() {
         println!(
@@ -547,7 +543,6 @@ fn test(args: &[String]) -> Result {
 }
 
 fn package() -> Result {
-    deps::ensure()?;
     // `cargo package` verifies each crate against its siblings through a temporary local
     // registry and extracts them under ~/.cargo/registry/src/-<hash>/; an extraction left from
     // an earlier run of the same version would be reused although the sources changed.
@@ -641,7 +636,6 @@ pub(crate) fn venv_python() -> Result<PathBuf> {
 }
 
 fn fixtures() -> Result {
-    deps::ensure()?;
     let py = venv_python()?;
     let mut c = Command::new(&py);
     c.arg(root().join("conformance/make_data_fixtures.py"))

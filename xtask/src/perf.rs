@@ -86,7 +86,6 @@ pub fn run(args: &[String]) -> Result {
 }
 
 fn data(args: &[String]) -> Result {
-    crate::deps::ensure()?;
     let cells: usize = crate::arg_value(args, "--cells")
         .map(|s| s.parse().map_err(|_| "--cells needs a number"))
         .transpose()?
@@ -190,7 +189,6 @@ fn data(args: &[String]) -> Result {
 /// Two views of a 256-cell × 4,000-gene batch (the `clear` pipeline): ours against the
 /// reference's per-cell Python/torch approach, same machine, one run.
 fn augment() -> Result {
-    crate::deps::ensure()?;
     let scssl = scssl_release()?;
     let py = venv_python()?;
     if ensure_module(&py, "torch", "torch").is_err() {
@@ -246,7 +244,6 @@ fn augment() -> Result {
 /// One SimCLR epoch, ours against the reference's PyTorch loop (and the same loop with lightly's
 /// loss and head), on the same log-normalised simulated file.
 fn train(args: &[String]) -> Result {
-    crate::deps::ensure()?;
     let cells: usize = match args.iter().position(|a| a == "--cells") {
         Some(i) => args
             .get(i + 1)
@@ -332,7 +329,6 @@ fn train(args: &[String]) -> Result {
 
 /// The whole metric set, ours and scib-metrics', on the same simulated embeddings.
 fn metrics(args: &[String]) -> Result {
-    crate::deps::ensure()?;
     let sizes: Vec<usize> = crate::arg_value(args, "--sizes")
         .unwrap_or_else(|| "10000,50000,100000".into())
         .split(',')

@@ -53,6 +53,10 @@ pub(super) struct TrainArgs {
     /// obsm key of protein values: trains a multimodal (RNA + protein) model.
     #[arg(long)]
     pub(super) protein_key: Option<String>,
+    /// Where the raw counts are when X does not hold them: a layer name, or `raw` for raw/X
+    /// (with raw/var's genes).
+    #[arg(long)]
+    pub(super) counts_layer: Option<String>,
     /// Protein transform: clr, log1p or as_is.
     #[arg(long, default_value = "clr")]
     pub(super) protein_transform: String,
@@ -88,6 +92,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         n_hvg,
         batch_key,
         protein_key,
+        counts_layer,
         protein_transform,
         integrate,
         device,
@@ -129,7 +134,11 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     };
     augment.config()?;
     let device = ComputeDevice::parse(&device)?;
-    let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+    let ad = io::read_counts(
+        &input,
+        &scssl_data::CountsSource::from_option(counts_layer.as_deref()),
+    )
+    .with_context(|| format!("reading {}", input.display()))?;
     let batches = ad
         .obs_groups(&batch_key)
         .with_context(|| format!("batch key {batch_key:?}"))?
@@ -141,6 +150,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             n_hvg,
             protein_key,
             protein_transform: ProteinTransform::parse(&protein_transform)?,
+            counts_layer,
             ..Default::default()
         },
     )?;
@@ -217,7 +227,11 @@ pub(super) fn embed(args: EmbedArgs) -> Result<()> {
             .cloned()
             .context("the model has no feature description (not written by scssl train)")?,
     )?;
-    let ad = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+    let ad = io::read_counts(
+        &input,
+        &scssl_data::CountsSource::from_option(spec.counts_layer.as_deref()),
+    )
+    .with_context(|| format!("reading {}", input.display()))?;
     let (inputs, missing) = crate::train::features_for(&ad, &spec)?;
     if missing > 0 {
         eprintln!(

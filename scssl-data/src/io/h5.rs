@@ -1,52 +1,38 @@
-//! HDF5 backend (`hdf5-metno` over the system HDF5 library).
+//! HDF5 backend on `hdf5-pure`, a pure-Rust HDF5 implementation: no C library, so a damaged or
+//! crafted `.h5ad` can make a read fail but never corrupt memory (the C library crashed on such
+//! files: `H5HG_read` in Debian's libhdf5 1.10.8). It reads what h5py writes — superblock
+//! v0–v3, old- and new-style groups, contiguous/chunked/compact layouts, gzip, shuffle, LZF,
+//! Fletcher-32 and scale-offset — and writes files that h5py and anndata read back.
+//!
+//! The one filter it lacks is Blosc (HDF5 plugin 32001, from `hdf5plugin`): reading such a
+//! dataset is an error that names the element and says how to re-encode the file.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::str::FromStr;
 
-use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
-use hdf5::{Container, File, Location};
+use hdf5_pure::{AttrValue, DType, Dataset, DatasetBuilder, EnumTypeBuilder, File, Group};
 use serde_json::{Map, Value};
 
 use super::store::{Data, DataRef, NodeKind, Store};
 use crate::error::{Error, Result};
 
+/// HDF5 filter id of Blosc (registered by `hdf5plugin`/`hdf5-blosc`).
+const FILTER_BLOSC: u16 = 32001;
+
 /// An open `.h5ad` file.
 pub struct H5Store {
     file: File,
     name: String,
+    writable: bool,
 }
 
-/// HDF5 opens files without `O_CLOEXEC`, so a child process started by another thread while
-/// a file is open inherits the descriptor — and with it HDF5's file lock, which then makes the
-/// file unreadable for that child (`unable to lock file`). Marks our descriptors of `path`
-/// close-on-exec right after opening.
-#[cfg(target_os = "linux")]
-fn close_on_exec(path: &std::path::Path) {
-    let Ok(target) = std::fs::canonicalize(path) else {
-        return;
-    };
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    for e in fds.flatten() {
-        if std::fs::read_link(e.path()).ok().as_deref() != Some(target.as_path()) {
-            continue;
-        }
-        if let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() {
-            // SAFETY: fcntl on a descriptor number only reads/sets its flags; a descriptor
-            // that was closed meanwhile makes the call fail harmlessly with EBADF.
-            unsafe {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags >= 0 {
-                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-                }
-            }
-        }
-    }
+fn to_usize(x: u64, file: &str, key: &str) -> Result<usize> {
+    usize::try_from(x).map_err(|_| Error::Format {
+        file: file.into(),
+        key: key.into(),
+        reason: format!("dimension {x} does not fit in memory addresses"),
+    })
 }
-
-#[cfg(not(target_os = "linux"))]
-fn close_on_exec(_path: &std::path::Path) {}
 
 impl H5Store {
     /// Opens an existing file read-only.
@@ -63,10 +49,13 @@ impl H5Store {
             key: "/".into(),
             reason: format!("not a readable HDF5 file (truncated or corrupt?): {e}"),
         })?;
-        close_on_exec(path);
-        Ok(Self { file, name })
+        Ok(Self {
+            file,
+            name,
+            writable: false,
+        })
     }
-    /// Opens an existing file for reading and writing.
+    /// Opens an existing file for reading and writing (changes land on [`Store::finish`]).
     pub fn open_rw(path: &std::path::Path) -> Result<Self> {
         let name = path.display().to_string();
         let file = File::open_rw(path).map_err(|e| Error::Format {
@@ -74,10 +63,13 @@ impl H5Store {
             key: "/".into(),
             reason: format!("cannot open HDF5 file for writing: {e}"),
         })?;
-        close_on_exec(path);
-        Ok(Self { file, name })
+        Ok(Self {
+            file,
+            name,
+            writable: true,
+        })
     }
-    /// Creates (truncates) a file.
+    /// Creates (truncates) a file; its content is written on [`Store::finish`].
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let name = path.display().to_string();
         let file = File::create(path).map_err(|e| Error::Storage {
@@ -85,8 +77,11 @@ impl H5Store {
             key: "/".into(),
             message: e.to_string(),
         })?;
-        close_on_exec(path);
-        Ok(Self { file, name })
+        Ok(Self {
+            file,
+            name,
+            writable: true,
+        })
     }
 
     fn err(&self, key: &str, e: impl std::fmt::Display) -> Error {
@@ -97,237 +92,179 @@ impl H5Store {
         }
     }
 
-    fn location(&self, path: &str) -> Result<Location> {
+    fn group(&self, path: &str) -> Result<Group> {
         if path.is_empty() {
-            return Ok((*self.file.group("/").map_err(|e| self.err(path, e))?).clone());
-        }
-        match self.node(path)? {
-            Some(NodeKind::Group) => {
-                Ok((*self.file.group(path).map_err(|e| self.err(path, e))?).clone())
-            }
-            Some(NodeKind::Array) => {
-                Ok((**self.file.dataset(path).map_err(|e| self.err(path, e))?).clone())
-            }
-            None => Err(Error::Format {
-                file: self.name.clone(),
-                key: path.into(),
-                reason: "element does not exist".into(),
-            }),
-        }
-    }
-
-    fn parent_and_name<'a>(&self, path: &'a str) -> Result<(hdf5::Group, &'a str)> {
-        let (parent, name) = match path.rfind('/') {
-            Some(p) => (&path[..p], &path[p + 1..]),
-            None => ("", path),
-        };
-        let g = if parent.is_empty() {
-            self.file.group("/").map_err(|e| self.err(path, e))?
+            Ok(self.file.root())
         } else {
-            self.file.group(parent).map_err(|e| self.err(parent, e))?
+            self.file.group(path).map_err(|e| self.err(path, e))
+        }
+    }
+
+    fn dataset(&self, path: &str) -> Result<Dataset> {
+        self.file.dataset(path).map_err(|e| self.err(path, e))
+    }
+
+    fn read_dataset(&self, ds: &Dataset, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
+        let err = |e: hdf5_pure::Error| {
+            if ds.filters().contains(&FILTER_BLOSC) {
+                Error::Format {
+                    file: self.name.clone(),
+                    key: path.into(),
+                    reason: "compressed with Blosc (HDF5 filter 32001), which scssl cannot decode \
+                             in .h5ad; re-encode the file with gzip or LZF, e.g. \
+                             `h5repack -f GZIP=4 in.h5ad out.h5ad`, or write it as .zarr (blosc works there)"
+                        .into(),
+                }
+            } else {
+                self.err(path, e)
+            }
         };
-        Ok((g, name))
+        let dtype = ds.dtype().map_err(err)?;
+        macro_rules! rd {
+            ($all:ident, $rows:ident) => {
+                match &rows {
+                    None => ds.$all().map_err(err)?,
+                    Some(r) => ds
+                        .$rows(r.start as u64, (r.end - r.start) as u64)
+                        .map_err(err)?,
+                }
+            };
+        }
+        Ok(match dtype {
+            DType::F32 => Data::F32(rd!(read_f32, read_f32_rows)),
+            DType::F64 => Data::F64(rd!(read_f64, read_f64_rows)),
+            DType::I8 => Data::I8(rd!(read_i8, read_i8_rows)),
+            DType::I16 => Data::I16(rd!(read_i16, read_i16_rows)),
+            DType::I32 => Data::I32(rd!(read_i32, read_i32_rows)),
+            DType::I64 => Data::I64(rd!(read_i64, read_i64_rows)),
+            DType::U8 => Data::U8(rd!(read_u8, read_u8_rows)),
+            DType::U16 => Data::U16(rd!(read_u16, read_u16_rows)),
+            DType::U32 => Data::U32(rd!(read_u32, read_u32_rows)),
+            DType::U64 => Data::U64(rd!(read_u64, read_u64_rows)),
+            // h5py stores numpy bools as an 8-bit enum {FALSE = 0, TRUE = 1}
+            DType::Enum(names) if is_bool_enum(&names) => Data::Bool(
+                rd!(read_i8, read_i8_rows)
+                    .into_iter()
+                    .map(|v| v != 0)
+                    .collect(),
+            ),
+            DType::String | DType::VariableLengthString => {
+                Data::Str(rd!(read_string, read_string_rows))
+            }
+            DType::Compound(fields) => {
+                return Err(Error::Format {
+                    file: self.name.clone(),
+                    key: path.into(),
+                    reason: format!(
+                        "a compound (record) dataset with fields {:?}; anndata stopped writing \
+                         these in 0.7 (obs/var/obsm of anndata 0.5/0.6 files)",
+                        fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
+                    ),
+                });
+            }
+            other => {
+                return Err(Error::Format {
+                    file: self.name.clone(),
+                    key: path.into(),
+                    reason: format!("unsupported HDF5 element type {other}"),
+                });
+            }
+        })
     }
 }
 
-fn read_container(
-    c: &Container,
-    rows: Option<Range<usize>>,
-    key: &str,
-    file: &str,
-) -> Result<Data> {
-    let err = |e: hdf5::Error| Error::Storage {
-        file: file.into(),
-        key: key.into(),
-        message: e.to_string(),
-    };
-    let desc = c.dtype().and_then(|t| t.to_descriptor()).map_err(err)?;
-    let shape = c.shape();
-    macro_rules! rd {
-        ($t:ty) => {{
-            match &rows {
-                None => {
-                    if c.is_scalar() {
-                        vec![c.read_scalar::<$t>().map_err(err)?]
-                    } else {
-                        c.read_raw::<$t>().map_err(err)?
-                    }
-                }
-                Some(r) => {
-                    if shape.len() == 1 {
-                        c.as_reader()
-                            .read_slice_1d::<$t, _>(r.clone())
-                            .map_err(err)?
-                            .to_vec()
-                    } else if shape.len() == 2 {
-                        let a = c
-                            .as_reader()
-                            .read_slice_2d::<$t, _>(ndarray::s![r.clone(), ..])
-                            .map_err(err)?;
-                        a.iter().cloned().collect()
-                    } else {
-                        return Err(Error::Format {
-                            file: file.into(),
-                            key: key.into(),
-                            reason: "row ranges need 1-D or 2-D arrays".into(),
-                        });
-                    }
-                }
-            }
-        }};
-    }
-    Ok(match desc {
-        TypeDescriptor::Float(FloatSize::U4) => Data::F32(rd!(f32)),
-        TypeDescriptor::Float(FloatSize::U8) => Data::F64(rd!(f64)),
-        TypeDescriptor::Integer(IntSize::U1) => Data::I8(rd!(i8)),
-        TypeDescriptor::Integer(IntSize::U2) => Data::I16(rd!(i16)),
-        TypeDescriptor::Integer(IntSize::U4) => Data::I32(rd!(i32)),
-        TypeDescriptor::Integer(IntSize::U8) => Data::I64(rd!(i64)),
-        TypeDescriptor::Unsigned(IntSize::U1) => Data::U8(rd!(u8)),
-        TypeDescriptor::Unsigned(IntSize::U2) => Data::U16(rd!(u16)),
-        TypeDescriptor::Unsigned(IntSize::U4) => Data::U32(rd!(u32)),
-        TypeDescriptor::Unsigned(IntSize::U8) => Data::U64(rd!(u64)),
-        TypeDescriptor::Boolean => Data::Bool(rd!(bool)),
-        TypeDescriptor::Enum(e)
-            if e.members.len() == 2 && e.members.iter().any(|m| m.name == "TRUE") =>
-        {
-            // h5py's bool enum that hdf5-metno did not map to `bool`: read the integer codes.
-            Data::Bool(rd!(i8).into_iter().map(|v| v != 0).collect())
+fn is_bool_enum(names: &[String]) -> bool {
+    names.len() == 2 && names.iter().any(|n| n == "TRUE") && names.iter().any(|n| n == "FALSE")
+}
+
+/// An attribute as JSON, as h5py hands it to anndata (`None` for types anndata never writes).
+fn attr_to_json(v: AttrValue) -> Option<Value> {
+    use serde_json::json;
+    Some(match v {
+        AttrValue::F32(x) => json!(x),
+        AttrValue::F64(x) => json!(x),
+        AttrValue::I8(x) => json!(x),
+        AttrValue::I16(x) => json!(x),
+        AttrValue::I32(x) => json!(x),
+        AttrValue::I64(x) => json!(x),
+        AttrValue::U8(x) => json!(x),
+        AttrValue::U16(x) => json!(x),
+        AttrValue::U32(x) => json!(x),
+        AttrValue::U64(x) => json!(x),
+        AttrValue::F32Array(v) => json!(v),
+        AttrValue::F64Array(v) => json!(v),
+        AttrValue::I8Array(v) => json!(v),
+        AttrValue::I16Array(v) => json!(v),
+        AttrValue::I32Array(v) => json!(v),
+        AttrValue::I64Array(v) => json!(v),
+        AttrValue::U8Array(v) => json!(v),
+        AttrValue::U16Array(v) => json!(v),
+        AttrValue::U32Array(v) => json!(v),
+        AttrValue::U64Array(v) => json!(v),
+        AttrValue::String(s)
+        | AttrValue::AsciiString(s)
+        | AttrValue::VarLenString(s)
+        | AttrValue::VarLenAsciiString(s) => Value::String(s),
+        AttrValue::StringSized { value, .. } | AttrValue::AsciiStringSized { value, .. } => {
+            Value::String(value)
         }
-        TypeDescriptor::VarLenUnicode => Data::Str(
-            rd!(VarLenUnicode)
-                .into_iter()
-                .map(|s| s.as_str().to_string())
-                .collect(),
-        ),
-        TypeDescriptor::VarLenAscii => Data::Str(
-            rd!(VarLenAscii)
-                .into_iter()
-                .map(|s| s.as_str().to_string())
-                .collect(),
-        ),
-        other => {
-            return Err(Error::Format {
-                file: file.into(),
-                key: key.into(),
-                reason: format!("unsupported HDF5 element type {other}"),
-            });
-        }
+        AttrValue::StringArray(v)
+        | AttrValue::AsciiStringArray(v)
+        | AttrValue::VarLenAsciiCharArray(v)
+        | AttrValue::VarLenStringArray(v)
+        | AttrValue::VarLenAsciiStringArray(v) => json!(v),
+        AttrValue::StringArraySized { values, .. }
+        | AttrValue::AsciiStringArraySized { values, .. } => json!(values),
+        _ => return None,
     })
 }
 
-fn data_to_json(d: Data, scalar: bool) -> Value {
-    let arr: Vec<Value> = match d {
-        Data::Str(v) => v.into_iter().map(Value::String).collect(),
-        Data::Bool(v) => v.into_iter().map(Value::Bool).collect(),
-        Data::F32(v) => v.into_iter().map(|x| serde_json::json!(x)).collect(),
-        Data::F64(v) => v.into_iter().map(|x| serde_json::json!(x)).collect(),
-        other => other
-            .into_i64()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Value::from)
-            .collect(),
-    };
-    if scalar && arr.len() == 1 {
-        arr.into_iter().next().unwrap_or(Value::Null)
-    } else {
-        Value::Array(arr)
-    }
-}
-
-fn vlen(s: &str, file: &str, key: &str) -> Result<VarLenUnicode> {
-    VarLenUnicode::from_str(s).map_err(|e| Error::Format {
-        file: file.into(),
-        key: key.into(),
-        reason: format!("string {s:?} cannot be stored in HDF5: {e}"),
-    })
-}
-
-fn write_attr(loc: &Location, name: &str, v: &Value, file: &str) -> Result<()> {
-    let err = |e: hdf5::Error| Error::Storage {
-        file: file.into(),
-        key: format!("@{name}"),
-        message: e.to_string(),
-    };
-    if loc.attr_names().map_err(err)?.iter().any(|n| n == name) {
-        loc.delete_attr(name).map_err(err)?;
-    }
-    match v {
-        Value::String(s) => {
-            loc.new_attr::<VarLenUnicode>()
-                .create(name)
-                .map_err(err)?
-                .write_scalar(&vlen(s, file, name)?)
-                .map_err(err)?;
+/// A JSON attribute as h5py would write it (strings as variable-length UTF-8).
+fn json_to_attr(v: &Value, file: &str, name: &str) -> Result<AttrValue> {
+    Ok(match v {
+        Value::String(s) => AttrValue::VarLenString(s.clone()),
+        // h5py writes numpy bools as an enum; anndata reads `ordered` with bool(), so 0/1 works
+        Value::Bool(b) => AttrValue::I8(i8::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AttrValue::I64(i),
+            None => AttrValue::F64(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        // h5py stores an empty list as an empty float64 array; anndata reads it back as []
+        Value::Array(items) if items.is_empty() => AttrValue::F64Array(vec![]),
+        Value::Array(items) if items.iter().all(Value::is_string) => AttrValue::VarLenStringArray(
+            items
+                .iter()
+                .map(|x| x.as_str().unwrap_or_default().to_string())
+                .collect(),
+        ),
+        Value::Array(items) if items.iter().all(|x| x.is_i64()) => {
+            AttrValue::I64Array(items.iter().map(|x| x.as_i64().unwrap_or(0)).collect())
         }
-        Value::Bool(b) => loc
-            .new_attr::<bool>()
-            .create(name)
-            .map_err(err)?
-            .write_scalar(b)
-            .map_err(err)?,
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                loc.new_attr::<i64>()
-                    .create(name)
-                    .map_err(err)?
-                    .write_scalar(&i)
-                    .map_err(err)?;
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                loc.new_attr::<f64>()
-                    .create(name)
-                    .map_err(err)?
-                    .write_scalar(&f)
-                    .map_err(err)?;
-            }
-        }
-        Value::Array(items) => {
-            if items.is_empty() {
-                // h5py stores an empty list as an empty float64 array; anndata reads it back as [].
-                loc.new_attr::<f64>().shape([0]).create(name).map_err(err)?;
-            } else if items.iter().all(|x| x.is_string()) {
-                let vals: Vec<VarLenUnicode> = items
-                    .iter()
-                    .map(|x| vlen(x.as_str().unwrap_or(""), file, name))
-                    .collect::<Result<_>>()?;
-                loc.new_attr::<VarLenUnicode>()
-                    .shape([vals.len()])
-                    .create(name)
-                    .map_err(err)?
-                    .write_raw(&vals)
-                    .map_err(err)?;
-            } else if items.iter().all(|x| x.is_i64() || x.is_u64()) {
-                let vals: Vec<i64> = items.iter().map(|x| x.as_i64().unwrap_or(0)).collect();
-                loc.new_attr::<i64>()
-                    .shape([vals.len()])
-                    .create(name)
-                    .map_err(err)?
-                    .write_raw(&vals)
-                    .map_err(err)?;
-            } else {
-                let vals: Vec<f64> = items
-                    .iter()
-                    .map(|x| x.as_f64().unwrap_or(f64::NAN))
-                    .collect();
-                loc.new_attr::<f64>()
-                    .shape([vals.len()])
-                    .create(name)
-                    .map_err(err)?
-                    .write_raw(&vals)
-                    .map_err(err)?;
-            }
-        }
-        Value::Null | Value::Object(_) => {
+        Value::Array(items) if items.iter().all(Value::is_number) => AttrValue::F64Array(
+            items
+                .iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                .collect(),
+        ),
+        _ => {
             return Err(Error::Format {
                 file: file.into(),
                 key: name.into(),
-                reason: "attribute values must be scalars or arrays".into(),
+                reason: "attribute values must be scalars or arrays of one type".into(),
             });
         }
+    })
+}
+
+fn check_nul_free(s: &[String], file: &str, key: &str) -> Result<()> {
+    match s.iter().find(|x| x.contains('\0')) {
+        Some(bad) => Err(Error::Format {
+            file: file.into(),
+            key: key.into(),
+            reason: format!("string {bad:?} contains a NUL byte, which HDF5 cannot store"),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl Store for H5Store {
@@ -339,72 +276,91 @@ impl Store for H5Store {
         if path.is_empty() {
             return Ok(Some(NodeKind::Group));
         }
-        // Walk the components: `link_exists` on a nested path fails if a parent is missing.
-        let mut cur = String::new();
-        for part in path.split('/') {
-            let parent = if cur.is_empty() {
-                "/".to_string()
-            } else {
-                cur.clone()
-            };
-            let g = match self.file.group(&parent) {
-                Ok(g) => g,
-                Err(_) => return Ok(None),
-            };
-            if !g.link_exists(part) {
-                return Ok(None);
-            }
-            cur = super::store::join(&cur, part);
+        let (parent, leaf) = match path.rfind('/') {
+            Some(p) => (&path[..p], &path[p + 1..]),
+            None => ("", path),
+        };
+        let g = match self.node(parent)? {
+            Some(NodeKind::Group) => self.group(parent)?,
+            _ => return Ok(None),
+        };
+        let groups = g.groups().map_err(|e| self.err(parent, e))?;
+        if groups.iter().any(|n| n == leaf) {
+            return Ok(Some(NodeKind::Group));
         }
-        if self.file.group(path).is_ok() {
-            Ok(Some(NodeKind::Group))
-        } else if self.file.dataset(path).is_ok() {
-            Ok(Some(NodeKind::Array))
-        } else {
-            Ok(None)
-        }
+        let datasets = g.datasets().map_err(|e| self.err(parent, e))?;
+        Ok(datasets
+            .iter()
+            .any(|n| n == leaf)
+            .then_some(NodeKind::Array))
     }
 
     fn children(&self, path: &str) -> Result<Vec<String>> {
-        let g = self
-            .file
-            .group(if path.is_empty() { "/" } else { path })
-            .map_err(|e| self.err(path, e))?;
-        let mut names = g.member_names().map_err(|e| self.err(path, e))?;
+        let g = self.group(path)?;
+        let mut names = g.groups().map_err(|e| self.err(path, e))?;
+        names.extend(g.datasets().map_err(|e| self.err(path, e))?);
         names.sort();
+        names.dedup();
         Ok(names)
     }
 
     fn attrs(&self, path: &str) -> Result<Map<String, Value>> {
-        let loc = self.location(path)?;
+        let map: HashMap<String, AttrValue> = match self.node(path)? {
+            Some(NodeKind::Group) => self.group(path)?.attrs(),
+            Some(NodeKind::Array) => self.dataset(path)?.attrs(),
+            None => {
+                return Err(Error::Format {
+                    file: self.name.clone(),
+                    key: path.into(),
+                    reason: "element does not exist".into(),
+                });
+            }
+        }
+        .map_err(|e| self.err(path, e))?;
         let mut out = Map::new();
-        for name in loc.attr_names().map_err(|e| self.err(path, e))? {
-            let a = loc
-                .attr(&name)
-                .map_err(|e| self.err(&format!("{path}@{name}"), e))?;
-            let scalar = a.is_scalar();
-            match read_container(&a, None, &format!("{path}@{name}"), &self.name) {
-                Ok(d) => {
-                    out.insert(name, data_to_json(d, scalar));
+        for (k, v) in map {
+            match attr_to_json(v) {
+                Some(j) => {
+                    out.insert(k, j);
                 }
-                Err(e) => tracing::debug!("skipping attribute {path}@{name}: {e}"),
+                None => tracing::debug!("{}: skipping attribute {path}@{k}", self.name),
             }
         }
         Ok(out)
     }
 
+    fn attr_names(&self, path: &str) -> Result<Vec<String>> {
+        let types = match self.node(path)? {
+            Some(NodeKind::Group) => self.group(path)?.attr_datatypes(),
+            Some(NodeKind::Array) => self.dataset(path)?.attr_datatypes(),
+            None => return Ok(vec![]),
+        }
+        .map_err(|e| self.err(path, e))?;
+        let mut names: Vec<String> = types.into_keys().collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn shape(&self, path: &str) -> Result<Vec<usize>> {
-        Ok(self
-            .file
-            .dataset(path)
+        self.dataset(path)?
+            .shape()
             .map_err(|e| self.err(path, e))?
-            .shape())
+            .into_iter()
+            .map(|d| to_usize(d, &self.name, path))
+            .collect()
     }
 
     fn read(&self, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
-        let ds = self.file.dataset(path).map_err(|e| self.err(path, e))?;
+        let ds = self.dataset(path)?;
+        let shape = self.shape(path)?;
+        let mut wanted = shape.clone();
+        if let (Some(r), Some(first)) = (&rows, wanted.first_mut()) {
+            *first = r.end.saturating_sub(r.start);
+        }
+        let elem = ds.element_size().map_err(|e| self.err(path, e))? as usize;
+        super::store::check_declared_size(&self.name, path, &wanted, elem)?;
         if let Some(r) = &rows {
-            let n = ds.shape().first().copied().unwrap_or(0);
+            let n = shape.first().copied().unwrap_or(0);
             if r.end > n || r.start > r.end {
                 return Err(Error::shape(
                     format!("{}: row range of '{path}'", self.name),
@@ -413,19 +369,21 @@ impl Store for H5Store {
                 ));
             }
         }
-        read_container(&ds, rows, path, &self.name)
+        self.read_dataset(&ds, path, rows)
     }
 
     fn create_group(&self, path: &str, attrs: &Map<String, Value>) -> Result<()> {
         let g = if path.is_empty() {
-            self.file.group("/").map_err(|e| self.err(path, e))?
+            self.file.root()
         } else {
             self.file
+                .root()
                 .create_group(path)
                 .map_err(|e| self.err(path, e))?
         };
         for (k, v) in attrs {
-            write_attr(&g, k, v, &self.name)?;
+            g.set_attr(k, json_to_attr(v, &self.name, k)?)
+                .map_err(|e| self.err(&format!("{path}@{k}"), e))?;
         }
         Ok(())
     }
@@ -437,56 +395,66 @@ impl Store for H5Store {
         shape: &[usize],
         attrs: &Map<String, Value>,
     ) -> Result<()> {
-        let (g, name) = self.parent_and_name(path)?;
-        let err = |e: hdf5::Error| Error::Storage {
-            file: self.name.clone(),
-            key: path.into(),
-            message: e.to_string(),
-        };
-        macro_rules! wr {
-            ($t:ty, $v:expr) => {{
-                let ds = if shape.is_empty() {
-                    g.new_dataset::<$t>().create(name).map_err(err)?
-                } else {
-                    g.new_dataset::<$t>()
-                        .shape(shape.to_vec())
-                        .create(name)
-                        .map_err(err)?
-                };
-                if !$v.is_empty() {
-                    ds.write_raw($v).map_err(err)?;
-                }
-                ds
-            }};
+        let n_elems: usize = shape.iter().product();
+        let len = data.len();
+        if len != n_elems {
+            return Err(Error::shape(
+                format!("{}: data for '{path}'", self.name),
+                n_elems,
+                len,
+            ));
         }
-        let ds = match data {
-            DataRef::F32(v) => wr!(f32, v),
-            DataRef::F64(v) => wr!(f64, v),
-            DataRef::I8(v) => wr!(i8, v),
-            DataRef::I32(v) => wr!(i32, v),
-            DataRef::I64(v) => wr!(i64, v),
-            DataRef::U32(v) => wr!(u32, v),
-            DataRef::Bool(v) => wr!(bool, v),
-            DataRef::Str(v) => {
-                let vals: Vec<VarLenUnicode> = v
-                    .iter()
-                    .map(|s| vlen(s, &self.name, path))
-                    .collect::<Result<_>>()?;
-                wr!(VarLenUnicode, &vals[..])
+        if let DataRef::Str(s) = data {
+            check_nul_free(s, &self.name, path)?;
+        }
+        let shape64: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let bool_type = EnumTypeBuilder::with_base(hdf5_pure::make_i8_type())
+            .value("FALSE", 0)
+            .value("TRUE", 1)
+            .build()
+            .map_err(|e| self.err(path, e))?;
+        let attr_values: Vec<(String, AttrValue)> = attrs
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), json_to_attr(v, &self.name, k)?)))
+            .collect::<Result<_>>()?;
+        let build = |b: &mut DatasetBuilder| {
+            match data {
+                DataRef::F32(v) => b.with_f32_data(v),
+                DataRef::F64(v) => b.with_f64_data(v),
+                DataRef::I8(v) => b.with_i8_data(v),
+                DataRef::I32(v) => b.with_i32_data(v),
+                DataRef::I64(v) => b.with_i64_data(v),
+                DataRef::U32(v) => b.with_u32_data(v),
+                DataRef::Bool(v) => {
+                    let codes: Vec<u8> = v.iter().map(|&x| u8::from(x)).collect();
+                    b.with_enum_u8_data(bool_type.clone(), &codes)
+                }
+                DataRef::Str(v) => {
+                    let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+                    b.with_vlen_strings(&refs)
+                }
+            };
+            b.with_shape(&shape64);
+            for (k, v) in attr_values {
+                b.set_attr(&k, v);
             }
         };
-        for (k, v) in attrs {
-            write_attr(&ds, k, v, &self.name)?;
-        }
+        self.file
+            .root()
+            .create_dataset(path, build)
+            .map_err(|e| self.err(path, e))?;
         Ok(())
     }
 
     fn remove(&self, path: &str) -> Result<()> {
-        let (g, name) = self.parent_and_name(path)?;
-        g.unlink(name).map_err(|e| self.err(path, e))
+        self.file.root().delete(path).map_err(|e| self.err(path, e))
     }
 
     fn finish(&self) -> Result<()> {
-        self.file.flush().map_err(|e| self.err("/", e))
+        if self.writable {
+            self.file.commit().map_err(|e| self.err("/", e))?;
+            self.file.sync().map_err(|e| self.err("/", e))?;
+        }
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use ndarray::Array2;
 pub use encoding::{Backed, ColumnSummary, FileSummary, MatrixInfo};
 use store::Store;
 
-use crate::anndata::AnnData;
+use crate::anndata::{AnnData, CountsSource};
 use crate::error::{Error, Result};
 
 /// On-disk formats.
@@ -80,11 +80,18 @@ fn create_store(path: &Path, format: Format) -> Result<Box<dyn Store>> {
     }
 }
 
-/// Reads a whole `.h5ad` file or `.zarr` store into memory.
+/// Reads a whole `.h5ad` file or `.zarr` store into memory. A file without X is an
+/// [`Error::MissingX`] here (use [`read_counts`], or [`read_backed`] for its annotations).
 pub fn read(path: impl AsRef<Path>) -> Result<AnnData> {
+    read_counts(path, &CountsSource::X)
+}
+
+/// Reads a file with the count matrix of `counts` as X (a layer, or `raw/X` with `raw/var`'s
+/// genes; see [`AnnData::with_counts_as_x`]). This also reads files without X.
+pub fn read_counts(path: impl AsRef<Path>, counts: &CountsSource) -> Result<AnnData> {
     let path = path.as_ref();
     let store = open_store(path)?;
-    encoding::read_anndata(store.as_ref())
+    encoding::read_anndata(store.as_ref(), counts)
 }
 
 /// Summarises a file (shapes, encodings, columns) without loading `X`.

@@ -39,6 +39,26 @@ pub enum DataRef<'a> {
     Str(&'a [String]),
 }
 
+impl DataRef<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            DataRef::F32(v) => v.len(),
+            DataRef::F64(v) => v.len(),
+            DataRef::I8(v) => v.len(),
+            DataRef::I32(v) => v.len(),
+            DataRef::I64(v) => v.len(),
+            DataRef::U32(v) => v.len(),
+            DataRef::Bool(v) => v.len(),
+            DataRef::Str(v) => v.len(),
+        }
+    }
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 macro_rules! convert_numeric {
     ($self:expr, $t:ty) => {
         match $self {
@@ -170,6 +190,11 @@ pub trait Store {
     fn children(&self, path: &str) -> Result<Vec<String>>;
     /// Attributes of a node as JSON values.
     fn attrs(&self, path: &str) -> Result<Map<String, Value>>;
+    /// Names of every attribute of a node, including those [`Store::attrs`] cannot represent
+    /// as JSON (an HDF5 object reference, as anndata 0.7 wrote for legacy categoricals).
+    fn attr_names(&self, path: &str) -> Result<Vec<String>> {
+        Ok(self.attrs(path)?.keys().cloned().collect())
+    }
     /// Shape of an array.
     fn shape(&self, path: &str) -> Result<Vec<usize>>;
     /// Reads an array, optionally only the given range along axis 0.
@@ -197,4 +222,41 @@ pub fn join(parent: &str, child: &str) -> String {
     } else {
         format!("{parent}/{child}")
     }
+}
+
+/// Refuses to read an element whose declared size cannot be in memory: a damaged or crafted
+/// file may declare 10^12 cells, and allocating that aborts the process instead of failing.
+/// The limit is the machine's physical memory (or 2^40 bytes where it cannot be read).
+pub(crate) fn check_declared_size(
+    file: &str,
+    key: &str,
+    shape: &[usize],
+    elem_bytes: usize,
+) -> Result<()> {
+    let bytes = shape
+        .iter()
+        .try_fold(elem_bytes.max(1) as u128, |acc, &d| {
+            acc.checked_mul(d as u128)
+        })
+        .unwrap_or(u128::MAX);
+    let limit = physical_memory().unwrap_or(1 << 40) as u128;
+    if bytes > limit {
+        return Err(crate::error::Error::Format {
+            file: file.into(),
+            key: key.into(),
+            reason: format!(
+                "declares shape {shape:?} ({:.1} GB), more than this machine's memory ({:.1} GB): the file is damaged, or too large to read whole",
+                bytes as f64 / 1e9,
+                limit as f64 / 1e9
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -205,6 +205,75 @@ fn encode_vlen_utf8(items: &[String]) -> Vec<u8> {
     out
 }
 
+impl ZarrStore {
+    fn read_unguarded(&self, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
+        // zarrs refuses node names that start with "__" (reserved in zarr v3), but anndata
+        // 0.7 kept legacy categories in `obs/__categories/<col>`: open those from their parent
+        let array = if path.split('/').any(|c| c.starts_with("__")) {
+            let (parent, leaf) = path.rsplit_once('/').unwrap_or(("", path));
+            let storage =
+                Arc::new(FilesystemStore::new(self.dir(parent)).map_err(|e| self.err(path, e))?);
+            Array::open(storage, &format!("/{leaf}"))
+        } else {
+            Array::open(self.storage.clone(), &format!("/{path}"))
+        }
+        .map_err(|e| self.err(path, e))?;
+        let shape: Vec<u64> = array.shape().to_vec();
+        let mut wanted: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        if let (Some(r), Some(first)) = (&rows, wanted.first_mut()) {
+            *first = r.end.saturating_sub(r.start);
+        }
+        // strings: at least their 4-byte length prefix each
+        let elem = array.data_type().fixed_size().unwrap_or(4);
+        super::store::check_declared_size(&self.name, path, &wanted, elem)?;
+        let mut ranges: Vec<Range<u64>> = shape.iter().map(|&s| 0..s).collect();
+        if let Some(r) = rows {
+            if ranges.is_empty() || r.end as u64 > shape[0] || r.start > r.end {
+                return Err(Error::shape(
+                    format!("{}: row range of '{path}'", self.name),
+                    format!("within 0..{:?}", shape.first()),
+                    format!("{r:?}"),
+                ));
+            }
+            ranges[0] = r.start as u64..r.end as u64;
+        }
+        let subset = ArraySubset::new_with_ranges(&ranges);
+        let dt = array
+            .data_type()
+            .name(ZarrVersion::V3)
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        macro_rules! rd {
+            ($t:ty) => {
+                array
+                    .retrieve_array_subset::<Vec<$t>>(&subset)
+                    .map_err(|e| self.err(path, e))?
+            };
+        }
+        Ok(match dt.as_str() {
+            "float32" => Data::F32(rd!(f32)),
+            "float64" => Data::F64(rd!(f64)),
+            "int8" => Data::I8(rd!(i8)),
+            "int16" => Data::I16(rd!(i16)),
+            "int32" => Data::I32(rd!(i32)),
+            "int64" => Data::I64(rd!(i64)),
+            "uint8" => Data::U8(rd!(u8)),
+            "uint16" => Data::U16(rd!(u16)),
+            "uint32" => Data::U32(rd!(u32)),
+            "uint64" => Data::U64(rd!(u64)),
+            "bool" => Data::Bool(rd!(bool)),
+            "string" => Data::Str(rd!(String)),
+            other => {
+                return Err(Error::Format {
+                    file: self.name.clone(),
+                    key: path.into(),
+                    reason: format!("unsupported zarr data type '{other}'"),
+                });
+            }
+        })
+    }
+}
+
 impl Store for ZarrStore {
     fn file(&self) -> &str {
         &self.name
@@ -275,57 +344,28 @@ impl Store for ZarrStore {
             .unwrap_or_default())
     }
 
+    /// Reads through zarrs, with a panic inside zarrs turned into an error naming the file and
+    /// element: zarrs 0.23's vlen-utf8 decoder indexes out of bounds on a damaged string chunk
+    /// (`array_to_bytes/vlen_v2.rs`), and a damaged file must never take the program down.
     fn read(&self, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
-        let array = Array::open(self.storage.clone(), &format!("/{path}"))
-            .map_err(|e| self.err(path, e))?;
-        let shape: Vec<u64> = array.shape().to_vec();
-        let mut ranges: Vec<Range<u64>> = shape.iter().map(|&s| 0..s).collect();
-        if let Some(r) = rows {
-            if ranges.is_empty() || r.end as u64 > shape[0] || r.start > r.end {
-                return Err(Error::shape(
-                    format!("{}: row range of '{path}'", self.name),
-                    format!("within 0..{:?}", shape.first()),
-                    format!("{r:?}"),
-                ));
-            }
-            ranges[0] = r.start as u64..r.end as u64;
-        }
-        let subset = ArraySubset::new_with_ranges(&ranges);
-        let dt = array
-            .data_type()
-            .name(ZarrVersion::V3)
-            .map(|c| c.into_owned())
-            .unwrap_or_default();
-        macro_rules! rd {
-            ($t:ty) => {
-                array
-                    .retrieve_array_subset::<Vec<$t>>(&subset)
-                    .map_err(|e| self.err(path, e))?
-            };
-        }
-        Ok(match dt.as_str() {
-            "float32" => Data::F32(rd!(f32)),
-            "float64" => Data::F64(rd!(f64)),
-            "int8" => Data::I8(rd!(i8)),
-            "int16" => Data::I16(rd!(i16)),
-            "int32" => Data::I32(rd!(i32)),
-            "int64" => Data::I64(rd!(i64)),
-            "uint8" => Data::U8(rd!(u8)),
-            "uint16" => Data::U16(rd!(u16)),
-            "uint32" => Data::U32(rd!(u32)),
-            "uint64" => Data::U64(rd!(u64)),
-            "bool" => Data::Bool(rd!(bool)),
-            "string" => Data::Str(rd!(String)),
-            other => {
-                return Err(Error::Format {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.read_unguarded(path, rows)
+        })) {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(Error::Format {
                     file: self.name.clone(),
                     key: path.into(),
-                    reason: format!("unsupported zarr data type '{other}'"),
-                });
+                    reason: format!("damaged array data (the zarr decoder failed: {what})"),
+                })
             }
-        })
+        }
     }
-
     fn create_group(&self, path: &str, attrs: &Map<String, Value>) -> Result<()> {
         self.write_node_meta(path, NodeKind::Group, Value::Null, attrs)
     }

@@ -30,7 +30,11 @@ pub struct Backed {
 
 enum XLayout {
     Dense,
-    Csr { indptr: Vec<usize> },
+    Csr {
+        indptr: Vec<usize>,
+    },
+    /// The file has no X: annotations and embeddings work, reading rows is an error.
+    Absent(Error),
 }
 
 impl Backed {
@@ -61,7 +65,7 @@ impl Backed {
                     }
                 }
             }
-            None => return Err(fmt_err(store.as_ref(), "X", "the file has no X element")),
+            None => XLayout::Absent(super::read::missing_x(store.as_ref())?),
         };
         if let XLayout::Csr { indptr } = &layout
             && indptr.len() != obs.n_rows() + 1
@@ -84,6 +88,10 @@ impl Backed {
         })
     }
 
+    /// Whether the file has an `X` (a file of embeddings only may not).
+    pub fn has_x(&self) -> bool {
+        !matches!(self.layout, XLayout::Absent(_))
+    }
     /// Number of cells.
     pub fn n_obs(&self) -> usize {
         self.obs.n_rows()
@@ -104,6 +112,13 @@ impl Backed {
             ));
         }
         match &self.layout {
+            XLayout::Absent(e) => Err(Error::MissingX {
+                file: self.store.file().to_string(),
+                hint: match e {
+                    Error::MissingX { hint, .. } => hint.clone(),
+                    other => other.to_string(),
+                },
+            }),
             XLayout::Dense => {
                 let v = read_f32(self.store.as_ref(), "X", Some(rows.clone()))?;
                 Array2::from_shape_vec((rows.len(), g), v)

@@ -9,7 +9,7 @@ use super::{
     enc_type, fmt_err, read_f32, read_strings, read_u32_indices, read_usize, shape_attr,
     sparse_kind,
 };
-use crate::anndata::{AnnData, UnsValue};
+use crate::anndata::{AnnData, CountsSource, Raw, UnsValue};
 use crate::error::{Error, Result};
 use crate::frame::{Column, DataFrame};
 use crate::io::store::{Data, NodeKind, Store, join};
@@ -67,8 +67,71 @@ pub(crate) fn read_matrix(store: &dyn Store, key: &str) -> Result<Matrix> {
     }
 }
 
-fn read_column(store: &dyn Store, key: &str, n: usize) -> Result<Column> {
-    let col = match store.node(key)? {
+/// Categories of a categorical as strings (numeric categories rendered as pandas prints them).
+fn read_categories(store: &dyn Store, key: &str) -> Result<Vec<String>> {
+    Ok(match store.read(key, None)? {
+        Data::Str(s) => s,
+        other => {
+            let ints = other.is_integer();
+            other
+                .into_f64()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|x| {
+                    if ints || (x.fract() == 0.0 && x.abs() < 1e15) {
+                        format!("{}", x as i64)
+                    } else {
+                        x.to_string()
+                    }
+                })
+                .collect()
+        }
+    })
+}
+
+fn categorical(
+    store: &dyn Store,
+    key: &str,
+    codes: Vec<i64>,
+    categories: Vec<String>,
+    ordered: bool,
+) -> Result<Column> {
+    if let Some(bad) = codes
+        .iter()
+        .find(|&&c| c < -1 || c >= categories.len() as i64)
+    {
+        return Err(fmt_err(
+            store,
+            key,
+            format!("category code {bad} outside -1..{}", categories.len()),
+        ));
+    }
+    Ok(Column::Categorical {
+        codes: codes.into_iter().map(|c| c as i32).collect(),
+        categories,
+        ordered,
+    })
+}
+
+fn bool_attr(a: &serde_json::Map<String, Value>, name: &str) -> bool {
+    a.get(name)
+        .and_then(|v| v.as_bool().or_else(|| v.as_i64().map(|i| i != 0)))
+        .unwrap_or(false)
+}
+
+fn read_mask(store: &dyn Store, key: &str) -> Result<Vec<bool>> {
+    store
+        .read(&join(key, "mask"), None)?
+        .into_bool()
+        .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))
+}
+
+/// One dataframe column (or index). `Ok(None)`: an encoding scssl does not use, skipped with a
+/// warning naming it.
+fn read_column(store: &dyn Store, df_key: &str, name: &str) -> Result<Option<Column>> {
+    let key = join(df_key, name);
+    let key = key.as_str();
+    Ok(Some(match store.node(key)? {
         None => {
             return Err(fmt_err(
                 store,
@@ -84,72 +147,37 @@ fn read_column(store: &dyn Store, key: &str, n: usize) -> Result<Column> {
                         .read(&join(key, "codes"), None)?
                         .into_i64()
                         .ok_or_else(|| fmt_err(store, key, "categorical codes must be integers"))?;
-                    let categories = match store.read(&join(key, "categories"), None)? {
-                        Data::Str(s) => s,
-                        other => {
-                            // numeric categories: render as text, as pandas prints them
-                            let f = other.into_f64().unwrap_or_default();
-                            f.into_iter()
-                                .map(|x| {
-                                    if x.fract() == 0.0 {
-                                        format!("{}", x as i64)
-                                    } else {
-                                        x.to_string()
-                                    }
-                                })
-                                .collect()
-                        }
-                    };
-                    let ordered = a
-                        .get("ordered")
-                        .and_then(|v| v.as_bool().or_else(|| v.as_i64().map(|i| i != 0)))
-                        .unwrap_or(false);
-                    if let Some(bad) = codes
-                        .iter()
-                        .find(|&&c| c < -1 || c >= categories.len() as i64)
-                    {
-                        return Err(fmt_err(
-                            store,
-                            key,
-                            format!("category code {bad} outside -1..{}", categories.len()),
-                        ));
-                    }
-                    Column::Categorical {
-                        codes: codes.into_iter().map(|c| c as i32).collect(),
-                        categories,
-                        ordered,
-                    }
+                    let categories = read_categories(store, &join(key, "categories"))?;
+                    categorical(store, key, codes, categories, bool_attr(&a, "ordered"))?
                 }
-                Some("nullable-integer") => Column::Int {
-                    values: store
+                Some("nullable-integer") => {
+                    let values = store
                         .read(&join(key, "values"), None)?
                         .into_i64()
-                        .ok_or_else(|| fmt_err(store, key, "values must be integers"))?,
-                    mask: Some(
-                        store
-                            .read(&join(key, "mask"), None)?
-                            .into_bool()
-                            .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?,
-                    ),
-                },
-                Some("nullable-boolean") => Column::Bool {
-                    values: store
+                        .ok_or_else(|| fmt_err(store, key, "values must be integers"))?;
+                    let mask = read_mask(store, key)?;
+                    check_same_len(store, key, values.len(), mask.len())?;
+                    Column::Int {
+                        values,
+                        mask: Some(mask),
+                    }
+                }
+                Some("nullable-boolean") => {
+                    let values = store
                         .read(&join(key, "values"), None)?
                         .into_bool()
-                        .ok_or_else(|| fmt_err(store, key, "values must be boolean"))?,
-                    mask: Some(
-                        store
-                            .read(&join(key, "mask"), None)?
-                            .into_bool()
-                            .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?,
-                    ),
-                },
+                        .ok_or_else(|| fmt_err(store, key, "values must be boolean"))?;
+                    let mask = read_mask(store, key)?;
+                    check_same_len(store, key, values.len(), mask.len())?;
+                    Column::Bool {
+                        values,
+                        mask: Some(mask),
+                    }
+                }
                 Some("nullable-string-array") => {
                     let values = read_strings(store, &join(key, "values"))?;
-                    let mask = store
-                        .read(&join(key, "mask"), None)?
-                        .into_bool()
-                        .ok_or_else(|| fmt_err(store, key, "mask must be boolean"))?;
+                    let mask = read_mask(store, key)?;
+                    check_same_len(store, key, values.len(), mask.len())?;
                     Column::String(
                         values
                             .into_iter()
@@ -159,56 +187,130 @@ fn read_column(store: &dyn Store, key: &str, n: usize) -> Result<Column> {
                     )
                 }
                 other => {
-                    return Err(fmt_err(
-                        store,
-                        key,
-                        format!("unsupported column encoding {other:?}"),
-                    ));
+                    tracing::warn!(
+                        "{}: skipping '{key}' (encoding {other:?} is not a dataframe column scssl reads)",
+                        store.file()
+                    );
+                    return Ok(None);
                 }
             }
         }
-        Some(NodeKind::Array) => match store.read(key, None)? {
-            Data::Str(s) => Column::String(s.into_iter().map(Some).collect()),
-            Data::Bool(b) => Column::Bool {
-                values: b,
-                mask: None,
-            },
-            Data::F32(v) => Column::Float(v.into_iter().map(f64::from).collect()),
-            Data::F64(v) => Column::Float(v),
-            other => Column::Int {
-                values: other.into_i64().unwrap_or_default(),
-                mask: None,
-            },
-        },
-    };
-    if col.len() != n {
+        Some(NodeKind::Array) => {
+            let shape = store.shape(key)?;
+            if shape.len() != 1 {
+                return Err(fmt_err(
+                    store,
+                    key,
+                    format!("a dataframe column must be 1-D, found shape {shape:?}"),
+                ));
+            }
+            let legacy_categories = store.attr_names(key)?.iter().any(|n| n == "categories");
+            match store.read(key, None)? {
+                // anndata 0.7: codes here, categories in <df>/__categories/<col> (h5ad: an object
+                // reference attribute; zarr: the attribute holds that path)
+                codes if legacy_categories => {
+                    let a = store.attrs(key)?;
+                    let cat_key = match a.get("categories").and_then(|v| v.as_str()) {
+                        Some(rel) => join(df_key, rel),
+                        None => join(df_key, &format!("__categories/{name}")),
+                    };
+                    if store.node(&cat_key)? != Some(NodeKind::Array) {
+                        return Err(fmt_err(
+                            store,
+                            key,
+                            format!(
+                                "legacy categorical (anndata 0.7) whose categories '{cat_key}' do not exist"
+                            ),
+                        ));
+                    }
+                    let codes = codes.into_i64().ok_or_else(|| {
+                        fmt_err(store, key, "legacy categorical codes must be integers")
+                    })?;
+                    let categories = read_categories(store, &cat_key)?;
+                    let ordered = bool_attr(&store.attrs(&cat_key)?, "ordered");
+                    categorical(store, key, codes, categories, ordered)?
+                }
+                Data::Str(s) => Column::String(s.into_iter().map(Some).collect()),
+                Data::Bool(b) => Column::Bool {
+                    values: b,
+                    mask: None,
+                },
+                Data::F32(v) => Column::Float(v.into_iter().map(f64::from).collect()),
+                Data::F64(v) => Column::Float(v),
+                other => Column::Int {
+                    values: other.into_i64().unwrap_or_default(),
+                    mask: None,
+                },
+            }
+        }
+    }))
+}
+
+fn check_same_len(store: &dyn Store, key: &str, values: usize, mask: usize) -> Result<()> {
+    if values != mask {
         return Err(fmt_err(
             store,
             key,
-            format!("column has {} rows, the table has {n}", col.len()),
+            format!("values has {values} entries, mask {mask}"),
         ));
     }
-    Ok(col)
+    Ok(())
 }
 
+/// How to convert a file that predates anndata 0.7.
+const CONVERT_PRE_07: &str = "the file predates anndata 0.7 (anndata 0.5/0.6 stored obs and var as \
+     compound datasets); convert it once with Python: \
+     `import anndata; anndata.read_h5ad('old.h5ad').write_h5ad('new.h5ad')`";
+
 pub(crate) fn read_dataframe(store: &dyn Store, key: &str) -> Result<DataFrame> {
-    if store.node(key)? != Some(NodeKind::Group) {
-        return Err(fmt_err(store, key, "expected a dataframe group"));
+    match store.node(key)? {
+        Some(NodeKind::Group) => {}
+        Some(NodeKind::Array) => return Err(fmt_err(store, key, CONVERT_PRE_07)),
+        None => return Err(fmt_err(store, key, "element does not exist")),
     }
     let a = store.attrs(key)?;
+    if let Some(e) = enc_type(&a)
+        && e != "dataframe"
+    {
+        return Err(fmt_err(
+            store,
+            key,
+            format!("expected a dataframe, found encoding {e:?}"),
+        ));
+    }
     let index_name = a
         .get("_index")
         .and_then(|v| v.as_str())
         .unwrap_or("_index")
         .to_string();
-    let index = match store.read(&join(key, &index_name), None)? {
-        Data::Str(s) => s,
-        other => other
-            .into_i64()
-            .unwrap_or_default()
+    let index: Vec<String> = match read_column(store, key, &index_name)? {
+        Some(Column::String(s)) => {
+            let missing = s.iter().filter(|v| v.is_none()).count();
+            if missing > 0 {
+                return Err(fmt_err(
+                    store,
+                    &join(key, &index_name),
+                    format!("{missing} missing values in the index (names must be present)"),
+                ));
+            }
+            s.into_iter().map(Option::unwrap_or_default).collect()
+        }
+        Some(Column::Categorical {
+            codes, categories, ..
+        }) => codes
             .into_iter()
-            .map(|x| x.to_string())
+            .map(|c| categories.get(c as usize).cloned().unwrap_or_default())
             .collect(),
+        Some(Column::Int { values, .. }) => values.into_iter().map(|x| x.to_string()).collect(),
+        Some(Column::Float(v)) => v.into_iter().map(|x| x.to_string()).collect(),
+        Some(Column::Bool { values, .. }) => values.into_iter().map(|x| x.to_string()).collect(),
+        None => {
+            return Err(fmt_err(
+                store,
+                &join(key, &index_name),
+                "the index has an encoding scssl cannot read",
+            ));
+        }
     };
     let n = index.len();
     let order: Vec<String> = match a.get("column-order") {
@@ -225,14 +327,92 @@ pub(crate) fn read_dataframe(store: &dyn Store, key: &str) -> Result<DataFrame> 
     };
     let mut columns = Vec::with_capacity(order.len());
     for c in order {
-        let col = read_column(store, &join(key, &c), n)?;
-        columns.push((c, col));
+        if let Some(col) = read_column(store, key, &c)? {
+            if col.len() != n {
+                return Err(fmt_err(
+                    store,
+                    &join(key, &c),
+                    format!("column has {} rows, the table has {n}", col.len()),
+                ));
+            }
+            columns.push((c, col));
+        }
     }
     Ok(DataFrame {
         index,
         index_name,
         columns,
     })
+}
+
+/// Whether a group element is a matrix scssl reads (a sparse matrix); others are skipped with a
+/// warning naming them.
+fn readable_matrix(store: &dyn Store, key: &str) -> Result<bool> {
+    if store.node(key)? == Some(NodeKind::Group) {
+        let a = store.attrs(key)?;
+        if sparse_kind(&a).is_none() {
+            tracing::warn!(
+                "{}: skipping '{key}' (encoding {:?} is not a matrix)",
+                store.file(),
+                enc_type(&a)
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Every matrix of a mapping group (`layers`, `obsp`), checked against `shape`.
+fn read_matrix_map(
+    store: &dyn Store,
+    group: &str,
+    shape: (usize, usize),
+) -> Result<BTreeMap<String, Matrix>> {
+    let mut out = BTreeMap::new();
+    if store.node(group)? != Some(NodeKind::Group) {
+        return Ok(out);
+    }
+    for k in store.children(group)? {
+        let key = join(group, &k);
+        if !readable_matrix(store, &key)? {
+            continue;
+        }
+        let m = read_matrix(store, &key)?;
+        if m.shape() != shape {
+            return Err(Error::shape(
+                format!("{}: {group}['{k}']", store.file()),
+                format!("{}x{}", shape.0, shape.1),
+                format!("{}x{}", m.shape().0, m.shape().1),
+            ));
+        }
+        out.insert(k, m);
+    }
+    Ok(out)
+}
+
+/// `raw/` (anndata ≥ 0.7: a group with `X` and `var`) or the pre-0.7 `raw.X`/`raw.var`.
+pub(crate) fn read_raw(store: &dyn Store, n_obs: usize) -> Result<Option<Raw>> {
+    let (x_key, var_key) = if store.node("raw")? == Some(NodeKind::Group) {
+        ("raw/X", "raw/var")
+    } else if store.node("raw.X")?.is_some() {
+        ("raw.X", "raw.var")
+    } else {
+        return Ok(None);
+    };
+    if store.node(x_key)?.is_none() {
+        tracing::warn!("{}: skipping raw (it has no X)", store.file());
+        return Ok(None);
+    }
+    let var = read_dataframe(store, var_key)?;
+    let x = read_matrix(store, x_key)?;
+    if x.shape() != (n_obs, var.n_rows()) {
+        return Err(Error::shape(
+            format!("{}: {x_key} vs obs and {var_key}", store.file()),
+            format!("{n_obs}x{}", var.n_rows()),
+            format!("{}x{}", x.shape().0, x.shape().1),
+        ));
+    }
+    Ok(Some(Raw { x, var }))
 }
 
 pub(crate) fn read_obsm(store: &dyn Store, n_obs: usize) -> Result<BTreeMap<String, Array2<f32>>> {
@@ -242,16 +422,8 @@ pub(crate) fn read_obsm(store: &dyn Store, n_obs: usize) -> Result<BTreeMap<Stri
     }
     for k in store.children("obsm")? {
         let key = join("obsm", &k);
-        if store.node(&key)? == Some(NodeKind::Group) {
-            let a = store.attrs(&key)?;
-            if sparse_kind(&a).is_none() {
-                tracing::warn!(
-                    "{}: skipping obsm['{k}'] (encoding {:?} is not an array)",
-                    store.file(),
-                    enc_type(&a)
-                );
-                continue;
-            }
+        if !readable_matrix(store, &key)? {
+            continue;
         }
         let m = read_matrix(store, &key)?;
         if m.shape().0 != n_obs {
@@ -279,6 +451,11 @@ fn read_uns_value(store: &dyn Store, key: &str) -> Result<Option<UnsValue>> {
                 }
                 Ok(Some(UnsValue::Dict(m)))
             } else {
+                tracing::warn!(
+                    "{}: skipping '{key}' (encoding {:?} in uns is not read)",
+                    store.file(),
+                    enc_type(&a)
+                );
                 Ok(None)
             }
         }
@@ -323,42 +500,69 @@ pub(crate) fn read_uns(store: &dyn Store) -> Result<BTreeMap<String, UnsValue>> 
     Ok(uns)
 }
 
-/// Reads every supported element of an AnnData store.
-pub(crate) fn read_anndata(store: &dyn Store) -> Result<AnnData> {
-    if store.node("X")?.is_none() {
-        return Err(fmt_err(
-            store,
-            "X",
-            "the file has no X element (is it an AnnData file?)",
-        ));
+/// Names the counts sources a file without X has, for [`Error::MissingX`].
+pub(crate) fn missing_x(store: &dyn Store) -> Result<Error> {
+    let mut sources = vec![];
+    if store.node("layers")? == Some(NodeKind::Group) {
+        sources.extend(store.children("layers")?);
+    }
+    if store.node("raw/X")?.is_some() || store.node("raw.X")?.is_some() {
+        sources.push("raw".into());
+    }
+    let hint = if sources.is_empty() {
+        "it has no layers and no raw/ either, so only inspect, eval and annotate work on it".into()
+    } else {
+        format!(
+            "name them with --counts-layer (data.counts_layer in a config): one of [{}]",
+            sources.join(", ")
+        )
+    };
+    Ok(Error::MissingX {
+        file: store.file().to_string(),
+        hint,
+    })
+}
+
+/// Reads every supported element of an AnnData store, with the count source `counts` as `X`
+/// (see [`AnnData::with_counts_as_x`]); a file without X needs a layer or `raw` there.
+pub(crate) fn read_anndata(store: &dyn Store, counts: &CountsSource) -> Result<AnnData> {
+    if store.node("")?.is_none() {
+        return Err(fmt_err(store, "/", "not an AnnData store"));
     }
     let obs = read_dataframe(store, "obs")?;
     let var = read_dataframe(store, "var")?;
-    let x = read_matrix(store, "X")?;
-    if x.shape() != (obs.n_rows(), var.n_rows()) {
-        return Err(Error::shape(
-            format!("{}: X shape vs obs/var", store.file()),
-            format!("{}x{}", obs.n_rows(), var.n_rows()),
-            format!("{}x{}", x.shape().0, x.shape().1),
-        ));
-    }
-    let obsm = read_obsm(store, obs.n_rows())?;
-    let mut layers = BTreeMap::new();
-    if store.node("layers")? == Some(NodeKind::Group) {
-        for k in store.children("layers")? {
-            let m = read_matrix(store, &join("layers", &k))?;
-            layers.insert(k, m);
+    let (n, g) = (obs.n_rows(), var.n_rows());
+    let x = match store.node("X")? {
+        Some(_) => {
+            let x = read_matrix(store, "X")?;
+            if x.shape() != (n, g) {
+                return Err(Error::shape(
+                    format!("{}: X shape vs obs/var", store.file()),
+                    format!("{n}x{g}"),
+                    format!("{}x{}", x.shape().0, x.shape().1),
+                ));
+            }
+            Some(x)
         }
-    }
+        None if *counts == CountsSource::X => return Err(missing_x(store)?),
+        None => None,
+    };
+    let obsm = read_obsm(store, n)?;
+    let layers = read_matrix_map(store, "layers", (n, g))?;
+    let obsp = read_matrix_map(store, "obsp", (n, n))?;
+    let raw = read_raw(store, n)?;
     let uns = read_uns(store)?;
     let ad = AnnData {
-        x,
+        // no X: the requested source replaces it just below (the placeholder is never seen)
+        x: x.unwrap_or_else(|| Matrix::Csr(CsrMatrix::zeros(n, g))),
         obs,
         var,
         obsm,
         layers,
+        obsp,
+        raw,
         uns,
     };
     ad.validate()?;
-    Ok(ad)
+    ad.with_counts_as_x(counts)
 }

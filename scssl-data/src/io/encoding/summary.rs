@@ -24,8 +24,14 @@ pub struct MatrixInfo {
 pub struct FileSummary {
     /// The file.
     pub file: String,
-    /// `X`.
-    pub x: MatrixInfo,
+    /// Cells (rows of obs).
+    pub n_obs: usize,
+    /// Genes (rows of var).
+    pub n_vars: usize,
+    /// `X`; `None` for a file without X (valid since anndata 0.8).
+    pub x: Option<MatrixInfo>,
+    /// `raw/X`, when the file has a `raw/`.
+    pub raw: Option<MatrixInfo>,
     /// obs columns: name, kind, number of categories / distinct values, and the most frequent values.
     pub obs: Vec<ColumnSummary>,
     /// var columns.
@@ -34,6 +40,8 @@ pub struct FileSummary {
     pub obsm: Vec<(String, Vec<usize>)>,
     /// layers and their storage.
     pub layers: Vec<(String, MatrixInfo)>,
+    /// obsp entries and their storage.
+    pub obsp: Vec<(String, MatrixInfo)>,
     /// uns keys.
     pub uns: Vec<String>,
 }
@@ -117,10 +125,38 @@ fn column_summaries(df: &DataFrame) -> Vec<ColumnSummary> {
         .collect()
 }
 
+/// The matrices of a mapping group; elements that are not matrices are skipped with a warning.
+fn matrix_infos(store: &dyn Store, group: &str) -> Result<Vec<(String, MatrixInfo)>> {
+    let mut out = vec![];
+    if store.node(group)? == Some(NodeKind::Group) {
+        for k in store.children(group)? {
+            let key = join(group, &k);
+            if store.node(&key)? == Some(NodeKind::Group)
+                && sparse_kind(&store.attrs(&key)?).is_none()
+            {
+                tracing::warn!("{}: skipping '{key}' (not a matrix)", store.file());
+                continue;
+            }
+            out.push((k, matrix_info(store, &key)?));
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn summarize(store: &dyn Store) -> Result<FileSummary> {
     let obs = read_dataframe(store, "obs")?;
     let var = read_dataframe(store, "var")?;
-    let x = matrix_info(store, "X")?;
+    let x = match store.node("X")? {
+        Some(_) => Some(matrix_info(store, "X")?),
+        None => None,
+    };
+    let raw = if store.node("raw/X")?.is_some() {
+        Some(matrix_info(store, "raw/X")?)
+    } else if store.node("raw.X")?.is_some() {
+        Some(matrix_info(store, "raw.X")?)
+    } else {
+        None
+    };
     let mut obsm = vec![];
     if store.node("obsm")? == Some(NodeKind::Group) {
         for k in store.children("obsm")? {
@@ -133,13 +169,8 @@ pub(crate) fn summarize(store: &dyn Store) -> Result<FileSummary> {
             obsm.push((k, shape));
         }
     }
-    let mut layers = vec![];
-    if store.node("layers")? == Some(NodeKind::Group) {
-        for k in store.children("layers")? {
-            let info = matrix_info(store, &join("layers", &k))?;
-            layers.push((k, info));
-        }
-    }
+    let layers = matrix_infos(store, "layers")?;
+    let obsp = matrix_infos(store, "obsp")?;
     let uns = if store.node("uns")? == Some(NodeKind::Group) {
         store.children("uns")?
     } else {
@@ -147,11 +178,15 @@ pub(crate) fn summarize(store: &dyn Store) -> Result<FileSummary> {
     };
     Ok(FileSummary {
         file: store.file().to_string(),
+        n_obs: obs.n_rows(),
+        n_vars: var.n_rows(),
         x,
+        raw,
         obs: column_summaries(&obs),
         var: column_summaries(&var),
         obsm,
         layers,
+        obsp,
         uns,
     })
 }

@@ -273,8 +273,24 @@ pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
     for (k, m) in &ad.layers {
         write_matrix(store, &join("layers", k), m)?;
     }
-    for g in ["varm", "obsp", "varp"] {
+    store.create_group("obsp", &dict_attrs())?;
+    for (k, m) in &ad.obsp {
+        write_matrix(store, &join("obsp", k), m)?;
+    }
+    for g in ["varm", "varp"] {
         store.create_group(g, &dict_attrs())?;
+    }
+    if let Some(raw) = &ad.raw {
+        store.create_group(
+            "raw",
+            &attrs(&[
+                ("encoding-type", json!("raw")),
+                ("encoding-version", json!("0.1.0")),
+            ]),
+        )?;
+        write_matrix(store, "raw/X", &raw.x)?;
+        write_dataframe(store, "raw/var", &raw.var)?;
+        store.create_group("raw/varm", &dict_attrs())?;
     }
     store.create_group("uns", &dict_attrs())?;
     for (k, v) in &ad.uns {
@@ -286,17 +302,8 @@ pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
 /// Adds or replaces `obsm/<key>` in an existing AnnData store, checking the row count.
 #[cfg_attr(not(any(feature = "h5ad", feature = "zarr")), allow(dead_code))]
 pub(crate) fn write_obsm_entry(store: &dyn Store, key: &str, value: &Array2<f32>) -> Result<()> {
-    let obs_a = store.attrs("obs")?;
-    let index_name = obs_a
-        .get("_index")
-        .and_then(|v| v.as_str())
-        .unwrap_or("_index")
-        .to_string();
-    let n_obs = store
-        .shape(&join("obs", &index_name))?
-        .first()
-        .copied()
-        .unwrap_or(0);
+    // the index may be a string array or a nullable-string-array group: read it as anndata does
+    let n_obs = super::read::read_dataframe(store, "obs")?.n_rows();
     if value.nrows() != n_obs {
         return Err(Error::shape(
             format!("{}: obsm['{key}'] rows", store.file()),
