@@ -188,14 +188,14 @@ impl AnnData {
                 ));
             }
         }
-        if let Some(raw) = &self.raw {
-            if raw.x.shape() != (n, raw.var.n_rows()) {
-                return Err(Error::shape(
-                    "raw/X shape vs obs and raw/var",
-                    format!("{n}x{}", raw.var.n_rows()),
-                    format!("{:?}", raw.x.shape()),
-                ));
-            }
+        if let Some(raw) = &self.raw
+            && raw.x.shape() != (n, raw.var.n_rows())
+        {
+            return Err(Error::shape(
+                "raw/X shape vs obs and raw/var",
+                format!("{n}x{}", raw.var.n_rows()),
+                format!("{:?}", raw.x.shape()),
+            ));
         }
         Ok(())
     }
