@@ -629,8 +629,9 @@ pub(crate) fn venv_python() -> Result<PathBuf> {
             "scanpy",
             "zarr",
             "pynndescent",
+            "hdf5plugin",
         ]);
-        run_status(c, "pip install anndata scanpy zarr pynndescent")?;
+        run_status(c, "pip install anndata scanpy zarr pynndescent hdf5plugin")?;
     }
     Ok(py)
 }
@@ -641,6 +642,10 @@ fn fixtures() -> Result {
     c.arg(root().join("conformance/make_data_fixtures.py"))
         .current_dir(root());
     run_status(c, "conformance/make_data_fixtures.py")?;
+    let mut c = Command::new(&py);
+    c.arg(root().join("conformance/make_anndata_fixtures.py"))
+        .current_dir(root());
+    run_status(c, "conformance/make_anndata_fixtures.py")?;
     // files written by us must read back in Python anndata with identical content
     let scssl = scssl_release()?;
     let dir = std::env::temp_dir().join(format!("scssl-fixtures-{}", std::process::id()));
