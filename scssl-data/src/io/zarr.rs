@@ -388,16 +388,7 @@ impl Store for ZarrStore {
             DataRef::Bool(_) => ("|b1", "bool", 1, json!(false)),
             DataRef::Str(_) => ("|O", "string", 0, Value::Null),
         };
-        let len = match data {
-            DataRef::F32(v) => v.len(),
-            DataRef::F64(v) => v.len(),
-            DataRef::I8(v) => v.len(),
-            DataRef::I32(v) => v.len(),
-            DataRef::I64(v) => v.len(),
-            DataRef::U32(v) => v.len(),
-            DataRef::Bool(v) => v.len(),
-            DataRef::Str(v) => v.len(),
-        };
+        let len = data.len();
         if len != n_elems {
             return Err(Error::shape(
                 format!("{}: data for '{path}'", self.name),
