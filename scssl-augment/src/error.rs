@@ -19,6 +19,10 @@ pub enum Error {
     /// An input is missing or has the wrong shape.
     #[error("invalid augmentation input: {0}")]
     Input(String),
+    /// A neighbour search or PCA of `scssl-data` failed (its error, unchanged).
+    #[cfg(feature = "neighbors")]
+    #[error(transparent)]
+    Data(#[from] scssl_data::Error),
     /// An unknown preset name.
     #[error("unknown augmentation preset '{name}'; presets are: {available}")]
     UnknownPreset {

@@ -30,7 +30,6 @@ impl NeighbourGraphs {
         k_anchor: usize,
         seed: u64,
     ) -> Result<Self> {
-        let wrap = |e: scssl_data::Error| Error::Input(e.to_string());
         if batches.len() != x.nrows() {
             return Err(Error::Input(format!(
                 "{} batch codes for {} cells",
@@ -39,7 +38,7 @@ impl NeighbourGraphs {
             )));
         }
         let n_comps = 50.min(x.ncols()).min(x.nrows().saturating_sub(1)).max(1);
-        let pca = pca_dense(x, n_comps).map_err(wrap)?.embedding;
+        let pca = pca_dense(x, n_comps)?.embedding;
         let mut unit = pca.clone();
         for mut r in unit.rows_mut() {
             let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -47,14 +46,10 @@ impl NeighbourGraphs {
                 r.mapv_inplace(|v| v / norm);
             }
         }
-        let within_batch_knn =
-            knn_within_groups(unit.view(), batches, k, KnnMethod::Auto, seed).map_err(wrap)?;
-        let mnn = mutual_nearest_neighbors(pca.view(), batches, k_anchor, true)
-            .map_err(wrap)?
-            .partners(x.nrows());
-        let bbknn = bbknn(pca.view(), batches, k, None)
-            .map_err(wrap)?
-            .neighbor_lists();
+        let within_batch_knn = knn_within_groups(unit.view(), batches, k, KnnMethod::Auto, seed)?;
+        let mnn =
+            mutual_nearest_neighbors(pca.view(), batches, k_anchor, true)?.partners(x.nrows());
+        let bbknn = bbknn(pca.view(), batches, k, None)?.neighbor_lists();
         Ok(Self {
             within_batch_knn,
             mnn,

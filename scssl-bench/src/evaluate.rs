@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::report::csv_field;
 use anyhow::{Context, Result, bail};
 use ndarray::Array2;
 use scssl_data::{io, pp, split};
@@ -214,14 +215,6 @@ pub fn to_csv(reports: &[(String, Report)], extra: &[&str]) -> String {
         let _ = writeln!(s, "{},{}", csv_field(name), vals.join(","));
     }
     s
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// Writes a file atomically (the result store's helper, re-exported for the CLI).

@@ -65,27 +65,10 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename;
+/// see `scssl_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}-{:?}",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default(),
-        // host too: processes on two nodes of a shared store may have the same pid
-        host_name(),
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    Ok(scssl_atomic::write_file(path, bytes)?)
 }
 
 /// Writes JSON atomically.

@@ -15,12 +15,17 @@ pub enum UnsValue {
     String(String),
     /// An array of strings.
     Strings(Vec<String>),
-    /// A numeric scalar.
+    /// A floating-point scalar.
     Number(f64),
+    /// An integer scalar (kept apart from [`UnsValue::Number`] so that it is written back
+    /// as an integer: scanpy reads e.g. `uns['neighbors']['params']['n_neighbors']` as one).
+    Integer(i64),
     /// A boolean scalar.
     Bool(bool),
-    /// A 1-D numeric array.
+    /// A 1-D floating-point array.
     Numbers(Vec<f64>),
+    /// A 1-D integer array.
+    Integers(Vec<i64>),
     /// A nested mapping.
     Dict(BTreeMap<String, UnsValue>),
 }

@@ -132,3 +132,12 @@ impl Error {
         }
     }
 }
+
+impl From<scssl_atomic::Error> for Error {
+    fn from(e: scssl_atomic::Error) -> Self {
+        Error::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

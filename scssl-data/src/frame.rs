@@ -2,6 +2,19 @@
 
 use crate::error::{Error, Result};
 
+/// The type of a categorical's categories on disk (pandas allows any; anndata writes strings
+/// and numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CategoryKind {
+    /// Strings (the usual case).
+    #[default]
+    Text,
+    /// Integers, held as their decimal text (`"1"`, `"2"`).
+    Integer,
+    /// Floating-point numbers, held as Rust's shortest round-trip text (`"0.5"`).
+    Float,
+}
+
 /// One column of an `obs` or `var` table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
@@ -13,6 +26,9 @@ pub enum Column {
         categories: Vec<String>,
         /// Whether the categories are ordered.
         ordered: bool,
+        /// What the categories were in the file (they are held as text either way), so that
+        /// integer categories are written back as integers.
+        category_kind: CategoryKind,
     },
     /// Strings (pandas object/str dtype). `None` is a missing value (nullable string array).
     String(Vec<Option<String>>),
@@ -77,6 +93,7 @@ impl Column {
             codes,
             categories: cats,
             ordered: false,
+            category_kind: CategoryKind::Text,
         }
     }
     /// The value of row `i` rendered as text (missing → `None`).
@@ -107,10 +124,12 @@ impl Column {
                 codes,
                 categories,
                 ordered,
+                category_kind,
             } => Column::Categorical {
                 codes: pick(codes, rows),
                 categories: categories.clone(),
                 ordered: *ordered,
+                category_kind: *category_kind,
             },
             Column::String(v) => Column::String(pick(v, rows)),
             Column::Float(v) => Column::Float(pick(v, rows)),
@@ -275,6 +294,7 @@ mod tests {
                 codes: vec![2, 0, 2],
                 categories: vec!["z".into(), "y".into(), "x".into()],
                 ordered: false,
+                category_kind: CategoryKind::Text,
             },
         )
         .unwrap();
@@ -293,7 +313,8 @@ mod tests {
             Column::Categorical {
                 codes: vec![1, 0, 1],
                 categories: vec!["a".into(), "b".into()],
-                ordered: false
+                ordered: false,
+                category_kind: CategoryKind::Text,
             }
         );
     }

@@ -44,7 +44,7 @@ pub mod split;
 
 pub use anndata::{AnnData, CountsSource, Raw, UnsValue};
 pub use error::{Error, Result};
-pub use frame::{Column, DataFrame, Groups};
+pub use frame::{CategoryKind, Column, DataFrame, Groups};
 pub use matrix::{CsrMatrix, Matrix};
 pub use neighbors::Neighbors;
 pub use pp::Pca;

@@ -366,6 +366,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
             codes: cell_batch.iter().map(|&b| b as i32).collect(),
             categories: (0..nb).map(|b| format!("batch_{b}")).collect(),
             ordered: false,
+            category_kind: crate::frame::CategoryKind::Text,
         },
     )?;
     ad.obs.insert(
@@ -374,6 +375,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
             codes: types.iter().map(|&t| t as i32).collect(),
             categories: (0..nt).map(|t| format!("type_{t}")).collect(),
             ordered: false,
+            category_kind: crate::frame::CategoryKind::Text,
         },
     )?;
     if np > 0 {

@@ -36,7 +36,9 @@ fn check_types_fixture(ad: &AnnData) {
             codes,
             categories,
             ordered,
+            category_kind,
         } => {
+            assert_eq!(*category_kind, scssl_data::CategoryKind::Text);
             let want: Vec<i32> = serde_json::from_value(g["batch_codes"].clone()).unwrap();
             assert_eq!(codes, &want);
             let cats: Vec<String> = serde_json::from_value(g["batch_categories"].clone()).unwrap();

@@ -41,7 +41,7 @@ pub fn knn_classify(
         return Ok(vec![]);
     }
     let k = k.min(reference.nrows()).max(1);
-    let (idx, _) = knn_query(reference, query, k).map_err(|e| Error::Invalid(e.to_string()))?;
+    let (idx, _) = knn_query(reference, query, k)?;
     Ok(idx
         .rows()
         .into_iter()
@@ -212,7 +212,7 @@ pub fn predict_modality(
     if query.nrows() == 0 {
         return Ok(Array2::zeros((0, ref_protein.ncols())));
     }
-    let (idx, _) = knn_query(ru.view(), qu.view(), k).map_err(|e| Error::Invalid(e.to_string()))?;
+    let (idx, _) = knn_query(ru.view(), qu.view(), k)?;
     let mut out = Array2::<f32>::zeros((query.nrows(), ref_protein.ncols()));
     out.axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()

@@ -22,6 +22,9 @@ pub enum Error {
     /// A parameter or input is outside what the metric accepts.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A neighbour search or other `scssl-data` step failed (its error, unchanged).
+    #[error(transparent)]
+    Data(#[from] scssl_data::Error),
 }
 
 pub(crate) fn check_embedding(x: ndarray::ArrayView2<'_, f32>) -> Result<()> {

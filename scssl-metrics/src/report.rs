@@ -169,7 +169,7 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     });
     let t = Instant::now();
     let nn90: Option<Neighbors> = if needs_graph {
-        Some(knn(x, 90.min(n), KnnMethod::Auto, seed).map_err(|e| Error::Invalid(e.to_string()))?)
+        Some(knn(x, 90.min(n), KnnMethod::Auto, seed)?)
     } else {
         None
     };
@@ -189,8 +189,7 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
         let g = nn90
             .as_ref()
             .ok_or_else(|| Error::Invalid("no neighbour graph".into()))?;
-        g.subset(k.min(g.k()))
-            .map_err(|e| Error::Invalid(e.to_string()))
+        Ok(g.subset(k.min(g.k()))?)
     };
     // one metric: its values (two for Leiden), seconds, and why it is undefined if it is
     let compute = |m: Metric| -> Result<Outcome> {

@@ -1,10 +1,10 @@
 //! Backend selection and backend-neutral trained models with checkpoints.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
 use ndarray::ArrayView2;
+use scssl_atomic as atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TrainConfig};
@@ -255,13 +255,10 @@ impl TrainedModel {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
-        let name = dir
-            .file_name()
-            .ok_or_else(|| io_err(dir, "not a directory name"))?
-            .to_string_lossy()
-            .to_string();
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
+        if dir.file_name().is_none() {
+            return Err(io_err(dir, "not a directory name"));
+        }
+        let tmp = atomic::temp_sibling(dir);
         std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
         let mut bytes = Vec::new();
         let mut entries = Vec::new();
@@ -289,23 +286,14 @@ impl TrainedModel {
             weights_fnv1a: format!("{:016x}", fnv1a(&bytes)),
             tensors: entries,
         };
-        let write = |path: PathBuf, data: &[u8]| -> Result<()> {
-            let mut f = std::fs::File::create(&path).map_err(|e| io_err(&path, e))?;
-            f.write_all(data).map_err(|e| io_err(&path, e))?;
-            f.sync_all().map_err(|e| io_err(&path, e))
-        };
-        write(tmp.join(WEIGHTS), &bytes)?;
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| io_err(dir, e))?;
-        write(tmp.join(MANIFEST), &json)?;
-        if dir.exists() {
-            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-            std::fs::rename(dir, &old).map_err(|e| io_err(dir, e))?;
-            std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
+        let result = atomic::write_synced(&tmp.join(WEIGHTS), &bytes)
+            .and_then(|()| atomic::write_synced(&tmp.join(MANIFEST), &json))
+            .and_then(|()| atomic::replace(&tmp, dir));
+        if result.is_err() {
+            let _ = atomic::remove_path(&tmp);
         }
-        Ok(())
+        result.map_err(|e| io_err(dir, e))
     }
 
     /// Reads a checkpoint written by [`TrainedModel::save`]; a truncated or altered weights

@@ -549,6 +549,7 @@ fn one_batch_makes_batch_metrics_undefined_not_numbers() {
             codes: vec![0; n],
             categories: vec!["only".into()],
             ordered: false,
+            category_kind: scssl_data::CategoryKind::Text,
         },
     ));
     assert_eq!(ad.obs_groups("batch").unwrap().n_groups(), 1);

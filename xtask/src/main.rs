@@ -5,10 +5,14 @@
 //!   dataset (plus the real files in `../shared/data` when present).
 //! - `cargo xtask test`: the same dependency check, then the whole test suite.
 //! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run.
+//! - `cargo xtask fuzz [--minutes N] [--target T]`: runs the `cargo fuzz` targets of `fuzz/`
+//!   (15 minutes each by default); `--seeds` rewrites their seed corpora, `--sweep` runs the
+//!   damaged-file sweep.
 //! - `cargo xtask fixtures`: regenerates the golden files in `conformance/` with the Python tools.
 //! - `cargo xtask package`: packages and verifies every publishable crate (`cargo package` for
 //!   all of them at once, so crates that depend on not-yet-published siblings verify too).
 
+mod fuzz;
 mod perf;
 
 use std::path::{Path, PathBuf};
@@ -22,10 +26,11 @@ fn main() -> ExitCode {
         Some("perf") => perf::run(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("fixtures") => fixtures(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("package") => package(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train | fixtures | package>"
+                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train | fixtures | fuzz [--minutes N] [--target T] [--seeds] [--sweep] | package>"
             );
             Err("unknown command".into())
         }
@@ -71,7 +76,7 @@ pub(crate) fn run_status(mut c: Command, what: &str) -> Result {
     }
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
@@ -93,7 +98,7 @@ pub(crate) fn scssl_release() -> Result<PathBuf> {
     Ok(target_dir().join("release").join("scssl"))
 }
 
-fn arg_value(args: &[String], name: &str) -> Option<String> {
+pub(crate) fn arg_value(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
@@ -679,6 +684,13 @@ fn fixtures() -> Result {
             .arg(&pp);
         run_status(c, "conformance/check_python_reads.py")?;
     }
+    // every anndata-written fixture, rewritten by scssl (h5ad and zarr), reads back the same
+    let mut c = Command::new(&py);
+    c.arg(root().join("conformance/check_python_roundtrip.py"))
+        .arg(&scssl)
+        .arg(root().join("conformance/fixtures/anndata"))
+        .arg(dir.join("roundtrip"));
+    run_status(c, "conformance/check_python_roundtrip.py")?;
     let _ = std::fs::remove_dir_all(&dir);
     println!("fixtures regenerated and Python reads our files back");
     Ok(())

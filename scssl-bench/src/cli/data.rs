@@ -309,6 +309,30 @@ pub(super) fn inspect(args: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Arguments of `scssl convert`.
+#[derive(clap::Args)]
+pub(super) struct ConvertArgs {
+    /// Input file (.h5ad or .zarr).
+    pub(super) input: PathBuf,
+    /// Output file; its extension chooses the format.
+    #[arg(short, long)]
+    pub(super) output: PathBuf,
+}
+
+/// `scssl convert`: read whole, write whole (under a temporary name, then renamed).
+pub(super) fn convert(args: ConvertArgs) -> Result<()> {
+    let ConvertArgs { input, output } = args;
+    let adata = io::read(&input).with_context(|| format!("reading {}", input.display()))?;
+    io::write(&adata, &output).with_context(|| format!("writing {}", output.display()))?;
+    println!(
+        "wrote {} ({} cells × {} genes)",
+        output.display(),
+        adata.n_obs(),
+        adata.n_vars()
+    );
+    Ok(())
+}
+
 /// Arguments of `scssl perf-step`.
 #[derive(clap::Args)]
 pub(super) struct PerfStepArgs {

@@ -46,6 +46,9 @@ enum Command {
     PerfStep(data::PerfStepArgs),
     /// Print shapes, X encoding, obs/var columns with category counts, obsm/layers/uns keys.
     Inspect(data::InspectArgs),
+    /// Rewrite an AnnData file in the other format (or the same one): .h5ad ↔ .zarr, with X,
+    /// layers, obsm, obsp, raw and uns as scssl reads them.
+    Convert(data::ConvertArgs),
 }
 
 /// Runs the `scssl` command line on the process's arguments and exits with status 1 on error.
@@ -81,5 +84,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => grid::report(args),
         Command::PerfStep(args) => data::perf_step(args),
         Command::Inspect(args) => data::inspect(args),
+        Command::Convert(args) => data::convert(args),
     }
 }

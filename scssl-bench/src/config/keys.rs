@@ -167,10 +167,15 @@ pub fn apply_overrides(root: &mut Value, overrides: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The most grid points a config may expand to. A sweep is a cartesian product, so a few
+/// long lists in a (mistyped or hostile) config would otherwise take all memory.
+pub const MAX_GRID_POINTS: usize = 100_000;
+
 /// Expands sweeps: every list where the schema expects one value (or a list of lists where it
 /// expects a list) multiplies the grid. `seeds` is kept as a list (seeds are run per point).
-pub(crate) fn expand(v: &Value, prefix: &str) -> Vec<Value> {
-    match v {
+/// More than [`MAX_GRID_POINTS`] points is an error naming the key where the limit was passed.
+pub(crate) fn expand(v: &Value, prefix: &str) -> Result<Vec<Value>> {
+    Ok(match v {
         Value::Object(map) => {
             let mut grid = vec![Map::new()];
             for (k, child) in map {
@@ -197,8 +202,14 @@ pub(crate) fn expand(v: &Value, prefix: &str) -> Vec<Value> {
                         other => vec![other.clone()],
                     },
                     Some(_) => vec![child.clone()],
-                    None => expand(child, &path),
+                    None => expand(child, &path)?,
                 };
+                let points = grid.len().saturating_mul(options.len());
+                if points > MAX_GRID_POINTS {
+                    bail!(
+                        "the sweep over `{path}` makes the grid {points} points or more (the limit is {MAX_GRID_POINTS}); shorten its lists"
+                    );
+                }
                 let mut next = Vec::with_capacity(grid.len() * options.len());
                 for g in &grid {
                     for o in &options {
@@ -212,5 +223,5 @@ pub(crate) fn expand(v: &Value, prefix: &str) -> Vec<Value> {
             grid.into_iter().map(Value::Object).collect()
         }
         other => vec![other.clone()],
-    }
+    })
 }

@@ -12,7 +12,7 @@ use crate::train::{AugmentSpec, ProteinTransform};
 
 mod keys;
 
-pub use keys::{apply_overrides, parse_yaml};
+pub use keys::{MAX_GRID_POINTS, apply_overrides, parse_yaml};
 use keys::{check_keys, expand};
 
 /// Simulated dataset parameters (`data.path: simulated`).
@@ -371,7 +371,13 @@ pub struct Grid {
 pub fn load_grid(path: &Path, overrides: &[String]) -> Result<Grid> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
-    let mut root = parse_yaml(&text, path)?;
+    grid_from_text(&text, path, overrides)
+}
+
+/// [`load_grid`] of a config's text; `path` names it in errors, gives the grid its default name
+/// and the directory that relative data paths are resolved against.
+pub fn grid_from_text(text: &str, path: &Path, overrides: &[String]) -> Result<Grid> {
+    let mut root = parse_yaml(text, path)?;
     check_keys(&root, "").with_context(|| format!("in {}", path.display()))?;
     apply_overrides(&mut root, overrides)?;
     let name = root
@@ -409,7 +415,15 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
         bail!("seeds: the list is empty");
     }
     let mut runs = Vec::new();
-    for point in expand(&root, "") {
+    let points = expand(&root, "")?;
+    if points.len().saturating_mul(seeds.len()) > MAX_GRID_POINTS {
+        bail!(
+            "config {name}: {} grid points × {} seeds is more than {MAX_GRID_POINTS} runs",
+            points.len(),
+            seeds.len()
+        );
+    }
+    for point in points {
         for &seed in &seeds {
             let mut p = point.clone();
             // `expand` maps a mapping to mappings, and the root is a mapping (checked above)
@@ -491,13 +505,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.hidden_dim"), "{e}");
-        let e = grid("model: {method: simclrr}\n", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            format!("{e:#}").contains("simclrr") || e.contains("run"),
-            "{e}"
-        );
+        // the whole chain ({:#}): the unknown name and the suggestion
+        let e = format!("{:#}", grid("model: {method: simclrr}\n", &[]).unwrap_err());
+        assert!(e.contains("simclrr") && e.contains("simclr"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 mod render;
+pub(crate) use render::csv_field;
 mod svg;
 
 use crate::config::RunConfig;

@@ -4,8 +4,8 @@
 //! v0–v3, old- and new-style groups, contiguous/chunked/compact layouts, gzip, shuffle, LZF,
 //! Fletcher-32 and scale-offset — and writes files that h5py and anndata read back.
 //!
-//! The one filter it lacks is Blosc (HDF5 plugin 32001, from `hdf5plugin`): reading such a
-//! dataset is an error that names the element and says how to re-encode the file.
+//! The one filter it lacks, Blosc (HDF5 plugin 32001, from `hdf5plugin`), is decoded chunk by
+//! chunk in [`super::h5_blosc`].
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -16,12 +16,12 @@ use serde_json::{Map, Value};
 use super::store::{Data, DataRef, NodeKind, Store};
 use crate::error::{Error, Result};
 
-/// HDF5 filter id of Blosc (registered by `hdf5plugin`/`hdf5-blosc`).
-const FILTER_BLOSC: u16 = 32001;
+use super::h5_blosc::FILTER_BLOSC;
 
 /// An open `.h5ad` file.
 pub struct H5Store {
     file: File,
+    path: std::path::PathBuf,
     name: String,
     writable: bool,
 }
@@ -51,6 +51,7 @@ impl H5Store {
         })?;
         Ok(Self {
             file,
+            path: path.into(),
             name,
             writable: false,
         })
@@ -65,6 +66,7 @@ impl H5Store {
         })?;
         Ok(Self {
             file,
+            path: path.into(),
             name,
             writable: true,
         })
@@ -79,6 +81,7 @@ impl H5Store {
         })?;
         Ok(Self {
             file,
+            path: path.into(),
             name,
             writable: true,
         })
@@ -105,20 +108,10 @@ impl H5Store {
     }
 
     fn read_dataset(&self, ds: &Dataset, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
-        let err = |e: hdf5_pure::Error| {
-            if ds.filters().contains(&FILTER_BLOSC) {
-                Error::Format {
-                    file: self.name.clone(),
-                    key: path.into(),
-                    reason: "compressed with Blosc (HDF5 filter 32001), which scssl cannot decode \
-                             in .h5ad; re-encode the file with gzip or LZF, e.g. \
-                             `h5repack -f GZIP=4 in.h5ad out.h5ad`, or write it as .zarr (blosc works there)"
-                        .into(),
-                }
-            } else {
-                self.err(path, e)
-            }
-        };
+        if ds.filters().contains(&FILTER_BLOSC) {
+            return super::h5_blosc::read(ds, &self.path, &self.name, path, rows);
+        }
+        let err = |e: hdf5_pure::Error| self.err(path, e);
         let dtype = ds.dtype().map_err(err)?;
         macro_rules! rd {
             ($all:ident, $rows:ident) => {

@@ -6,15 +6,18 @@
 mod encoding;
 #[cfg(feature = "h5ad")]
 pub mod h5;
+#[cfg(feature = "h5ad")]
+mod h5_blosc;
 pub mod store;
 #[cfg(feature = "zarr")]
 pub mod zarr;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::Array2;
 
 pub use encoding::{Backed, ColumnSummary, FileSummary, MatrixInfo};
+use scssl_atomic::{remove_path, temp_sibling};
 use store::Store;
 
 use crate::anndata::{AnnData, CountsSource};
@@ -106,62 +109,6 @@ pub fn read_backed(path: impl AsRef<Path>) -> Result<Backed> {
     Backed::new(open_store(path)?)
 }
 
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut stem = name.clone();
-    // keep the extension last so the format is still recognised
-    if let Some(dot) = name.rfind('.') {
-        stem = format!(
-            "{}.tmp-{}{}",
-            &name[..dot],
-            std::process::id(),
-            &name[dot..]
-        );
-    }
-    path.with_file_name(format!(".{stem}"))
-}
-
-fn remove_path(p: &Path) -> Result<()> {
-    let r = if p.is_dir() {
-        std::fs::remove_dir_all(p)
-    } else {
-        std::fs::remove_file(p)
-    };
-    match r {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io {
-            path: p.into(),
-            source: e,
-        }),
-    }
-}
-
-/// Replaces `dst` by `tmp` with a rename (atomic for files; for directories the old store is
-/// moved aside first and removed after).
-fn commit(tmp: &Path, dst: &Path) -> Result<()> {
-    if dst.is_dir() {
-        let old = temp_sibling(&dst.with_extension("old.zarr"));
-        std::fs::rename(dst, &old).map_err(|e| Error::Io {
-            path: dst.into(),
-            source: e,
-        })?;
-        std::fs::rename(tmp, dst).map_err(|e| Error::Io {
-            path: dst.into(),
-            source: e,
-        })?;
-        remove_path(&old)
-    } else {
-        std::fs::rename(tmp, dst).map_err(|e| Error::Io {
-            path: dst.into(),
-            source: e,
-        })
-    }
-}
-
 /// Writes an AnnData to `.h5ad` or `.zarr` (chosen by extension). The file is written under a
 /// temporary name and renamed into place, so a failure never leaves a half-written output.
 pub fn write(adata: &AnnData, path: impl AsRef<Path>) -> Result<()> {
@@ -176,7 +123,7 @@ pub fn write(adata: &AnnData, path: impl AsRef<Path>) -> Result<()> {
         store.finish()
     })();
     match result {
-        Ok(()) => commit(&tmp, path),
+        Ok(()) => Ok(scssl_atomic::replace(&tmp, path)?),
         Err(e) => {
             let _ = remove_path(&tmp);
             Err(e)
@@ -213,7 +160,7 @@ pub fn write_obsm(path: impl AsRef<Path>, key: &str, value: &Array2<f32>) -> Res
                 store.finish()
             })();
             match r {
-                Ok(()) => commit(&tmp, path),
+                Ok(()) => Ok(scssl_atomic::replace(&tmp, path)?),
                 Err(e) => {
                     let _ = remove_path(&tmp);
                     Err(e)

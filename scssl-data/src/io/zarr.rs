@@ -13,6 +13,23 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::plugin::{ExtensionName, ZarrVersion};
 
 use super::store::{Data, DataRef, NodeKind, Store};
+
+thread_local! {
+    /// Set while this thread is inside a guarded zarrs read (see `ZarrStore::read`).
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
 use crate::error::{Error, Result};
 
 /// An AnnData zarr directory store.
@@ -262,7 +279,16 @@ impl ZarrStore {
             "uint32" => Data::U32(rd!(u32)),
             "uint64" => Data::U64(rd!(u64)),
             "bool" => Data::Bool(rd!(bool)),
-            "string" => Data::Str(rd!(String)),
+            // one decoding thread: a panic in zarrs' string decoder (see `read`) then happens on
+            // this thread, where it is caught without printing
+            "string" => Data::Str(
+                array
+                    .retrieve_array_subset_opt::<Vec<String>>(
+                        &subset,
+                        &zarrs::array::CodecOptions::default().with_concurrent_target(1),
+                    )
+                    .map_err(|e| self.err(path, e))?,
+            ),
             other => {
                 return Err(Error::Format {
                     file: self.name.clone(),
@@ -347,10 +373,18 @@ impl Store for ZarrStore {
     /// Reads through zarrs, with a panic inside zarrs turned into an error naming the file and
     /// element: zarrs 0.23's vlen-utf8 decoder indexes out of bounds on a damaged string chunk
     /// (`array_to_bytes/vlen_v2.rs`), and a damaged file must never take the program down.
+    ///
+    /// The panic is expected and handled, so it is not printed: a panic hook installed once
+    /// stays silent on a thread inside this read and hands every other panic to the hook
+    /// that was there before.
     fn read(&self, path: &str, rows: Option<Range<usize>>) -> Result<Data> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        install_quiet_panic_hook();
+        let outer = QUIET_PANICS.with(|q| q.replace(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.read_unguarded(path, rows)
-        })) {
+        }));
+        QUIET_PANICS.with(|q| q.set(outer));
+        match result {
             Ok(r) => r,
             Err(panic) => {
                 let what = panic

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::anndata::{AnnData, CountsSource, Raw, UnsValue};
 use crate::error::{Error, Result};
-use crate::frame::{Column, DataFrame};
+use crate::frame::{CategoryKind, Column, DataFrame};
 use crate::io::store::{Data, NodeKind, Store, join};
 use crate::matrix::{CsrMatrix, Matrix};
 
@@ -67,24 +67,30 @@ pub(crate) fn read_matrix(store: &dyn Store, key: &str) -> Result<Matrix> {
     }
 }
 
-/// Categories of a categorical as strings (numeric categories rendered as pandas prints them).
-fn read_categories(store: &dyn Store, key: &str) -> Result<Vec<String>> {
+/// Categories of a categorical as strings (numeric categories rendered as pandas prints
+/// them), and what they were on disk.
+fn read_categories(store: &dyn Store, key: &str) -> Result<(Vec<String>, CategoryKind)> {
     Ok(match store.read(key, None)? {
-        Data::Str(s) => s,
+        Data::Str(s) => (s, CategoryKind::Text),
         other => {
             let ints = other.is_integer();
-            other
-                .into_f64()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|x| {
+            let values = other.into_f64().unwrap_or_default();
+            let text = values
+                .iter()
+                .map(|&x| {
                     if ints || (x.fract() == 0.0 && x.abs() < 1e15) {
                         format!("{}", x as i64)
                     } else {
                         x.to_string()
                     }
                 })
-                .collect()
+                .collect();
+            let kind = if ints {
+                CategoryKind::Integer
+            } else {
+                CategoryKind::Float
+            };
+            (text, kind)
         }
     })
 }
@@ -93,7 +99,7 @@ fn categorical(
     store: &dyn Store,
     key: &str,
     codes: Vec<i64>,
-    categories: Vec<String>,
+    (categories, category_kind): (Vec<String>, CategoryKind),
     ordered: bool,
 ) -> Result<Column> {
     if let Some(bad) = codes
@@ -110,6 +116,7 @@ fn categorical(
         codes: codes.into_iter().map(|c| c as i32).collect(),
         categories,
         ordered,
+        category_kind,
     })
 }
 
@@ -473,6 +480,14 @@ fn read_uns_value(store: &dyn Store, key: &str) -> Result<Option<UnsValue>> {
                 Data::Str(mut s) if scalar && s.len() == 1 => UnsValue::String(s.remove(0)),
                 Data::Str(s) => UnsValue::Strings(s),
                 Data::Bool(b) if scalar && b.len() == 1 => UnsValue::Bool(b[0]),
+                other if other.is_integer() => {
+                    let v = other.into_i64().unwrap_or_default();
+                    if scalar && v.len() == 1 {
+                        UnsValue::Integer(v[0])
+                    } else {
+                        UnsValue::Integers(v)
+                    }
+                }
                 other => {
                     let v = other.into_f64().unwrap_or_default();
                     if scalar && v.len() == 1 {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::{attrs, fmt_err};
 use crate::anndata::{AnnData, UnsValue};
 use crate::error::{Error, Result};
-use crate::frame::{Column, DataFrame};
+use crate::frame::{CategoryKind, Column, DataFrame};
 use crate::io::store::{DataRef, Store, join};
 use crate::matrix::Matrix;
 
@@ -77,6 +77,10 @@ pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<(
     }
 }
 
+fn parse_all<T: std::str::FromStr>(text: &[String]) -> Option<Vec<T>> {
+    text.iter().map(|t| t.parse().ok()).collect()
+}
+
 fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
     let n = col.len();
     match col {
@@ -84,6 +88,7 @@ fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
             codes,
             categories,
             ordered,
+            category_kind,
         } => {
             store.create_group(
                 key,
@@ -105,10 +110,27 @@ fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
                     &array_attrs(),
                 )?;
             }
+            let cat_key = join(key, "categories");
+            let shape = [categories.len()];
+            // numeric categories go back as numbers; text that no longer parses (an edited
+            // column) is written as strings
+            match category_kind {
+                CategoryKind::Integer => {
+                    if let Some(v) = parse_all::<i64>(categories) {
+                        return store.write(&cat_key, DataRef::I64(&v), &shape, &array_attrs());
+                    }
+                }
+                CategoryKind::Float => {
+                    if let Some(v) = parse_all::<f64>(categories) {
+                        return store.write(&cat_key, DataRef::F64(&v), &shape, &array_attrs());
+                    }
+                }
+                CategoryKind::Text => {}
+            }
             store.write(
-                &join(key, "categories"),
+                &cat_key,
                 DataRef::Str(categories),
-                &[categories.len()],
+                &shape,
                 &string_array_attrs(),
             )
         }
@@ -235,6 +257,15 @@ fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
                 ("encoding-version", json!("0.2.0")),
             ]),
         ),
+        UnsValue::Integer(x) => store.write(
+            key,
+            DataRef::I64(std::slice::from_ref(x)),
+            &[],
+            &attrs(&[
+                ("encoding-type", json!("numeric-scalar")),
+                ("encoding-version", json!("0.2.0")),
+            ]),
+        ),
         UnsValue::Bool(b) => store.write(
             key,
             DataRef::Bool(std::slice::from_ref(b)),
@@ -245,6 +276,7 @@ fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
             ]),
         ),
         UnsValue::Numbers(x) => store.write(key, DataRef::F64(x), &[x.len()], &array_attrs()),
+        UnsValue::Integers(x) => store.write(key, DataRef::I64(x), &[x.len()], &array_attrs()),
         UnsValue::Dict(m) => {
             store.create_group(key, &dict_attrs())?;
             for (k, v) in m {

@@ -1,0 +1,5 @@
+//! `zarr_read`: see `scssl_tests::fuzz::zarr_read` (the harness, replayed on stable by
+//! `tests/tests/fuzz_corpus.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| scssl_tests::fuzz::zarr_read(data));
