@@ -130,7 +130,11 @@ fn fuzz_one(target: &str, minutes: f64, work: &std::path::Path) -> Result<Row> {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     let seeds = root().join("fuzz/seeds").join(target);
-    let before = count_files(&artifacts);
+    // cargo-fuzz passes its own -artifact_prefix (fuzz/artifacts/<target>/) before ours; count
+    // crash files in both, whichever libFuzzer honours
+    let default_artifacts = root().join("fuzz/artifacts").join(target);
+    let crash_files = || count_files(&artifacts) + count_files(&default_artifacts);
+    let before = crash_files();
     println!("\n== fuzzing {target} for {minutes} min");
     let mut c = cargo_fuzz();
     c.args(["run", "--release", "--debug-assertions", "--target-dir"])
@@ -165,7 +169,7 @@ fn fuzz_one(target: &str, minutes: f64, work: &std::path::Path) -> Result<Row> {
         .filter_map(|v| v.trim().parse::<u64>().ok())
         .next_back()
         .unwrap_or(0);
-    let crashes = count_files(&artifacts) - before;
+    let crashes = crash_files().saturating_sub(before);
     if !out.status.success() && crashes == 0 {
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         return Err(format!(

@@ -641,6 +641,41 @@ pub(crate) fn venv_python() -> Result<PathBuf> {
     Ok(py)
 }
 
+/// anndata releases (with the pins they need) that `cargo xtask fixtures` also checks our
+/// files in.
+const OLDER_ANNDATA: &[(&str, &[&str])] = &[
+    ("0.10.9", &["numpy<2", "zarr<3", "hdf5plugin"]),
+    ("0.11.4", &["zarr<3", "hdf5plugin"]),
+];
+
+/// A venv `~/.cache/scssl-venv-anndata-VERSION` holding that anndata release.
+fn pinned_venv(version: &str, pins: &[&str]) -> Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let venv = home.join(format!(".cache/scssl-venv-anndata-{version}"));
+    let py = venv.join("bin/python");
+    let has = Command::new(&py)
+        .args([
+            "-c",
+            &format!("import anndata; assert anndata.__version__ == '{version}'"),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        println!("creating {} (anndata {version} from PyPI)…", venv.display());
+        let mut c = Command::new("python3");
+        c.args(["-m", "venv"]).arg(&venv);
+        run_status(c, "python3 -m venv")?;
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "--quiet"])
+            .arg(format!("anndata=={version}"))
+            .args(pins);
+        run_status(c, &format!("pip install anndata=={version}"))?;
+    }
+    Ok(py)
+}
+
 fn fixtures() -> Result {
     let py = venv_python()?;
     let mut c = Command::new(&py);
@@ -691,6 +726,16 @@ fn fixtures() -> Result {
         .arg(root().join("conformance/fixtures/anndata"))
         .arg(dir.join("roundtrip"));
     run_status(c, "conformance/check_python_roundtrip.py")?;
+    // and in the older anndata releases users still run (each in a venv of its own)
+    for (version, pins) in OLDER_ANNDATA {
+        let py = pinned_venv(version, pins)?;
+        let mut c = Command::new(&py);
+        c.arg(root().join("conformance/check_python_roundtrip.py"))
+            .arg(&scssl)
+            .arg(root().join("conformance/fixtures/anndata"))
+            .arg(dir.join(format!("roundtrip-{version}")));
+        run_status(c, &format!("check_python_roundtrip.py (anndata {version})"))?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     println!("fixtures regenerated and Python reads our files back");
     Ok(())

@@ -511,6 +511,28 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_of_more_than_the_limit_is_refused_before_it_is_built() {
+        // 50^4 = 6.25 million points: refused at the key where the product passes the limit
+        let fifty: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
+        let list = format!("[{}]", fifty.join(", "));
+        let yaml = format!(
+            "model: {{hidden_dim: {list}, dropout: {list}}}\ntraining: {{epochs: {list}, lr: {list}}}\n"
+        );
+        let e = format!("{:#}", grid(&yaml, &[]).unwrap_err());
+        assert!(e.contains("limit is 100000"), "{e}");
+        // 50 points × 40 seeds is a grid; 2,500 points × 41 seeds (102,500 runs) is not
+        let seeds = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        let ok = format!("model: {{hidden_dim: {list}}}\nseeds: [{}]\n", seeds(40));
+        assert_eq!(grid(&ok, &[]).unwrap().runs.len(), 2000);
+        let too_many = format!(
+            "model: {{hidden_dim: {list}}}\ntraining: {{epochs: {list}}}\nseeds: [{}]\n",
+            seeds(41)
+        );
+        let e = format!("{:#}", grid(&too_many, &[]).unwrap_err());
+        assert!(e.contains("41 seeds"), "{e}");
+    }
+
+    #[test]
     fn holdout_lists_are_values_and_lists_of_lists_sweep() {
         let g = grid(
             "data: {holdout_batches: [[batch_1], [batch_2]]}\ntasks: {annotation: true}\n",

@@ -139,22 +139,29 @@ fn write_column(store: &dyn Store, key: &str, col: &Column) -> Result<()> {
                 let s: Vec<String> = v.iter().map(|s| s.clone().unwrap_or_default()).collect();
                 store.write(key, DataRef::Str(&s), &[n], &string_array_attrs())
             } else {
-                store.create_group(
+                // Missing values: written as a categorical with code −1 where missing, as
+                // anndata itself does by default (`convert_strings_to_categoricals`), because
+                // `nullable-string-array` is unreadable before anndata 0.11.
+                let mut categories: Vec<String> = v.iter().flatten().cloned().collect();
+                categories.sort();
+                categories.dedup();
+                let codes: Vec<i32> = v
+                    .iter()
+                    .map(|s| match s {
+                        Some(s) => categories.binary_search(s).map_or(-1, |p| p as i32),
+                        None => -1,
+                    })
+                    .collect();
+                write_column(
+                    store,
                     key,
-                    &attrs(&[
-                        ("encoding-type", json!("nullable-string-array")),
-                        ("encoding-version", json!("0.1.0")),
-                    ]),
-                )?;
-                let s: Vec<String> = v.iter().map(|s| s.clone().unwrap_or_default()).collect();
-                let m: Vec<bool> = v.iter().map(|s| s.is_none()).collect();
-                store.write(
-                    &join(key, "values"),
-                    DataRef::Str(&s),
-                    &[n],
-                    &string_array_attrs(),
-                )?;
-                store.write(&join(key, "mask"), DataRef::Bool(&m), &[n], &array_attrs())
+                    &Column::Categorical {
+                        codes,
+                        categories,
+                        ordered: false,
+                        category_kind: CategoryKind::Text,
+                    },
+                )
             }
         }
         Column::Float(v) => store.write(key, DataRef::F64(v), &[n], &array_attrs()),
