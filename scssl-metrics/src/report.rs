@@ -92,7 +92,7 @@ impl Metric {
 }
 
 /// The scores of one embedding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Report {
     /// Metric key → value (`None` where undefined; the reason is in `notes`).
     pub metrics: BTreeMap<String, Option<f64>>,

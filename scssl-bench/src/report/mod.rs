@@ -357,6 +357,52 @@ pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
     out
 }
 
+/// The scaled aggregates [`add_scaled_totals`] adds: (key, header).
+pub const SCALED_COLUMNS: &[(&str, &str)] = &[
+    ("bio_scaled", "Bio (scaled)"),
+    ("batch_scaled", "Batch (scaled)"),
+    ("total_scaled", "Total (scaled)"),
+];
+
+/// Adds `bio_scaled`, `batch_scaled` and `total_scaled` to every group with scIB metrics: each
+/// metric is min–max scaled across the rows of its dataset's table, then Bio, Batch and Total
+/// are recomputed (`scssl_metrics::report::min_max_scale`: scib-metrics' `min_max_scale=True`,
+/// the aggregation of the paper's tables, methods.md §5.13). They are computed from the
+/// groups' seed means, so they carry no spread (std 0), and they depend on which rows share
+/// the table; the unscaled `bio`/`batch`/`total` are scib-metrics' default.
+pub fn add_scaled_totals(groups: &mut [GroupRow]) {
+    let mut by_dataset: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        if SCIB_COLUMNS.iter().any(|(k, _)| g.values.contains_key(*k)) {
+            by_dataset.entry(g.key.dataset.clone()).or_default().push(i);
+        }
+    }
+    for rows in by_dataset.values() {
+        let mut reports: Vec<scssl_metrics::report::Report> = rows
+            .iter()
+            .map(|&i| scssl_metrics::report::Report {
+                metrics: SCIB_COLUMNS
+                    .iter()
+                    .map(|(k, _)| (k.to_string(), groups[i].values.get(*k).map(|v| v.0)))
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        scssl_metrics::report::min_max_scale(&mut reports);
+        for (&i, r) in rows.iter().zip(&reports) {
+            for (key, v) in [
+                ("bio_scaled", r.bio_conservation),
+                ("batch_scaled", r.batch_correction),
+                ("total_scaled", r.total),
+            ] {
+                if let Some(v) = v {
+                    groups[i].values.insert(key.into(), (v, 0.0));
+                }
+            }
+        }
+    }
+}
+
 /// Files written by [`write_report`].
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
@@ -380,7 +426,8 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
             results.join("runs").display()
         );
     }
-    let groups = aggregate(&rows);
+    let mut groups = aggregate(&rows);
+    add_scaled_totals(&mut groups);
     let dir = results.join("report");
     std::fs::create_dir_all(&dir)?;
     write_json(&dir.join("runs.json"), &rows)?;
@@ -432,4 +479,51 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         html,
         main_table: sections[0].table.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(dataset: &str, method: &str, metrics: &[(&str, f64)]) -> GroupRow {
+        GroupRow {
+            group: format!("{dataset}/{method}"),
+            key: RowKey {
+                dataset: dataset.into(),
+                method: method.into(),
+                augmentation: "clear".into(),
+                hidden_dim: 64,
+                settings: String::new(),
+            },
+            n_done: 1,
+            n_failed: 0,
+            values: metrics
+                .iter()
+                .map(|(k, v)| (k.to_string(), (*v, 0.01)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn scaled_totals_scale_each_metric_across_the_rows_of_one_dataset() {
+        // three rows of dataset A (one bio and one batch metric each), one row of dataset B
+        let mut groups = vec![
+            group("A", "x", &[("silhouette_label", 0.5), ("ilisi_knn", 0.1)]),
+            group("A", "y", &[("silhouette_label", 0.7), ("ilisi_knn", 0.3)]),
+            group("A", "z", &[("silhouette_label", 0.6), ("ilisi_knn", 0.2)]),
+            group("B", "x", &[("silhouette_label", 0.9), ("ilisi_knn", 0.9)]),
+        ];
+        add_scaled_totals(&mut groups);
+        let scaled = |i: usize, k: &str| groups[i].values[k].0;
+        // x is worst (0), y best (1), z halfway, on both metrics
+        for (i, want) in [(0, 0.0), (1, 1.0), (2, 0.5)] {
+            assert!((scaled(i, "bio_scaled") - want).abs() < 1e-12);
+            assert!((scaled(i, "batch_scaled") - want).abs() < 1e-12);
+            assert!((scaled(i, "total_scaled") - want).abs() < 1e-12);
+        }
+        // a table of one row: every metric is constant, so scales to 0 (scikit-learn's rule)
+        assert_eq!(scaled(3, "total_scaled"), 0.0);
+        // the unscaled values are untouched
+        assert_eq!(groups[1].values["silhouette_label"], (0.7, 0.01));
+    }
 }

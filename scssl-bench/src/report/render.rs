@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{GroupRow, RowKey, RunRow, SCIB_COLUMNS};
+use super::{GroupRow, RowKey, RunRow, SCALED_COLUMNS, SCIB_COLUMNS};
 
 /// One table of the report: its Markdown and HTML headings and the table (Markdown).
 pub(super) struct Section {
@@ -17,6 +17,7 @@ pub(super) struct Section {
 pub(super) fn sections(groups: &[GroupRow]) -> Vec<Section> {
     let scib_cols: Vec<(&str, &str)> = [("bio", "Bio"), ("batch", "Batch"), ("total", "Total")]
         .into_iter()
+        .chain(SCALED_COLUMNS.iter().copied())
         .chain(SCIB_COLUMNS.iter().copied())
         .collect();
     let scib: Vec<GroupRow> = groups
@@ -86,7 +87,7 @@ pub(super) fn markdown(
     failed: &[&RunRow],
 ) -> String {
     let mut md = format!(
-        "# scssl benchmark report\n\n{} runs: {} done, {} failed, {} not finished. Values are mean ± std over seeds; failed runs are listed, never scored.\n",
+        "# scssl benchmark report\n\n{} runs: {} done, {} failed, {} not finished. Values are mean ± std over seeds; failed runs are listed, never scored. Bio, Batch and Total are scib-metrics' unscaled aggregates; the \"(scaled)\" columns min–max scale each metric across the rows of a dataset first, as the paper's tables do (from the seed means, so they depend on which rows share the table).\n",
         rows.len(),
         rows.iter().filter(|r| r.state == "done").count(),
         failed.len(),
@@ -144,7 +145,7 @@ pub(super) fn html(
     );
     let _ = write!(
         html,
-        "<p>{} runs, {} failed. Values are mean ± std over seeds.</p>",
+        "<p>{} runs, {} failed. Values are mean ± std over seeds. Bio, Batch and Total are scib-metrics' unscaled aggregates; the “(scaled)” columns min–max scale each metric across the rows of a dataset first, as the paper's tables do.</p>",
         rows.len(),
         failed.len(),
     );
