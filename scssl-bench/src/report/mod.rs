@@ -437,9 +437,9 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         render::summary_csv(&groups).as_bytes(),
     )?;
     write_atomic(&dir.join("runs.csv"), render::runs_csv(&rows).as_bytes())?;
-    let plots = [
+    let mut plots: Vec<(String, String)> = vec![
         (
-            "total_by_method.svg",
+            "total_by_method.svg".into(),
             svg::bars(
                 &groups,
                 "total",
@@ -447,16 +447,39 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
                 "",
             ),
         ),
-        ("metric_heatmap.svg", svg::heatmap(&groups)),
+        ("metric_heatmap.svg".into(), svg::heatmap(&groups)),
         (
-            "cost_time.svg",
+            "cost_time.svg".into(),
             svg::bars(&groups, "train_seconds", "Training time per run (s)", " s"),
         ),
         (
-            "cost_memory.svg",
+            "cost_memory.svg".into(),
             svg::bars(&groups, "peak_rss_mb", "Peak memory per run (MB)", " MB"),
         ),
     ];
+    // one scIB results table per dataset; scaled (scib-metrics' default for it) when the
+    // dataset has rows to scale across
+    let mut datasets: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.has_scib())
+        .map(|g| g.key.dataset.as_str())
+        .collect();
+    datasets.sort_unstable();
+    datasets.dedup();
+    for (i, d) in datasets.iter().enumerate() {
+        let n_rows = groups
+            .iter()
+            .filter(|g| g.key.dataset == *d && g.has_scib())
+            .count();
+        let slug: String = d
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        plots.push((
+            format!("scib_table_{i}_{slug}.svg"),
+            svg::scib_table(&groups, d, n_rows > 1),
+        ));
+    }
     for (name, svg) in &plots {
         write_atomic(&dir.join(name), svg.as_bytes())?;
     }

@@ -83,7 +83,7 @@ pub(super) fn sections(groups: &[GroupRow]) -> Vec<Section> {
 pub(super) fn markdown(
     rows: &[RunRow],
     sections: &[Section],
-    plots: &[(&str, String)],
+    plots: &[(String, String)],
     failed: &[&RunRow],
 ) -> String {
     let mut md = format!(
@@ -129,7 +129,8 @@ fn plot_alt(file: &str) -> &'static str {
         "total_by_method.svg" => "Total",
         "metric_heatmap.svg" => "Metrics",
         "cost_time.svg" => "Time",
-        _ => "Memory",
+        "cost_memory.svg" => "Memory",
+        _ => "scIB results table",
     }
 }
 
@@ -137,7 +138,7 @@ fn plot_alt(file: &str) -> &'static str {
 pub(super) fn html(
     rows: &[RunRow],
     sections: &[Section],
-    plots: &[(&str, String)],
+    plots: &[(String, String)],
     failed: &[&RunRow],
 ) -> String {
     let mut html = String::from(

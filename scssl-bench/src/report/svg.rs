@@ -122,9 +122,202 @@ pub(super) fn heatmap(groups: &[GroupRow]) -> String {
     s
 }
 
+/// A colour of the viridis map (matplotlib's default) at `t` in [0, 1], by linear
+/// interpolation between five of its stops.
+fn viridis(t: f64) -> String {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * f).round() as u8;
+    format!("rgb({},{},{})", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// The scIB results table of one dataset, drawn as scib-metrics' `plot_results_table` draws
+/// it: one row per method ranked by Total (best first), a circle per metric sized and
+/// coloured by its value, and bars for Bio, Batch and Total. `scaled` chooses the min–max
+/// scaled aggregates (scib-metrics' default for this plot) or the unscaled ones.
+pub(super) fn scib_table(groups: &[GroupRow], dataset: &str, scaled: bool) -> String {
+    let (bio_k, batch_k, total_k) = if scaled {
+        ("bio_scaled", "batch_scaled", "total_scaled")
+    } else {
+        ("bio", "batch", "total")
+    };
+    let mut rows: Vec<&GroupRow> = groups
+        .iter()
+        .filter(|g| g.key.dataset == dataset && g.has_scib())
+        .collect();
+    let total = |g: &GroupRow| g.values.get(total_k).map_or(f64::NEG_INFINITY, |v| v.0);
+    rows.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    // the dataset is in the title; a row is the rest of its label
+    let label = |g: &GroupRow| {
+        let k = &g.key;
+        let mut l = format!("{} · {} · h{}", k.method, k.augmentation, k.hidden_dim);
+        if !k.settings.is_empty() {
+            l.push_str(" · ");
+            l.push_str(&k.settings);
+        }
+        l
+    };
+    let left = label_width(rows.iter().map(|g| label(g)), 12.0);
+    let (cell_w, row_h, top) = (64.0, 34.0, 110.0);
+    let bar_w = 96.0;
+    let metrics_w = cell_w * SCIB_COLUMNS.len() as f64;
+    let w = left + metrics_w + 3.0 * bar_w + 30.0;
+    let h = top + row_h * rows.len() as f64 + 30.0;
+    let title = format!(
+        "{dataset}: scIB metrics ({} aggregates), ranked by Total",
+        if scaled {
+            "min–max scaled"
+        } else {
+            "unscaled"
+        }
+    );
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        esc(&title)
+    );
+    // column groups, as scib-metrics labels them
+    let n_bio = 5.0;
+    for (x0, width, name) in [
+        (left, cell_w * n_bio, "Bio conservation"),
+        (
+            left + cell_w * n_bio,
+            metrics_w - cell_w * n_bio,
+            "Batch correction",
+        ),
+        (left + metrics_w, 3.0 * bar_w, "Aggregate score"),
+    ] {
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="48" text-anchor="middle" font-weight="bold">{name}</text><line x1="{}" x2="{}" y1="54" y2="54" stroke="#444"/>"##,
+            x0 + width / 2.0,
+            x0 + 4.0,
+            x0 + width - 4.0
+        );
+    }
+    let headers = SCIB_COLUMNS
+        .iter()
+        .map(|(_, h)| *h)
+        .chain(["Bio", "Batch", "Total"]);
+    for (j, name) in headers.enumerate() {
+        let x = if j < SCIB_COLUMNS.len() {
+            left + (j as f64 + 0.5) * cell_w
+        } else {
+            left + metrics_w + (j - SCIB_COLUMNS.len()) as f64 * bar_w + bar_w / 2.0
+        };
+        let _ = write!(
+            s,
+            r#"<text x="{x}" y="{}" text-anchor="middle" font-size="11">{}</text>"#,
+            top - 22.0,
+            esc(name)
+        );
+    }
+    for (i, g) in rows.iter().enumerate() {
+        let y = top + i as f64 * row_h;
+        let cy = y + row_h / 2.0;
+        if i % 2 == 0 {
+            let _ = write!(
+                s,
+                r##"<rect x="0" y="{y}" width="{w}" height="{row_h}" fill="#f6f6f6"/>"##
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            left - 8.0,
+            cy + 4.0,
+            esc(&label(g))
+        );
+        for (j, (k, _)) in SCIB_COLUMNS.iter().enumerate() {
+            let cx = left + (j as f64 + 0.5) * cell_w;
+            match g.values.get(*k) {
+                Some((m, _)) => {
+                    let r = 5.0 + 10.0 * m.clamp(0.0, 1.0);
+                    let ink = if *m > 0.6 { "black" } else { "white" };
+                    let _ = write!(
+                        s,
+                        r#"<circle cx="{cx}" cy="{cy}" r="{r:.1}" fill="{}"/><text x="{cx}" y="{}" text-anchor="middle" font-size="9" fill="{ink}">{m:.2}</text>"#,
+                        viridis(*m),
+                        cy + 3.0
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        s,
+                        r##"<text x="{cx}" y="{}" text-anchor="middle" fill="#999">–</text>"##,
+                        cy + 4.0
+                    );
+                }
+            }
+        }
+        for (j, k) in [bio_k, batch_k, total_k].into_iter().enumerate() {
+            let x = left + metrics_w + j as f64 * bar_w + 6.0;
+            if let Some((m, _)) = g.values.get(k) {
+                let len = (bar_w - 12.0) * m.clamp(0.0, 1.0);
+                let _ = write!(
+                    s,
+                    r##"<rect x="{x}" y="{}" width="{len:.1}" height="{}" fill="{}"/><text x="{}" y="{}" font-size="11">{m:.3}</text>"##,
+                    y + 6.0,
+                    row_h - 12.0,
+                    viridis(*m),
+                    x + 2.0,
+                    cy + 4.0
+                );
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scib_table_ranks_rows_by_total_and_draws_a_circle_per_metric() {
+        let row = |method: &str, total: f64| GroupRow {
+            group: method.into(),
+            key: super::super::RowKey {
+                dataset: "pbmc".into(),
+                method: method.into(),
+                augmentation: "clear".into(),
+                hidden_dim: 64,
+                settings: String::new(),
+            },
+            n_done: 2,
+            n_failed: 0,
+            values: SCIB_COLUMNS
+                .iter()
+                .map(|(k, _)| (k.to_string(), (0.5, 0.0)))
+                .chain([("total".to_string(), (total, 0.0))])
+                .collect(),
+        };
+        let groups = vec![row("vicreg", 0.4), row("simclr", 0.7), row("byol", 0.55)];
+        let svg = scib_table(&groups, "pbmc", false);
+        let at = |m: &str| svg.find(&format!(">{m} ")).unwrap();
+        assert!(
+            at("simclr") < at("byol") && at("byol") < at("vicreg"),
+            "ranked by Total"
+        );
+        assert_eq!(svg.matches("<circle").count(), 3 * SCIB_COLUMNS.len());
+        assert!(svg.contains("Bio conservation") && svg.contains("Aggregate score"));
+        assert_eq!(viridis(0.0), "rgb(68,1,84)");
+        assert_eq!(viridis(1.0), "rgb(253,231,37)");
+    }
 
     #[test]
     fn label_column_fits_the_longest_label() {
