@@ -457,8 +457,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
             svg::bars(&groups, "peak_rss_mb", "Peak memory per run (MB)", " MB"),
         ),
     ];
-    // one scIB results table per dataset; scaled (scib-metrics' default for it) when the
-    // dataset has rows to scale across
+    // one scIB results table per dataset
     let mut datasets: Vec<&str> = groups
         .iter()
         .filter(|g| g.has_scib())
@@ -467,17 +466,13 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     datasets.sort_unstable();
     datasets.dedup();
     for (i, d) in datasets.iter().enumerate() {
-        let n_rows = groups
-            .iter()
-            .filter(|g| g.key.dataset == *d && g.has_scib())
-            .count();
         let slug: String = d
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         plots.push((
             format!("scib_table_{i}_{slug}.svg"),
-            svg::scib_table(&groups, d, n_rows > 1),
+            svg::scib_table(&groups, d),
         ));
     }
     for (name, svg) in &plots {

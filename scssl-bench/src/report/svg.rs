@@ -147,14 +147,11 @@ fn viridis(t: f64) -> String {
 
 /// The scIB results table of one dataset, drawn as scib-metrics' `plot_results_table` draws
 /// it: one row per method ranked by Total (best first), a circle per metric sized and
-/// coloured by its value, and bars for Bio, Batch and Total. `scaled` chooses the min–max
-/// scaled aggregates (scib-metrics' default for this plot) or the unscaled ones.
-pub(super) fn scib_table(groups: &[GroupRow], dataset: &str, scaled: bool) -> String {
-    let (bio_k, batch_k, total_k) = if scaled {
-        ("bio_scaled", "batch_scaled", "total_scaled")
-    } else {
-        ("bio", "batch", "total")
-    };
+/// coloured by its value, and bars for Bio, Batch and Total. Values are unscaled, circles and
+/// bars alike (the scaled aggregates are in the tables), so that every number drawn is one
+/// of the table's.
+pub(super) fn scib_table(groups: &[GroupRow], dataset: &str) -> String {
+    let (bio_k, batch_k, total_k) = ("bio", "batch", "total");
     let mut rows: Vec<&GroupRow> = groups
         .iter()
         .filter(|g| g.key.dataset == dataset && g.has_scib())
@@ -172,19 +169,12 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str, scaled: bool) -> St
         l
     };
     let left = label_width(rows.iter().map(|g| label(g)), 12.0);
-    let (cell_w, row_h, top) = (64.0, 34.0, 110.0);
-    let bar_w = 96.0;
+    let (cell_w, row_h, top) = (70.0, 34.0, 110.0);
+    let bar_w = 120.0;
     let metrics_w = cell_w * SCIB_COLUMNS.len() as f64;
     let w = left + metrics_w + 3.0 * bar_w + 30.0;
     let h = top + row_h * rows.len() as f64 + 30.0;
-    let title = format!(
-        "{dataset}: scIB metrics ({} aggregates), ranked by Total",
-        if scaled {
-            "min–max scaled"
-        } else {
-            "unscaled"
-        }
-    );
+    let title = format!("{dataset}: scIB metrics, ranked by Total (unscaled, mean over seeds)");
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
         esc(&title)
@@ -218,11 +208,14 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str, scaled: bool) -> St
         } else {
             left + metrics_w + (j - SCIB_COLUMNS.len()) as f64 * bar_w + bar_w / 2.0
         };
+        // two lines for two-word names, so that neighbouring headers never overlap
+        let (first, second) = name.split_once(' ').unwrap_or((name, ""));
         let _ = write!(
             s,
-            r#"<text x="{x}" y="{}" text-anchor="middle" font-size="11">{}</text>"#,
-            top - 22.0,
-            esc(name)
+            r#"<text x="{x}" y="{}" text-anchor="middle" font-size="11"><tspan x="{x}">{}</tspan><tspan x="{x}" dy="13">{}</tspan></text>"#,
+            top - 30.0,
+            esc(first),
+            esc(second)
         );
     }
     for (i, g) in rows.iter().enumerate() {
@@ -245,14 +238,28 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str, scaled: bool) -> St
             let cx = left + (j as f64 + 0.5) * cell_w;
             match g.values.get(*k) {
                 Some((m, _)) => {
-                    let r = 5.0 + 10.0 * m.clamp(0.0, 1.0);
-                    let ink = if *m > 0.6 { "black" } else { "white" };
+                    let r = 4.0 + 11.0 * m.clamp(0.0, 1.0);
                     let _ = write!(
                         s,
-                        r#"<circle cx="{cx}" cy="{cy}" r="{r:.1}" fill="{}"/><text x="{cx}" y="{}" text-anchor="middle" font-size="9" fill="{ink}">{m:.2}</text>"#,
-                        viridis(*m),
-                        cy + 3.0
+                        r#"<circle cx="{cx}" cy="{cy}" r="{r:.1}" fill="{}"/>"#,
+                        viridis(*m)
                     );
+                    // the value inside a large circle, beside a small one
+                    if r >= 10.0 {
+                        let ink = if *m > 0.6 { "black" } else { "white" };
+                        let _ = write!(
+                            s,
+                            r#"<text x="{cx}" y="{}" text-anchor="middle" font-size="9" fill="{ink}">{m:.2}</text>"#,
+                            cy + 3.0
+                        );
+                    } else {
+                        let _ = write!(
+                            s,
+                            r##"<text x="{:.1}" y="{}" font-size="9" fill="#333">{m:.2}</text>"##,
+                            cx + r + 2.0,
+                            cy + 3.0
+                        );
+                    }
                 }
                 None => {
                     let _ = write!(
@@ -266,14 +273,15 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str, scaled: bool) -> St
         for (j, k) in [bio_k, batch_k, total_k].into_iter().enumerate() {
             let x = left + metrics_w + j as f64 * bar_w + 6.0;
             if let Some((m, _)) = g.values.get(k) {
-                let len = (bar_w - 12.0) * m.clamp(0.0, 1.0);
+                // room for the value after the longest bar
+                let len = (bar_w - 50.0) * m.clamp(0.0, 1.0);
                 let _ = write!(
                     s,
-                    r##"<rect x="{x}" y="{}" width="{len:.1}" height="{}" fill="{}"/><text x="{}" y="{}" font-size="11">{m:.3}</text>"##,
+                    r##"<rect x="{x}" y="{}" width="{len:.1}" height="{}" fill="{}"/><text x="{:.1}" y="{}" font-size="11">{m:.3}</text>"##,
                     y + 6.0,
                     row_h - 12.0,
                     viridis(*m),
-                    x + 2.0,
+                    x + len + 4.0,
                     cy + 4.0
                 );
             }
@@ -307,7 +315,7 @@ mod tests {
                 .collect(),
         };
         let groups = vec![row("vicreg", 0.4), row("simclr", 0.7), row("byol", 0.55)];
-        let svg = scib_table(&groups, "pbmc", false);
+        let svg = scib_table(&groups, "pbmc");
         let at = |m: &str| svg.find(&format!(">{m} ")).unwrap();
         assert!(
             at("simclr") < at("byol") && at("byol") < at("vicreg"),
