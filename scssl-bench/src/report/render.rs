@@ -150,15 +150,27 @@ pub(super) fn html(
         rows.len(),
         failed.len(),
     );
-    for s in sections {
+    // the scIB results tables (one per dataset) right under the scIB table: the first picture
+    // a reader of integration results looks at
+    let is_scib_table = |file: &str| file.starts_with("scib_table_");
+    for (i, s) in sections.iter().enumerate() {
         let _ = write!(
             html,
             "<h2>{}</h2>{}",
             s.html_title,
             md_to_html_table(&s.table)
         );
+        if i == 0 {
+            for (_, svg) in plots.iter().filter(|(f, _)| is_scib_table(f)) {
+                let _ = write!(html, "<p>{svg}</p>");
+            }
+        }
     }
-    let svgs: Vec<&str> = plots.iter().map(|(_, svg)| svg.as_str()).collect();
+    let svgs: Vec<&str> = plots
+        .iter()
+        .filter(|(f, _)| !is_scib_table(f))
+        .map(|(_, svg)| svg.as_str())
+        .collect();
     let _ = write!(html, "<h2>Plots</h2>{}", svgs.join("<br>"));
     if !failed.is_empty() {
         html.push_str("<h2>Failed runs</h2><ul>");
