@@ -101,10 +101,38 @@ fn small_grid_produces_a_complete_report() {
         "metric_heatmap.svg",
         "cost_time.svg",
         "cost_memory.svg",
+        "ranking.svg",
+        "ranking.csv",
+        "ranking.json",
+        "scib_table_0_simulated.svg",
     ] {
-        assert!(report.join(f).exists(), "{f} missing");
+        let len = std::fs::metadata(report.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 0, "{f} missing or empty");
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    // every picture the Markdown report shows is a file next to it; the HTML inlines them all
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    let pictures: Vec<&str> = md
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .collect();
+    assert!(pictures.len() >= 6, "{pictures:?}");
+    for p in &pictures {
+        assert!(
+            report.join(p).exists(),
+            "report.md shows {p}, which is missing"
+        );
+    }
+    assert_eq!(
+        html.matches("<svg").count(),
+        pictures.len(),
+        "the HTML inlines every plot"
+    );
+    let summary = std::fs::read_to_string(report.join("summary.csv")).unwrap();
+    assert!(summary.contains("total_scaled_mean") && summary.contains("total_mean"));
     for m in [
         "simclr",
         "byol",

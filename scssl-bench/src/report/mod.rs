@@ -403,6 +403,85 @@ pub fn add_scaled_totals(groups: &mut [GroupRow]) {
     }
 }
 
+/// The tasks of the cross-dataset ranking: (name, the score ranked, higher is better).
+pub const RANKED_TASKS: &[(&str, &str)] = &[
+    ("Batch correction (Total)", "total"),
+    ("Annotation (Macro-F1)", "annotation_f1_shared"),
+    (
+        "Modality prediction (mean Pearson)",
+        "modality_pearson_mean",
+    ),
+];
+
+/// One method's place in the ranking across datasets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RankRow {
+    /// The method as a row of every dataset's table: method · augmentation · h · settings.
+    pub method: String,
+    /// Per task of [`RANKED_TASKS`] (by name): (mean rank over datasets, 1 = best; datasets).
+    pub ranks: BTreeMap<String, (f64, usize)>,
+}
+
+/// Ranks the rows of each dataset's table by each task's score (1 = best; ties share the mean
+/// of their ranks, as pandas' `rank(method="average")`), then averages each method's rank
+/// over the datasets it ran on, as the paper summarises its results. A method is a row key
+/// without its dataset; rows are ordered by their batch-correction rank, then by name.
+pub fn rank_across_datasets(groups: &[GroupRow]) -> Vec<RankRow> {
+    let method_of = |g: &GroupRow| {
+        let k = &g.key;
+        let mut l = format!("{} · {} · h{}", k.method, k.augmentation, k.hidden_dim);
+        if !k.settings.is_empty() {
+            let _ = write!(l, " · {}", k.settings);
+        }
+        l
+    };
+    let mut sums: BTreeMap<String, BTreeMap<String, (f64, usize)>> = BTreeMap::new();
+    for (task, key) in RANKED_TASKS {
+        let mut by_dataset: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
+        for g in groups {
+            if let Some((v, _)) = g.values.get(*key).filter(|v| v.0.is_finite()) {
+                by_dataset
+                    .entry(g.key.dataset.as_str())
+                    .or_default()
+                    .push((method_of(g), *v));
+            }
+        }
+        for rows in by_dataset.values() {
+            for (m, v) in rows {
+                // average rank: 1 + the rows strictly better + half the other rows tied
+                let better = rows.iter().filter(|(_, w)| w > v).count() as f64;
+                let tied = rows.iter().filter(|(_, w)| w == v).count() as f64 - 1.0;
+                let rank = 1.0 + better + tied / 2.0;
+                let e = sums
+                    .entry(m.clone())
+                    .or_default()
+                    .entry(task.to_string())
+                    .or_insert((0.0, 0));
+                e.0 += rank;
+                e.1 += 1;
+            }
+        }
+    }
+    let mut out: Vec<RankRow> = sums
+        .into_iter()
+        .map(|(method, ranks)| RankRow {
+            method,
+            ranks: ranks
+                .into_iter()
+                .map(|(t, (sum, n))| (t, (sum / n as f64, n)))
+                .collect(),
+        })
+        .collect();
+    let first = RANKED_TASKS[0].0;
+    let rank_of = |r: &RankRow| r.ranks.get(first).map_or(f64::INFINITY, |v| v.0);
+    out.sort_by(|a, b| {
+        rank_of(a)
+            .total_cmp(&rank_of(b))
+            .then(a.method.cmp(&b.method))
+    });
+    out
+}
+
 /// Files written by [`write_report`].
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
@@ -437,6 +516,12 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         render::summary_csv(&groups).as_bytes(),
     )?;
     write_atomic(&dir.join("runs.csv"), render::runs_csv(&rows).as_bytes())?;
+    let ranking = rank_across_datasets(&groups);
+    write_json(&dir.join("ranking.json"), &ranking)?;
+    write_atomic(
+        &dir.join("ranking.csv"),
+        render::ranking_csv(&ranking).as_bytes(),
+    )?;
     let mut plots: Vec<(String, String)> = vec![
         (
             "total_by_method.svg".into(),
@@ -475,11 +560,12 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
             svg::scib_table(&groups, d),
         ));
     }
+    plots.push(("ranking.svg".into(), svg::ranking(&ranking)));
     for (name, svg) in &plots {
         write_atomic(&dir.join(name), svg.as_bytes())?;
     }
     // every table is rendered once, for both documents
-    let sections = render::sections(&groups);
+    let sections = render::sections(&groups, &ranking);
     let failed: Vec<&RunRow> = rows.iter().filter(|r| r.state == "failed").collect();
     let markdown = dir.join("report.md");
     write_atomic(
@@ -520,6 +606,29 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), (*v, 0.01)))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn methods_are_ranked_per_dataset_then_averaged() {
+        let mut groups = vec![
+            group("A", "x", &[("total", 0.9)]),
+            group("A", "y", &[("total", 0.5)]),
+            group("B", "x", &[("total", 0.4)]),
+            group("B", "y", &[("total", 0.6)]),
+            group("B", "z", &[("total", 0.6)]),
+        ];
+        groups[0]
+            .values
+            .insert("annotation_f1_shared".into(), (0.8, 0.0));
+        let r = rank_across_datasets(&groups);
+        let rank = |m: &str| r.iter().find(|r| r.method.starts_with(m)).unwrap().ranks["Batch correction (Total)"];
+        // x: 1st in A, 3rd in B → 2; y: 2nd in A, tied 1st–2nd in B (1.5) → 1.75; z: 1.5 in B
+        assert_eq!(rank("x"), (2.0, 2));
+        assert_eq!(rank("y"), (1.75, 2));
+        assert_eq!(rank("z"), (1.5, 1));
+        assert_eq!(r[0].method, "z · clear · h64", "best first");
+        let x = r.iter().find(|r| r.method.starts_with('x')).unwrap();
+        assert_eq!(x.ranks["Annotation (Macro-F1)"], (1.0, 1));
     }
 
     #[test]

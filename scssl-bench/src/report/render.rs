@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{GroupRow, RowKey, RunRow, SCALED_COLUMNS, SCIB_COLUMNS};
+use super::{GroupRow, RANKED_TASKS, RankRow, RowKey, RunRow, SCALED_COLUMNS, SCIB_COLUMNS};
 
 /// One table of the report: its Markdown and HTML headings and the table (Markdown).
 pub(super) struct Section {
@@ -14,7 +14,7 @@ pub(super) struct Section {
 
 /// The report's tables, in order: scIB (always; the main table), annotation and modality
 /// prediction (when some group has them), cost.
-pub(super) fn sections(groups: &[GroupRow]) -> Vec<Section> {
+pub(super) fn sections(groups: &[GroupRow], ranking: &[RankRow]) -> Vec<Section> {
     let scib_cols: Vec<(&str, &str)> = [("bio", "Bio"), ("batch", "Batch"), ("total", "Total")]
         .into_iter()
         .chain(SCALED_COLUMNS.iter().copied())
@@ -65,6 +65,13 @@ pub(super) fn sections(groups: &[GroupRow]) -> Vec<Section> {
             md_title: "Missing-modality prediction (protein from RNA, kNN k = 5)",
             html_title: "Missing-modality prediction",
             table: table_md(&modal, &cols),
+        });
+    }
+    if !ranking.is_empty() {
+        out.push(Section {
+            md_title: "Ranking across datasets (mean rank per task, 1 = best)",
+            html_title: "Ranking across datasets",
+            table: ranking_md(ranking),
         });
     }
     let cost_cols = [
@@ -130,6 +137,7 @@ fn plot_alt(file: &str) -> &'static str {
         "metric_heatmap.svg" => "Metrics",
         "cost_time.svg" => "Time",
         "cost_memory.svg" => "Memory",
+        "ranking.svg" => "Ranking",
         _ => "scIB results table",
     }
 }
@@ -186,6 +194,50 @@ pub(super) fn html(
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// The ranking as a Markdown table: one row per method, a column per task that has ranks.
+fn ranking_md(ranking: &[RankRow]) -> String {
+    let tasks: Vec<&str> = RANKED_TASKS
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| ranking.iter().any(|r| r.ranks.contains_key(*t)))
+        .collect();
+    let mut s = String::from("| method |");
+    for t in &tasks {
+        let _ = write!(s, " {t} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(tasks.len()));
+    s.push('\n');
+    for r in ranking {
+        let _ = write!(s, "| {} |", r.method.replace('|', "/"));
+        for t in &tasks {
+            match r.ranks.get(*t) {
+                Some((m, n)) => {
+                    let _ = write!(
+                        s,
+                        " {m:.2} ({n} dataset{}) |",
+                        if *n == 1 { "" } else { "s" }
+                    );
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `ranking.csv`: method, task, mean rank, datasets.
+pub(super) fn ranking_csv(ranking: &[RankRow]) -> String {
+    let mut csv = String::from("method,task,mean_rank,n_datasets\n");
+    for r in ranking {
+        for (t, (m, n)) in &r.ranks {
+            let _ = writeln!(csv, "{},{},{m},{n}", csv_field(&r.method), csv_field(t));
+        }
+    }
+    csv
 }
 
 /// `summary.csv`: one row per group, `<metric>_mean,<metric>_std` for every metric any group has.

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::render::esc;
-use super::{GroupRow, SCIB_COLUMNS};
+use super::{GroupRow, RANKED_TASKS, RankRow, SCIB_COLUMNS};
 
 /// Width in pixels of a right-aligned label column for these labels at `font_px` (sans-serif
 /// averages about 0.6 em a character), at least 120.
@@ -283,6 +283,69 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str) -> String {
                     viridis(*m),
                     x + len + 4.0,
                     cy + 4.0
+                );
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The ranking across datasets: a row per method, a column per task, each cell coloured by
+/// its mean rank (dark = best) and labelled with it.
+pub(super) fn ranking(ranking: &[RankRow]) -> String {
+    let tasks: Vec<&str> = RANKED_TASKS
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| ranking.iter().any(|r| r.ranks.contains_key(*t)))
+        .collect();
+    let worst = ranking
+        .iter()
+        .flat_map(|r| r.ranks.values().map(|v| v.0))
+        .fold(1.0f64, f64::max);
+    let left = label_width(ranking.iter().map(|r| r.method.clone()), 12.0);
+    let (cell_w, cell_h, top) = (150.0, 26.0, 70.0);
+    let w = left + cell_w * tasks.len() as f64 + 20.0;
+    let h = top + cell_h * ranking.len() as f64 + 20.0;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="10" y="20" font-size="15" font-weight="bold">Mean rank across datasets (1 = best)</text>"#
+    );
+    for (j, t) in tasks.iter().enumerate() {
+        let (first, second) = t.split_once(" (").unwrap_or((t, ""));
+        let x = left + (j as f64 + 0.5) * cell_w;
+        let _ = write!(
+            s,
+            r#"<text x="{x}" y="{}" text-anchor="middle" font-size="11"><tspan x="{x}">{}</tspan><tspan x="{x}" dy="13">{}</tspan></text>"#,
+            top - 24.0,
+            esc(first),
+            esc(&second.replace(')', ""))
+        );
+    }
+    for (i, r) in ranking.iter().enumerate() {
+        let y = top + i as f64 * cell_h;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + 17.0,
+            esc(&r.method)
+        );
+        for (j, t) in tasks.iter().enumerate() {
+            let x = left + j as f64 * cell_w;
+            if let Some((m, _)) = r.ranks.get(*t) {
+                // best rank → the dark end of viridis
+                let t01 = if worst > 1.0 {
+                    (m - 1.0) / (worst - 1.0)
+                } else {
+                    0.0
+                };
+                let ink = if t01 > 0.5 { "black" } else { "white" };
+                let _ = write!(
+                    s,
+                    r#"<rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" fill="{}" stroke="white"/><text x="{}" y="{}" text-anchor="middle" fill="{ink}">{m:.2}</text>"#,
+                    viridis(t01),
+                    x + cell_w / 2.0,
+                    y + 17.0
                 );
             }
         }
