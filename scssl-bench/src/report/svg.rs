@@ -13,6 +13,25 @@ fn label_width(labels: impl Iterator<Item = String>, font_px: f64) -> f64 {
     (longest as f64 * font_px * 0.6 + 20.0).max(120.0)
 }
 
+/// A right-aligned row label ending at `x`.
+fn row_label(s: &mut String, x: f64, y: f64, text: &str) {
+    let _ = write!(
+        s,
+        r#"<text x="{x}" y="{y}" text-anchor="end">{}</text>"#,
+        esc(text)
+    );
+}
+
+/// A column header centred on `x`, in two lines, so that neighbouring headers never overlap.
+fn two_line_header(s: &mut String, x: f64, y: f64, first: &str, second: &str) {
+    let _ = write!(
+        s,
+        r#"<text x="{x}" y="{y}" text-anchor="middle" font-size="11"><tspan x="{x}">{}</tspan><tspan x="{x}" dy="13">{}</tspan></text>"#,
+        esc(first),
+        esc(second)
+    );
+}
+
 /// Bar chart of Total (mean, with ±std whiskers) per group.
 pub(super) fn bars(groups: &[GroupRow], key: &str, title: &str, unit: &str) -> String {
     let items: Vec<(&GroupRow, (f64, f64))> = groups
@@ -85,13 +104,7 @@ pub(super) fn heatmap(groups: &[GroupRow]) -> String {
     }
     for (i, g) in rows.iter().enumerate() {
         let y = top + i as f64 * cell_h;
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            y + 15.0,
-            esc(&g.label(false))
-        );
+        row_label(&mut s, left - 6.0, y + 15.0, &g.label(false));
         for (j, (k, _)) in cols.iter().enumerate() {
             let x = left + j as f64 * cell_w;
             match g.values.get(*k) {
@@ -208,15 +221,8 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str) -> String {
         } else {
             left + metrics_w + (j - SCIB_COLUMNS.len()) as f64 * bar_w + bar_w / 2.0
         };
-        // two lines for two-word names, so that neighbouring headers never overlap
         let (first, second) = name.split_once(' ').unwrap_or((name, ""));
-        let _ = write!(
-            s,
-            r#"<text x="{x}" y="{}" text-anchor="middle" font-size="11"><tspan x="{x}">{}</tspan><tspan x="{x}" dy="13">{}</tspan></text>"#,
-            top - 30.0,
-            esc(first),
-            esc(second)
-        );
+        two_line_header(&mut s, x, top - 30.0, first, second);
     }
     for (i, g) in rows.iter().enumerate() {
         let y = top + i as f64 * row_h;
@@ -227,13 +233,7 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str) -> String {
                 r##"<rect x="0" y="{y}" width="{w}" height="{row_h}" fill="#f6f6f6"/>"##
             );
         }
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
-            left - 8.0,
-            cy + 4.0,
-            esc(&label(g))
-        );
+        row_label(&mut s, left - 8.0, cy + 4.0, &label(g));
         for (j, (k, _)) in SCIB_COLUMNS.iter().enumerate() {
             let cx = left + (j as f64 + 0.5) * cell_w;
             match g.values.get(*k) {
@@ -313,23 +313,11 @@ pub(super) fn ranking(ranking: &[RankRow]) -> String {
     for (j, t) in tasks.iter().enumerate() {
         let (first, second) = t.split_once(" (").unwrap_or((t, ""));
         let x = left + (j as f64 + 0.5) * cell_w;
-        let _ = write!(
-            s,
-            r#"<text x="{x}" y="{}" text-anchor="middle" font-size="11"><tspan x="{x}">{}</tspan><tspan x="{x}" dy="13">{}</tspan></text>"#,
-            top - 24.0,
-            esc(first),
-            esc(&second.replace(')', ""))
-        );
+        two_line_header(&mut s, x, top - 24.0, first, &second.replace(')', ""));
     }
     for (i, r) in ranking.iter().enumerate() {
         let y = top + i as f64 * cell_h;
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            y + 17.0,
-            esc(&r.method)
-        );
+        row_label(&mut s, left - 6.0, y + 17.0, &r.method);
         for (j, t) in tasks.iter().enumerate() {
             let x = left + j as f64 * cell_w;
             if let Some((m, _)) = r.ranks.get(*t) {

@@ -241,6 +241,13 @@ pub(crate) fn write_dataframe(store: &dyn Store, key: &str, df: &DataFrame) -> R
     Ok(())
 }
 
+fn numeric_scalar_attrs() -> Map<String, Value> {
+    attrs(&[
+        ("encoding-type", json!("numeric-scalar")),
+        ("encoding-version", json!("0.2.0")),
+    ])
+}
+
 fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
     match v {
         UnsValue::String(s) => store.write(
@@ -259,28 +266,19 @@ fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
             key,
             DataRef::F64(std::slice::from_ref(x)),
             &[],
-            &attrs(&[
-                ("encoding-type", json!("numeric-scalar")),
-                ("encoding-version", json!("0.2.0")),
-            ]),
+            &numeric_scalar_attrs(),
         ),
         UnsValue::Integer(x) => store.write(
             key,
             DataRef::I64(std::slice::from_ref(x)),
             &[],
-            &attrs(&[
-                ("encoding-type", json!("numeric-scalar")),
-                ("encoding-version", json!("0.2.0")),
-            ]),
+            &numeric_scalar_attrs(),
         ),
         UnsValue::Bool(b) => store.write(
             key,
             DataRef::Bool(std::slice::from_ref(b)),
             &[],
-            &attrs(&[
-                ("encoding-type", json!("numeric-scalar")),
-                ("encoding-version", json!("0.2.0")),
-            ]),
+            &numeric_scalar_attrs(),
         ),
         UnsValue::Numbers(x) => store.write(key, DataRef::F64(x), &[x.len()], &array_attrs()),
         UnsValue::Integers(x) => store.write(key, DataRef::I64(x), &[x.len()], &array_attrs()),
