@@ -41,6 +41,7 @@ pub mod neighbors;
 pub mod pp;
 pub mod sim;
 pub mod split;
+pub mod umap;
 
 pub use anndata::{AnnData, CountsSource, Raw, UnsValue};
 pub use error::{Error, Result};
