@@ -24,5 +24,6 @@ pub mod preprocess;
 pub mod progress;
 pub mod report;
 pub mod runner;
+pub mod scatter;
 pub mod store;
 pub mod train;

@@ -621,7 +621,10 @@ pub(crate) fn venv_python() -> Result<PathBuf> {
         run_status(c, "python3 -m venv")?;
     }
     let check = Command::new(&py)
-        .args(["-c", "import anndata, scanpy, zarr, pynndescent"])
+        .args([
+            "-c",
+            "import anndata, scanpy, zarr, pynndescent, hdf5plugin, umap",
+        ])
         .output();
     if !check.map(|o| o.status.success()).unwrap_or(false) {
         let mut c = Command::new(&py);
@@ -635,6 +638,7 @@ pub(crate) fn venv_python() -> Result<PathBuf> {
             "zarr",
             "pynndescent",
             "hdf5plugin",
+            "umap-learn",
         ]);
         run_status(c, "pip install anndata scanpy zarr pynndescent hdf5plugin")?;
     }
@@ -686,6 +690,10 @@ fn fixtures() -> Result {
     c.arg(root().join("conformance/make_anndata_fixtures.py"))
         .current_dir(root());
     run_status(c, "conformance/make_anndata_fixtures.py")?;
+    let mut c = Command::new(&py);
+    c.arg(root().join("conformance/make_umap_fixtures.py"))
+        .current_dir(root());
+    run_status(c, "conformance/make_umap_fixtures.py")?;
     // files written by us must read back in Python anndata with identical content
     let scssl = scssl_release()?;
     let dir = std::env::temp_dir().join(format!("scssl-fixtures-{}", std::process::id()));

@@ -333,6 +333,92 @@ pub(super) fn convert(args: ConvertArgs) -> Result<()> {
     Ok(())
 }
 
+/// Arguments of `scssl umap`.
+#[derive(clap::Args)]
+pub(super) struct UmapArgs {
+    /// AnnData file (.h5ad or .zarr); X is not read.
+    pub(super) input: PathBuf,
+    /// obsm key of the embedding to lay out (e.g. X_pca, X_scvi).
+    #[arg(long)]
+    pub(super) embedding: String,
+    /// obs columns to colour by, comma-separated (one panel each).
+    #[arg(long, value_delimiter = ',', default_value = "cell_type,batch")]
+    pub(super) color: Vec<String>,
+    /// Write the scatter plot here (.svg).
+    #[arg(short, long)]
+    pub(super) output: Option<PathBuf>,
+    /// obsm key the layout is stored under (in place).
+    #[arg(long, default_value = "X_umap")]
+    pub(super) key: String,
+    /// Do not store the layout in the file.
+    #[arg(long)]
+    pub(super) no_write: bool,
+    /// Neighbours per cell (umap-learn's n_neighbors).
+    #[arg(long, default_value_t = 15)]
+    pub(super) n_neighbors: usize,
+    /// umap-learn's min_dist.
+    #[arg(long, default_value_t = 0.1)]
+    pub(super) min_dist: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u64,
+}
+
+/// `scssl umap`.
+pub(super) fn umap(args: UmapArgs) -> Result<()> {
+    let backed = io::read_backed(&args.input)
+        .with_context(|| format!("reading {}", args.input.display()))?;
+    let emb = backed.obsm.get(&args.embedding).with_context(|| {
+        format!(
+            "{}: no obsm['{}'] (obsm has: {})",
+            args.input.display(),
+            args.embedding,
+            backed.obsm.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let panels: Vec<(&str, &scssl_data::Column)> = args
+        .color
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| Ok((c.as_str(), backed.obs.column(c, "obs")?)))
+        .collect::<Result<_, scssl_data::Error>>()
+        .with_context(|| format!("in {}", args.input.display()))?;
+    let started = std::time::Instant::now();
+    let layout = scssl_data::umap::umap(
+        emb.view(),
+        &scssl_data::umap::UmapOptions {
+            n_neighbors: args.n_neighbors,
+            min_dist: args.min_dist,
+            seed: args.seed,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("UMAP of obsm['{}']", args.embedding))?;
+    tracing::info!(
+        "UMAP of {} cells in {:.1} s",
+        layout.nrows(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(out) = &args.output {
+        let title = format!(
+            "{}: UMAP of obsm['{}']",
+            args.input
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            args.embedding
+        );
+        let svg = crate::scatter::scatter_svg(layout.view(), &panels, &title);
+        scssl_atomic::write_file(out, svg.as_bytes())?;
+        println!("wrote {}", out.display());
+    }
+    if !args.no_write {
+        io::write_obsm(&args.input, &args.key, &layout)?;
+        println!("stored obsm['{}'] in {}", args.key, args.input.display());
+    }
+    Ok(())
+}
+
 /// Arguments of `scssl perf-step`.
 #[derive(clap::Args)]
 pub(super) struct PerfStepArgs {

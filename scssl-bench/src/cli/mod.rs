@@ -49,6 +49,9 @@ enum Command {
     /// Rewrite an AnnData file in the other format (or the same one): .h5ad ↔ .zarr, with X,
     /// layers, obsm, obsp, raw and uns as scssl reads them.
     Convert(data::ConvertArgs),
+    /// UMAP of an embedding in obsm (umap-learn's algorithm, seeded): stored as
+    /// obsm['X_umap'] and drawn as an SVG scatter coloured by obs columns.
+    Umap(data::UmapArgs),
 }
 
 /// Runs the `scssl` command line on the process's arguments and exits with status 1 on error.
@@ -85,5 +88,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::PerfStep(args) => data::perf_step(args),
         Command::Inspect(args) => data::inspect(args),
         Command::Convert(args) => data::convert(args),
+        Command::Umap(args) => data::umap(args),
     }
 }

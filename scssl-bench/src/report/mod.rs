@@ -11,9 +11,9 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
 
-mod render;
+pub(crate) mod render;
 pub(crate) use render::csv_field;
-mod svg;
+pub(crate) mod svg;
 
 use crate::config::RunConfig;
 use crate::store::{RunState, list_runs, read_json, write_atomic, write_json};

@@ -322,7 +322,7 @@ pub(crate) fn csv_field(s: &str) -> String {
     }
 }
 
-pub(super) fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

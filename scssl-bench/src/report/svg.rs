@@ -137,7 +137,7 @@ pub(super) fn heatmap(groups: &[GroupRow]) -> String {
 
 /// A colour of the viridis map (matplotlib's default) at `t` in [0, 1], by linear
 /// interpolation between five of its stops.
-fn viridis(t: f64) -> String {
+pub(crate) fn viridis(t: f64) -> String {
     const STOPS: [(f64, f64, f64); 5] = [
         (68.0, 1.0, 84.0),
         (59.0, 82.0, 139.0),
