@@ -16,6 +16,27 @@ pub const RECALL_QUERIES: usize = 1000;
 /// Runs one step: `read FILE`, `pipeline FILE PCA_OUT`, or `knn FILE PCA_IN TRUTH_OUT`.
 pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
     match step {
+        // UMAP of obsm['X_pca'] with umap-learn's defaults; the layout goes to extra[0]
+        // (f32 little-endian, cells × 2) for the side that scores both layouts
+        "umap" => {
+            let out = extra
+                .first()
+                .context("umap needs an output path for the layout")?;
+            let backed = io::read_backed(input)?;
+            let x = backed
+                .obsm
+                .get("X_pca")
+                .context("umap needs obsm['X_pca']")?;
+            let t = Instant::now();
+            let layout = scssl_data::umap::umap(x.view(), &Default::default())?;
+            let seconds = t.elapsed().as_secs_f64();
+            let bytes: Vec<u8> = layout.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(out, bytes)?;
+            Ok(format!(
+                "{{\"seconds\": {seconds}, \"cells\": {}}}",
+                layout.nrows()
+            ))
+        }
         "read" => {
             let t = Instant::now();
             let ad = io::read(input)?;

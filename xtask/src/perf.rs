@@ -81,7 +81,8 @@ pub fn run(args: &[String]) -> Result {
         Some("augment") => augment(),
         Some("metrics") => metrics(&args[1..]),
         Some("train") => train(&args[1..]),
-        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N]>".into()),
+        Some("umap") => umap(&args[1..]),
+        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] | umap [--sizes 10000,100000]>".into()),
     }
 }
 
@@ -183,6 +184,98 @@ fn data(args: &[String]) -> Result {
         let _ = std::fs::remove_file(&pca);
         let _ = std::fs::remove_file(&truth);
     }
+    Ok(())
+}
+
+/// UMAP of the 50 PCs of simulated data: ours against umap-learn (its defaults, parallel SGD),
+/// wall time, peak memory and neighbourhood preservation (k = 15) of both layouts.
+fn umap(args: &[String]) -> Result {
+    let sizes: Vec<usize> = crate::arg_value(args, "--sizes")
+        .unwrap_or_else(|| "10000,100000".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| format!("--sizes: {s} is not a number"))
+        })
+        .collect::<Result<_>>()?;
+    let scssl = scssl_release()?;
+    let py = venv_python()?;
+    ensure_module(&py, "umap", "umap-learn")?;
+    let dir: PathBuf = root().join("results/perf-umap");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let script = root().join("conformance/perf_umap.py");
+    let mut rows = Vec::new();
+    for &cells in &sizes {
+        let raw = dir.join(format!("sim_{cells}.h5ad"));
+        let pp = dir.join(format!("sim_{cells}.pp.h5ad"));
+        if !pp.exists() {
+            println!("simulating and preprocessing {cells} cells…");
+            let mut c = Command::new(&scssl);
+            c.args([
+                "simulate",
+                "--cells",
+                &cells.to_string(),
+                "--genes",
+                "2000",
+                "--batches",
+                "3",
+                "--seed",
+                "1",
+                "-o",
+            ])
+            .arg(&raw);
+            crate::run_status(c, "scssl simulate")?;
+            let mut c = Command::new(&scssl);
+            c.arg("preprocess")
+                .arg(&raw)
+                .arg("-o")
+                .arg(&pp)
+                .args(["--n-hvg", "1000"]);
+            crate::run_status(c, "scssl preprocess")?;
+        }
+        let (ours_layout, theirs_layout) = (dir.join("ours.f32"), dir.join("theirs.f32"));
+        let mut c = Command::new(&scssl);
+        c.args(["perf-step", "umap"]).arg(&pp).arg(&ours_layout);
+        let ours = measure(c, "scssl perf-step umap")?;
+        let mut c = Command::new(&py);
+        c.arg(&script).arg("run").arg(&pp).arg(&theirs_layout);
+        let theirs = measure(c, "perf_umap.py run")?;
+        let score = |layout: &Path| -> Result<f64> {
+            let mut c = Command::new(&py);
+            c.arg(&script).arg("score").arg(&pp).arg(layout);
+            let m = measure(c, "perf_umap.py score")?;
+            Ok(field(&m.json, "preservation").unwrap_or(f64::NAN))
+        };
+        rows.push((
+            cells,
+            score(&ours_layout)?,
+            score(&theirs_layout)?,
+            ours,
+            theirs,
+        ));
+    }
+    println!(
+        "\nperf umap: UMAP of 50 PCs (simulated, 2,000 genes → 1,000 HVGs), {} cores; umap-learn with its defaults (no random_state: its parallel SGD)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!(
+        "| cells | scssl s | umap-learn s | speed-up | scssl peak MB | umap-learn peak MB | preservation scssl | preservation umap-learn |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (cells, p_ours, p_theirs, a, b) in &rows {
+        println!(
+            "| {cells} | {:.1} | {:.1} | {:.1}× | {:.0} | {:.0} | {p_ours:.4} | {p_theirs:.4} |",
+            a.seconds,
+            b.seconds,
+            b.seconds / a.seconds.max(1e-9),
+            a.max_rss_mb,
+            b.max_rss_mb
+        );
+    }
+    println!("(umap-learn's time includes its numba compilation on the first size)");
     Ok(())
 }
 
