@@ -88,6 +88,12 @@ pub fn preprocess(
         ..
     } = resolve_batches(&ad.obs, opts.batch_key.as_deref())?;
     let (n_cells, n_genes) = ad.x.shape();
+    // PCA and HVG dispersions need spread between cells: refuse here, in the user's terms
+    if n_cells < 2 || n_genes < 2 {
+        bail!(
+            "the data has {n_cells} cells × {n_genes} genes; preprocessing needs at least 2 of each"
+        );
+    }
     // seurat_v3 ranks genes on the counts, so it needs them whatever keep_counts says
     let counts_needed = opts.keep_counts || opts.flavor == HvgFlavor::SeuratV3;
     if counts_needed {

@@ -410,9 +410,16 @@ fn zero_cells_round_trip_and_preprocessing_refuses() {
         io::write(&sized(0, 5), &p).unwrap();
         assert_eq!(io::read(&p).unwrap().n_obs(), 0);
     }
-    let e = scssl_bench::preprocess::preprocess(sized(0, 5), &Default::default(), &mut |_| {})
-        .unwrap_err();
-    assert!(!format!("{e:#}").is_empty());
+    // without a batch key, so that the refusal is about the cells, not a missing column
+    let options = scssl_bench::preprocess::PreprocessOptions {
+        batch_key: None,
+        ..Default::default()
+    };
+    let e = scssl_bench::preprocess::preprocess(sized(0, 5), &options, &mut |_| {}).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("0 cells × 5 genes") && format!("{e:#}").contains("at least 2"),
+        "{e:#}"
+    );
 }
 
 #[test]
