@@ -5,14 +5,17 @@
 //!
 //! - [`AnnData`] — an in-memory AnnData (`X` as CSR or dense `f32`, `obs`/`var` tables with
 //!   categorical, string, numeric, boolean and nullable columns, `obsm`, `layers`, `uns`).
-//! - [`io`] — read and write `.h5ad` (feature `h5ad`, system HDF5) and `.zarr` (feature `zarr`)
-//!   files exactly as Python anndata 0.8–0.13 lays them out; add one `obsm` entry in place;
-//!   stream `X` in row chunks ([`io::read_backed`]).
+//! - [`io`] — read and write `.h5ad` (feature `h5ad`, pure-Rust HDF5 through `hdf5-pure`, Blosc
+//!   through c-blosc) and `.zarr` (feature `zarr`) files as Python anndata 0.7–0.12 lays them
+//!   out (what scssl writes reads back in anndata 0.10–0.12); counts from a layer or `raw/`
+//!   ([`CountsSource`]); add one `obsm` entry in place; stream `X` in row chunks
+//!   ([`io::read_backed`]).
 //! - [`pp`] — scanpy-equivalent preprocessing: `filter_cells`/`filter_genes`,
 //!   `normalize_total`, `log1p`, `highly_variable_genes` (flavours `seurat` with `batch_key`,
 //!   gene-for-gene equal to scanpy's, and `seurat_v3`), `scale`, `pca`, `clr`.
 //! - [`neighbors`] — [`Neighbors`] (self in column 0 at distance exactly 0), exact kNN,
 //!   approximate kNN (NN-descent), UMAP fuzzy connectivities, BBKNN, mutual nearest neighbours.
+//! - [`umap`] — UMAP layouts as umap-learn computes them, reproducible from a seed.
 //! - [`split`] — hold out query batches; keep cell types shared by reference and query.
 //! - [`sim`] — a seeded simulator of realistic counts (negative binomial, cell-type
 //!   programmes, batch effects, dropout, optional protein block).
