@@ -5,7 +5,7 @@
 //! Fletcher-32 and scale-offset — and writes files that h5py and anndata read back.
 //!
 //! The one filter it lacks, Blosc (HDF5 plugin 32001, from `hdf5plugin`), is decoded chunk by
-//! chunk in [`super::h5_blosc`].
+//! chunk (`io/h5_blosc.rs`).
 
 use std::collections::HashMap;
 use std::ops::Range;
