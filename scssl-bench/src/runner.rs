@@ -232,6 +232,33 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             run.seed,
         )?;
         results.insert("batch_correction".into(), serde_json::to_value(&report)?);
+        if run.tasks.umap {
+            stage_progress(rd, "UMAP", 0, 0);
+            let layout = scssl_data::umap::umap(
+                emb.joint.view(),
+                &scssl_data::umap::UmapOptions {
+                    seed: run.seed,
+                    ..Default::default()
+                },
+            )?;
+            let colouring = |key: &str, g: &scssl_data::Groups| {
+                (
+                    key.to_string(),
+                    json!({ "codes": g.codes, "names": g.names }),
+                )
+            };
+            write_json(
+                &rd.path.join("umap.json"),
+                &json!({
+                    "layout": layout.iter().copied().collect::<Vec<f32>>(),
+                    "n_cells": layout.nrows(),
+                    "colourings": serde_json::Map::from_iter([
+                        colouring(&run.data.label_key, &labels),
+                        colouring(&run.data.batch_key, &batches),
+                    ]),
+                }),
+            )?;
+        }
     }
 
     if run.tasks.annotation || run.tasks.modality_prediction {

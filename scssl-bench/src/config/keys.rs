@@ -58,6 +58,7 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("tasks.annotation", Kind::Scalar),
     ("tasks.modality_prediction", Kind::Scalar),
     ("tasks.kbet", Kind::Scalar),
+    ("tasks.umap", Kind::Scalar),
     ("seeds", Kind::List),
 ];
 

@@ -208,6 +208,8 @@ pub struct TasksSection {
     pub modality_prediction: bool,
     /// Include kBET in the batch-correction metrics (the slowest metric).
     pub kbet: bool,
+    /// Lay the batch-correction embedding out by UMAP for the report (`umap.json` in the run).
+    pub umap: bool,
 }
 
 impl Default for TasksSection {
@@ -217,6 +219,7 @@ impl Default for TasksSection {
             annotation: false,
             modality_prediction: false,
             kbet: true,
+            umap: true,
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct RunRow {
     pub train_seconds: Option<f64>,
     /// Peak memory in MB.
     pub peak_rss_mb: Option<f64>,
+    /// The run's UMAP (`umap.json`), when it has one.
+    #[serde(skip)]
+    pub umap: Option<PathBuf>,
 }
 
 /// A group's aggregate over seeds.
@@ -267,6 +270,8 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
             values,
             train_seconds,
             peak_rss_mb: peak,
+            umap: Some(dir.path.join("umap.json"))
+                .filter(|p| st.state == RunState::Done && p.exists()),
         });
     }
     let settings = distinguishing_settings(&rows, &configs);
@@ -401,6 +406,88 @@ pub fn add_scaled_totals(groups: &mut [GroupRow]) {
             }
         }
     }
+}
+
+/// A UMAP layout stored by a run, with its colourings.
+fn read_umap(path: &Path) -> Option<(ndarray::Array2<f32>, Vec<(String, scssl_data::Column)>)> {
+    let v: Value = read_json(path).ok()?;
+    let n = v["n_cells"].as_u64()? as usize;
+    let flat: Vec<f32> = v["layout"]
+        .as_array()?
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+        .collect();
+    let layout = ndarray::Array2::from_shape_vec((n, 2), flat).ok()?;
+    let mut colourings = Vec::new();
+    for (key, c) in v["colourings"].as_object()? {
+        let codes: Vec<i32> = serde_json::from_value(c["codes"].clone()).ok()?;
+        let names: Vec<String> = serde_json::from_value(c["names"].clone()).ok()?;
+        if codes.len() != n {
+            return None;
+        }
+        colourings.push((
+            key.clone(),
+            scssl_data::Column::Categorical {
+                codes,
+                categories: names,
+                ordered: false,
+                category_kind: scssl_data::CategoryKind::Text,
+            },
+        ));
+    }
+    Some((layout, colourings))
+}
+
+/// The small-multiples UMAP grid of one dataset: a row per group (its lowest-seed run with a
+/// layout), ranked as the scIB table is (by Total), a column per colouring.
+fn umap_grid(rows: &[RunRow], groups: &[GroupRow], dataset: &str) -> Option<String> {
+    let mut in_table: Vec<&GroupRow> = groups
+        .iter()
+        .filter(|g| g.key.dataset == dataset && g.has_scib())
+        .collect();
+    let total = |g: &GroupRow| g.values.get("total").map_or(f64::NEG_INFINITY, |v| v.0);
+    in_table.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    let mut loaded = Vec::new();
+    for g in in_table {
+        let Some(run) = rows
+            .iter()
+            .filter(|r| r.group == g.group && r.umap.is_some())
+            .min_by_key(|r| r.seed)
+        else {
+            continue;
+        };
+        let Some((layout, colourings)) = run.umap.as_deref().and_then(read_umap) else {
+            tracing::warn!(
+                "{}: its umap.json is unreadable; left out of the UMAP grid",
+                run.id
+            );
+            continue;
+        };
+        let k = &g.key;
+        let mut label = format!(
+            "{} · {} · h{} (seed {})",
+            k.method, k.augmentation, k.hidden_dim, run.seed
+        );
+        if !k.settings.is_empty() {
+            let _ = write!(label, " · {}", k.settings);
+        }
+        loaded.push((label, layout, colourings));
+    }
+    if loaded.is_empty() {
+        return None;
+    }
+    let rows: Vec<crate::scatter::LayoutRow<'_>> = loaded
+        .iter()
+        .map(|(label, layout, colourings)| crate::scatter::LayoutRow {
+            label: label.clone(),
+            layout: layout.view(),
+            colourings: colourings.clone(),
+        })
+        .collect();
+    Some(crate::scatter::small_multiples_svg(
+        &rows,
+        &format!("{dataset}: UMAP of every method's embedding (ranked by Total)"),
+    ))
 }
 
 /// The tasks of the cross-dataset ranking: (name, the score ranked, higher is better).
@@ -561,6 +648,15 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
         ));
     }
     plots.push(("ranking.svg".into(), svg::ranking(&ranking)));
+    for (i, d) in datasets.iter().enumerate() {
+        if let Some(svg) = umap_grid(&rows, &groups, d) {
+            let slug: String = d
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            plots.push((format!("umap_{i}_{slug}.svg"), svg));
+        }
+    }
     for (name, svg) in &plots {
         write_atomic(&dir.join(name), svg.as_bytes())?;
     }

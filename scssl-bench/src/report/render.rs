@@ -138,6 +138,7 @@ fn plot_alt(file: &str) -> &'static str {
         "cost_time.svg" => "Time",
         "cost_memory.svg" => "Memory",
         "ranking.svg" => "Ranking",
+        f if f.starts_with("umap_") => "UMAP",
         _ => "scIB results table",
     }
 }
