@@ -408,8 +408,13 @@ pub fn add_scaled_totals(groups: &mut [GroupRow]) {
     }
 }
 
-/// A UMAP layout stored by a run, with its colourings.
-fn read_umap(path: &Path) -> Option<(ndarray::Array2<f32>, Vec<(String, scssl_data::Column)>)> {
+/// A UMAP layout stored by a run (`umap.json`), with its colourings.
+struct StoredUmap {
+    layout: ndarray::Array2<f32>,
+    colourings: Vec<(String, scssl_data::Column)>,
+}
+
+fn read_umap(path: &Path) -> Option<StoredUmap> {
     let v: Value = read_json(path).ok()?;
     let n = v["n_cells"].as_u64()? as usize;
     let flat: Vec<f32> = v["layout"]
@@ -435,7 +440,7 @@ fn read_umap(path: &Path) -> Option<(ndarray::Array2<f32>, Vec<(String, scssl_da
             },
         ));
     }
-    Some((layout, colourings))
+    Some(StoredUmap { layout, colourings })
 }
 
 /// The small-multiples UMAP grid of one dataset: a row per group (its lowest-seed run with a
@@ -456,7 +461,7 @@ fn umap_grid(rows: &[RunRow], groups: &[GroupRow], dataset: &str) -> Option<Stri
         else {
             continue;
         };
-        let Some((layout, colourings)) = run.umap.as_deref().and_then(read_umap) else {
+        let Some(stored) = run.umap.as_deref().and_then(read_umap) else {
             tracing::warn!(
                 "{}: its umap.json is unreadable; left out of the UMAP grid",
                 run.id
@@ -471,17 +476,17 @@ fn umap_grid(rows: &[RunRow], groups: &[GroupRow], dataset: &str) -> Option<Stri
         if !k.settings.is_empty() {
             let _ = write!(label, " · {}", k.settings);
         }
-        loaded.push((label, layout, colourings));
+        loaded.push((label, stored));
     }
     if loaded.is_empty() {
         return None;
     }
     let rows: Vec<crate::scatter::LayoutRow<'_>> = loaded
         .iter()
-        .map(|(label, layout, colourings)| crate::scatter::LayoutRow {
+        .map(|(label, stored)| crate::scatter::LayoutRow {
             label: label.clone(),
-            layout: layout.view(),
-            colourings: colourings.clone(),
+            layout: stored.layout.view(),
+            colourings: stored.colourings.clone(),
         })
         .collect();
     Some(crate::scatter::small_multiples_svg(
