@@ -50,6 +50,15 @@ fn measure(mut c: Command, what: &str) -> Result<Measured> {
     })
 }
 
+/// `scssl simulate`: `cells` × 2,000 genes of counts in `batches` batches, seed 1, into `out`.
+fn simulate_counts(scssl: &Path, out: &Path, cells: usize, batches: usize) -> Result {
+    let mut c = Command::new(scssl);
+    c.args(["simulate", "--cells", &cells.to_string(), "--genes", "2000"])
+        .args(["--batches", &batches.to_string(), "--seed", "1", "-o"])
+        .arg(out);
+    crate::run_status(c, "scssl simulate")
+}
+
 /// Installs `pkg` into the venv unless `module` already imports.
 fn ensure_module(py: &Path, module: &str, pkg: &str) -> Result {
     let ok = Command::new(py)
@@ -98,21 +107,7 @@ fn data(args: &[String]) -> Result {
     let h5 = dir.join(format!("counts_{cells}.h5ad"));
     if !h5.exists() {
         println!("simulating {cells} cells × 2,000 genes, 4 batches…");
-        let mut c = Command::new(&scssl);
-        c.args([
-            "simulate",
-            "--cells",
-            &cells.to_string(),
-            "--genes",
-            "2000",
-            "--batches",
-            "4",
-            "--seed",
-            "1",
-            "-o",
-        ])
-        .arg(&h5);
-        crate::run_status(c, "scssl simulate")?;
+        simulate_counts(&scssl, &h5, cells, 4)?;
     }
     let pca = dir.join("pca_ours.f32");
     let truth = dir.join("knn_truth.u32");
@@ -211,21 +206,7 @@ fn umap(args: &[String]) -> Result {
         let pp = dir.join(format!("sim_{cells}.pp.h5ad"));
         if !pp.exists() {
             println!("simulating and preprocessing {cells} cells…");
-            let mut c = Command::new(&scssl);
-            c.args([
-                "simulate",
-                "--cells",
-                &cells.to_string(),
-                "--genes",
-                "2000",
-                "--batches",
-                "3",
-                "--seed",
-                "1",
-                "-o",
-            ])
-            .arg(&raw);
-            crate::run_status(c, "scssl simulate")?;
+            simulate_counts(&scssl, &raw, cells, 3)?;
             let mut c = Command::new(&scssl);
             c.arg("preprocess")
                 .arg(&raw)
