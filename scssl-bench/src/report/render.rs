@@ -159,9 +159,9 @@ pub(super) fn html(
         rows.len(),
         failed.len(),
     );
-    // the scIB results tables (one per dataset) right under the scIB table: the first picture
-    // a reader of integration results looks at
-    let is_scib_table = |file: &str| file.starts_with("scib_table_");
+    // the scIB results tables and the UMAP grids (one of each per dataset) right under the
+    // scIB table: the first pictures a reader of integration results looks at
+    let is_scib_table = |file: &str| file.starts_with("scib_table_") || file.starts_with("umap_");
     for (i, s) in sections.iter().enumerate() {
         let _ = write!(
             html,
