@@ -211,8 +211,9 @@ pub fn umap_from_graph(graph: &CsrMatrix, opts: &UmapOptions) -> Result<Array2<f
         .iter()
         .map(|&w| n_epochs as f64 / (n_epochs as f64 * w / w_max as f64))
         .collect();
+    let mut flat: Vec<f32> = emb.iter().copied().collect();
     sgd_layout(
-        &mut emb,
+        &mut flat,
         &heads,
         &tails,
         &epochs_per_sample,
@@ -221,7 +222,8 @@ pub fn umap_from_graph(graph: &CsrMatrix, opts: &UmapOptions) -> Result<Array2<f
         opts,
         &mut rng,
     );
-    Ok(emb)
+    Array2::from_shape_vec((n, 2), flat)
+        .map_err(|e| Error::param("layout", format!("internal shape error: {e}")))
 }
 
 /// The two leading non-trivial eigenvectors of `D^-1/2 W D^-1/2` by subspace iteration with
@@ -335,9 +337,10 @@ fn orthonormalize(q: &mut [Vec<f64>], fixed: &[f64]) {
     }
 }
 
-/// umap-learn's `optimize_layout_euclidean` with `move_other = True`, on one thread.
+/// umap-learn's `optimize_layout_euclidean` with `move_other = True`, on one thread, over
+/// the layout as a flat row-major cells × 2 buffer.
 fn sgd_layout(
-    emb: &mut Array2<f32>,
+    flat: &mut [f32],
     heads: &[usize],
     tails: &[usize],
     epochs_per_sample: &[f64],
@@ -346,15 +349,12 @@ fn sgd_layout(
     opts: &UmapOptions,
     rng: &mut ChaCha8Rng,
 ) {
-    let n = emb.nrows();
+    let n = flat.len() / 2;
     let gamma = opts.repulsion_strength as f32;
     let rate = opts.negative_sample_rate.max(1) as f64;
     let epochs_per_negative: Vec<f64> = epochs_per_sample.iter().map(|e| e / rate).collect();
     let mut next_sample = epochs_per_sample.to_vec();
     let mut next_negative = epochs_per_negative.clone();
-    let flat = emb
-        .as_slice_mut()
-        .expect("a freshly built layout is contiguous");
     let clip = |v: f32| v.clamp(-4.0, 4.0);
     for epoch in 0..n_epochs {
         let alpha = (opts.learning_rate * (1.0 - epoch as f64 / n_epochs as f64)) as f32;
