@@ -11,8 +11,14 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
 
+mod ranking;
 pub(crate) mod render;
+mod scaling;
+mod umap_grid;
+
+pub use ranking::{RANKED_TASKS, RankRow, rank_across_datasets};
 pub(crate) use render::csv_field;
+pub use scaling::{SCALED_COLUMNS, add_scaled_totals};
 pub(crate) mod svg;
 
 use crate::config::RunConfig;
@@ -362,218 +368,6 @@ pub fn aggregate(rows: &[RunRow]) -> Vec<GroupRow> {
     out
 }
 
-/// The scaled aggregates [`add_scaled_totals`] adds: (key, header).
-pub const SCALED_COLUMNS: &[(&str, &str)] = &[
-    ("bio_scaled", "Bio (scaled)"),
-    ("batch_scaled", "Batch (scaled)"),
-    ("total_scaled", "Total (scaled)"),
-];
-
-/// Adds `bio_scaled`, `batch_scaled` and `total_scaled` to every group with scIB metrics: each
-/// metric is min–max scaled across the rows of its dataset's table, then Bio, Batch and Total
-/// are recomputed (`scssl_metrics::report::min_max_scale`: scib-metrics' `min_max_scale=True`,
-/// the aggregation of the paper's tables, methods.md §5.13). They are computed from the
-/// groups' seed means, so they carry no spread (std 0), and they depend on which rows share
-/// the table; the unscaled `bio`/`batch`/`total` are scib-metrics' default.
-pub fn add_scaled_totals(groups: &mut [GroupRow]) {
-    let mut by_dataset: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, g) in groups.iter().enumerate() {
-        if SCIB_COLUMNS.iter().any(|(k, _)| g.values.contains_key(*k)) {
-            by_dataset.entry(g.key.dataset.clone()).or_default().push(i);
-        }
-    }
-    for rows in by_dataset.values() {
-        let mut reports: Vec<scssl_metrics::report::Report> = rows
-            .iter()
-            .map(|&i| scssl_metrics::report::Report {
-                metrics: SCIB_COLUMNS
-                    .iter()
-                    .map(|(k, _)| (k.to_string(), groups[i].values.get(*k).map(|v| v.0)))
-                    .collect(),
-                ..Default::default()
-            })
-            .collect();
-        scssl_metrics::report::min_max_scale(&mut reports);
-        for (&i, r) in rows.iter().zip(&reports) {
-            for (key, v) in [
-                ("bio_scaled", r.bio_conservation),
-                ("batch_scaled", r.batch_correction),
-                ("total_scaled", r.total),
-            ] {
-                if let Some(v) = v {
-                    groups[i].values.insert(key.into(), (v, 0.0));
-                }
-            }
-        }
-    }
-}
-
-/// A UMAP layout stored by a run (`umap.json`), with its colourings.
-struct StoredUmap {
-    layout: ndarray::Array2<f32>,
-    colourings: Vec<(String, scssl_data::Column)>,
-}
-
-fn read_umap(path: &Path) -> Option<StoredUmap> {
-    let v: Value = read_json(path).ok()?;
-    let n = v["n_cells"].as_u64()? as usize;
-    let flat: Vec<f32> = v["layout"]
-        .as_array()?
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
-        .collect();
-    let layout = ndarray::Array2::from_shape_vec((n, 2), flat).ok()?;
-    let mut colourings = Vec::new();
-    for (key, c) in v["colourings"].as_object()? {
-        let codes: Vec<i32> = serde_json::from_value(c["codes"].clone()).ok()?;
-        let names: Vec<String> = serde_json::from_value(c["names"].clone()).ok()?;
-        if codes.len() != n {
-            return None;
-        }
-        colourings.push((
-            key.clone(),
-            scssl_data::Column::Categorical {
-                codes,
-                categories: names,
-                ordered: false,
-                category_kind: scssl_data::CategoryKind::Text,
-            },
-        ));
-    }
-    Some(StoredUmap { layout, colourings })
-}
-
-/// The small-multiples UMAP grid of one dataset: a row per group (its lowest-seed run with a
-/// layout), ranked as the scIB table is (by Total), a column per colouring.
-fn umap_grid(rows: &[RunRow], groups: &[GroupRow], dataset: &str) -> Option<String> {
-    let mut in_table: Vec<&GroupRow> = groups
-        .iter()
-        .filter(|g| g.key.dataset == dataset && g.has_scib())
-        .collect();
-    let total = |g: &GroupRow| g.values.get("total").map_or(f64::NEG_INFINITY, |v| v.0);
-    in_table.sort_by(|a, b| total(b).total_cmp(&total(a)));
-    let mut loaded = Vec::new();
-    for g in in_table {
-        let Some(run) = rows
-            .iter()
-            .filter(|r| r.group == g.group && r.umap.is_some())
-            .min_by_key(|r| r.seed)
-        else {
-            continue;
-        };
-        let Some(stored) = run.umap.as_deref().and_then(read_umap) else {
-            tracing::warn!(
-                "{}: its umap.json is unreadable; left out of the UMAP grid",
-                run.id
-            );
-            continue;
-        };
-        let k = &g.key;
-        let mut label = format!(
-            "{} · {} · h{} (seed {})",
-            k.method, k.augmentation, k.hidden_dim, run.seed
-        );
-        if !k.settings.is_empty() {
-            let _ = write!(label, " · {}", k.settings);
-        }
-        loaded.push((label, stored));
-    }
-    if loaded.is_empty() {
-        return None;
-    }
-    let rows: Vec<crate::scatter::LayoutRow<'_>> = loaded
-        .iter()
-        .map(|(label, stored)| crate::scatter::LayoutRow {
-            label: label.clone(),
-            layout: stored.layout.view(),
-            colourings: stored.colourings.clone(),
-        })
-        .collect();
-    Some(crate::scatter::small_multiples_svg(
-        &rows,
-        &format!("{dataset}: UMAP of every method's embedding (ranked by Total)"),
-    ))
-}
-
-/// The tasks of the cross-dataset ranking: (name, the score ranked, higher is better).
-pub const RANKED_TASKS: &[(&str, &str)] = &[
-    ("Batch correction (Total)", "total"),
-    ("Annotation (Macro-F1)", "annotation_f1_shared"),
-    (
-        "Modality prediction (mean Pearson)",
-        "modality_pearson_mean",
-    ),
-];
-
-/// One method's place in the ranking across datasets.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RankRow {
-    /// The method as a row of every dataset's table: method · augmentation · h · settings.
-    pub method: String,
-    /// Per task of [`RANKED_TASKS`] (by name): (mean rank over datasets, 1 = best; datasets).
-    pub ranks: BTreeMap<String, (f64, usize)>,
-}
-
-/// Ranks the rows of each dataset's table by each task's score (1 = best; ties share the mean
-/// of their ranks, as pandas' `rank(method="average")`), then averages each method's rank
-/// over the datasets it ran on, as the paper summarises its results. A method is a row key
-/// without its dataset; rows are ordered by their batch-correction rank, then by name.
-pub fn rank_across_datasets(groups: &[GroupRow]) -> Vec<RankRow> {
-    let method_of = |g: &GroupRow| {
-        let k = &g.key;
-        let mut l = format!("{} · {} · h{}", k.method, k.augmentation, k.hidden_dim);
-        if !k.settings.is_empty() {
-            let _ = write!(l, " · {}", k.settings);
-        }
-        l
-    };
-    let mut sums: BTreeMap<String, BTreeMap<String, (f64, usize)>> = BTreeMap::new();
-    for (task, key) in RANKED_TASKS {
-        let mut by_dataset: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
-        for g in groups {
-            if let Some((v, _)) = g.values.get(*key).filter(|v| v.0.is_finite()) {
-                by_dataset
-                    .entry(g.key.dataset.as_str())
-                    .or_default()
-                    .push((method_of(g), *v));
-            }
-        }
-        for rows in by_dataset.values() {
-            for (m, v) in rows {
-                // average rank: 1 + the rows strictly better + half the other rows tied
-                let better = rows.iter().filter(|(_, w)| w > v).count() as f64;
-                let tied = rows.iter().filter(|(_, w)| w == v).count() as f64 - 1.0;
-                let rank = 1.0 + better + tied / 2.0;
-                let e = sums
-                    .entry(m.clone())
-                    .or_default()
-                    .entry(task.to_string())
-                    .or_insert((0.0, 0));
-                e.0 += rank;
-                e.1 += 1;
-            }
-        }
-    }
-    let mut out: Vec<RankRow> = sums
-        .into_iter()
-        .map(|(method, ranks)| RankRow {
-            method,
-            ranks: ranks
-                .into_iter()
-                .map(|(t, (sum, n))| (t, (sum / n as f64, n)))
-                .collect(),
-        })
-        .collect();
-    let first = RANKED_TASKS[0].0;
-    let rank_of = |r: &RankRow| r.ranks.get(first).map_or(f64::INFINITY, |v| v.0);
-    out.sort_by(|a, b| {
-        rank_of(a)
-            .total_cmp(&rank_of(b))
-            .then(a.method.cmp(&b.method))
-    });
-    out
-}
-
 /// Files written by [`write_report`].
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
@@ -654,7 +448,7 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     }
     plots.push(("ranking.svg".into(), svg::ranking(&ranking)));
     for (i, d) in datasets.iter().enumerate() {
-        if let Some(svg) = umap_grid(&rows, &groups, d) {
+        if let Some(svg) = umap_grid::umap_grid(&rows, &groups, d) {
             let slug: String = d
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
