@@ -12,6 +12,7 @@
 //! - `cargo xtask package`: packages and verifies every publishable crate (`cargo package` for
 //!   all of them at once, so crates that depend on not-yet-published siblings verify too).
 
+mod fixtures;
 mod fuzz;
 mod perf;
 
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("perf") => perf::run(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some("fixtures") => fixtures(),
+        Some("fixtures") => fixtures::run(),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("package") => package(),
         _ => {
@@ -603,148 +604,4 @@ fn package() -> Result {
     ])
     .arg(&verify_dir);
     run_status(c, "cargo package --workspace")
-}
-
-pub(crate) fn venv_python() -> Result<PathBuf> {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let venv = home.join(".cache/scssl-venv");
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        println!(
-            "creating Python venv {} (anndata, scanpy, zarr, pynndescent from PyPI)…",
-            venv.display()
-        );
-        let mut c = Command::new("python3");
-        c.args(["-m", "venv"]).arg(&venv);
-        run_status(c, "python3 -m venv")?;
-    }
-    let check = Command::new(&py)
-        .args([
-            "-c",
-            "import anndata, scanpy, zarr, pynndescent, hdf5plugin, umap",
-        ])
-        .output();
-    if !check.map(|o| o.status.success()).unwrap_or(false) {
-        let mut c = Command::new(&py);
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "anndata",
-            "scanpy",
-            "zarr",
-            "pynndescent",
-            "hdf5plugin",
-            "umap-learn",
-        ]);
-        run_status(c, "pip install anndata scanpy zarr pynndescent hdf5plugin")?;
-    }
-    Ok(py)
-}
-
-/// anndata releases (with the pins they need) that `cargo xtask fixtures` also checks our
-/// files in.
-const OLDER_ANNDATA: &[(&str, &[&str])] = &[
-    ("0.10.9", &["numpy<2", "zarr<3", "hdf5plugin"]),
-    ("0.11.4", &["zarr<3", "hdf5plugin"]),
-];
-
-/// A venv `~/.cache/scssl-venv-anndata-VERSION` holding that anndata release.
-fn pinned_venv(version: &str, pins: &[&str]) -> Result<PathBuf> {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let venv = home.join(format!(".cache/scssl-venv-anndata-{version}"));
-    let py = venv.join("bin/python");
-    let has = Command::new(&py)
-        .args([
-            "-c",
-            &format!("import anndata; assert anndata.__version__ == '{version}'"),
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        println!("creating {} (anndata {version} from PyPI)…", venv.display());
-        let mut c = Command::new("python3");
-        c.args(["-m", "venv"]).arg(&venv);
-        run_status(c, "python3 -m venv")?;
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--quiet"])
-            .arg(format!("anndata=={version}"))
-            .args(pins);
-        run_status(c, &format!("pip install anndata=={version}"))?;
-    }
-    Ok(py)
-}
-
-fn fixtures() -> Result {
-    let py = venv_python()?;
-    let mut c = Command::new(&py);
-    c.arg(root().join("conformance/make_data_fixtures.py"))
-        .current_dir(root());
-    run_status(c, "conformance/make_data_fixtures.py")?;
-    let mut c = Command::new(&py);
-    c.arg(root().join("conformance/make_anndata_fixtures.py"))
-        .current_dir(root());
-    run_status(c, "conformance/make_anndata_fixtures.py")?;
-    let mut c = Command::new(&py);
-    c.arg(root().join("conformance/make_umap_fixtures.py"))
-        .current_dir(root());
-    run_status(c, "conformance/make_umap_fixtures.py")?;
-    // files written by us must read back in Python anndata with identical content
-    let scssl = scssl_release()?;
-    let dir = std::env::temp_dir().join(format!("scssl-fixtures-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    for ext in ["h5ad", "zarr"] {
-        let sim = dir.join(format!("sim.{ext}"));
-        let pp = dir.join(format!("pp.{ext}"));
-        let mut s = Command::new(&scssl);
-        s.args([
-            "simulate",
-            "--cells",
-            "500",
-            "--genes",
-            "300",
-            "--proteins",
-            "5",
-            "-o",
-        ])
-        .arg(&sim);
-        run_status(s, "scssl simulate")?;
-        let mut p = Command::new(&scssl);
-        p.args(["preprocess"])
-            .arg(&sim)
-            .arg("-o")
-            .arg(&pp)
-            .args(["--n-hvg", "100", "--n-pcs", "20"]);
-        run_status(p, "scssl preprocess")?;
-        let mut c = Command::new(&py);
-        c.arg(root().join("conformance/check_python_reads.py"))
-            .arg(&sim)
-            .arg(&pp);
-        run_status(c, "conformance/check_python_reads.py")?;
-    }
-    // every anndata-written fixture, rewritten by scssl (h5ad and zarr), reads back the same
-    let mut c = Command::new(&py);
-    c.arg(root().join("conformance/check_python_roundtrip.py"))
-        .arg(&scssl)
-        .arg(root().join("conformance/fixtures/anndata"))
-        .arg(dir.join("roundtrip"));
-    run_status(c, "conformance/check_python_roundtrip.py")?;
-    // and in the older anndata releases users still run (each in a venv of its own)
-    for (version, pins) in OLDER_ANNDATA {
-        let py = pinned_venv(version, pins)?;
-        let mut c = Command::new(&py);
-        c.arg(root().join("conformance/check_python_roundtrip.py"))
-            .arg(&scssl)
-            .arg(root().join("conformance/fixtures/anndata"))
-            .arg(dir.join(format!("roundtrip-{version}")));
-        run_status(c, &format!("check_python_roundtrip.py (anndata {version})"))?;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    println!("fixtures regenerated and Python reads our files back");
-    Ok(())
 }

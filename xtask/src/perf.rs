@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{Result, root, scssl_release, venv_python};
+use crate::fixtures::venv_python;
+use crate::{Result, root, scssl_release};
 
 struct Measured {
     seconds: f64,
