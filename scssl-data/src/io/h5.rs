@@ -392,14 +392,7 @@ impl Store for H5Store {
         attrs: &Map<String, Value>,
     ) -> Result<()> {
         let n_elems: usize = shape.iter().product();
-        let len = data.len();
-        if len != n_elems {
-            return Err(Error::shape(
-                format!("{}: data for '{path}'", self.name),
-                n_elems,
-                len,
-            ));
-        }
+        super::store::check_write_len(&self.name, path, &data, n_elems)?;
         if let DataRef::Str(s) = data {
             check_nul_free(s, &self.name, path)?;
         }

@@ -227,6 +227,24 @@ pub fn join(parent: &str, child: &str) -> String {
 /// Refuses to read an element whose declared size cannot be in memory: a damaged or crafted
 /// file may declare 10^12 cells, and allocating that aborts the process instead of failing.
 /// The limit is the machine's physical memory (or 2^40 bytes where it cannot be read).
+/// A write's data must fill its shape exactly (`n_elems` values), whatever the backend.
+pub(crate) fn check_write_len(
+    file: &str,
+    key: &str,
+    data: &DataRef<'_>,
+    n_elems: usize,
+) -> Result<()> {
+    let len = data.len();
+    if len != n_elems {
+        return Err(crate::error::Error::shape(
+            format!("{file}: data for '{key}'"),
+            n_elems,
+            len,
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_declared_size(
     file: &str,
     key: &str,

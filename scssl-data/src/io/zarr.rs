@@ -422,14 +422,7 @@ impl Store for ZarrStore {
             DataRef::Bool(_) => ("|b1", "bool", 1, json!(false)),
             DataRef::Str(_) => ("|O", "string", 0, Value::Null),
         };
-        let len = data.len();
-        if len != n_elems {
-            return Err(Error::shape(
-                format!("{}: data for '{path}'", self.name),
-                n_elems,
-                len,
-            ));
-        }
+        super::store::check_write_len(&self.name, path, &data, n_elems)?;
         let avg_str = if let DataRef::Str(v) = data {
             v.iter().map(|s| s.len() + 4).sum::<usize>() / v.len().max(1)
         } else {
