@@ -230,7 +230,10 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             // them) on X of a log-normalised file; views and optimisation both timed
             let ad = io::read(input)?;
             let x = ad.x.to_dense();
-            let model = scssl_models::ModelConfig::new(scssl_models::Method::SimClr, x.ncols());
+            let model = scssl_models::ModelConfig::new(
+                scssl_models::MethodRef::parse("simclr")?,
+                x.ncols(),
+            );
             let training = scssl_models::TrainConfig {
                 epochs: 1,
                 ..Default::default()

@@ -10,7 +10,9 @@ use scssl_data::anndata::AnnData;
 use scssl_data::pp::{self, ClrAxis, HvgFlavor};
 
 use crate::preprocess::{PreprocessOptions, preprocess};
-use scssl_models::{ComputeDevice, ModelConfig, TrainConfig, TrainEvent, TrainedModel, TwoViews};
+use scssl_models::{
+    BatchRequest, ComputeDevice, MiniBatch, ModelConfig, TrainConfig, TrainEvent, TrainedModel,
+};
 use serde::{Deserialize, Serialize};
 
 /// How protein (ADT) values are transformed before training.
@@ -305,9 +307,11 @@ fn needs_graphs(cfg: &PipelineConfig) -> bool {
         .any(|s| matches!(s.augment, AugmentConfig::NeighbourMix(_)))
 }
 
-/// Trains `model` (whose `input_dims` are filled in from `inputs`) on the given matrices with
-/// one augmentation pipeline per modality (same seed, so neighbour partners agree between
-/// modalities). `batches` feeds the neighbour graphs of MNN/BBKNN steps.
+/// Trains `model` (whose `input_dims` are filled in from `inputs`) on the given matrices. The
+/// method says what each mini-batch needs ([`scssl_models::Method::needs`]): augmented views
+/// come from one pipeline per modality (same seed, so neighbour partners agree between
+/// modalities; `batches` feeds the neighbour graphs of MNN/BBKNN steps), features are rows of
+/// `inputs`, batch codes rows of `batches`.
 pub fn train_on(
     inputs: &[Array2<f32>],
     batches: &[u32],
@@ -317,43 +321,82 @@ pub fn train_on(
     device: ComputeDevice,
     mut progress: impl FnMut(&TrainEvent),
 ) -> Result<TrainedModel> {
-    let cfg = augment.config()?;
     model.input_dims = inputs.iter().map(|x| x.ncols()).collect();
     let n = inputs[0].nrows();
-    let graphs = if needs_graphs(&cfg) {
-        Some(
-            NeighbourGraphs::build(inputs[0].view(), batches, 5, 5, training.seed)
-                .context("building neighbour graphs for the augmentation")?,
-        )
+    let needs = model.method.needs(&model);
+    if needs.counts {
+        bail!(
+            "{} needs raw counts, which this entry point does not pass",
+            model.method
+        );
+    }
+    if needs.batch_codes && batches.len() != n {
+        bail!(
+            "{} needs each cell's batch: give a batch key (data.batch_key) with {n} values",
+            model.method
+        );
+    }
+    // methods without views (PCA) neither build nor validate an augmentation
+    let cfg = if needs.views > 0 {
+        Some(augment.config()?)
     } else {
         None
     };
-    let pipes: Vec<Pipeline> = inputs
-        .iter()
-        .map(|_| Pipeline::new(&cfg, training.seed))
-        .collect::<std::result::Result<_, _>>()?;
-    let views = |r: scssl_models::ViewRequest<'_>| -> std::result::Result<TwoViews, String> {
-        let mut first = Vec::with_capacity(inputs.len());
-        let mut second = Vec::with_capacity(inputs.len());
-        for (p, x) in pipes.iter().zip(inputs) {
-            let ctx = match &graphs {
-                Some(g) => g.context(x.view()),
-                None => scssl_augment::Context::new(x.view()),
-            };
-            let (a, b) = p
-                .views(r.cells, r.epoch as u64, &ctx)
-                .map_err(|e| e.to_string())?;
-            first.push(a);
-            second.push(b);
+    let graphs = match &cfg {
+        Some(c) if needs_graphs(c) => Some(
+            NeighbourGraphs::build(inputs[0].view(), batches, 5, 5, training.seed)
+                .context("building neighbour graphs for the augmentation")?,
+        ),
+        _ => None,
+    };
+    let pipes: Vec<Pipeline> = match &cfg {
+        Some(c) => inputs
+            .iter()
+            .map(|_| Pipeline::new(c, training.seed))
+            .collect::<std::result::Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let source = |r: BatchRequest<'_>| -> std::result::Result<MiniBatch, String> {
+        let mut batch = MiniBatch::default();
+        if r.needs.views > 0 {
+            let mut first = Vec::with_capacity(inputs.len());
+            let mut second = Vec::with_capacity(inputs.len());
+            for (p, x) in pipes.iter().zip(inputs) {
+                let ctx = match &graphs {
+                    Some(g) => g.context(x.view()),
+                    None => scssl_augment::Context::new(x.view()),
+                };
+                let (a, b) = p
+                    .views(r.cells, r.epoch as u64, &ctx)
+                    .map_err(|e| e.to_string())?;
+                first.push(a);
+                second.push(b);
+            }
+            if r.needs.views != 2 {
+                return Err(format!(
+                    "the augmentation pipelines make two views, the method asks for {}",
+                    r.needs.views
+                ));
+            }
+            batch.views = vec![first, second];
         }
-        Ok(TwoViews { first, second })
+        if r.needs.features {
+            batch.features = inputs
+                .iter()
+                .map(|x| x.select(ndarray::Axis(0), r.cells))
+                .collect();
+        }
+        if r.needs.batch_codes {
+            batch.batch_codes = Some(r.cells.iter().map(|&i| batches[i]).collect());
+        }
+        Ok(batch)
     };
     Ok(scssl_models::fit(
         device,
         &model,
         training,
         n,
-        views,
+        source,
         &mut progress,
     )?)
 }

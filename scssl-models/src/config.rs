@@ -3,98 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-
-/// The seven generic SSL methods of scSSL-Bench (methods.md §2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// SimCLR: NT-Xent between two views.
-    SimClr,
-    /// MoCo: NT-Xent against a memory bank of momentum keys.
-    MoCo,
-    /// SimSiam: negative cosine with a predictor and stop-gradient.
-    SimSiam,
-    /// NNCLR: NT-Xent between a view's nearest bank neighbour and the other view's prediction.
-    Nnclr,
-    /// BYOL: symmetric negative cosine against a momentum (EMA) target network.
-    Byol,
-    /// VICReg: variance-invariance-covariance regularisation.
-    VicReg,
-    /// Barlow Twins: cross-correlation towards the identity.
-    BarlowTwins,
-}
-
-impl Method {
-    /// All methods, in the paper's order.
-    pub const ALL: [Method; 7] = [
-        Method::SimClr,
-        Method::MoCo,
-        Method::SimSiam,
-        Method::Nnclr,
-        Method::Byol,
-        Method::VicReg,
-        Method::BarlowTwins,
-    ];
-
-    /// Lower-case name used in configs and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::SimClr => "simclr",
-            Method::MoCo => "moco",
-            Method::SimSiam => "simsiam",
-            Method::Nnclr => "nnclr",
-            Method::Byol => "byol",
-            Method::VicReg => "vicreg",
-            Method::BarlowTwins => "barlowtwins",
-        }
-    }
-
-    /// Parses a name (case-insensitive; `barlow_twins`, `barlow-twins` accepted).
-    pub fn parse(name: &str) -> Result<Method> {
-        let key: String = name
-            .to_ascii_lowercase()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == key)
-            .ok_or_else(|| {
-                invalid(
-                    "model.method",
-                    format!(
-                        "unknown method {name:?}; expected one of {}",
-                        Method::ALL.map(Method::name).join(", ")
-                    ),
-                )
-            })
-    }
-
-    /// The head-width factor `f` the reference uses for this method (methods.md §2.2).
-    pub fn default_factor(self) -> usize {
-        match self {
-            Method::SimClr | Method::MoCo | Method::Nnclr => 1,
-            Method::SimSiam => 2,
-            Method::Byol | Method::VicReg | Method::BarlowTwins => 4,
-        }
-    }
-
-    /// Whether the method trains against a momentum (EMA) copy of the network.
-    pub fn has_momentum_encoder(self) -> bool {
-        matches!(self, Method::MoCo | Method::Byol)
-    }
-
-    /// Whether the method has a prediction head.
-    pub fn has_predictor(self) -> bool {
-        matches!(self, Method::SimSiam | Method::Nnclr | Method::Byol)
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::methods::MethodRef;
 
 /// How the per-modality outputs of a multimodal model are combined (methods.md §2.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -153,8 +62,8 @@ impl Default for VicRegWeights {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// The SSL method.
-    pub method: Method,
+    /// The method (any name of the registry, [`crate::methods::REGISTRY`]).
+    pub method: MethodRef,
     /// Feature count of each modality's input (RNA first, then protein). One entry = unimodal.
     pub input_dims: Vec<usize>,
     /// Backbone output width `h` (reference 64).
@@ -182,7 +91,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            method: Method::SimClr,
+            method: MethodRef::builtin("simclr"),
             input_dims: Vec::new(),
             hidden_dim: 64,
             factor: None,
@@ -200,7 +109,7 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// A unimodal configuration with the reference's defaults.
-    pub fn new(method: Method, n_features: usize) -> ModelConfig {
+    pub fn new(method: MethodRef, n_features: usize) -> ModelConfig {
         ModelConfig {
             method,
             input_dims: vec![n_features],
@@ -238,23 +147,8 @@ impl ModelConfig {
         if self.hidden_dim == 0 {
             return Err(invalid("model.hidden_dim", "must be at least 1"));
         }
-        let f = self.factor();
-        if f == 0 {
+        if self.factor() == 0 {
             return Err(invalid("model.factor", "must be at least 1"));
-        }
-        let reduced = match self.method {
-            Method::SimSiam => self.hidden_dim / (2 * f),
-            Method::SimClr | Method::MoCo | Method::Nnclr => self.hidden_dim / f,
-            _ => 1,
-        };
-        if reduced == 0 {
-            return Err(invalid(
-                "model.factor",
-                format!(
-                    "{} with hidden_dim {} and factor {f} gives a head of width 0",
-                    self.method, self.hidden_dim
-                ),
-            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(invalid("model.dropout", "expected a probability in [0, 1)"));
@@ -267,9 +161,6 @@ impl ModelConfig {
                 "model.clip_temperature",
                 "expected a positive number",
             ));
-        }
-        if matches!(self.method, Method::MoCo | Method::Nnclr) && self.memory_bank_size == 0 {
-            return Err(invalid("model.memory_bank_size", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.momentum) {
             return Err(invalid("model.momentum", "expected a value in [0, 1]"));
@@ -284,7 +175,7 @@ impl ModelConfig {
                 return Err(invalid(name, "expected a non-negative number"));
             }
         }
-        Ok(())
+        self.method.validate(self)
     }
 }
 
@@ -492,11 +383,14 @@ mod tests {
 
     #[test]
     fn method_names_parse() {
-        for m in Method::ALL {
-            assert_eq!(Method::parse(m.name()).unwrap(), m);
+        for m in MethodRef::all() {
+            assert_eq!(MethodRef::parse(m.name()).unwrap(), m);
         }
-        assert_eq!(Method::parse("Barlow_Twins").unwrap(), Method::BarlowTwins);
-        let err = Method::parse("simclrr").unwrap_err().to_string();
+        assert_eq!(
+            MethodRef::parse("Barlow_Twins").unwrap().name(),
+            "barlowtwins"
+        );
+        let err = MethodRef::parse("simclrr").unwrap_err().to_string();
         assert!(
             err.contains("model.method") && err.contains("simclr"),
             "{err}"
@@ -505,7 +399,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut c = ModelConfig::new(Method::SimSiam, 10);
+        let mut c = ModelConfig::new(MethodRef::parse("simsiam").unwrap(), 10);
         c.hidden_dim = 3;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("model.factor"), "{err}");

@@ -5,27 +5,29 @@
 //!
 //! - [`layers`]: the shared encoder (Linear(G,128) → BN → ReLU → Linear(128,h) → BN → Dropout),
 //!   seeded PyTorch-default initialisation, BatchNorm with PyTorch's running statistics;
-//! - [`model`]: projection/prediction heads per method (methods.md §2.2), multimodal branches
-//!   and integration (`add`, `mean`, `concat`, `clip`), eval-mode embedding;
+//! - [`methods`]: the method interface ([`Method`], [`Objective`], [`BatchNeeds`]) and the
+//!   registry: one file per method (SimCLR, MoCo, SimSiam, NNCLR, BYOL, VICReg, Barlow Twins
+//!   on the two-view family of [`methods::two_view`]; PCA);
+//! - [`model`]: embedding outputs and the input checks all methods share;
 //! - [`losses`]: NT-Xent (with and without memory bank), negative cosine, VICReg, Barlow Twins,
 //!   CLIP;
-//! - [`train()`]: the trainer (views come from the caller, so this crate does not depend on
-//!   `scssl-augment`), Adam/AdamW, LR schedules, momentum targets, memory banks, progress
+//! - [`train()`]: the trainer, generic over an [`Objective`] (views come from the caller, so
+//!   this crate does not depend on `scssl-augment`), Adam/AdamW, LR schedules, progress
 //!   events, loud failure;
 //! - [`runtime`]: device choice, backend-neutral [`TrainedModel`] and checkpoints that reload
 //!   bit-identically.
 //!
 //! ```
 //! use ndarray::Array2;
-//! use scssl_models::{ComputeDevice, EmbeddingOutput, Method, ModelConfig, TrainConfig, TwoViews, fit};
+//! use scssl_models::{ComputeDevice, EmbeddingOutput, MethodRef, MiniBatch, ModelConfig, TrainConfig, fit};
 //!
 //! // 64 cells × 20 features; "augmentation" here is a fixed jitter of the data.
 //! let x = Array2::from_shape_fn((64, 20), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0);
-//! let model = ModelConfig { hidden_dim: 8, ..ModelConfig::new(Method::SimClr, 20) };
+//! let model = ModelConfig { hidden_dim: 8, ..ModelConfig::new(MethodRef::parse("simclr")?, 20) };
 //! let training = TrainConfig { epochs: 2, batch_size: 16, ..TrainConfig::default() };
 //! let trained = fit(ComputeDevice::Cpu, &model, &training, 64, |req| {
 //!     let rows = x.select(ndarray::Axis(0), req.cells);
-//!     Ok::<_, String>(TwoViews { first: vec![rows.clone()], second: vec![rows * 0.9] })
+//!     Ok::<_, String>(MiniBatch::two_views(vec![rows.clone()], vec![rows * 0.9]))
 //! }, |_| {})?;
 //! let emb = trained.embed(&[x.view()], EmbeddingOutput::Backbone)?;
 //! assert_eq!(emb.joint.dim(), (64, 8));
@@ -36,18 +38,23 @@ pub mod config;
 pub mod error;
 pub mod layers;
 pub mod losses;
+pub mod methods;
 pub mod model;
 pub mod runtime;
 pub mod train;
 
 pub use config::{
-    Integration, LrSchedule, Method, ModelConfig, OptimizerKind, TrainConfig, VicRegWeights,
-    momentum_at,
+    Integration, LrSchedule, ModelConfig, OptimizerKind, TrainConfig, VicRegWeights, momentum_at,
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;
-pub use model::{EmbeddingOutput, Embeddings, SslModel, SslNetwork};
+pub use methods::two_view::SslNetwork;
+pub use methods::{
+    BatchNeeds, BatchRequest, EmbedInputs, Fitted, Method, MethodRef, MiniBatch, Objective,
+    ObjectiveFamily, StepContext, StepInputs,
+};
+pub use model::{EmbeddingOutput, Embeddings};
 #[cfg(feature = "cuda")]
 pub use runtime::CudaBackend;
 pub use runtime::{ComputeDevice, CpuBackend, CpuTrainBackend, TrainedModel, fit};
-pub use train::{EpochRecord, TrainEvent, TrainHistory, TwoViews, ViewRequest, train};
+pub use train::{EpochRecord, TrainEvent, TrainHistory, train};

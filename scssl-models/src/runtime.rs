@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::NamedTensor;
-use crate::model::{EmbeddingOutput, Embeddings, SslModel};
-use crate::train::{TrainEvent, TrainHistory, TwoViews, ViewRequest, train};
+use crate::methods::{
+    BatchRequest, BatchSource, EmbedInputs, Fitted, MiniBatch, Objective, ObjectiveFamily,
+};
+use crate::model::{EmbeddingOutput, Embeddings};
+use crate::train::{TrainEvent, TrainHistory, train};
 
 /// The CPU backend (burn's ndarray backend, f32).
 pub type CpuBackend = burn::backend::NdArray<f32>;
@@ -95,59 +98,80 @@ pub struct TrainedModel {
     pub metadata: serde_json::Value,
 }
 
-/// Trains on `device` (see [`train`] for the arguments) and returns a backend-neutral model.
+/// Fits `model.method` on `device` and returns a backend-neutral model. `batches` is called
+/// once per step with the batch's cell indices and what the method needs
+/// ([`BatchRequest::needs`]); `progress` receives [`TrainEvent`]s.
 pub fn fit<V, E, P>(
     device: ComputeDevice,
     model: &ModelConfig,
     training: &TrainConfig,
     n_cells: usize,
-    views: V,
-    progress: P,
+    mut batches: V,
+    mut progress: P,
 ) -> Result<TrainedModel>
 where
-    V: FnMut(ViewRequest<'_>) -> std::result::Result<TwoViews, E>,
+    V: FnMut(BatchRequest<'_>) -> std::result::Result<MiniBatch, E>,
     E: std::fmt::Display,
     P: FnMut(&TrainEvent),
 {
-    let (tensors, history) = match device {
-        ComputeDevice::Cpu => {
-            let (m, h) = train::<CpuTrainBackend, _, _, _>(
-                model,
-                training,
-                n_cells,
-                &Default::default(),
-                views,
-                progress,
-            )?;
-            (m.network.export(), h)
-        }
-        ComputeDevice::Cuda(index) => fit_cuda(index, model, training, n_cells, views, progress)?,
-    };
+    device.check_supported()?;
+    model.validate()?;
+    let mut source = |r: BatchRequest<'_>| batches(r).map_err(|e| e.to_string());
+    let fitted = model
+        .method
+        .fit(device, model, training, n_cells, &mut source, &mut progress)?;
     Ok(TrainedModel {
         config: model.clone(),
         training: training.clone(),
-        tensors,
-        history,
+        tensors: fitted.tensors,
+        history: fitted.history,
         device,
         metadata: serde_json::Value::Null,
     })
 }
 
+/// Trains the objective of family `F` on `device` with the generic trainer and exports the
+/// trained network: what a gradient-trained method's [`crate::Method::fit`] calls.
+pub fn fit_objective<F: ObjectiveFamily>(
+    device: ComputeDevice,
+    model: &ModelConfig,
+    training: &TrainConfig,
+    n_cells: usize,
+    source: &mut BatchSource<'_>,
+    progress: &mut dyn FnMut(&TrainEvent),
+) -> Result<Fitted> {
+    match device {
+        ComputeDevice::Cpu => {
+            let (net, history) = train::<CpuTrainBackend, F::On<CpuTrainBackend>>(
+                model,
+                training,
+                n_cells,
+                &Default::default(),
+                source,
+                progress,
+            )?;
+            Ok(Fitted {
+                tensors: <F::On<CpuTrainBackend> as Objective<CpuTrainBackend>>::export(&net),
+                history,
+            })
+        }
+        ComputeDevice::Cuda(index) => {
+            fit_cuda::<F>(index, model, training, n_cells, source, progress)
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
-fn fit_cuda<V, E, P>(
+fn fit_cuda<F: ObjectiveFamily>(
     index: usize,
     model: &ModelConfig,
     training: &TrainConfig,
     n_cells: usize,
-    views: V,
-    progress: P,
-) -> Result<(Vec<NamedTensor>, TrainHistory)>
-where
-    V: FnMut(ViewRequest<'_>) -> std::result::Result<TwoViews, E>,
-    E: std::fmt::Display,
-    P: FnMut(&TrainEvent),
-{
+    source: &mut BatchSource<'_>,
+    progress: &mut dyn FnMut(&TrainEvent),
+) -> Result<Fitted> {
     use burn::tensor::Tensor;
+    type CudaTrain = Autodiff<CudaBackend>;
     let device = burn::backend::cuda::CudaDevice::new(index);
     // Initialising CUDA panics inside burn when no driver or GPU is present: turn that into
     // an error before any training starts.
@@ -160,26 +184,23 @@ where
             "CUDA device {index} could not be initialised (no NVIDIA driver or GPU?)"
         )));
     }
-    let (m, h) = train::<Autodiff<CudaBackend>, _, _, _>(
-        model, training, n_cells, &device, views, progress,
-    )?;
-    Ok((m.network.export(), h))
+    let (net, history) =
+        train::<CudaTrain, F::On<CudaTrain>>(model, training, n_cells, &device, source, progress)?;
+    Ok(Fitted {
+        tensors: <F::On<CudaTrain> as Objective<CudaTrain>>::export(&net),
+        history,
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
-fn fit_cuda<V, E, P>(
+fn fit_cuda<F: ObjectiveFamily>(
     index: usize,
     _model: &ModelConfig,
     _training: &TrainConfig,
     _n_cells: usize,
-    _views: V,
-    _progress: P,
-) -> Result<(Vec<NamedTensor>, TrainHistory)>
-where
-    V: FnMut(ViewRequest<'_>) -> std::result::Result<TwoViews, E>,
-    E: std::fmt::Display,
-    P: FnMut(&TrainEvent),
-{
+    _source: &mut BatchSource<'_>,
+    _progress: &mut dyn FnMut(&TrainEvent),
+) -> Result<Fitted> {
     ComputeDevice::Cuda(index).check_supported()?;
     Err(ModelError::Inconsistent(
         "CUDA reported as supported in a build without it".into(),
@@ -230,20 +251,25 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
 }
 
 impl TrainedModel {
-    /// Builds the CPU network and loads the weights into it.
-    pub fn cpu_model(&self) -> Result<SslModel<CpuBackend>> {
-        let mut model = SslModel::<CpuBackend>::new(self.config.clone(), 0, &Default::default())?;
-        model.network.import(self.tensors.clone())?;
-        Ok(model)
-    }
-
-    /// Embeds cells on the CPU in eval mode (see [`SslModel::embed`]).
+    /// Embeds cells on the CPU in eval mode (features only; see [`TrainedModel::embed_inputs`]
+    /// for methods that also read counts or batch codes).
     pub fn embed(
         &self,
         inputs: &[ArrayView2<'_, f32>],
         output: EmbeddingOutput,
     ) -> Result<Embeddings> {
-        self.cpu_model()?.embed(inputs, output, 4096)
+        self.embed_inputs(&EmbedInputs::features(inputs), output)
+    }
+
+    /// Embeds cells on the CPU in eval mode.
+    pub fn embed_inputs(
+        &self,
+        inputs: &EmbedInputs<'_>,
+        output: EmbeddingOutput,
+    ) -> Result<Embeddings> {
+        self.config
+            .method
+            .embed(&self.config, &self.tensors, inputs, output)
     }
 
     /// Writes `dir/model.json` (configuration, curve, metadata, tensor index) and
@@ -355,7 +381,9 @@ impl TrainedModel {
             metadata: manifest.metadata,
         };
         model
-            .cpu_model()
+            .config
+            .method
+            .check_tensors(&model.config, &model.tensors)
             .map_err(|e| io_err(dir, format!("weights do not fit the configuration: {e}")))?;
         Ok(model)
     }

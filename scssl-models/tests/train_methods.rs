@@ -11,9 +11,10 @@ use rand_distr::{Distribution, StandardNormal};
 use scssl_augment::{Context, NeighbourGraphs, Pipeline};
 use scssl_data::pp::{log1p, normalize_total};
 use scssl_data::sim::{SimConfig, simulate};
+use scssl_models::methods::{byol::Byol, two_view::TwoViewMethod};
 use scssl_models::{
-    ComputeDevice, CpuBackend, EmbeddingOutput, Integration, Method, ModelConfig, ModelError,
-    SslNetwork, TrainConfig, TrainEvent, TrainedModel, TwoViews, fit,
+    ComputeDevice, CpuBackend, EmbeddingOutput, Integration, MethodRef, MiniBatch, ModelConfig,
+    ModelError, SslNetwork, TrainConfig, TrainEvent, TrainedModel, fit,
 };
 
 struct Data {
@@ -57,7 +58,7 @@ fn views_of(
     mats: &[&Array2<f32>],
     epoch: usize,
     cells: &[usize],
-) -> Result<TwoViews, String> {
+) -> Result<MiniBatch, String> {
     let mut first = Vec::new();
     let mut second = Vec::new();
     for (p, x) in pipes.iter().zip(mats) {
@@ -67,14 +68,14 @@ fn views_of(
         first.push(a);
         second.push(b);
     }
-    Ok(TwoViews { first, second })
+    Ok(MiniBatch::two_views(first, second))
 }
 
 /// A short run: CLAIRE-style MNN views (the simulated batches are strong, and views that
 /// cross batches teach invariance to them), lr 1e-3, and for the momentum methods a target
 /// momentum of 0.9 (the reference's 0.996 is meant for 200 epochs; over a few epochs the
 /// target would stay at its random initialisation).
-fn train_unimodal(method: Method, epochs: usize, seed: u64) -> TrainedModel {
+fn train_unimodal(method: MethodRef, epochs: usize, seed: u64) -> TrainedModel {
     let d = data();
     let pipe = Pipeline::preset("mnn_only", seed).unwrap();
     let model = ModelConfig {
@@ -97,10 +98,7 @@ fn train_unimodal(method: Method, epochs: usize, seed: u64) -> TrainedModel {
             let (a, b) = pipe
                 .views(r.cells, r.epoch as u64, &d.graphs.context(d.rna.view()))
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(TwoViews {
-                first: vec![a],
-                second: vec![b],
-            })
+            Ok::<_, String>(MiniBatch::two_views(vec![a], vec![b]))
         },
         |_| {},
     )
@@ -125,7 +123,7 @@ fn every_method_beats_a_random_embedding() {
     let random = random_baseline(64);
     let mut report = Vec::new();
     let mut scores = Vec::new();
-    for method in Method::ALL {
+    for method in MethodRef::all().filter(|m| m.trains()) {
         let trained = train_unimodal(method, 6, 0);
         let losses = &trained.history.step_losses;
         assert!(losses.iter().all(|l| l.is_finite()), "{method}: {losses:?}");
@@ -158,12 +156,12 @@ fn multimodal_integrations_train_and_embed() {
         Pipeline::preset("clear", 1).unwrap(),
     ];
     for (method, how) in [
-        (Method::SimClr, Integration::Concat),
-        (Method::SimClr, Integration::Add),
-        (Method::Byol, Integration::Mean),
-        (Method::Nnclr, Integration::Concat),
-        (Method::MoCo, Integration::Concat),
-        (Method::VicReg, Integration::Clip),
+        (m("simclr"), Integration::Concat),
+        (m("simclr"), Integration::Add),
+        (m("byol"), Integration::Mean),
+        (m("nnclr"), Integration::Concat),
+        (m("moco"), Integration::Concat),
+        (m("vicreg"), Integration::Clip),
     ] {
         let model = ModelConfig {
             input_dims: vec![d.rna.ncols(), d.protein.ncols()],
@@ -215,8 +213,8 @@ fn multimodal_integrations_train_and_embed() {
 #[test]
 fn checkpoints_reload_bit_identically_and_training_is_reproducible() {
     let d = data();
-    let a = train_unimodal(Method::Nnclr, 1, 3);
-    let b = train_unimodal(Method::Nnclr, 1, 3);
+    let a = train_unimodal(m("nnclr"), 1, 3);
+    let b = train_unimodal(m("nnclr"), 1, 3);
     assert!(a.tensors == b.tensors, "same seed, same weights");
     assert_eq!(a.history.step_losses, b.history.step_losses);
     let dir = tempfile::tempdir().unwrap();
@@ -253,11 +251,12 @@ fn checkpoints_reload_bit_identically_and_training_is_reproducible() {
 fn momentum_update_moves_the_target_towards_the_online_network() {
     let cfg = ModelConfig {
         hidden_dim: 8,
-        ..ModelConfig::new(Method::Byol, 5)
+        ..ModelConfig::new(m("byol"), 5)
     };
     let dev = Default::default();
-    let online = SslNetwork::<CpuBackend>::new(&cfg, 1, &dev);
-    let mut target = SslNetwork::<CpuBackend>::new(&cfg, 2, &dev);
+    let heads = Byol::heads(cfg.hidden_dim, cfg.factor());
+    let online = SslNetwork::<CpuBackend>::new(&cfg, &heads, 1, &dev);
+    let mut target = SslNetwork::<CpuBackend>::new(&cfg, &heads, 2, &dev);
     let before = target.export();
     target.momentum_update(&online, 0.75);
     let after = target.export();
@@ -280,7 +279,7 @@ fn momentum_update_moves_the_target_towards_the_online_network() {
 fn failures_stop_training_with_a_reason() {
     let model = ModelConfig {
         hidden_dim: 8,
-        ..ModelConfig::new(Method::SimClr, 4)
+        ..ModelConfig::new(m("simclr"), 4)
     };
     let training = TrainConfig {
         epochs: 2,
@@ -295,10 +294,7 @@ fn failures_stop_training_with_a_reason() {
         32,
         |r| {
             let x = Array2::from_elem((r.cells.len(), 4), f32::NAN);
-            Ok::<_, String>(TwoViews {
-                first: vec![x.clone()],
-                second: vec![x],
-            })
+            Ok::<_, String>(MiniBatch::two_views(vec![x.clone()], vec![x]))
         },
         |_| {},
     )
@@ -320,10 +316,7 @@ fn failures_stop_training_with_a_reason() {
             let x = Array2::from_shape_fn((r.cells.len(), 4), |(i, j)| {
                 (r.cells[i] * 4 + j) as f32 * 1e18
             });
-            Ok::<_, String>(TwoViews {
-                first: vec![x.clone()],
-                second: vec![-x],
-            })
+            Ok::<_, String>(MiniBatch::two_views(vec![x.clone()], vec![-x]))
         },
         |_| {},
     )
@@ -337,10 +330,7 @@ fn failures_stop_training_with_a_reason() {
         32,
         |r| {
             let x = Array2::zeros((r.cells.len(), 5));
-            Ok::<_, String>(TwoViews {
-                first: vec![x.clone()],
-                second: vec![x],
-            })
+            Ok::<_, String>(MiniBatch::two_views(vec![x.clone()], vec![x]))
         },
         |_| {},
     )
@@ -353,7 +343,7 @@ fn failures_stop_training_with_a_reason() {
         &model,
         &training,
         32,
-        |_| Err::<TwoViews, _>("disk gone"),
+        |_| Err::<MiniBatch, _>("disk gone"),
         |_| {},
     )
     .unwrap_err()
@@ -365,7 +355,7 @@ fn failures_stop_training_with_a_reason() {
         &model,
         &training,
         4,
-        |_| Err::<TwoViews, _>("unused"),
+        |_| Err::<MiniBatch, _>("unused"),
         |_| {},
     )
     .unwrap_err()
@@ -378,7 +368,7 @@ fn failures_stop_training_with_a_reason() {
             &model,
             &training,
             32,
-            |_| Err::<TwoViews, _>("unused"),
+            |_| Err::<MiniBatch, _>("unused"),
             |_| {},
         )
         .unwrap_err()
@@ -391,7 +381,7 @@ fn failures_stop_training_with_a_reason() {
 fn progress_reports_steps_and_epochs() {
     let model = ModelConfig {
         hidden_dim: 8,
-        ..ModelConfig::new(Method::VicReg, 6)
+        ..ModelConfig::new(m("vicreg"), 6)
     };
     let training = TrainConfig {
         epochs: 3,
@@ -408,10 +398,7 @@ fn progress_reports_steps_and_epochs() {
         35,
         |r| {
             let rows = x.select(Axis(0), r.cells);
-            Ok::<_, String>(TwoViews {
-                first: vec![rows.clone()],
-                second: vec![rows + 0.1],
-            })
+            Ok::<_, String>(MiniBatch::two_views(vec![rows.clone()], vec![rows + 0.1]))
         },
         |e| match e {
             TrainEvent::Step { .. } => steps += 1,
@@ -423,4 +410,8 @@ fn progress_reports_steps_and_epochs() {
     assert_eq!(epochs.len(), 3);
     assert_eq!(epochs[2], 0.0, "cosine schedule ends at min_lr");
     assert_eq!(trained.history.step_losses.len(), 9);
+}
+
+fn m(name: &str) -> MethodRef {
+    MethodRef::parse(name).unwrap()
 }

@@ -4,30 +4,39 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use scssl_data::io;
+use scssl_models::{ModelConfig, TrainConfig};
+
+/// `--method`'s help: every registered method with its one-line summary.
+fn methods_help() -> String {
+    let mut s = String::from("Method:");
+    for m in scssl_models::MethodRef::all() {
+        s.push_str(&format!("\n  {}: {}", m.name(), m.summary()));
+    }
+    s
+}
 
 /// Arguments of `scssl train`.
 #[derive(clap::Args)]
 pub(super) struct TrainArgs {
     /// AnnData file (.h5ad or .zarr).
     pub(super) input: PathBuf,
-    /// simclr, moco, simsiam, nnclr, byol, vicreg or barlowtwins.
-    #[arg(long, default_value = "simclr")]
+    #[arg(long, default_value = "simclr", help = methods_help())]
     pub(super) method: String,
     /// Augmentation preset (clear, clear_as_run, masking_only, mnn_only, bbknn_only, …) or a
     /// JSON file of pipeline steps.
     #[arg(long, default_value = "clear")]
     pub(super) augment: String,
     /// Epochs.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     pub(super) epochs: usize,
     /// Cells per step.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     pub(super) batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     pub(super) lr: f64,
     /// Weight decay.
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     pub(super) weight_decay: f64,
     /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), constant, cosine.
     #[arg(long, default_value = "step")]
@@ -36,13 +45,13 @@ pub(super) struct TrainArgs {
     #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
     pub(super) optimizer: String,
     /// Embedding width h.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = ModelConfig::default().hidden_dim)]
     pub(super) hidden_dim: usize,
     /// Dropout after the encoder.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = ModelConfig::default().dropout)]
     pub(super) dropout: f64,
     /// NT-Xent temperature (SimCLR, MoCo, NNCLR).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = ModelConfig::default().temperature)]
     pub(super) temperature: f64,
     /// HVGs kept when X holds raw counts.
     #[arg(long, default_value_t = 2000)]
@@ -100,15 +109,13 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         output,
     } = args;
     use crate::train::{AugmentSpec, FeatureOptions, ProteinTransform};
-    use scssl_models::{
-        ComputeDevice, Integration, LrSchedule, Method, ModelConfig, OptimizerKind, TrainConfig,
-    };
+    use scssl_models::{ComputeDevice, Integration, LrSchedule, MethodRef, OptimizerKind};
     let model = ModelConfig {
         hidden_dim,
         dropout,
         temperature,
         integration: Integration::parse(&integrate)?,
-        ..ModelConfig::new(Method::parse(&method)?, 1)
+        ..ModelConfig::new(MethodRef::parse(&method)?, 1)
     };
     let training = TrainConfig {
         epochs,
@@ -181,6 +188,17 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         "source": input.display().to_string(),
     });
     trained.save(&output)?;
+    if !trained.config.method.trains() {
+        println!(
+            "fitted {} on {} cells × {} features ({} components); model in {}",
+            method,
+            ad.n_obs(),
+            feats.matrices.iter().map(|m| m.ncols()).sum::<usize>(),
+            trained.config.hidden_dim,
+            output.display()
+        );
+        return Ok(());
+    }
     let last = trained.history.epochs.last();
     println!(
         "trained {} on {} cells × {} features for {} epochs ({:.1} s, final loss {:.4}); model in {}",

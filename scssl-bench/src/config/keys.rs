@@ -60,6 +60,7 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("tasks.kbet", Kind::Scalar),
     ("tasks.umap", Kind::Scalar),
     ("seeds", Kind::List),
+    ("baselines", Kind::List),
 ];
 
 fn kind_of(path: &str) -> Option<Kind> {

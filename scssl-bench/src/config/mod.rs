@@ -319,10 +319,10 @@ impl RunConfig {
 
     /// The model configuration (input widths filled in by the trainer).
     pub fn model_config(&self, n_features: usize) -> Result<scssl_models::ModelConfig> {
-        use scssl_models::{Integration, Method, ModelConfig, VicRegWeights};
+        use scssl_models::{Integration, MethodRef, ModelConfig, VicRegWeights};
         let m = &self.model;
         Ok(ModelConfig {
-            method: Method::parse(&m.method)?,
+            method: MethodRef::parse(&m.method)?,
             input_dims: vec![n_features],
             hidden_dim: m.hidden_dim,
             factor: m.factor,
@@ -417,6 +417,19 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
     if seeds.is_empty() {
         bail!("seeds: the list is empty");
     }
+    let baselines: Vec<String> = match root.as_object_mut().and_then(|m| m.remove("baselines")) {
+        None => DEFAULT_BASELINES.iter().map(|s| s.to_string()).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .context("baselines: expected method names, e.g. [pca]")
+            })
+            .collect::<Result<_>>()?,
+        Some(Value::String(s)) => vec![s],
+        Some(_) => bail!("baselines: expected a list of method names, e.g. [pca] or []"),
+    };
     let mut runs = Vec::new();
     let points = expand(&root, "")?;
     if points.len().saturating_mul(seeds.len()) > MAX_GRID_POINTS {
@@ -448,17 +461,73 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
             runs.push(run);
         }
     }
+    add_baselines(&mut runs, &baselines)?;
     Ok(Grid {
         name: name.to_string(),
         runs,
     })
 }
 
+/// Baselines every batch-correction grid gets unless it says otherwise (`baselines: []`): the
+/// unintegrated PCA row of scIB tables.
+pub const DEFAULT_BASELINES: &[&str] = &["pca"];
+
+/// Adds one run of each baseline method per dataset (and embedding width) of the grid's
+/// batch-correction runs, unless the grid already has it: the first such run with its model
+/// replaced by the baseline's defaults and the same seed. A baseline that trains keeps that
+/// run's training settings and augmentation.
+fn add_baselines(runs: &mut Vec<RunConfig>, baselines: &[String]) -> Result<()> {
+    let mut extra: Vec<RunConfig> = Vec::new();
+    for name in baselines {
+        let method = scssl_models::MethodRef::parse(name).context("baselines")?;
+        for run in runs.iter().filter(|r| r.tasks.batch_correction) {
+            let same_slot = |r: &RunConfig| {
+                r.data == run.data
+                    && r.model.hidden_dim == run.model.hidden_dim
+                    && scssl_models::MethodRef::parse(&r.model.method).ok() == Some(method)
+            };
+            if runs.iter().chain(&extra).any(same_slot) {
+                continue;
+            }
+            let mut b = run.clone();
+            b.model = ModelSection {
+                method: method.name().to_string(),
+                hidden_dim: run.model.hidden_dim,
+                integrate: run.model.integrate.clone(),
+                ..ModelSection::default()
+            };
+            if !method.trains() {
+                b.training = TrainingSection {
+                    device: run.training.device.clone(),
+                    ..TrainingSection::default()
+                };
+                b.augmentation = AugmentSpec::Preset("none".into());
+            }
+            b.validate()
+                .with_context(|| format!("baseline {name}, run {}", b.id()))?;
+            extra.push(b);
+        }
+    }
+    runs.extend(extra);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A grid without the default baselines, unless the YAML names its own (the expansion
+    /// tests count the grid's own runs).
     fn grid(yaml: &str, overrides: &[&str]) -> Result<Grid> {
+        let yaml = if yaml.contains("baselines") {
+            yaml.to_string()
+        } else {
+            format!("baselines: []\n{yaml}")
+        };
+        grid_with_baselines(&yaml, overrides)
+    }
+
+    fn grid_with_baselines(yaml: &str, overrides: &[&str]) -> Result<Grid> {
         let mut v = parse_yaml(yaml, Path::new("t.yaml"))?;
         check_keys(&v, "")?;
         apply_overrides(
@@ -479,6 +548,41 @@ mod tests {
         let ids: std::collections::HashSet<_> = g.runs.iter().map(RunConfig::id).collect();
         assert_eq!(ids.len(), 8, "ids are unique");
         assert!(g.runs.iter().all(|r| r.model.hidden_dim == 32));
+    }
+
+    #[test]
+    fn batch_correction_grids_get_one_pca_baseline_per_dataset_and_width() {
+        let g = grid_with_baselines(
+            "model: {method: [simclr, vicreg], hidden_dim: [32, 64]}\nseeds: [1, 2]\n",
+            &[],
+        )
+        .unwrap();
+        let pca: Vec<_> = g.runs.iter().filter(|r| r.model.method == "pca").collect();
+        assert_eq!(g.runs.len(), 8 + 2, "{:?}", pca);
+        let mut widths: Vec<_> = pca.iter().map(|r| r.model.hidden_dim).collect();
+        widths.sort();
+        assert_eq!(widths, [32, 64]);
+        assert!(
+            pca.iter()
+                .all(|r| r.seed == 1 && r.augmentation.label() == "none")
+        );
+        // a grid that has its own PCA run, or says `baselines: []`, gets none added
+        let own = grid_with_baselines("model: {method: [simclr, pca]}\n", &[]).unwrap();
+        assert_eq!(own.runs.len(), 2);
+        let none = grid_with_baselines("baselines: []\nmodel: {method: simclr}\n", &[]).unwrap();
+        assert_eq!(none.runs.len(), 1);
+        // annotation-only grids have no scIB table, so no baseline either
+        let q = grid_with_baselines(
+            "data: {holdout_batches: [b0]}\ntasks: {batch_correction: false, annotation: true}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(q.runs.len(), 1);
+        let e = grid_with_baselines("baselines: [pcaa]\n", &[]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown method \"pcaa\""),
+            "{e:#}"
+        );
     }
 
     #[test]

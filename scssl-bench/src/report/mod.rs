@@ -309,10 +309,29 @@ impl GroupRow {
             .any(|k| self.values.contains_key(k))
     }
 
-    /// `dataset · method · augmentation[ · hW][ · settings]`, for plot labels.
+    /// Whether the row is a baseline that does not train (PCA: the "Unintegrated" row).
+    pub fn is_baseline(&self) -> bool {
+        scssl_models::MethodRef::parse(&self.key.method).is_ok_and(|m| !m.trains())
+    }
+
+    /// The method as tables show it: `Unintegrated (PCA)` for the PCA baseline.
+    pub fn method_label(&self) -> String {
+        if self.is_baseline() && self.key.method == "pca" {
+            "Unintegrated (PCA)".into()
+        } else {
+            self.key.method.clone()
+        }
+    }
+
+    /// `dataset · method · augmentation[ · hW][ · settings]`, for plot labels (a baseline that
+    /// does not train has no augmentation to show).
     pub fn label(&self, with_width: bool) -> String {
         let k = &self.key;
-        let mut l = format!("{} · {} · {}", k.dataset, k.method, k.augmentation);
+        let mut l = if self.is_baseline() {
+            format!("{} · {}", k.dataset, self.method_label())
+        } else {
+            format!("{} · {} · {}", k.dataset, k.method, k.augmentation)
+        };
         if with_width {
             let _ = write!(l, " · h{}", self.key.hidden_dim);
         }

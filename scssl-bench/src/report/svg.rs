@@ -170,10 +170,18 @@ pub(super) fn scib_table(groups: &[GroupRow], dataset: &str) -> String {
         .filter(|g| g.key.dataset == dataset && g.has_scib())
         .collect();
     let total = |g: &GroupRow| g.values.get(total_k).map_or(f64::NEG_INFINITY, |v| v.0);
-    rows.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    // ranked by Total, the unintegrated baseline at the bottom as in scIB tables
+    rows.sort_by(|a, b| {
+        a.is_baseline()
+            .cmp(&b.is_baseline())
+            .then(total(b).total_cmp(&total(a)))
+    });
     // the dataset is in the title; a row is the rest of its label
     let label = |g: &GroupRow| {
         let k = &g.key;
+        if g.is_baseline() {
+            return format!("{} · h{}", g.method_label(), k.hidden_dim);
+        }
         let mut l = format!("{} · {} · h{}", k.method, k.augmentation, k.hidden_dim);
         if !k.settings.is_empty() {
             l.push_str(" · ");

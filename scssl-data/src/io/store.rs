@@ -224,10 +224,8 @@ pub fn join(parent: &str, child: &str) -> String {
     }
 }
 
-/// Refuses to read an element whose declared size cannot be in memory: a damaged or crafted
-/// file may declare 10^12 cells, and allocating that aborts the process instead of failing.
-/// The limit is the machine's physical memory (or 2^40 bytes where it cannot be read).
 /// A write's data must fill its shape exactly (`n_elems` values), whatever the backend.
+#[cfg(any(feature = "h5ad", feature = "zarr"))]
 pub(crate) fn check_write_len(
     file: &str,
     key: &str,
@@ -245,6 +243,10 @@ pub(crate) fn check_write_len(
     Ok(())
 }
 
+/// Refuses to read an element whose declared size cannot be in memory: a damaged or crafted
+/// file may declare 10^12 cells, and allocating that aborts the process instead of failing.
+/// The limit is the machine's physical memory (or 2^40 bytes where it cannot be read).
+#[cfg(any(feature = "h5ad", feature = "zarr"))]
 pub(crate) fn check_declared_size(
     file: &str,
     key: &str,
@@ -272,6 +274,7 @@ pub(crate) fn check_declared_size(
     Ok(())
 }
 
+#[cfg(any(feature = "h5ad", feature = "zarr"))]
 fn physical_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;

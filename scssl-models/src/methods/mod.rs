@@ -1,0 +1,343 @@
+//! The method interface: every trainable method is one file in this folder and one line in
+//! [`REGISTRY`].
+//!
+//! A method says what it needs per mini-batch ([`BatchNeeds`]: augmented views, the plain
+//! features, raw counts, batch codes), trains through [`Method::fit`] (usually by handing an
+//! [`Objective`] to the generic trainer, [`crate::train::train`]) and embeds cells from its
+//! exported tensors ([`Method::embed`]). The caller (scssl-bench) asks [`Method::needs`] what to
+//! build; the trainer knows nothing about any one method.
+//!
+//! Two families exist today: the two-view SSL methods ([`two_view`]: SimCLR, MoCo, SimSiam,
+//! NNCLR, BYOL, VICReg, Barlow Twins; one small file each) and PCA ([`pca`]), which does not
+//! train at all.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::{ModelConfig, TrainConfig};
+use crate::error::{Result, invalid};
+use crate::layers::{NamedTensor, Pass};
+use crate::model::{EmbeddingOutput, Embeddings};
+use crate::runtime::ComputeDevice;
+use crate::train::{TrainEvent, TrainHistory};
+
+pub mod barlow_twins;
+pub mod byol;
+pub mod moco;
+pub mod nnclr;
+pub mod pca;
+pub mod simclr;
+pub mod simsiam;
+pub mod two_view;
+pub mod vicreg;
+
+/// Every method, in the paper's order. Adding a method: one file here and one line below.
+pub static REGISTRY: &[&dyn Method] = &[
+    &two_view::TwoView(simclr::SimClr),
+    &two_view::TwoView(moco::MoCo),
+    &two_view::TwoView(simsiam::SimSiam),
+    &two_view::TwoView(nnclr::Nnclr),
+    &two_view::TwoView(byol::Byol),
+    &two_view::TwoView(vicreg::VicReg),
+    &two_view::TwoView(barlow_twins::BarlowTwins),
+    &pca::Pca,
+];
+
+/// What a method needs from the caller for each mini-batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BatchNeeds {
+    /// Number of augmented views (two for the contrastive methods, none for PCA).
+    pub views: usize,
+    /// The batch's un-augmented features (one matrix per modality).
+    pub features: bool,
+    /// Raw counts of the RNA modality (count likelihoods).
+    pub counts: bool,
+    /// Each cell's batch code (batch covariates, domain-specific BatchNorm).
+    pub batch_codes: bool,
+    /// Every cell in one request (methods fitted in closed form, e.g. PCA).
+    pub all_cells: bool,
+}
+
+/// What the trainer asks the caller for: the data of `cells`, as `needs` says.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRequest<'a> {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Step within the epoch (0-based).
+    pub step: usize,
+    /// Indices of the batch's cells in the training matrix.
+    pub cells: &'a [usize],
+    /// What the method needs.
+    pub needs: BatchNeeds,
+}
+
+/// One mini-batch from the caller, rows in the order of [`BatchRequest::cells`].
+#[derive(Debug, Clone, Default)]
+pub struct MiniBatch {
+    /// Augmented views: `views[v][m]` is view `v` of modality `m` (RNA first).
+    pub views: Vec<Vec<Array2<f32>>>,
+    /// The un-augmented features, one matrix per modality (empty unless asked for).
+    pub features: Vec<Array2<f32>>,
+    /// Raw RNA counts (only when asked for).
+    pub counts: Option<Array2<f32>>,
+    /// Batch code of each cell (only when asked for).
+    pub batch_codes: Option<Vec<u32>>,
+}
+
+impl MiniBatch {
+    /// A batch of two augmented views (one matrix per modality in each).
+    pub fn two_views(first: Vec<Array2<f32>>, second: Vec<Array2<f32>>) -> MiniBatch {
+        MiniBatch {
+            views: vec![first, second],
+            ..MiniBatch::default()
+        }
+    }
+}
+
+/// The caller's source of mini-batches, as the trainer sees it.
+pub type BatchSource<'a> =
+    dyn FnMut(BatchRequest<'_>) -> std::result::Result<MiniBatch, String> + 'a;
+
+/// What a method was fitted to: its tensors (the checkpoint) and its training curve.
+#[derive(Debug, Clone, Default)]
+pub struct Fitted {
+    /// Every tensor, by name.
+    pub tensors: Vec<NamedTensor>,
+    /// Loss curve and timings (empty for methods that do not train).
+    pub history: TrainHistory,
+}
+
+/// Cells to embed with a fitted method.
+#[derive(Debug, Clone)]
+pub struct EmbedInputs<'a> {
+    /// One matrix per modality (RNA first), the features the method was trained on.
+    pub features: Vec<ArrayView2<'a, f32>>,
+    /// Raw RNA counts, for methods whose encoder reads counts.
+    pub counts: Option<ArrayView2<'a, f32>>,
+    /// Batch code of each cell, for methods with batch covariates.
+    pub batch_codes: Option<&'a [u32]>,
+}
+
+impl<'a> EmbedInputs<'a> {
+    /// Features only.
+    pub fn features(features: &[ArrayView2<'a, f32>]) -> EmbedInputs<'a> {
+        EmbedInputs {
+            features: features.to_vec(),
+            counts: None,
+            batch_codes: None,
+        }
+    }
+}
+
+/// A trainable (or closed-form) method: a registry entry. Backend-independent and object-safe,
+/// so configurations hold a [`MethodRef`] and every caller dispatches through it.
+pub trait Method: Send + Sync + 'static {
+    /// Lower-case name used in configs and on the command line.
+    fn name(&self) -> &'static str;
+    /// One line for help texts.
+    fn summary(&self) -> &'static str;
+    /// The head-width factor `f` the reference uses (two-view methods; 1 otherwise).
+    fn default_factor(&self) -> usize {
+        1
+    }
+    /// Whether the method trains by gradient descent (PCA does not: epochs do not apply).
+    fn trains(&self) -> bool {
+        true
+    }
+    /// What the method needs per mini-batch.
+    fn needs(&self, config: &ModelConfig) -> BatchNeeds;
+    /// Method-specific checks of a configuration (the generic ones are in
+    /// [`ModelConfig::validate`]); errors name the field.
+    fn validate(&self, config: &ModelConfig) -> Result<()>;
+    /// Fits the method on `n_cells` cells whose data comes from `source`.
+    fn fit(
+        &self,
+        device: ComputeDevice,
+        config: &ModelConfig,
+        training: &TrainConfig,
+        n_cells: usize,
+        source: &mut BatchSource<'_>,
+        progress: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<Fitted>;
+    /// Loads `tensors` into the method's network and embeds `inputs` on the CPU.
+    fn embed(
+        &self,
+        config: &ModelConfig,
+        tensors: &[NamedTensor],
+        inputs: &EmbedInputs<'_>,
+        output: EmbeddingOutput,
+    ) -> Result<Embeddings>;
+    /// Checks that `tensors` fit the configuration (used when a checkpoint is loaded).
+    fn check_tensors(&self, config: &ModelConfig, tensors: &[NamedTensor]) -> Result<()>;
+}
+
+/// A handle on a registered method: copyable, compared and hashed by name, (de)serialised as
+/// its name.
+#[derive(Clone, Copy)]
+pub struct MethodRef(&'static dyn Method);
+
+impl MethodRef {
+    /// Every registered method.
+    pub fn all() -> impl Iterator<Item = MethodRef> {
+        REGISTRY.iter().map(|m| MethodRef(*m))
+    }
+
+    /// Every registered name, comma-separated (for error messages and help).
+    pub fn names() -> String {
+        MethodRef::all()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Looks a method up by name (case-insensitive; punctuation ignored, so `barlow_twins`,
+    /// `Barlow-Twins` and `barlowtwins` are the same).
+    pub fn parse(name: &str) -> Result<MethodRef> {
+        let key: String = name
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        MethodRef::all().find(|m| m.name() == key).ok_or_else(|| {
+            invalid(
+                "model.method",
+                format!(
+                    "unknown method {name:?}; expected one of {}",
+                    MethodRef::names()
+                ),
+            )
+        })
+    }
+
+    /// The registered method (must exist; used for the crate's own defaults).
+    pub(crate) fn builtin(name: &str) -> MethodRef {
+        match MethodRef::parse(name) {
+            Ok(m) => m,
+            // the registry is a static list that contains every built-in name
+            Err(_) => MethodRef(REGISTRY[0]),
+        }
+    }
+
+    /// The method behind the handle.
+    pub fn get(self) -> &'static dyn Method {
+        self.0
+    }
+}
+
+impl std::ops::Deref for MethodRef {
+    type Target = dyn Method;
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl PartialEq for MethodRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+impl Eq for MethodRef {}
+impl Hash for MethodRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state);
+    }
+}
+impl fmt::Debug for MethodRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MethodRef({})", self.0.name())
+    }
+}
+impl fmt::Display for MethodRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+impl Serialize for MethodRef {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+impl<'de> Deserialize<'de> for MethodRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        MethodRef::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where the trainer is in the run, for one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Step within the epoch (0-based).
+    pub step: usize,
+    /// Steps since the start of training.
+    pub global_step: u64,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+impl StepContext {
+    /// Train-mode pass number `view` of this step, with its own dropout seed (keyed by seed,
+    /// step and view, so results do not depend on anything else).
+    pub fn pass(&self, view: u64) -> Pass {
+        let mut h = self.seed ^ 0x9E37_79B9_7F4A_7C15;
+        for v in [self.global_step, view, 0] {
+            h = (h ^ v).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            h ^= h >> 31;
+        }
+        Pass {
+            train: true,
+            dropout_seed: h,
+        }
+    }
+}
+
+/// One mini-batch as tensors, for [`Objective::loss`].
+#[derive(Debug, Clone)]
+pub struct StepInputs<B: AutodiffBackend> {
+    /// `views[v][m]`: view `v` of modality `m`.
+    pub views: Vec<Vec<Tensor<B, 2>>>,
+    /// Un-augmented features per modality (when asked for).
+    pub features: Vec<Tensor<B, 2>>,
+    /// Raw RNA counts (when asked for).
+    pub counts: Option<Tensor<B, 2>>,
+    /// Batch codes (when asked for).
+    pub batch_codes: Option<Vec<u32>>,
+}
+
+/// A method's training objective on one backend: its networks' construction, its state
+/// besides the trained network (momentum targets, memory banks, KL weights), its loss.
+pub trait Objective<B: AutodiffBackend>: Sized {
+    /// The trained network.
+    type Network: AutodiffModule<B>;
+    /// Builds the state and the freshly initialised network.
+    fn init(
+        config: &ModelConfig,
+        training: &TrainConfig,
+        device: &B::Device,
+    ) -> Result<(Self, Self::Network)>;
+    /// Called at the start of every epoch; returns the momentum to record, if any.
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) -> Option<f64>;
+    /// The loss of one step (the trainer back-propagates it and steps the optimiser).
+    fn loss(
+        &mut self,
+        net: &mut Self::Network,
+        inputs: StepInputs<B>,
+        step: &StepContext,
+    ) -> Result<Tensor<B, 1>>;
+    /// Every tensor of the trained network with its checkpoint name.
+    fn export(net: &<Self::Network as AutodiffModule<B>>::InnerModule) -> Vec<NamedTensor>;
+}
+
+/// A method's [`Objective`] for any backend, so one `fit` serves the CPU and CUDA.
+pub trait ObjectiveFamily {
+    /// The objective on backend `B`.
+    type On<B: AutodiffBackend>: Objective<B>;
+}
