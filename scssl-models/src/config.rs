@@ -58,6 +58,69 @@ impl Default for VicRegWeights {
     }
 }
 
+/// scVI's count likelihood (scvi-tools `gene_likelihood`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneLikelihood {
+    /// Negative binomial (the benchmark's choice).
+    Nb,
+    /// Zero-inflated negative binomial (scvi-tools' default).
+    #[default]
+    Zinb,
+    /// Poisson.
+    Poisson,
+}
+
+/// scVI's dispersion θ (scvi-tools `dispersion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Dispersion {
+    /// One θ per gene.
+    #[default]
+    #[serde(rename = "gene")]
+    Gene,
+    /// One θ per gene and batch.
+    #[serde(rename = "gene-batch", alias = "gene_batch")]
+    GeneBatch,
+}
+
+/// scVI's settings (scvi-tools 1.1 `SCVI(...)` arguments and its `train()` rules). The latent
+/// width `n_latent` is [`ModelConfig::hidden_dim`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScviParams {
+    /// Hidden layers of the encoder and of the decoder (scvi-tools 1; the benchmark 8).
+    pub n_layers: usize,
+    /// Width of the hidden layers (128).
+    pub n_hidden: usize,
+    /// Count likelihood (scvi-tools ZINB; the benchmark NB).
+    pub gene_likelihood: GeneLikelihood,
+    /// Dispersion per gene or per gene and batch.
+    pub dispersion: Dispersion,
+    /// Dropout in the encoder's layers (0.1).
+    pub dropout_rate: f64,
+    /// Epochs over which the KL weight rises linearly from 0 to 1 (400).
+    pub kl_warmup_epochs: usize,
+    /// Share of cells trained on; the rest are held out as scvi-tools' validation set (0.9).
+    pub train_size: f64,
+    /// Cap the epochs with scvi-tools' default rule min(400, round(20000 / cells · 400)).
+    pub epoch_rule: bool,
+}
+
+impl Default for ScviParams {
+    fn default() -> Self {
+        ScviParams {
+            n_layers: 1,
+            n_hidden: 128,
+            gene_likelihood: GeneLikelihood::Zinb,
+            dispersion: Dispersion::Gene,
+            dropout_rate: 0.1,
+            kl_warmup_epochs: 400,
+            train_size: 0.9,
+            epoch_rule: true,
+        }
+    }
+}
+
 /// Architecture and loss settings of one SSL model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -86,6 +149,10 @@ pub struct ModelConfig {
     pub integration: Integration,
     /// Initial CLIP temperature τ (the logit scale starts at 1/τ and is learned; 0.07).
     pub clip_temperature: f64,
+    /// Number of batches (batch covariates of scVI; filled in by the caller from the data).
+    pub n_batches: usize,
+    /// scVI's settings.
+    pub scvi: ScviParams,
 }
 
 impl Default for ModelConfig {
@@ -103,6 +170,8 @@ impl Default for ModelConfig {
             momentum: 0.996,
             integration: Integration::Concat,
             clip_temperature: 0.07,
+            n_batches: 0,
+            scvi: ScviParams::default(),
         }
     }
 }

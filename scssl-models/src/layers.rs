@@ -59,7 +59,7 @@ pub(crate) fn tensor_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<
         .expect("converted to f32 just above")
 }
 
-fn export<B: Backend, const D: usize>(
+pub(crate) fn export<B: Backend, const D: usize>(
     name: String,
     p: &Param<Tensor<B, D>>,
     out: &mut Vec<NamedTensor>,
@@ -73,7 +73,7 @@ fn export<B: Backend, const D: usize>(
     });
 }
 
-fn import<B: Backend, const D: usize>(
+pub(crate) fn import<B: Backend, const D: usize>(
     name: String,
     p: &mut Param<Tensor<B, D>>,
     store: &mut HashMap<String, NamedTensor>,
@@ -157,14 +157,18 @@ impl<B: Backend> Dense<B> {
         }
     }
 
-    fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+    pub(crate) fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         export(format!("{prefix}.weight"), &self.weight, out);
         if let Some(b) = &self.bias {
             export(format!("{prefix}.bias"), b, out);
         }
     }
 
-    fn import(&mut self, prefix: &str, store: &mut HashMap<String, NamedTensor>) -> Result<()> {
+    pub(crate) fn import(
+        &mut self,
+        prefix: &str,
+        store: &mut HashMap<String, NamedTensor>,
+    ) -> Result<()> {
         import(format!("{prefix}.weight"), &mut self.weight, store)?;
         if let Some(b) = &mut self.bias {
             import(format!("{prefix}.bias"), b, store)?;
@@ -192,14 +196,24 @@ pub struct BatchNorm1d<B: Backend> {
     pub running_mean: Param<Tensor<B, 1>>,
     /// Running variance (not trained).
     pub running_var: Param<Tensor<B, 1>>,
+    /// Weight of the batch statistics in the running statistics (PyTorch's `momentum`).
+    pub momentum: f64,
+    /// Added to the variance before the square root.
+    pub eps: f64,
 }
 
+/// PyTorch's BatchNorm1d defaults.
 const BN_MOMENTUM: f64 = 0.1;
 const BN_EPS: f64 = 1e-5;
 
 impl<B: Backend> BatchNorm1d<B> {
-    /// γ = 1, β = 0, running mean 0 and variance 1.
+    /// γ = 1, β = 0, running mean 0 and variance 1, PyTorch's momentum 0.1 and ε 1e-5.
     pub fn new(d: usize, affine: bool, device: &B::Device) -> Self {
+        Self::with_stats(d, affine, BN_MOMENTUM, BN_EPS, device)
+    }
+
+    /// As [`BatchNorm1d::new`] with another momentum and ε (scvi-tools: 0.01, 1e-3).
+    pub fn with_stats(d: usize, affine: bool, momentum: f64, eps: f64, device: &B::Device) -> Self {
         let p = |v: f32, grad: bool| {
             let t = tensor_from::<B, 1>(vec![v; d], [d], device);
             Param::initialized(ParamId::new(), if grad { t.require_grad() } else { t })
@@ -209,6 +223,8 @@ impl<B: Backend> BatchNorm1d<B> {
             beta: affine.then(|| p(0.0, true)),
             running_mean: p(0.0, false),
             running_var: p(1.0, false),
+            momentum,
+            eps,
         }
     }
 
@@ -226,22 +242,22 @@ impl<B: Backend> BatchNorm1d<B> {
             let rm = self
                 .running_mean
                 .val()
-                .mul_scalar(1.0 - BN_MOMENTUM)
-                .add(mean.detach().squeeze_dim::<1>(0).mul_scalar(BN_MOMENTUM));
+                .mul_scalar(1.0 - self.momentum)
+                .add(mean.detach().squeeze_dim::<1>(0).mul_scalar(self.momentum));
             let rv = self
                 .running_var
                 .val()
-                .mul_scalar(1.0 - BN_MOMENTUM)
-                .add(unbiased.squeeze_dim::<1>(0).mul_scalar(BN_MOMENTUM));
+                .mul_scalar(1.0 - self.momentum)
+                .add(unbiased.squeeze_dim::<1>(0).mul_scalar(self.momentum));
             self.running_mean = Param::initialized(self.running_mean.id, rm.detach());
             self.running_var = Param::initialized(self.running_var.id, rv.detach());
-            centred.div(var.add_scalar(BN_EPS).sqrt())
+            centred.div(var.add_scalar(self.eps).sqrt())
         } else {
             let mean = self.running_mean.val().unsqueeze_dim(0);
             let std = self
                 .running_var
                 .val()
-                .add_scalar(BN_EPS)
+                .add_scalar(self.eps)
                 .sqrt()
                 .unsqueeze_dim(0);
             x.sub(mean).div(std)
@@ -254,7 +270,7 @@ impl<B: Backend> BatchNorm1d<B> {
         }
     }
 
-    fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+    pub(crate) fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         if let (Some(g), Some(b)) = (&self.gamma, &self.beta) {
             export(format!("{prefix}.gamma"), g, out);
             export(format!("{prefix}.beta"), b, out);
@@ -263,7 +279,11 @@ impl<B: Backend> BatchNorm1d<B> {
         export(format!("{prefix}.running_var"), &self.running_var, out);
     }
 
-    fn import(&mut self, prefix: &str, store: &mut HashMap<String, NamedTensor>) -> Result<()> {
+    pub(crate) fn import(
+        &mut self,
+        prefix: &str,
+        store: &mut HashMap<String, NamedTensor>,
+    ) -> Result<()> {
         if let (Some(g), Some(b)) = (&mut self.gamma, &mut self.beta) {
             import(format!("{prefix}.gamma"), g, store)?;
             import(format!("{prefix}.beta"), b, store)?;

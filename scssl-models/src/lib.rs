@@ -35,6 +35,7 @@
 //! ```
 
 pub mod config;
+pub mod distributions;
 pub mod error;
 pub mod layers;
 pub mod losses;
@@ -44,7 +45,8 @@ pub mod runtime;
 pub mod train;
 
 pub use config::{
-    Integration, LrSchedule, ModelConfig, OptimizerKind, TrainConfig, VicRegWeights, momentum_at,
+    Dispersion, GeneLikelihood, Integration, LrSchedule, ModelConfig, OptimizerKind, ScviParams,
+    TrainConfig, VicRegWeights, momentum_at,
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, OptimizerKind, TrainConfig};
 use crate::error::{ModelError, Result};
-use crate::methods::{BatchNeeds, BatchRequest, BatchSource, Objective, StepContext, StepInputs};
+use crate::methods::{
+    BatchNeeds, BatchRequest, BatchSource, Objective, StepContext, StepInputs, TrainPlan,
+};
 
 /// One epoch's summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,21 +74,21 @@ enum Opt<B: AutodiffBackend, M: AutodiffModule<B>> {
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> Opt<B, M> {
-    fn new(cfg: &TrainConfig) -> Self {
+    fn new(cfg: &TrainConfig, epsilon: f64) -> Self {
         match cfg.optimizer {
             OptimizerKind::Adam => {
                 let decay = (cfg.weight_decay > 0.0)
                     .then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
                 Opt::Adam(
                     AdamConfig::new()
-                        .with_epsilon(1e-8)
+                        .with_epsilon(epsilon as f32)
                         .with_weight_decay(decay)
                         .init(),
                 )
             }
             OptimizerKind::AdamW => Opt::AdamW(
                 AdamWConfig::new()
-                    .with_epsilon(1e-8)
+                    .with_epsilon(epsilon as f32)
                     .with_weight_decay(cfg.weight_decay as f32)
                     .init(),
             ),
@@ -251,29 +253,47 @@ where
     model.validate()?;
     train.validate(n_cells)?;
     let needs = model.method.needs(model);
+    let plan: TrainPlan = O::plan(model, train, n_cells)?;
+    let n_train = plan.train_cells.len();
+    if n_train < train.batch_size {
+        return Err(crate::error::invalid(
+            "training.batch_size",
+            format!(
+                "{} is larger than the {n_train} cells trained on",
+                train.batch_size
+            ),
+        ));
+    }
     let (mut objective, mut net) = O::init(model, train, device)?;
-    let mut opt = Opt::<B, O::Network>::new(train);
-    let steps = n_cells / train.batch_size;
+    let mut opt = Opt::<B, O::Network>::new(train, plan.adam_epsilon);
+    let full = n_train / train.batch_size;
+    let rest = n_train % train.batch_size;
+    let keep_last = plan.min_last_batch.is_some_and(|m| rest > 0 && rest >= m);
+    let steps = full + usize::from(keep_last);
     let mut history = TrainHistory::default();
     let started = Instant::now();
-    let mut order: Vec<usize> = (0..n_cells).collect();
+    let mut order = plan.train_cells.clone();
     let mut global_step: u64 = 0;
     tracing::info!(
         method = %model.method,
-        cells = n_cells,
-        epochs = train.epochs,
+        cells = n_train,
+        held_out = plan.held_out.len(),
+        epochs = plan.epochs,
         batch = train.batch_size,
         "training"
     );
-    for epoch in 0..train.epochs {
+    for epoch in 0..plan.epochs {
         let epoch_start = Instant::now();
-        let lr = train.schedule.lr(train.lr, epoch, train.epochs);
-        let momentum = objective.start_epoch(epoch, train.epochs);
+        let lr = train.schedule.lr(train.lr, epoch, plan.epochs);
+        let momentum = objective.start_epoch(epoch, plan.epochs);
         let mut shuffle = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(1 + epoch as u64));
         order.shuffle(&mut shuffle);
         let mut loss_sum = 0.0;
+        let mut cells_seen = 0;
         for step in 0..steps {
-            let cells = &order[step * train.batch_size..(step + 1) * train.batch_size];
+            let end = ((step + 1) * train.batch_size).min(n_train);
+            let cells = &order[step * train.batch_size..end];
+            cells_seen += cells.len();
             let batch = source(BatchRequest {
                 epoch,
                 step,
@@ -313,7 +333,7 @@ where
             lr,
             momentum,
             seconds,
-            cells_per_second: (steps * train.batch_size) as f64 / seconds.max(1e-9),
+            cells_per_second: cells_seen as f64 / seconds.max(1e-9),
         };
         tracing::debug!(epoch, loss = record.mean_loss, seconds, "epoch done");
         progress(&TrainEvent::Epoch(record.clone()));

@@ -49,7 +49,7 @@ fn cases() -> Vec<(String, ModelConfig, TrainConfig)> {
         ..TrainConfig::default()
     };
     let mut out = Vec::new();
-    for m in MethodRef::all().filter(|m| m.trains()) {
+    for m in MethodRef::all().filter(|m| m.needs(&ModelConfig::default()).views == 2) {
         let model = ModelConfig {
             hidden_dim: 16,
             momentum: 0.9,

@@ -32,6 +32,7 @@ pub mod byol;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
 pub mod two_view;
@@ -47,6 +48,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &two_view::TwoView(vicreg::VicReg),
     &two_view::TwoView(barlow_twins::BarlowTwins),
     &pca::Pca,
+    &scvi::Scvi,
 ];
 
 /// What a method needs from the caller for each mini-batch.
@@ -323,6 +325,12 @@ pub trait Objective<B: AutodiffBackend>: Sized {
         training: &TrainConfig,
         device: &B::Device,
     ) -> Result<(Self, Self::Network)>;
+    /// How the trainer runs this objective: epochs, the cells trained on, the last
+    /// mini-batch rule, Adam's ε. Default: [`TrainPlan::standard`].
+    fn plan(config: &ModelConfig, training: &TrainConfig, n_cells: usize) -> Result<TrainPlan> {
+        let _ = config;
+        Ok(TrainPlan::standard(training, n_cells))
+    }
     /// Called at the start of every epoch; returns the momentum to record, if any.
     fn start_epoch(&mut self, epoch: usize, epochs: usize) -> Option<f64>;
     /// The loss of one step (the trainer back-propagates it and steps the optimiser).
@@ -334,6 +342,36 @@ pub trait Objective<B: AutodiffBackend>: Sized {
     ) -> Result<Tensor<B, 1>>;
     /// Every tensor of the trained network with its checkpoint name.
     fn export(net: &<Self::Network as AutodiffModule<B>>::InnerModule) -> Vec<NamedTensor>;
+}
+
+/// How the generic trainer runs an objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainPlan {
+    /// Passes over the training cells.
+    pub epochs: usize,
+    /// The cells trained on (indices into the caller's data), in their initial order; each
+    /// epoch shuffles them with a generator keyed by (seed, epoch).
+    pub train_cells: Vec<usize>,
+    /// Cells held out from training (scVI's validation set), for the record.
+    pub held_out: Vec<usize>,
+    /// A last, incomplete mini-batch is kept when it has at least this many cells; `None`
+    /// drops it (the reference's `drop_last=True`).
+    pub min_last_batch: Option<usize>,
+    /// ε of Adam/AdamW.
+    pub adam_epsilon: f64,
+}
+
+impl TrainPlan {
+    /// Every cell, `training.epochs` epochs, full batches only, ε 1e-8 (PyTorch's Adam).
+    pub fn standard(training: &TrainConfig, n_cells: usize) -> TrainPlan {
+        TrainPlan {
+            epochs: training.epochs,
+            train_cells: (0..n_cells).collect(),
+            held_out: Vec::new(),
+            min_last_batch: None,
+            adam_epsilon: 1e-8,
+        }
+    }
 }
 
 /// A method's [`Objective`] for any backend, so one `fit` serves the CPU and CUDA.
