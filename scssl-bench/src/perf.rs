@@ -242,6 +242,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             let t = Instant::now();
             let trained = crate::train::train_on(
                 std::slice::from_ref(&x),
+                None,
                 &vec![0; x.nrows()],
                 model,
                 &training,

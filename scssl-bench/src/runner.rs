@@ -15,7 +15,9 @@ use scssl_metrics::report::{EvalInput, Metric, evaluate};
 
 use crate::config::RunConfig;
 use crate::store::{RunDir, RunState, npy_bytes, peak_rss_mb, write_atomic, write_json};
-use crate::train::{FeatureOptions, embed_matrices, features_for, train_on, training_features};
+use crate::train::{
+    FeatureOptions, counts_for, embed_matrices, features_for, train_on, training_features,
+};
 
 /// Loads a run's dataset (simulated or from its file).
 pub fn load_data(run: &RunConfig) -> Result<AnnData> {
@@ -112,7 +114,11 @@ fn train_model(
     tag: &str,
 ) -> Result<(scssl_models::TrainedModel, crate::train::Features)> {
     stage_progress(dir, "preprocessing", 0, 0);
-    let feats = training_features(ad, &feature_options(run))?;
+    let mut options = feature_options(run);
+    let method = scssl_models::MethodRef::parse(&run.model.method)?;
+    let probe = run.model_config(1)?;
+    options.keep_counts = method.needs(&probe).counts;
+    let feats = training_features(ad, &options)?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
     let model = run.model_config(feats.matrices[0].ncols())?;
     let training = run.train_config()?;
@@ -126,6 +132,7 @@ fn train_model(
     stage_progress(dir, &stage, 0, epochs);
     let trained = train_on(
         &feats.matrices,
+        feats.counts.as_ref(),
         &batches,
         model,
         &training,
@@ -204,7 +211,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
     if run.tasks.batch_correction {
         let (trained, feats) = train_model(run, &ad, rd, "")?;
         train_seconds += trained.history.seconds;
-        let emb = embed_matrices(&trained, &feats.matrices, projection)?;
+        let emb = embed_matrices(&trained, &feats.matrices, feats.counts.as_ref(), projection)?;
         write_atomic(&rd.path.join("embedding.npy"), &npy_bytes(&emb.joint))?;
         // pre-integration embedding: 50 PCs of the (log-normalised HVG) model input, from the
         // preprocessing when it computed them
@@ -288,8 +295,12 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             0,
         );
         let (q_inputs, missing) = features_for(&query, &feats.spec)?;
-        let r_emb = embed_matrices(&trained, &feats.matrices, projection)?;
-        let q_emb = embed_matrices(&trained, &q_inputs, projection)?;
+        let q_counts = match feats.counts {
+            Some(_) => Some(counts_for(&query, &feats.spec)?),
+            None => None,
+        };
+        let r_emb = embed_matrices(&trained, &feats.matrices, feats.counts.as_ref(), projection)?;
+        let q_emb = embed_matrices(&trained, &q_inputs, q_counts.as_ref(), projection)?;
         let rl: Vec<u32> = r_idx.iter().map(|&i| labels.codes[i]).collect();
         let ql: Vec<u32> = q_idx.iter().map(|&i| labels.codes[i]).collect();
         if run.tasks.annotation {
@@ -326,7 +337,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             )?;
             // re-embed the query with the predicted protein (a copy: the query stays intact)
             let with_pred = vec![q_inputs[0].clone(), pred];
-            let q2 = embed_matrices(&trained, &with_pred, projection)?;
+            let q2 = embed_matrices(&trained, &with_pred, q_counts.as_ref(), projection)?;
             let ann = scssl_metrics::annotate::annotate(
                 r_emb.joint.view(),
                 &rl,

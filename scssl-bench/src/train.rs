@@ -64,6 +64,8 @@ pub struct FeatureOptions {
     pub protein_key: Option<String>,
     /// Protein transform.
     pub protein_transform: ProteinTransform,
+    /// Keep the raw counts of the selected genes too (methods with a count likelihood).
+    pub keep_counts: bool,
 }
 
 impl Default for FeatureOptions {
@@ -75,6 +77,7 @@ impl Default for FeatureOptions {
             counts_layer: None,
             protein_key: None,
             protein_transform: ProteinTransform::Clr,
+            keep_counts: false,
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct Features {
     pub spec: FeatureSpec,
     /// 50 PCs of the RNA input, when the preprocessing here computed them (raw-count input).
     pub pca: Option<Array2<f32>>,
+    /// Raw counts of the RNA input's genes, in its column order (when asked for).
+    pub counts: Option<Array2<f32>>,
 }
 
 fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result<Array2<f32>> {
@@ -128,7 +133,11 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     // X, a layer or raw/X with its own genes; only this matrix travels on (not the file's
     // layers and obsm)
     let counts = ad.counts_only(&CountsSource::from_option(opts.counts_layer.as_deref()))?;
-    let is_counts = counts.check_counts(&counts.x).is_ok();
+    let keep_counts = opts.keep_counts;
+    let mut raw_counts = None;
+    // Raw counts are non-negative integers; a log-normalised X is non-negative too, so
+    // integrality is what tells them apart (as scanpy's `check_nonnegative_integers`).
+    let is_counts = counts.check_counts(&counts.x).is_ok() && holds_integers(&counts.x);
     let (rna, genes, normalized_here, pca) = if is_counts {
         // the benchmark's preprocessing, shared with `scssl preprocess`, on the counts alone
         // (the file's other layers and obsm are not copied, and no counts layer is kept)
@@ -139,9 +148,11 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
             target_sum: opts.target_sum,
             n_pcs: 50,
             counts_layer: None,
-            keep_counts: false,
+            // the HVGs' raw counts travel on only for methods with a count likelihood
+            keep_counts,
         };
-        let (pp_ad, _) = preprocess(counts, &opts, &mut |_| {})?;
+        let (mut pp_ad, _) = preprocess(counts, &opts, &mut |_| {})?;
+        raw_counts = pp_ad.layers.remove("counts").map(|m| m.to_dense());
         let pca = pp_ad.obsm_get("X_pca").ok().cloned();
         (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
     } else {
@@ -151,6 +162,19 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
         }
         tracing::info!("X does not hold raw counts: using it as stored (assumed log-normalised)");
         (dense, counts.var.index.clone(), false, None)
+    };
+    let counts_matrix = if opts.keep_counts {
+        if !is_counts {
+            bail!(
+                "the method needs raw counts, and {} does not hold them: give the layer with the counts (--counts-layer / data.counts_layer; `raw` for raw/X)",
+                opts.counts_layer
+                    .as_deref()
+                    .map_or("X".to_string(), |l| format!("layer {l:?}"))
+            );
+        }
+        raw_counts
+    } else {
+        None
     };
     let mut matrices = vec![rna];
     let mut n_proteins = 0;
@@ -162,6 +186,7 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     Ok(Features {
         matrices,
         pca,
+        counts: counts_matrix,
         spec: FeatureSpec {
             genes,
             normalized_here,
@@ -187,6 +212,41 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
         pp::normalize_total(&mut work, spec.target_sum)?;
         pp::log1p(&mut work);
     }
+    let (rna, missing) = select_genes(&work, &spec.genes)?;
+    let mut out = vec![rna];
+    if let Some(key) = &spec.protein_key {
+        let p = protein_block(ad, key, spec.protein_transform)?;
+        if p.ncols() != spec.n_proteins {
+            bail!(
+                "obsm[{key:?}] has {} proteins, the model was trained on {}",
+                p.ncols(),
+                spec.n_proteins
+            );
+        }
+        out.push(p);
+    }
+    Ok((out, missing))
+}
+
+/// Whether every stored value of `m` is an integer.
+fn holds_integers(m: &scssl_data::matrix::Matrix) -> bool {
+    m.try_for_each(|_, _, v| if v.fract() == 0.0 { Ok(()) } else { Err(()) })
+        .is_ok()
+}
+
+/// Raw counts of a model's genes for `ad`, in the model's order (missing genes zero-filled):
+/// the input of methods with a count likelihood (scVI) on new data.
+pub fn counts_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Array2<f32>> {
+    let work = ad.counts_only(&CountsSource::from_option(spec.counts_layer.as_deref()))?;
+    ad.check_counts(&work.x).context(
+        "the model reads raw counts; this file's X (or its counts layer) does not hold them",
+    )?;
+    Ok(select_genes(&work, &spec.genes)?.0)
+}
+
+/// `genes` of `work` as a dense cells × genes matrix in that order, genes the data lacks
+/// zero-filled (their number is returned; none found at all is an error).
+fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Array2<f32>, usize)> {
     let index: std::collections::HashMap<&str, usize> = work
         .var
         .index
@@ -194,11 +254,10 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
         .enumerate()
         .map(|(i, g)| (g.as_str(), i))
         .collect();
-    // Keep the model's genes while X is still sparse and densify only those: a file with
-    // 30,000 genes and a million cells must not become a dense 120 GB matrix first. (The
-    // normalisation above used every gene's counts, as the training did.)
+    // Keep the genes while X is still sparse and densify only those: a file with 30,000
+    // genes and a million cells must not become a dense 120 GB matrix first.
     let mut keep = vec![false; work.n_vars()];
-    for g in &spec.genes {
+    for g in genes {
         if let Some(&src) = index.get(g.as_str()) {
             keep[src] = true;
         }
@@ -212,31 +271,19 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
         }
     }
     let dense = work.x.select_cols(&keep).to_dense();
-    let mut rna = Array2::<f32>::zeros((work.n_obs(), spec.genes.len()));
+    let mut out = Array2::<f32>::zeros((work.n_obs(), genes.len()));
     let mut missing = 0;
-    for (j, g) in spec.genes.iter().enumerate() {
+    for (j, g) in genes.iter().enumerate() {
         match index.get(g.as_str()) {
-            Some(&src) => rna.column_mut(j).assign(&dense.column(position[src])),
+            Some(&src) => out.column_mut(j).assign(&dense.column(position[src])),
             None => missing += 1,
         }
     }
-    if missing == spec.genes.len() {
+    if missing == genes.len() {
         bail!(
             "none of the model's {} genes is in this file's var names",
             missing
         );
-    }
-    let mut out = vec![rna];
-    if let Some(key) = &spec.protein_key {
-        let p = protein_block(ad, key, spec.protein_transform)?;
-        if p.ncols() != spec.n_proteins {
-            bail!(
-                "obsm[{key:?}] has {} proteins, the model was trained on {}",
-                p.ncols(),
-                spec.n_proteins
-            );
-        }
-        out.push(p);
     }
     Ok((out, missing))
 }
@@ -314,6 +361,7 @@ fn needs_graphs(cfg: &PipelineConfig) -> bool {
 /// `inputs`, batch codes rows of `batches`.
 pub fn train_on(
     inputs: &[Array2<f32>],
+    counts: Option<&Array2<f32>>,
     batches: &[u32],
     mut model: ModelConfig,
     training: &TrainConfig,
@@ -324,10 +372,12 @@ pub fn train_on(
     model.input_dims = inputs.iter().map(|x| x.ncols()).collect();
     let n = inputs[0].nrows();
     let needs = model.method.needs(&model);
-    if needs.counts {
+    model.n_batches = batches.iter().max().map_or(0, |&b| b as usize + 1);
+    if needs.counts && counts.is_none_or(|c| c.dim() != (n, model.input_dims[0])) {
         bail!(
-            "{} needs raw counts, which this entry point does not pass",
-            model.method
+            "{} needs the raw counts of its {} genes for {n} cells (--counts-layer / data.counts_layer when X is normalised)",
+            model.method,
+            model.input_dims[0]
         );
     }
     if needs.batch_codes && batches.len() != n {
@@ -389,6 +439,9 @@ pub fn train_on(
         if r.needs.batch_codes {
             batch.batch_codes = Some(r.cells.iter().map(|&i| batches[i]).collect());
         }
+        if let (true, Some(c)) = (r.needs.counts, counts) {
+            batch.counts = Some(c.select(ndarray::Axis(0), r.cells));
+        }
         Ok(batch)
     };
     Ok(scssl_models::fit(
@@ -401,20 +454,32 @@ pub fn train_on(
     )?)
 }
 
-/// Embeds cells (views of the model's inputs) in eval mode; `projection` picks the projector
-/// output instead of the backbone's.
+/// Embeds cells in eval mode: the model's input matrices, and the raw counts of its genes for
+/// methods that read counts (scVI); `projection` picks the projector output instead of the
+/// backbone's.
 pub fn embed_matrices(
     model: &TrainedModel,
     inputs: &[Array2<f32>],
+    counts: Option<&Array2<f32>>,
     projection: bool,
 ) -> Result<scssl_models::Embeddings> {
-    let views: Vec<ArrayView2<'_, f32>> = inputs.iter().map(|x| x.view()).collect();
     let out = if projection {
         scssl_models::EmbeddingOutput::Projection
     } else {
         scssl_models::EmbeddingOutput::Backbone
     };
-    Ok(model.embed(&views, out)?)
+    let needs = model.config.method.needs(&model.config);
+    let features: Vec<ArrayView2<'_, f32>> = if needs.counts {
+        Vec::new()
+    } else {
+        inputs.iter().map(|x| x.view()).collect()
+    };
+    let embed_inputs = scssl_models::EmbedInputs {
+        features,
+        counts: counts.map(|c| c.view()),
+        batch_codes: None,
+    };
+    Ok(model.embed_inputs(&embed_inputs, out)?)
 }
 
 #[cfg(test)]

@@ -398,3 +398,90 @@ fn train_then_embed_writes_obsm_and_reproduces() {
     );
     assert!(err.contains("model.json"), "{err}");
 }
+
+#[test]
+fn scvi_and_pca_train_and_embed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.h5ad");
+    run_ok(
+        scssl()
+            .args(["simulate", "--cells", "400", "--genes", "200"])
+            .arg("-o")
+            .arg(&sim),
+    );
+    let scvi = dir.path().join("scvi");
+    let msg = run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args(["--method", "scvi", "--epochs", "2", "--n-hvg", "100"])
+            .args(["--hidden-dim", "10", "--gene-likelihood", "nb", "-o"])
+            .arg(&scvi),
+    );
+    assert!(
+        msg.contains("trained scvi on 400 cells × 100 features for 2 epochs"),
+        "{msg}"
+    );
+    let back = scssl_models::TrainedModel::load(&scvi).unwrap();
+    // scvi-tools' training defaults where no flag was given
+    assert_eq!(back.training.batch_size, 128);
+    assert_eq!(back.training.lr, 1e-3);
+    assert_eq!(back.config.n_batches, 3);
+    let msg = run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&scvi)
+            .args(["--key", "X_scvi"]),
+    );
+    assert!(msg.contains("(400 × 10)"), "{msg}");
+    let pca = dir.path().join("pca");
+    let msg = run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "pca",
+                "--n-hvg",
+                "100",
+                "--hidden-dim",
+                "20",
+                "-o",
+            ])
+            .arg(&pca),
+    );
+    assert!(
+        msg.contains("fitted pca on 400 cells × 100 features (20 components)"),
+        "{msg}"
+    );
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&pca)
+            .args(["--key", "X_pca20"]),
+    );
+    let ad = scssl_data::io::read(&sim).unwrap();
+    assert_eq!(ad.obsm_get("X_scvi").unwrap().dim(), (400, 10));
+    assert_eq!(ad.obsm_get("X_pca20").unwrap().dim(), (400, 20));
+    // scVI on a log-normalised file without counts: the error says where counts come from
+    let pp = dir.path().join("pp.h5ad");
+    run_ok(
+        scssl()
+            .arg("preprocess")
+            .arg(&sim)
+            .args(["--n-hvg", "100", "-o"])
+            .arg(&pp),
+    );
+    let err = run_err(
+        scssl()
+            .arg("train")
+            .arg(&pp)
+            .args(["--method", "scvi", "--epochs", "1", "-o"])
+            .arg(dir.path().join("x")),
+    );
+    assert!(err.contains("--counts-layer"), "{err}");
+}

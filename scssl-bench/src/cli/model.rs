@@ -26,21 +26,28 @@ pub(super) struct TrainArgs {
     /// JSON file of pipeline steps.
     #[arg(long, default_value = "clear")]
     pub(super) augment: String,
-    /// Epochs.
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    pub(super) epochs: usize,
-    /// Cells per step.
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
-    pub(super) batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
-    pub(super) lr: f64,
-    /// Weight decay.
-    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
-    pub(super) weight_decay: f64,
-    /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), constant, cosine.
-    #[arg(long, default_value = "step")]
-    pub(super) schedule: String,
+    /// Epochs [default: the method's; 100 for the generic methods, 400 for scVI].
+    #[arg(long)]
+    pub(super) epochs: Option<usize>,
+    /// Cells per step [default: the method's; 256, scVI 128].
+    #[arg(long)]
+    pub(super) batch_size: Option<usize>,
+    /// Learning rate [default: the method's; 1e-4, scVI 1e-3].
+    #[arg(long)]
+    pub(super) lr: Option<f64>,
+    /// Weight decay [default: the method's; 1e-6].
+    #[arg(long)]
+    pub(super) weight_decay: Option<f64>,
+    /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), constant, cosine
+    /// [default: the method's; step, scVI constant].
+    #[arg(long)]
+    pub(super) schedule: Option<String>,
+    /// scVI: hidden layers of the encoder and decoder (the benchmark: 8).
+    #[arg(long, default_value_t = scssl_models::ScviParams::default().n_layers)]
+    pub(super) n_layers: usize,
+    /// scVI: count likelihood, nb, zinb or poisson (the benchmark: nb).
+    #[arg(long, default_value = "zinb", value_parser = ["nb", "zinb", "poisson"])]
+    pub(super) gene_likelihood: String,
     /// Optimiser: adam (L2 weight decay, as the reference) or adamw.
     #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
     pub(super) optimizer: String,
@@ -94,6 +101,8 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         lr,
         weight_decay,
         schedule,
+        n_layers,
+        gene_likelihood,
         optimizer,
         hidden_dim,
         dropout,
@@ -110,26 +119,38 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     } = args;
     use crate::train::{AugmentSpec, FeatureOptions, ProteinTransform};
     use scssl_models::{ComputeDevice, Integration, LrSchedule, MethodRef, OptimizerKind};
+    let method_ref = MethodRef::parse(&method)?;
     let model = ModelConfig {
         hidden_dim,
         dropout,
         temperature,
         integration: Integration::parse(&integrate)?,
-        ..ModelConfig::new(MethodRef::parse(&method)?, 1)
+        scvi: scssl_models::ScviParams {
+            n_layers,
+            gene_likelihood: serde_json::from_value(serde_json::Value::from(gene_likelihood))?,
+            ..Default::default()
+        },
+        ..ModelConfig::new(method_ref, 1)
     };
+    // what the flags do not set comes from the method's own training defaults
+    let defaults = method_ref.default_training();
     let training = TrainConfig {
-        epochs,
-        batch_size,
-        lr,
-        weight_decay,
+        epochs: epochs.unwrap_or(defaults.epochs),
+        batch_size: batch_size.unwrap_or(defaults.batch_size),
+        lr: lr.unwrap_or(defaults.lr),
+        weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
         optimizer: if optimizer == "adamw" {
             OptimizerKind::AdamW
         } else {
             OptimizerKind::Adam
         },
-        schedule: LrSchedule::parse(&schedule)?,
+        schedule: match &schedule {
+            Some(s) => LrSchedule::parse(s)?,
+            None => defaults.schedule,
+        },
         seed,
     };
+    let (epochs, batch_size) = (training.epochs, training.batch_size);
     let augment = if augment.ends_with(".json") {
         let text =
             std::fs::read_to_string(&augment).with_context(|| format!("reading {augment}"))?;
@@ -158,6 +179,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             protein_key,
             protein_transform: ProteinTransform::parse(&protein_transform)?,
             counts_layer,
+            keep_counts: method_ref.needs(&model).counts,
             ..Default::default()
         },
     )?;
@@ -165,6 +187,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     let pb = crate::progress::bar(steps, &format!("train {method}"));
     let mut trained = crate::train::train_on(
         &feats.matrices,
+        feats.counts.as_ref(),
         &batches,
         model,
         &training,
@@ -258,7 +281,12 @@ pub(super) fn embed(args: EmbedArgs) -> Result<()> {
             input.display()
         );
     }
-    let emb = crate::train::embed_matrices(&trained, &inputs, projection)?;
+    let counts = if trained.config.method.needs(&trained.config).counts {
+        Some(crate::train::counts_for(&ad, &spec)?)
+    } else {
+        None
+    };
+    let emb = crate::train::embed_matrices(&trained, &inputs, counts.as_ref(), projection)?;
     io::write_obsm(&input, &key, &emb.joint)
         .with_context(|| format!("writing obsm[{key:?}] into {}", input.display()))?;
     println!(

@@ -140,6 +140,8 @@ pub struct ModelSection {
     pub reg_beta: f64,
     /// Barlow Twins off-diagonal weight.
     pub barlow_lambda: f64,
+    /// scVI's settings (the latent width is `hidden_dim`).
+    pub scvi: scssl_models::ScviParams,
 }
 
 impl Default for ModelSection {
@@ -158,6 +160,7 @@ impl Default for ModelSection {
             reg_alpha: None,
             reg_beta: 1.0,
             barlow_lambda: 5e-3,
+            scvi: scssl_models::ScviParams::default(),
         }
     }
 }
@@ -337,6 +340,7 @@ impl RunConfig {
             barlow_lambda: m.barlow_lambda,
             momentum: m.momentum,
             integration: Integration::parse(&m.integrate)?,
+            scvi: m.scvi,
             ..ModelConfig::default()
         })
     }
@@ -448,6 +452,7 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
             };
             obj.insert("seed".into(), Value::from(seed));
             obj.insert("name".into(), Value::from(name));
+            fill_method_training_defaults(obj)?;
             let mut run: RunConfig =
                 serde_json::from_value(p).map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
             if !run.data.is_simulated() {
@@ -466,6 +471,47 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
         name: name.to_string(),
         runs,
     })
+}
+
+/// Fills the `training:` keys a grid point does not set with its method's defaults
+/// ([`scssl_models::Method::default_training`]; scVI trains as scvi-tools does unless told
+/// otherwise).
+fn fill_method_training_defaults(point: &mut serde_json::Map<String, Value>) -> Result<()> {
+    let method = point
+        .get("model")
+        .and_then(|m| m.get("method"))
+        .and_then(Value::as_str)
+        .unwrap_or("simclr");
+    let Ok(method) = scssl_models::MethodRef::parse(method) else {
+        return Ok(()); // validation names the unknown method
+    };
+    let d = method.default_training();
+    let schedule = match d.schedule {
+        scssl_models::LrSchedule::Constant => "constant",
+        scssl_models::LrSchedule::Step { .. } => "step",
+        scssl_models::LrSchedule::Cosine { .. } => "cosine",
+    };
+    let optimizer = match d.optimizer {
+        scssl_models::OptimizerKind::Adam => "adam",
+        scssl_models::OptimizerKind::AdamW => "adamw",
+    };
+    let training = point
+        .entry("training")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(t) = training.as_object_mut() else {
+        bail!("training: expected a mapping");
+    };
+    for (key, value) in [
+        ("epochs", Value::from(d.epochs)),
+        ("batch_size", Value::from(d.batch_size)),
+        ("lr", Value::from(d.lr)),
+        ("weight_decay", Value::from(d.weight_decay)),
+        ("schedule", Value::from(schedule)),
+        ("optimizer", Value::from(optimizer)),
+    ] {
+        t.entry(key).or_insert(value);
+    }
+    Ok(())
 }
 
 /// Baselines every batch-correction grid gets unless it says otherwise (`baselines: []`): the

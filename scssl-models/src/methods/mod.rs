@@ -148,6 +148,11 @@ pub trait Method: Send + Sync + 'static {
     fn default_factor(&self) -> usize {
         1
     }
+    /// The training settings a run of this method gets for every key it does not set (the
+    /// generic methods: the reference's; scVI: scvi-tools' `train()` defaults).
+    fn default_training(&self) -> TrainConfig {
+        TrainConfig::default()
+    }
     /// Whether the method trains by gradient descent (PCA does not: epochs do not apply).
     fn trains(&self) -> bool {
         true

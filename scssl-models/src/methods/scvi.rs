@@ -445,6 +445,19 @@ impl Method for Scvi {
         "scVI: a variational autoencoder of raw counts with a batch covariate (scvi-tools 1.1)"
     }
 
+    /// scvi-tools' `SCVI.train()` defaults: Adam at lr 1e-3 with weight decay 1e-6, batches
+    /// of 128, a constant rate, at most 400 epochs (fewer above 20,000 cells, by the rule).
+    fn default_training(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: 400,
+            batch_size: 128,
+            lr: 1e-3,
+            weight_decay: 1e-6,
+            schedule: crate::config::LrSchedule::Constant,
+            ..TrainConfig::default()
+        }
+    }
+
     fn needs(&self, _config: &ModelConfig) -> BatchNeeds {
         BatchNeeds {
             counts: true,
