@@ -83,7 +83,47 @@ fn pinned_venv(version: &str, pins: &[&str]) -> Result<PathBuf> {
     Ok(py)
 }
 
+/// scvi-tools 1.1.6 with the pins its imports need today (numpyro, jax and anndata of its
+/// time; `pkg_resources` from an older setuptools).
+const SCVI_TOOLS: &[&str] = &[
+    "scvi-tools==1.1.6",
+    "numpyro==0.15.0",
+    "jax==0.4.28",
+    "jaxlib==0.4.28",
+    "flax==0.8.4",
+    "optax==0.2.2",
+    "chex==0.1.86",
+    "orbax-checkpoint==0.5.16",
+    "anndata==0.10.9",
+    "setuptools<70",
+];
+
+/// A venv `~/.cache/scssl-venv-scvi` holding scvi-tools (for the scVI goldens).
+fn scvi_venv() -> Result<PathBuf> {
+    let venv = cache_dir().join("scssl-venv-scvi");
+    let py = venv.join("bin/python");
+    let has = Command::new(&py)
+        .args(["-c", "import scvi; assert scvi.__version__ == '1.1.6'"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        println!("creating {} (scvi-tools 1.1.6 from PyPI)…", venv.display());
+        let mut c = Command::new("python3");
+        c.args(["-m", "venv"]).arg(&venv);
+        run_status(c, "python3 -m venv")?;
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "--quiet"]).args(SCVI_TOOLS);
+        run_status(c, "pip install scvi-tools==1.1.6")?;
+    }
+    Ok(py)
+}
+
 pub(crate) fn run() -> Result {
+    let scvi_py = scvi_venv()?;
+    let mut c = Command::new(&scvi_py);
+    c.arg(root().join("conformance/make_scvi_fixtures.py"))
+        .current_dir(root());
+    run_status(c, "conformance/make_scvi_fixtures.py")?;
     let py = venv_python()?;
     let mut c = Command::new(&py);
     c.arg(root().join("conformance/make_data_fixtures.py"))
