@@ -83,11 +83,13 @@ pub enum Dispersion {
     GeneBatch,
 }
 
-/// scVI's settings (scvi-tools 1.1 `SCVI(...)` arguments and its `train()` rules). The latent
-/// width `n_latent` is [`ModelConfig::hidden_dim`].
+/// scVI's settings (scvi-tools 1.1 `SCVI(...)` arguments and its `train()` rules).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScviParams {
+    /// Latent (embedding) width; `None`: [`ModelConfig::hidden_dim`] (scvi-tools 10; the
+    /// benchmark 30).
+    pub n_latent: Option<usize>,
     /// Hidden layers of the encoder and of the decoder (scvi-tools 1; the benchmark 8).
     pub n_layers: usize,
     /// Width of the hidden layers (128).
@@ -109,6 +111,7 @@ pub struct ScviParams {
 impl Default for ScviParams {
     fn default() -> Self {
         ScviParams {
+            n_latent: None,
             n_layers: 1,
             n_hidden: 128,
             gene_likelihood: GeneLikelihood::Zinb,
@@ -118,6 +121,13 @@ impl Default for ScviParams {
             train_size: 0.9,
             epoch_rule: true,
         }
+    }
+}
+
+impl ScviParams {
+    /// The latent width in effect for a model of backbone width `hidden_dim`.
+    pub fn latent(&self, hidden_dim: usize) -> usize {
+        self.n_latent.unwrap_or(hidden_dim)
     }
 }
 

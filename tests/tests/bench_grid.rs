@@ -9,6 +9,7 @@ fn scssl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scssl-e2e"))
 }
 
+/// 2 methods × 2 augmentations × 2 seeds, and the PCA baseline the grid gets by default: 9 runs.
 const GRID: &str = "name: small
 data:
   path: simulated
@@ -31,7 +32,7 @@ fn bench_cmd(cfg: &Path, out: &Path) -> Command {
 }
 
 /// A one-run grid on 300 simulated cells with `batches` batches and learning rate(s) `lr`,
-/// batch correction only.
+/// batch correction only, without the PCA baseline.
 fn tiny_grid(name: &str, batches: usize, lr: &str) -> String {
     format!(
         "name: {name}
@@ -44,6 +45,7 @@ augmentation: clear
 training: {{epochs: 1, batch_size: 64, lr: {lr}}}
 tasks: {{batch_correction: true, kbet: false}}
 seeds: [0]
+baselines: []
 "
     )
 }
@@ -85,10 +87,10 @@ fn small_grid_produces_a_complete_report() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        stdout.contains("8 runs (0 finished earlier, 8 to run)"),
+        stdout.contains("9 runs (0 finished earlier, 9 to run)"),
         "{stdout}"
     );
-    assert!(stdout.contains("8 runs done, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9 runs done, 0 failed"), "{stdout}");
     let report = out.join("report");
     for f in [
         "report.md",
@@ -148,11 +150,26 @@ fn small_grid_produces_a_complete_report() {
         serde_json::from_str(&std::fs::read_to_string(report.join("summary.json")).unwrap())
             .unwrap();
     let groups = summary.as_array().unwrap();
-    assert_eq!(groups.len(), 4, "2 methods × 2 augmentations");
+    assert_eq!(groups.len(), 5, "2 methods × 2 augmentations, and PCA");
     for g in groups {
-        assert_eq!(g["n_done"], 2, "two seeds each");
+        let baseline = g["method"] == "pca";
+        assert_eq!(
+            g["n_done"],
+            if baseline { 1 } else { 2 },
+            "two seeds each, PCA once"
+        );
         assert!(g["values"]["total"][0].as_f64().unwrap() > 0.0);
     }
+    // the scIB table ends with the unintegrated baseline, as scib-metrics' tables do
+    let table = std::fs::read_to_string(report.join("scib_table_0_simulated.svg")).unwrap();
+    let pca_at = table.find("Unintegrated (PCA)").expect("the PCA row");
+    for m in ["simclr", "byol"] {
+        assert!(
+            table.rfind(m).unwrap() < pca_at,
+            "{m} is listed after the baseline"
+        );
+    }
+    assert!(md.contains("Unintegrated (PCA)"), "{md}");
     // every run directory is complete
     for e in std::fs::read_dir(out.join("runs")).unwrap().flatten() {
         for f in [
@@ -194,12 +211,12 @@ fn small_grid_produces_a_complete_report() {
         "the warning names the file"
     );
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
-    assert!(md.contains("7 runs"), "{md}");
+    assert!(md.contains("8 runs"), "{md}");
     std::fs::write(victim.join("config.json"), saved).unwrap();
     // a re-run skips everything
     let o = bench_cmd(&cfg, &out).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("8 finished earlier, 0 to run"), "{stdout}");
+    assert!(stdout.contains("9 finished earlier, 0 to run"), "{stdout}");
 }
 
 #[test]
@@ -252,7 +269,7 @@ fn an_interrupted_grid_resumes_without_recomputing() {
         .filter(|(_, s)| s.contains("\"done\""))
         .collect();
     assert!(
-        before.len() >= 2 && before.len() < 8,
+        before.len() >= 2 && before.len() < 9,
         "{} runs done at the kill",
         before.len()
     );
@@ -267,12 +284,12 @@ fn an_interrupted_grid_resumes_without_recomputing() {
         stdout.contains(&format!(
             "{} finished earlier, {} to run",
             before.len(),
-            8 - before.len()
+            9 - before.len()
         )),
         "{stdout}"
     );
     let after = statuses(&out);
-    assert_eq!(after.len(), 8, "no run lost");
+    assert_eq!(after.len(), 9, "no run lost");
     assert!(after.iter().all(|(_, s)| s.contains("\"done\"")));
     for (name, s) in &before {
         let now = &after.iter().find(|(n, _)| n == name).unwrap().1;
@@ -318,7 +335,7 @@ fn two_grids_on_one_store_compute_each_run_once() {
         );
     }
     let runs = statuses(&out);
-    assert_eq!(runs.len(), 8);
+    assert_eq!(runs.len(), 9);
     for (name, s) in &runs {
         assert!(s.contains("\"done\""), "{name}: {s}");
         assert_eq!(attempts(&out, name), 1, "{name} computed twice");
@@ -328,7 +345,7 @@ fn two_grids_on_one_store_compute_each_run_once() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report/summary.json")).unwrap())
             .unwrap();
-    assert_eq!(summary.as_array().unwrap().len(), 4);
+    assert_eq!(summary.as_array().unwrap().len(), 5);
 }
 
 #[test]
@@ -403,6 +420,32 @@ fn shipped_configs_parse() {
         }
     }
     assert!(n >= 27, "{n} configs");
+    // the methods comparison: scVI as the benchmark ran it, with scvi-tools' training
+    // defaults, the generic methods with the reference's, and the unintegrated PCA row
+    let g = scssl_bench::config::load_grid(&root.join("paper/methods_pbmc.yaml"), &[]).unwrap();
+    let scvi = g.runs.iter().find(|r| r.model.method == "scvi").unwrap();
+    assert_eq!(scvi.model.scvi.n_layers, 8);
+    assert_eq!(scvi.model.scvi.n_latent, Some(30));
+    assert_eq!(
+        (
+            scvi.training.lr,
+            scvi.training.batch_size,
+            scvi.training.epochs
+        ),
+        (1e-3, 128, 400)
+    );
+    let simclr = g.runs.iter().find(|r| r.model.method == "simclr").unwrap();
+    assert_eq!(
+        (
+            simclr.training.lr,
+            simclr.training.batch_size,
+            simclr.training.epochs
+        ),
+        (1e-4, 256, 100)
+    );
+    assert_eq!(simclr.training.schedule, "step");
+    assert_eq!(g.runs.iter().filter(|r| r.model.method == "pca").count(), 1);
+    assert_eq!(g.runs.len(), 8 * 2 + 1);
 }
 
 #[test]
@@ -424,11 +467,11 @@ fn slurm_job_array_script_runs_a_task() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let script = std::fs::read_to_string(out.join("slurm/array.sbatch")).unwrap();
-    assert!(script.contains("#SBATCH --array=0-7"), "{script}");
+    assert!(script.contains("#SBATCH --array=0-8"), "{script}");
     assert!(script.contains("--cpus-per-task=2") && script.contains("--mem=4G"));
     assert!(script.contains("run-one --supervised"), "{script}");
     let list = std::fs::read_to_string(out.join("slurm/runs.txt")).unwrap();
-    assert_eq!(list.lines().count(), 8);
+    assert_eq!(list.lines().count(), 9);
     // run the first array task's command line by hand, as Slurm would
     let run = list.lines().next().unwrap();
     let o = scssl()
@@ -637,7 +680,7 @@ fn results_do_not_depend_on_the_number_of_parallel_runs() {
     };
     let (a, b) = (run("1"), run("2"));
     let names: Vec<String> = statuses(&a).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names.len(), 2);
+    assert_eq!(names.len(), 3, "two seeds and the PCA baseline");
     for name in &names {
         let file =
             |root: &Path, f: &str| std::fs::read(root.join("runs").join(name).join(f)).unwrap();

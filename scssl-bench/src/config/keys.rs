@@ -46,6 +46,7 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("model.reg_alpha", Kind::Scalar),
     ("model.reg_beta", Kind::Scalar),
     ("model.barlow_lambda", Kind::Scalar),
+    ("model.scvi.n_latent", Kind::Scalar),
     ("model.scvi.n_layers", Kind::Scalar),
     ("model.scvi.n_hidden", Kind::Scalar),
     ("model.scvi.gene_likelihood", Kind::Scalar),

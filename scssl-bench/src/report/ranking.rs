@@ -33,7 +33,11 @@ pub struct RankRow {
 pub fn rank_across_datasets(groups: &[GroupRow]) -> Vec<RankRow> {
     let method_of = |g: &GroupRow| {
         let k = &g.key;
-        let mut l = format!("{} · {} · h{}", k.method, k.augmentation, k.hidden_dim);
+        let mut l = if g.is_baseline() {
+            format!("{} · h{}", g.method_label(), k.hidden_dim)
+        } else {
+            format!("{} · {} · h{}", k.method, k.augmentation, k.hidden_dim)
+        };
         if !k.settings.is_empty() {
             let _ = write!(l, " · {}", k.settings);
         }

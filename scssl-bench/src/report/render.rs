@@ -350,7 +350,14 @@ fn table_md(groups: &[GroupRow], cols: &[(&str, &str)]) -> String {
         let _ = write!(
             s,
             "| {} | {} | {} | {} |",
-            g.key.dataset, g.key.method, g.key.augmentation, g.key.hidden_dim
+            g.key.dataset,
+            g.method_label(),
+            if g.is_baseline() {
+                "—"
+            } else {
+                &g.key.augmentation
+            },
+            g.key.hidden_dim
         );
         if with_settings {
             let _ = write!(s, " {} |", g.key.settings.replace('|', "/"));

@@ -157,7 +157,7 @@ impl<B: Backend> ScviNetwork<B> {
     pub fn new(config: &ModelConfig, seed: u64, device: &B::Device) -> Self {
         let p = &config.scvi;
         let g = config.input_dims[0];
-        let latent = config.hidden_dim;
+        let latent = p.latent(config.hidden_dim);
         let n_cov = covariate_width(config);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let encoder = FcLayers::new(
@@ -398,7 +398,7 @@ impl<B: AutodiffBackend> Objective<B> for ScviObjective<B> {
             .batch_codes
             .ok_or_else(|| ModelError::Inconsistent("scVI's batch codes".into()))?;
         let [n, _] = counts.dims();
-        let d = self.config.hidden_dim;
+        let d = self.config.scvi.latent(self.config.hidden_dim);
         let pass = step.pass(0);
         let mut rng = ChaCha8Rng::seed_from_u64(step.pass(1).dropout_seed);
         let eps: Vec<f32> = (0..n * d)
@@ -474,6 +474,9 @@ impl Method for Scvi {
                 "scVI models RNA only; totalVI is the multimodal model",
             ));
         }
+        if p.n_latent == Some(0) || (p.n_latent.is_none() && config.hidden_dim == 0) {
+            return Err(invalid("model.scvi.n_latent", "must be at least 1"));
+        }
         if p.n_layers == 0 {
             return Err(invalid("model.scvi.n_layers", "must be at least 1"));
         }
@@ -544,9 +547,10 @@ impl Method for Scvi {
                 .collect();
             let x = tensor_from::<CpuBackend, 2>(rows, [end - start, g], &device);
             let (mean, _) = net.encode(x, Pass::EVAL);
+            let width = mean.dims()[1];
             let values = tensor_values(mean);
-            out.push_modality(0, config.hidden_dim, values.clone());
-            out.push_joint(config.hidden_dim, values);
+            out.push_modality(0, width, values.clone());
+            out.push_joint(width, values);
             start = end;
         }
         out.finish()
