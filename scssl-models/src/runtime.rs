@@ -192,7 +192,9 @@ fn fit_cuda<F: ObjectiveFamily>(
     })
 }
 
+// the same signature as the CUDA build's, so the call site needs no cfg
 #[cfg(not(feature = "cuda"))]
+#[allow(clippy::extra_unused_type_parameters)]
 fn fit_cuda<F: ObjectiveFamily>(
     index: usize,
     _model: &ModelConfig,

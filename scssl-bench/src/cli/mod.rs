@@ -29,7 +29,7 @@ enum Command {
     Annotate(data::AnnotateArgs),
     /// Train an SSL model on a file (raw counts are normalised, log-transformed and reduced
     /// to HVGs first; a log-normalised X is used as stored) and save it to a directory.
-    Train(model::TrainArgs),
+    Train(Box<model::TrainArgs>),
     /// Embed the cells of a file with a trained model and write the embedding into obsm (in
     /// place).
     Embed(model::EmbedArgs),
@@ -80,7 +80,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Preprocess(args) => data::preprocess(args),
         Command::Eval(args) => data::eval(args),
         Command::Annotate(args) => data::annotate(args),
-        Command::Train(args) => model::train(args),
+        Command::Train(args) => model::train(*args),
         Command::Embed(args) => model::embed(args),
         Command::Bench(args) => grid::bench(args),
         Command::RunOne(args) => grid::run_one(args),
