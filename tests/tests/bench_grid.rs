@@ -569,14 +569,15 @@ fn slurm_grid_runs_on_a_real_cluster() {
     let stdout = bench(&["--slurm-wait"]);
     assert!(stdout.contains("submitted job array"), "{stdout}");
     assert!(
-        stdout.contains("4 runs done, 0 failed, 0 unfinished"),
+        stdout.contains("5 runs done, 0 failed, 0 unfinished"),
         "{stdout}"
     );
     assert!(out.join("report/report.html").exists());
-    assert_eq!(statuses(&out).len(), 4);
+    // 2 methods × 2 augmentations, and the PCA baseline
+    assert_eq!(statuses(&out).len(), 5);
     assert!(statuses(&out).iter().all(|(_, s)| s.contains("\"done\"")));
     // each task wrote its Slurm log next to the script
-    for t in 0..4 {
+    for t in 0..5 {
         assert!(
             out.join(format!("slurm/task-{t}.out")).exists(),
             "task {t} log"
@@ -584,7 +585,7 @@ fn slurm_grid_runs_on_a_real_cluster() {
     }
     // a finished grid submits nothing again
     let stdout = bench(&[]);
-    assert!(stdout.contains("4 finished earlier, 0 to run"), "{stdout}");
+    assert!(stdout.contains("5 finished earlier, 0 to run"), "{stdout}");
     assert!(!stdout.contains("submitted"), "{stdout}");
 }
 
