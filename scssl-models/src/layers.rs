@@ -73,6 +73,18 @@ pub(crate) fn export<B: Backend, const D: usize>(
     });
 }
 
+/// After a network took its tensors from `store`, anything left is not part of it: an error
+/// naming the first such tensor.
+pub(crate) fn reject_leftovers(store: &HashMap<String, NamedTensor>) -> Result<()> {
+    match store.keys().min() {
+        Some(extra) => Err(ModelError::Checkpoint {
+            path: Default::default(),
+            message: format!("tensor {extra} does not belong to this model"),
+        }),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn import<B: Backend, const D: usize>(
     name: String,
     p: &mut Param<Tensor<B, D>>,

@@ -7,13 +7,15 @@
 //!   seeded PyTorch-default initialisation, BatchNorm with PyTorch's running statistics;
 //! - [`methods`]: the method interface ([`Method`], [`Objective`], [`BatchNeeds`]) and the
 //!   registry: one file per method (SimCLR, MoCo, SimSiam, NNCLR, BYOL, VICReg, Barlow Twins
-//!   on the two-view family of [`methods::two_view`]; PCA);
+//!   on the two-view family of [`methods::two_view`]; PCA; scVI as scvi-tools 1.1 builds it);
 //! - [`model`]: embedding outputs and the input checks all methods share;
 //! - [`losses`]: NT-Xent (with and without memory bank), negative cosine, VICReg, Barlow Twins,
 //!   CLIP;
-//! - [`train()`]: the trainer, generic over an [`Objective`] (views come from the caller, so
-//!   this crate does not depend on `scssl-augment`), Adam/AdamW, LR schedules, progress
-//!   events, loud failure;
+//! - [`distributions`]: scvi-tools' NB / ZINB / Poisson log-likelihoods, the Gaussian KL and
+//!   a differentiable `lgamma`;
+//! - [`train()`]: the trainer, generic over an [`Objective`] (mini-batches of what the method
+//!   needs come from the caller, so this crate does not depend on `scssl-augment`), the
+//!   objective's [`TrainPlan`], Adam/AdamW, LR schedules, progress events, loud failure;
 //! - [`runtime`]: device choice, backend-neutral [`TrainedModel`] and checkpoints that reload
 //!   bit-identically.
 //!
@@ -53,7 +55,7 @@ pub use layers::NamedTensor;
 pub use methods::two_view::SslNetwork;
 pub use methods::{
     BatchNeeds, BatchRequest, EmbedInputs, Fitted, Method, MethodRef, MiniBatch, Objective,
-    ObjectiveFamily, StepContext, StepInputs,
+    ObjectiveFamily, StepContext, StepInputs, TrainPlan,
 };
 pub use model::{EmbeddingOutput, Embeddings};
 #[cfg(feature = "cuda")]

@@ -26,7 +26,8 @@ use crate::config::{Dispersion, GeneLikelihood, ModelConfig, TrainConfig};
 use crate::distributions::{kl_standard_normal, log_nb_positive, log_poisson, log_zinb_positive};
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{
-    BatchNorm1d, Dense, NamedTensor, Pass, dropout, export, import, tensor_from, tensor_values,
+    BatchNorm1d, Dense, NamedTensor, Pass, dropout, export, import, reject_leftovers, tensor_from,
+    tensor_values,
 };
 use crate::model::{EmbeddingOutput, Embeddings};
 use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
@@ -233,13 +234,7 @@ impl<B: Backend> ScviNetwork<B> {
             d.import("px_dropout", &mut store)?;
         }
         import("px_r".into(), &mut self.px_r, &mut store)?;
-        if let Some(extra) = store.keys().next() {
-            return Err(ModelError::Checkpoint {
-                path: Default::default(),
-                message: format!("tensor {extra} does not belong to this model"),
-            });
-        }
-        Ok(())
+        reject_leftovers(&store)
     }
 
     /// The number of trained parameters (BatchNorm running statistics excluded).

@@ -20,7 +20,8 @@ use super::{
 use crate::config::{Integration, ModelConfig, TrainConfig, momentum_at};
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{
-    BlockSpec, Mlp, NamedTensor, Pass, dropout, encoder_specs, tensor_from, tensor_values,
+    BlockSpec, Mlp, NamedTensor, Pass, dropout, encoder_specs, reject_leftovers, tensor_from,
+    tensor_values,
 };
 use crate::losses;
 use crate::model::{EmbeddingOutput, Embeddings, check_inputs};
@@ -198,13 +199,7 @@ impl<B: Backend> SslNetwork<B> {
                 },
             );
         }
-        if let Some(extra) = store.keys().next() {
-            return Err(ModelError::Checkpoint {
-                path: Default::default(),
-                message: format!("tensor {extra} does not belong to this model"),
-            });
-        }
-        Ok(())
+        reject_leftovers(&store)
     }
 
     /// θ_self ← m·θ_self + (1 − m)·θ_online for every parameter (BatchNorm buffers excluded).
