@@ -170,6 +170,11 @@ fn small_grid_produces_a_complete_report() {
         );
     }
     assert!(md.contains("Unintegrated (PCA)"), "{md}");
+    // the baseline's UMAP panel is named the same way
+    assert!(
+        html.contains("Unintegrated (PCA) · h16 (seed 0)"),
+        "the PCA panel"
+    );
     // every run directory is complete
     for e in std::fs::read_dir(out.join("runs")).unwrap().flatten() {
         for f in [

@@ -69,10 +69,19 @@ pub(super) fn umap_grid(rows: &[RunRow], groups: &[GroupRow], dataset: &str) -> 
             continue;
         };
         let k = &g.key;
-        let mut label = format!(
-            "{} · {} · h{} (seed {})",
-            k.method, k.augmentation, k.hidden_dim, run.seed
-        );
+        let mut label = if g.is_baseline() {
+            format!(
+                "{} · h{} (seed {})",
+                g.method_label(),
+                k.hidden_dim,
+                run.seed
+            )
+        } else {
+            format!(
+                "{} · {} · h{} (seed {})",
+                k.method, k.augmentation, k.hidden_dim, run.seed
+            )
+        };
         if !k.settings.is_empty() {
             let _ = write!(label, " · {}", k.settings);
         }
