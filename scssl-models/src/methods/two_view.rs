@@ -370,6 +370,8 @@ pub struct TwoViewObjective<B: AutodiffBackend, T: TwoViewMethod> {
     target: Option<SslNetwork<B>>,
     bank: Option<MemoryBank<B>>,
     momentum: Option<f64>,
+    /// Whether the heads include a predictor (fixed by the method, read every step).
+    with_prediction: bool,
     method: PhantomData<T>,
 }
 
@@ -396,6 +398,7 @@ impl<B: AutodiffBackend, T: TwoViewMethod> Objective<B> for TwoViewObjective<B, 
         device: &B::Device,
     ) -> Result<(Self, SslNetwork<B>)> {
         let heads = T::heads(config.hidden_dim, config.factor());
+        let with_prediction = heads.1.is_some();
         let net = SslNetwork::<B>::new(config, &heads, training.seed, device);
         let target = T::MOMENTUM_TARGET.then(|| net.frozen_copy());
         let bank = (T::MEMORY_BANK && !is_clip(config)).then(|| {
@@ -411,6 +414,7 @@ impl<B: AutodiffBackend, T: TwoViewMethod> Objective<B> for TwoViewObjective<B, 
             target,
             bank,
             momentum: None,
+            with_prediction,
             method: PhantomData,
         };
         Ok((state, net))
@@ -453,7 +457,7 @@ impl<B: AutodiffBackend, T: TwoViewMethod> Objective<B> for TwoViewObjective<B, 
             let l1 = view_loss(1, x1);
             return Ok(l0.add(l1).mul_scalar(0.5));
         }
-        let with_prediction = T::heads(1, 1).1.is_some();
+        let with_prediction = self.with_prediction;
         let mut parts = StepParts {
             net,
             target: self.target.as_mut(),
