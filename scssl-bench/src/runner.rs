@@ -16,7 +16,8 @@ use scssl_metrics::report::{EvalInput, Metric, evaluate};
 use crate::config::RunConfig;
 use crate::store::{RunDir, RunState, npy_bytes, peak_rss_mb, write_atomic, write_json};
 use crate::train::{
-    FeatureOptions, counts_for, embed_matrices, features_for, train_on, training_features,
+    FeatureOptions, batch_codes_for, counts_for, embed_matrices, features_for, train_on,
+    training_features,
 };
 
 /// Loads a run's dataset (simulated or from its file).
@@ -120,7 +121,12 @@ fn train_model(
     options.keep_counts = method.needs(&probe).counts;
     let feats = training_features(ad, &options)?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
-    let model = run.model_config(feats.matrices[0].ncols())?;
+    let mut model = run.model_config(feats.matrices[0].ncols())?;
+    crate::train::resolve_gene_programs(
+        &mut model,
+        run.model.gene_programs.as_deref(),
+        &feats.spec.genes,
+    )?;
     let training = run.train_config()?;
     let device = scssl_models::ComputeDevice::parse(&run.training.device)?;
     let stage = if tag.is_empty() {
@@ -211,7 +217,13 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
     if run.tasks.batch_correction {
         let (trained, feats) = train_model(run, &ad, rd, "")?;
         train_seconds += trained.history.seconds;
-        let emb = embed_matrices(&trained, &feats.matrices, feats.counts.as_ref(), projection)?;
+        let emb = embed_matrices(
+            &trained,
+            &feats.matrices,
+            feats.counts.as_ref(),
+            Some(&batches.codes),
+            projection,
+        )?;
         write_atomic(&rd.path.join("embedding.npy"), &npy_bytes(&emb.joint))?;
         // pre-integration embedding: 50 PCs of the (log-normalised HVG) model input, from the
         // preprocessing when it computed them
@@ -299,8 +311,22 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             Some(_) => Some(counts_for(&query, &feats.spec)?),
             None => None,
         };
-        let r_emb = embed_matrices(&trained, &feats.matrices, feats.counts.as_ref(), projection)?;
-        let q_emb = embed_matrices(&trained, &q_inputs, q_counts.as_ref(), projection)?;
+        let r_codes = batch_codes_for(&reference, &feats.spec)?;
+        let q_codes = batch_codes_for(&query, &feats.spec)?;
+        let r_emb = embed_matrices(
+            &trained,
+            &feats.matrices,
+            feats.counts.as_ref(),
+            r_codes.as_deref(),
+            projection,
+        )?;
+        let q_emb = embed_matrices(
+            &trained,
+            &q_inputs,
+            q_counts.as_ref(),
+            q_codes.as_deref(),
+            projection,
+        )?;
         let rl: Vec<u32> = r_idx.iter().map(|&i| labels.codes[i]).collect();
         let ql: Vec<u32> = q_idx.iter().map(|&i| labels.codes[i]).collect();
         if run.tasks.annotation {
@@ -337,7 +363,13 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             )?;
             // re-embed the query with the predicted protein (a copy: the query stays intact)
             let with_pred = vec![q_inputs[0].clone(), pred];
-            let q2 = embed_matrices(&trained, &with_pred, q_counts.as_ref(), projection)?;
+            let q2 = embed_matrices(
+                &trained,
+                &with_pred,
+                q_counts.as_ref(),
+                q_codes.as_deref(),
+                projection,
+            )?;
             let ann = scssl_metrics::annotate::annotate(
                 r_emb.joint.view(),
                 &rl,

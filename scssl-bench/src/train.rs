@@ -101,6 +101,13 @@ pub struct FeatureSpec {
     pub protein_transform: ProteinTransform,
     /// Number of proteins.
     pub n_proteins: usize,
+    /// obs column of the batches the model was trained with (when one was given).
+    #[serde(default)]
+    pub batch_key: Option<String>,
+    /// The training batches in code order: batch covariates and DSBN's domains. A cell of any
+    /// other batch is an unseen batch (code = the number of training batches).
+    #[serde(default)]
+    pub batches: Vec<String>,
 }
 
 /// Model inputs built from a dataset.
@@ -195,8 +202,66 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
             protein_key: opts.protein_key.clone(),
             protein_transform: opts.protein_transform,
             n_proteins,
+            batch_key: opts.batch_key.clone(),
+            batches: match &opts.batch_key {
+                Some(key) => ad.obs_groups(key)?.names,
+                None => Vec::new(),
+            },
         },
     })
+}
+
+/// Each cell's batch as the model knows it: its position among the training batches
+/// ([`FeatureSpec::batches`]), or the number of training batches for a batch training never
+/// saw. `None` when the model was trained without a batch key.
+pub fn batch_codes_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Option<Vec<u32>>> {
+    let Some(key) = &spec.batch_key else {
+        return Ok(None);
+    };
+    let groups = ad
+        .obs_groups(key)
+        .with_context(|| format!("the model's batch key {key:?}"))?;
+    let unseen = spec.batches.len() as u32;
+    let map: Vec<u32> = groups
+        .names
+        .iter()
+        .map(|n| {
+            spec.batches
+                .iter()
+                .position(|b| b == n)
+                .map_or(unseen, |p| p as u32)
+        })
+        .collect();
+    Ok(Some(
+        groups.codes.iter().map(|&c| map[c as usize]).collect(),
+    ))
+}
+
+/// Maps the masked autoencoder's gene programmes (`gmt`, a GMT file) onto the model's input
+/// genes and stores them in `model`; nothing to do for other methods or random masking.
+pub fn resolve_gene_programs(
+    model: &mut ModelConfig,
+    gmt: Option<&str>,
+    genes: &[String],
+) -> Result<()> {
+    if model.method.name() != "mae" || model.mae.masking != scssl_models::Masking::GeneProgram {
+        return Ok(());
+    }
+    let Some(path) = gmt else {
+        bail!(
+            "masking gene_program needs a GMT file of gene programmes (model.gene_programs / --gene-programs)"
+        );
+    };
+    let sets = scssl_data::gmt::read_gmt(path)?;
+    let programs = scssl_data::gmt::GenePrograms::encode(&sets, genes).with_context(|| {
+        format!(
+            "gene programmes of {path} against the model's {} input genes",
+            genes.len()
+        )
+    })?;
+    tracing::info!("{path}: {}", programs.summary());
+    model.gene_programs = Some(programs);
+    Ok(())
 }
 
 /// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
@@ -454,13 +519,14 @@ pub fn train_on(
     )?)
 }
 
-/// Embeds cells in eval mode: the model's input matrices, and the raw counts of its genes for
-/// methods that read counts (scVI); `projection` picks the projector output instead of the
-/// backbone's.
+/// Embeds cells in eval mode: the model's input matrices, the raw counts of its genes for
+/// methods that read counts (scVI), each cell's batch for DSBN ([`batch_codes_for`]);
+/// `projection` picks the projector output instead of the backbone's.
 pub fn embed_matrices(
     model: &TrainedModel,
     inputs: &[Array2<f32>],
     counts: Option<&Array2<f32>>,
+    batch_codes: Option<&[u32]>,
     projection: bool,
 ) -> Result<scssl_models::Embeddings> {
     let out = if projection {
@@ -477,7 +543,7 @@ pub fn embed_matrices(
     let embed_inputs = scssl_models::EmbedInputs {
         features,
         counts: counts.map(|c| c.view()),
-        batch_codes: None,
+        batch_codes,
     };
     Ok(model.embed_inputs(&embed_inputs, out)?)
 }
@@ -510,6 +576,8 @@ mod tests {
             protein_key: None,
             protein_transform: ProteinTransform::Clr,
             n_proteins: 0,
+            batch_key: None,
+            batches: Vec::new(),
         };
         let (inputs, missing) = features_for(&ad, &spec).unwrap();
         assert_eq!(missing, 1);

@@ -485,3 +485,143 @@ fn scvi_and_pca_train_and_embed_from_the_command_line() {
     );
     assert!(err.contains("--counts-layer"), "{err}");
 }
+
+/// The masked autoencoder with gene-programme masking (programmes the simulator writes as a
+/// GMT), and DSBN, embedded on its training file and on a file whose batches training never
+/// saw; bad GMT files are named.
+#[test]
+fn mae_with_gene_programmes_and_dsbn_train_and_embed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.h5ad");
+    let gmt = dir.path().join("programs.gmt");
+    run_ok(
+        scssl()
+            .args([
+                "simulate", "--cells", "400", "--genes", "200", "--seed", "3",
+            ])
+            .arg("-o")
+            .arg(&sim)
+            .arg("--gene-programs")
+            .arg(&gmt),
+    );
+    let sets = scssl_data::gmt::read_gmt(&gmt).unwrap();
+    assert_eq!(sets.len(), 8);
+    let mae = dir.path().join("mae");
+    let msg = run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "mae",
+                "--masking",
+                "gene_program",
+                "--n-hvg",
+                "200",
+                "--epochs",
+                "2",
+                "--hidden-dim",
+                "8",
+                "--gene-programs",
+            ])
+            .arg(&gmt)
+            .arg("-o")
+            .arg(&mae),
+    );
+    assert!(msg.contains("trained mae on 400 cells"), "{msg}");
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&mae)
+            .args(["--key", "X_mae"]),
+    );
+    // a GMT none of whose genes the data has: the error says how many matched
+    let foreign = dir.path().join("foreign.gmt");
+    std::fs::write(&foreign, "SET\t\tCD3E\tMS4A1\n").unwrap();
+    let err = run_err(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "mae",
+                "--masking",
+                "gene_program",
+                "--epochs",
+                "1",
+            ])
+            .arg("--gene-programs")
+            .arg(&foreign)
+            .arg("-o")
+            .arg(dir.path().join("x")),
+    );
+    assert!(err.contains("0 of 2 genes matched"), "{err}");
+    // DSBN: trained on the file's three batches ...
+    let dsbn = dir.path().join("dsbn");
+    run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "simclr",
+                "--dsbn",
+                "--n-hvg",
+                "100",
+                "--epochs",
+                "2",
+                "--hidden-dim",
+                "8",
+                "--augment",
+                "mask_only",
+                "-o",
+            ])
+            .arg(&dsbn),
+    );
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&dsbn)
+            .args(["--key", "X_dsbn"]),
+    );
+    // ... and a query whose batches it never saw (another simulation, batches renamed)
+    let query = dir.path().join("query.h5ad");
+    run_ok(
+        scssl()
+            .args([
+                "simulate", "--cells", "100", "--genes", "200", "--seed", "9",
+            ])
+            .arg("-o")
+            .arg(&query),
+    );
+    let mut q = scssl_data::io::read(&query).unwrap();
+    for (key, col) in q.obs.columns.iter_mut() {
+        if let (true, scssl_data::frame::Column::Categorical { categories, .. }) =
+            (key == "batch", col)
+        {
+            for c in categories.iter_mut() {
+                *c = format!("query_{c}");
+            }
+        }
+    }
+    scssl_data::io::write(&q, &query).unwrap();
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&query)
+            .arg("--model")
+            .arg(&dsbn)
+            .args(["--key", "X_dsbn"]),
+    );
+    let ad = scssl_data::io::read(&sim).unwrap();
+    assert_eq!(ad.obsm_get("X_mae").unwrap().dim(), (400, 8));
+    assert_eq!(ad.obsm_get("X_dsbn").unwrap().dim(), (400, 8));
+    let q = scssl_data::io::read(&query).unwrap();
+    let e = q.obsm_get("X_dsbn").unwrap();
+    assert_eq!(e.dim(), (100, 8));
+    assert!(e.iter().all(|v| v.is_finite()));
+}

@@ -18,7 +18,9 @@
 //! - [`umap`] — UMAP layouts as umap-learn computes them, reproducible from a seed.
 //! - [`split`] — hold out query batches; keep cell types shared by reference and query.
 //! - [`sim`] — a seeded simulator of realistic counts (negative binomial, cell-type
-//!   programmes, batch effects, dropout, optional protein block).
+//!   programmes, batch effects, dropout, optional protein block); its marker programmes as
+//!   gene sets ([`sim::gene_programs`]).
+//! - [`gmt`] — gene programmes in MSigDB's GMT format: read, write, map onto a dataset's genes.
 //!
 //! ```
 //! use scssl_data::{pp, sim};
@@ -38,6 +40,7 @@
 pub mod anndata;
 pub mod error;
 pub mod frame;
+pub mod gmt;
 pub mod io;
 pub mod matrix;
 pub mod neighbors;

@@ -155,6 +155,87 @@ fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
     r.set_stream(stream);
     r
 }
+/// The per-gene draws that come first from the simulator's main stream: base rates,
+/// dispersions and the cell types' marker programmes.
+struct GeneDraws {
+    base_rate: Vec<f64>,
+    theta: Vec<f64>,
+    type_factor: Vec<Vec<f64>>,
+    /// Up-regulated genes of each cell type (shared half first), as drawn (may repeat).
+    programmes: Vec<Vec<usize>>,
+}
+
+fn draw_genes(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Result<GeneDraws> {
+    let (g, nt) = (cfg.n_genes, cfg.n_cell_types);
+    let ln = |m: f64, s: f64| {
+        LogNormal::new(m, s.max(1e-12)).map_err(|e| Error::param("sim", e.to_string()))
+    };
+    // gene base rates and dispersions
+    let base = ln(0.0, 1.3)?;
+    let base_rate: Vec<f64> = (0..g).map(|_| base.sample(rng)).collect();
+    let disp_d = ln(0.7, 0.6)?;
+    let theta: Vec<f64> = (0..g)
+        .map(|_| disp_d.sample(rng).clamp(0.05, 100.0))
+        .collect();
+    // cell-type programmes: types come in related pairs that share half of their markers
+    let n_markers = ((cfg.marker_fraction * g as f64).round() as usize).max(1);
+    let fc = Normal::new(cfg.marker_log2fc, 0.5)
+        .map_err(|e| Error::param("marker_log2fc", e.to_string()))?;
+    let mut type_factor = vec![vec![1.0f64; g]; nt];
+    let mut programmes = Vec::with_capacity(nt);
+    let mut shared: Vec<usize> = vec![];
+    for (t, tf) in type_factor.iter_mut().enumerate() {
+        if t % 2 == 0 {
+            shared = (0..n_markers / 2).map(|_| rng.random_range(0..g)).collect();
+        }
+        let own: Vec<usize> = (0..n_markers - n_markers / 2)
+            .map(|_| rng.random_range(0..g))
+            .collect();
+        for &j in shared.iter().chain(&own) {
+            tf[j] *= 2f64.powf(fc.sample(rng).max(0.3));
+        }
+        for _ in 0..(n_markers / 4).max(1) {
+            let j = rng.random_range(0..g);
+            tf[j] *= 2f64.powf(-fc.sample(rng).max(0.3));
+        }
+        programmes.push(shared.iter().chain(&own).copied().collect());
+    }
+    Ok(GeneDraws {
+        base_rate,
+        theta,
+        type_factor,
+        programmes,
+    })
+}
+
+/// The simulator's cell-type marker programmes as gene sets (`TYPE_<t>_UP`: the genes type
+/// `t` up-regulates, named as [`simulate`] names genes), for gene-programme masking without a
+/// download. The same `cfg` gives the same sets as the dataset `simulate(cfg)` draws.
+pub fn gene_programs(cfg: &SimConfig) -> Result<Vec<crate::gmt::GeneSet>> {
+    cfg.validate()?;
+    let draws = draw_genes(cfg, &mut rng_for(cfg.seed, 0))?;
+    Ok(draws
+        .programmes
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut genes)| {
+            genes.sort_unstable();
+            genes.dedup();
+            crate::gmt::GeneSet {
+                name: format!("TYPE_{t}_UP"),
+                description: format!(
+                    "scssl-data simulator, seed {}: markers of type_{t}",
+                    cfg.seed
+                ),
+                genes: genes.into_iter().map(gene_name).collect(),
+            }
+        })
+        .collect())
+}
+
+fn gene_name(j: usize) -> String {
+    format!("gene_{j:05}")
+}
 
 /// Simulates a dataset: raw counts in `X` (CSR), `obs['batch']`, `obs['cell_type']`, and with
 /// proteins `obsm['protein_expression']` plus `uns['protein_names']`. Cells are grouped by batch.
@@ -165,34 +246,12 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     let ln = |m: f64, s: f64| {
         LogNormal::new(m, s.max(1e-12)).map_err(|e| Error::param("sim", e.to_string()))
     };
-    // gene base rates and dispersions
-    let base = ln(0.0, 1.3)?;
-    let base_rate: Vec<f64> = (0..g).map(|_| base.sample(&mut rng)).collect();
-    let disp_d = ln(0.7, 0.6)?;
-    let theta: Vec<f64> = (0..g)
-        .map(|_| disp_d.sample(&mut rng).clamp(0.05, 100.0))
-        .collect();
-    // cell-type programmes: types come in related pairs that share half of their markers
-    let n_markers = ((cfg.marker_fraction * g as f64).round() as usize).max(1);
-    let fc = Normal::new(cfg.marker_log2fc, 0.5)
-        .map_err(|e| Error::param("marker_log2fc", e.to_string()))?;
-    let mut type_factor = vec![vec![1.0f64; g]; nt];
-    let mut shared: Vec<usize> = vec![];
-    for (t, tf) in type_factor.iter_mut().enumerate() {
-        if t % 2 == 0 {
-            shared = (0..n_markers / 2).map(|_| rng.random_range(0..g)).collect();
-        }
-        let own: Vec<usize> = (0..n_markers - n_markers / 2)
-            .map(|_| rng.random_range(0..g))
-            .collect();
-        for &j in shared.iter().chain(&own) {
-            tf[j] *= 2f64.powf(fc.sample(&mut rng).max(0.3));
-        }
-        for _ in 0..(n_markers / 4).max(1) {
-            let j = rng.random_range(0..g);
-            tf[j] *= 2f64.powf(-fc.sample(&mut rng).max(0.3));
-        }
-    }
+    let GeneDraws {
+        base_rate,
+        theta,
+        type_factor,
+        ..
+    } = draw_genes(cfg, &mut rng)?;
     // batch effects on genes and library sizes
     let bd = ln(0.0, cfg.batch_effect)?;
     let batch_factor: Vec<Vec<f64>> = (0..nb)
@@ -358,7 +417,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     }
     let x = CsrMatrix::new(n, g, indptr, indices, data)?;
     let obs_names: Vec<String> = (0..n).map(|i| format!("cell_{i}")).collect();
-    let var_names: Vec<String> = (0..g).map(|j| format!("gene_{j:05}")).collect();
+    let var_names: Vec<String> = (0..g).map(gene_name).collect();
     let mut ad = AnnData::new(Matrix::Csr(x), obs_names, var_names)?;
     ad.obs.insert(
         "batch",
@@ -395,6 +454,44 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gene_programs_are_the_types_up_regulated_markers() {
+        let cfg = SimConfig {
+            n_cells: 600,
+            n_genes: 400,
+            ..Default::default()
+        };
+        let sets = gene_programs(&cfg).unwrap();
+        assert_eq!(sets.len(), cfg.n_cell_types);
+        assert_eq!(sets, gene_programs(&cfg).unwrap());
+        let ad = simulate(&cfg).unwrap();
+        let x = ad.x.to_dense();
+        let types = ad.obs_groups("cell_type").unwrap();
+        // a type's programme is expressed more in that type than in the other cells
+        for (t, set) in sets.iter().enumerate() {
+            let cols: Vec<usize> = set
+                .genes
+                .iter()
+                .map(|g| ad.var.index.iter().position(|v| v == g).unwrap())
+                .collect();
+            let (mut inside, mut n_in, mut outside, mut n_out) = (0.0f64, 0, 0.0f64, 0);
+            for i in 0..cfg.n_cells {
+                let libsize: f32 = x.row(i).sum();
+                let v: f32 = cols.iter().map(|&c| x[[i, c]]).sum::<f32>() / libsize;
+                if types.names[types.codes[i] as usize] == format!("type_{t}") {
+                    inside += v as f64;
+                    n_in += 1;
+                } else {
+                    outside += v as f64;
+                    n_out += 1;
+                }
+            }
+            if n_in > 0 {
+                assert!(inside / n_in as f64 > outside / n_out as f64, "type {t}");
+            }
+        }
+    }
 
     #[test]
     fn shape_labels_and_determinism() {

@@ -131,6 +131,83 @@ impl ScviParams {
     }
 }
 
+/// What the masked autoencoder hides from its encoder (Richter et al. 2024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Masking {
+    /// Each entry independently, with probability `mask_rate`.
+    #[default]
+    #[serde(rename = "random")]
+    Random,
+    /// ⌊programmes · `mask_rate`⌋ whole gene programmes, the same for every cell of a
+    /// mini-batch (programmes from `model.gene_programs`, a GMT file).
+    #[serde(
+        rename = "gene_program",
+        alias = "gene_programs",
+        alias = "gene-program",
+        alias = "gene-programs"
+    )]
+    GeneProgram,
+}
+
+/// The masked autoencoder's output layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MaeOutput {
+    /// No activation: the decoder can reconstruct any log-normalised value (the intent).
+    #[default]
+    Linear,
+    /// The reference's `nn.Sigmoid`: outputs in (0, 1), below most expressed log1p values.
+    Sigmoid,
+}
+
+/// The masked autoencoder's settings (theislab/ssl_in_scg `train.py` arguments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaeParams {
+    /// Masking strategy (`masking_strategy`).
+    #[serde(alias = "masking_strategy")]
+    pub masking: Masking,
+    /// Share of entries (random) or of gene programmes masked (`mask_rate`, 0.5).
+    #[serde(alias = "masking_rate")]
+    pub mask_rate: f64,
+    /// Hidden widths of the encoder before its `hidden_dim`-wide output (512, 512, 256, 256).
+    pub hidden_units: Vec<usize>,
+    /// Dropout after every encoder and decoder layer (0.1).
+    pub dropout_rate: f64,
+    /// A decoder mirroring the encoder (`--decoder`) instead of one linear layer.
+    #[serde(alias = "decoder")]
+    pub deep_decoder: bool,
+    /// The decoder's output activation: linear (default), or the reference's sigmoid
+    /// (divergence DIV-MAE-1 in the crate docs: a sigmoid cannot output log1p values above 1).
+    pub output_activation: MaeOutput,
+}
+
+impl Default for MaeParams {
+    fn default() -> Self {
+        MaeParams {
+            masking: Masking::Random,
+            mask_rate: 0.5,
+            hidden_units: vec![512, 512, 256, 256],
+            dropout_rate: 0.1,
+            deep_decoder: false,
+            output_activation: MaeOutput::Linear,
+        }
+    }
+}
+
+/// How DSBN's second BatchNorm (after the domain-specific first one) is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DsbnSecondNorm {
+    /// One shared module run separately on each domain's rows (the `dsbn` branch, DIV-31):
+    /// per-domain batch statistics, shared γ/β, running statistics updated once per domain.
+    #[default]
+    #[serde(rename = "shared-per-subset", alias = "shared_per_subset")]
+    SharedPerSubset,
+    /// One shared module on the whole mini-batch (a plain BatchNorm).
+    #[serde(rename = "shared-mixed", alias = "shared_mixed")]
+    SharedMixed,
+}
+
 /// Architecture and loss settings of one SSL model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +240,17 @@ pub struct ModelConfig {
     pub n_batches: usize,
     /// scVI's settings.
     pub scvi: ScviParams,
+    /// The masked autoencoder's settings.
+    pub mae: MaeParams,
+    /// Gene programmes for gene-programme masking, resolved by the caller from a GMT file
+    /// against the input genes (not saved with a model: only training uses them).
+    #[serde(skip)]
+    pub gene_programs: Option<scssl_data::gmt::GenePrograms>,
+    /// Domain-specific BatchNorm (methods.md §5.11): the backbone's first BatchNorm is one
+    /// module per batch (two-view methods, RNA only).
+    pub dsbn: bool,
+    /// How DSBN applies the backbone's second BatchNorm.
+    pub dsbn_bn2: DsbnSecondNorm,
 }
 
 impl Default for ModelConfig {
@@ -182,6 +270,10 @@ impl Default for ModelConfig {
             clip_temperature: 0.07,
             n_batches: 0,
             scvi: ScviParams::default(),
+            mae: MaeParams::default(),
+            gene_programs: None,
+            dsbn: false,
+            dsbn_bn2: DsbnSecondNorm::SharedPerSubset,
         }
     }
 }
@@ -319,14 +411,45 @@ impl LrSchedule {
 
     /// Parses `constant`, `step` (reference values) or `cosine`.
     pub fn parse(name: &str) -> Result<LrSchedule> {
-        match name.to_ascii_lowercase().as_str() {
-            "constant" => Ok(LrSchedule::Constant),
-            "step" => Ok(LrSchedule::default()),
-            "cosine" => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
-            _ => Err(invalid(
+        let lower = name.trim().to_ascii_lowercase();
+        let mut parts = lower.split(':');
+        let kind = parts.next().unwrap_or_default();
+        let args: Vec<&str> = parts.collect();
+        let bad = || {
+            invalid(
                 "training.schedule",
-                format!("unknown schedule {name:?}; expected constant, step or cosine"),
-            )),
+                format!(
+                    "unknown schedule {name:?}; expected constant, step, step:STEP_SIZE:GAMMA, cosine or cosine:MIN_LR"
+                ),
+            )
+        };
+        let num = |s: &str| s.parse::<f64>().map_err(|_| bad());
+        match (kind, args.as_slice()) {
+            ("constant", []) => Ok(LrSchedule::Constant),
+            ("step", []) => Ok(LrSchedule::default()),
+            ("step", [size, gamma]) => Ok(LrSchedule::Step {
+                step_size: size.parse().map_err(|_| bad())?,
+                gamma: num(gamma)?,
+            }),
+            ("cosine", []) => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
+            ("cosine", [min_lr]) => Ok(LrSchedule::Cosine {
+                min_lr: num(min_lr)?,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The name [`LrSchedule::parse`] reads back: `constant`, `step` (10, 0.1), `step:2:0.9`,
+/// `cosine` (to 0), `cosine:1e-6`.
+impl std::fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            LrSchedule::Constant => f.write_str("constant"),
+            s if s == LrSchedule::default() => f.write_str("step"),
+            LrSchedule::Step { step_size, gamma } => write!(f, "step:{step_size}:{gamma}"),
+            LrSchedule::Cosine { min_lr } if min_lr == 0.0 => f.write_str("cosine"),
+            LrSchedule::Cosine { min_lr } => write!(f, "cosine:{min_lr}"),
         }
     }
 }
@@ -349,6 +472,9 @@ pub struct TrainConfig {
     pub schedule: LrSchedule,
     /// Seed of initialisation, shuffling, memory banks and dropout.
     pub seed: u64,
+    /// Clip the gradients' global L2 norm to this value before each step (PyTorch's
+    /// `clip_grad_norm_`, Lightning's `gradient_clip_val`); `None`: no clipping.
+    pub gradient_clip: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -361,6 +487,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerKind::Adam,
             schedule: LrSchedule::default(),
             seed: 0,
+            gradient_clip: None,
         }
     }
 }
@@ -393,6 +520,14 @@ impl TrainConfig {
             return Err(invalid(
                 "training.weight_decay",
                 "expected a non-negative number",
+            ));
+        }
+        if let Some(c) = self.gradient_clip
+            && !(c > 0.0 && c.is_finite())
+        {
+            return Err(invalid(
+                "training.gradient_clip",
+                "expected a positive number (or none)",
             ));
         }
         match self.schedule {

@@ -314,7 +314,7 @@ impl<B: Backend> BatchNorm1d<B> {
 
     /// EMA of the parameters only; running statistics stay the network's own (as in the
     /// reference: buffers are not averaged).
-    fn ema(&mut self, online: &Self, m: f64) {
+    pub(crate) fn ema(&mut self, online: &Self, m: f64) {
         if let (Some(t), Some(o)) = (&mut self.gamma, &online.gamma) {
             ema_param(t, o, m);
         }

@@ -47,8 +47,8 @@ pub mod runtime;
 pub mod train;
 
 pub use config::{
-    Dispersion, GeneLikelihood, Integration, LrSchedule, ModelConfig, OptimizerKind, ScviParams,
-    TrainConfig, VicRegWeights, momentum_at,
+    Dispersion, DsbnSecondNorm, GeneLikelihood, Integration, LrSchedule, MaeOutput, MaeParams,
+    Masking, ModelConfig, OptimizerKind, ScviParams, TrainConfig, VicRegWeights, momentum_at,
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer};
@@ -100,6 +100,51 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Opt<B, M> {
             Opt::Adam(o) => o.step(lr, net, grads),
             Opt::AdamW(o) => o.step(lr, net, grads),
         }
+    }
+}
+
+/// Sums the squared gradients of every float parameter.
+struct GradSquares<'a> {
+    grads: &'a GradientsParams,
+    sum: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let s: f64 = g.powi_scalar(2).sum().into_scalar().elem();
+            self.sum += s;
+        }
+    }
+}
+
+/// Multiplies every float parameter's gradient by `factor`.
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// PyTorch's `clip_grad_norm_`: when the L2 norm of all gradients together exceeds
+/// `max_norm`, scale them all by `max_norm / (norm + 1e-6)`.
+fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    net: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) {
+    let mut squares = GradSquares { grads, sum: 0.0 };
+    net.visit(&mut squares);
+    let norm = squares.sum.sqrt();
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        net.visit(&mut GradScale { grads, factor });
     }
 }
 
@@ -314,7 +359,10 @@ where
             if !value.is_finite() {
                 return Err(ModelError::NonFiniteLoss { epoch, step, value });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+            if let Some(max_norm) = train.gradient_clip {
+                clip_global_norm(&net, &mut grads, max_norm);
+            }
             net = opt.step(lr, net, grads);
             loss_sum += value;
             history.step_losses.push(value);
@@ -341,4 +389,54 @@ where
     }
     history.seconds = started.elapsed().as_secs_f64();
     Ok((net.valid(), history))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Dense;
+    use crate::runtime::CpuTrainBackend;
+    use burn::module::Module;
+
+    type B = CpuTrainBackend;
+
+    fn grads_norm(net: &Dense<B>, grads: &GradientsParams) -> f64 {
+        let mut sq = GradSquares { grads, sum: 0.0 };
+        net.visit(&mut sq);
+        sq.sum.sqrt()
+    }
+
+    #[test]
+    fn global_norm_clipping_scales_all_gradients_together() {
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let net = Dense::<B>::new(4, 3, true, &mut rng, &device);
+        let x = Tensor::<B, 2>::from_data(
+            TensorData::new(
+                (0..8).map(|v| v as f32 * 10.0).collect::<Vec<f32>>(),
+                [2, 4],
+            ),
+            &device,
+        );
+        let loss = net.forward(x).powi_scalar(2).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let norm = grads_norm(&net, &grads);
+        assert!(norm > 1.0, "{norm}");
+        let w_before = grads
+            .get::<<B as AutodiffBackend>::InnerBackend, 2>(net.weight.id)
+            .unwrap();
+        let mut clipped = grads;
+        clip_global_norm(&net, &mut clipped, 1.0);
+        let after = grads_norm(&net, &clipped);
+        assert!((after - 1.0).abs() < 1e-4, "{after}");
+        // every tensor is scaled by the same factor (direction kept)
+        let w_after = clipped
+            .get::<<B as AutodiffBackend>::InnerBackend, 2>(net.weight.id)
+            .unwrap();
+        let ratio: Vec<f32> = w_after.div(w_before).into_data().to_vec::<f32>().unwrap();
+        assert!(ratio.iter().all(|r| (r - ratio[0]).abs() < 1e-5));
+        // below the limit nothing changes
+        clip_global_norm(&net, &mut clipped, 10.0);
+        assert!((grads_norm(&net, &clipped) - after).abs() < 1e-9);
+    }
 }

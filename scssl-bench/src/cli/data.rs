@@ -32,6 +32,10 @@ pub(super) struct SimulateArgs {
     /// Output file (.h5ad or .zarr).
     #[arg(short, long)]
     pub(super) output: PathBuf,
+    /// Also write the cell types' marker programmes as a GMT file (for the masked
+    /// autoencoder's gene-programme masking, `model.gene_programs`).
+    #[arg(long = "gene-programs", value_name = "GMT")]
+    pub(super) gene_programs: Option<PathBuf>,
 }
 
 /// `scssl simulate`.
@@ -44,6 +48,7 @@ pub(super) fn simulate(args: SimulateArgs) -> Result<()> {
         proteins,
         seed,
         output,
+        gene_programs,
     } = args;
     let cfg = sim::SimConfig {
         n_cells: cells,
@@ -60,6 +65,10 @@ pub(super) fn simulate(args: SimulateArgs) -> Result<()> {
     pb.inc(1);
     pb.set_message("writing");
     io::write(&ad, &output).with_context(|| format!("writing {}", output.display()))?;
+    if let Some(gmt) = &gene_programs {
+        scssl_data::gmt::write_gmt(gmt, &sim::gene_programs(&cfg)?)
+            .with_context(|| format!("writing {}", gmt.display()))?;
+    }
     pb.finish_and_clear();
     println!(
         "wrote {} ({} cells × {} genes, {} batches, {} cell types{})",

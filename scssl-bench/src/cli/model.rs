@@ -38,8 +38,9 @@ pub(super) struct TrainArgs {
     /// Weight decay [default: the method's; 1e-6].
     #[arg(long)]
     pub(super) weight_decay: Option<f64>,
-    /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), constant, cosine
-    /// [default: the method's; step, scVI constant].
+    /// Learning-rate schedule: step (the reference's ÷10 every 10 epochs), step:SIZE:GAMMA,
+    /// constant, cosine, cosine:MIN_LR [default: the method's; step, scVI constant, MAE
+    /// step:2:0.9].
     #[arg(long)]
     pub(super) schedule: Option<String>,
     /// scVI: hidden layers of the encoder and decoder (the benchmark: 8).
@@ -48,9 +49,28 @@ pub(super) struct TrainArgs {
     /// scVI: count likelihood, nb, zinb or poisson (the benchmark: nb).
     #[arg(long, default_value = "zinb", value_parser = ["nb", "zinb", "poisson"])]
     pub(super) gene_likelihood: String,
-    /// Optimiser: adam (L2 weight decay, as the reference) or adamw.
-    #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
-    pub(super) optimizer: String,
+    /// Masked autoencoder: masking, random or gene_program.
+    #[arg(long, default_value = "random", value_parser = ["random", "gene_program"])]
+    pub(super) masking: String,
+    /// Masked autoencoder: share of entries (random) or of gene programmes masked.
+    #[arg(long, default_value_t = scssl_models::MaeParams::default().mask_rate)]
+    pub(super) mask_rate: f64,
+    /// Masked autoencoder: GMT file of gene programmes (for --masking gene_program).
+    #[arg(long = "gene-programs", value_name = "GMT")]
+    pub(super) gene_programs: Option<String>,
+    /// Domain-specific BatchNorm in the backbone (the two-view methods, RNA only).
+    #[arg(long)]
+    pub(super) dsbn: bool,
+    /// DSBN's second BatchNorm: shared-per-subset (the reference branch) or shared-mixed.
+    #[arg(long = "dsbn-bn2", default_value = "shared-per-subset", value_parser = ["shared-per-subset", "shared-mixed"])]
+    pub(super) dsbn_bn2: String,
+    /// Clip the gradients' global norm [default: the method's; none, MAE 1.0].
+    #[arg(long)]
+    pub(super) gradient_clip: Option<f64>,
+    /// Optimiser: adam (L2 weight decay, as the reference) or adamw [default: the method's;
+    /// adam, MAE adamw].
+    #[arg(long, value_parser = ["adam", "adamw"])]
+    pub(super) optimizer: Option<String>,
     /// Embedding width h.
     #[arg(long, default_value_t = ModelConfig::default().hidden_dim)]
     pub(super) hidden_dim: usize,
@@ -103,6 +123,12 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         schedule,
         n_layers,
         gene_likelihood,
+        masking,
+        mask_rate,
+        gene_programs,
+        dsbn,
+        dsbn_bn2,
+        gradient_clip,
         optimizer,
         hidden_dim,
         dropout,
@@ -120,7 +146,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     use crate::train::{AugmentSpec, FeatureOptions, ProteinTransform};
     use scssl_models::{ComputeDevice, Integration, LrSchedule, MethodRef, OptimizerKind};
     let method_ref = MethodRef::parse(&method)?;
-    let model = ModelConfig {
+    let mut model = ModelConfig {
         hidden_dim,
         dropout,
         temperature,
@@ -130,6 +156,13 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             gene_likelihood: serde_json::from_value(serde_json::Value::from(gene_likelihood))?,
             ..Default::default()
         },
+        mae: scssl_models::MaeParams {
+            masking: serde_json::from_value(serde_json::Value::from(masking))?,
+            mask_rate,
+            ..Default::default()
+        },
+        dsbn,
+        dsbn_bn2: serde_json::from_value(serde_json::Value::from(dsbn_bn2))?,
         ..ModelConfig::new(method_ref, 1)
     };
     // what the flags do not set comes from the method's own training defaults
@@ -139,16 +172,17 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         batch_size: batch_size.unwrap_or(defaults.batch_size),
         lr: lr.unwrap_or(defaults.lr),
         weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
-        optimizer: if optimizer == "adamw" {
-            OptimizerKind::AdamW
-        } else {
-            OptimizerKind::Adam
+        optimizer: match optimizer.as_deref() {
+            Some("adamw") => OptimizerKind::AdamW,
+            Some(_) => OptimizerKind::Adam,
+            None => defaults.optimizer,
         },
         schedule: match &schedule {
             Some(s) => LrSchedule::parse(s)?,
             None => defaults.schedule,
         },
         seed,
+        gradient_clip: gradient_clip.or(defaults.gradient_clip),
     };
     let (epochs, batch_size) = (training.epochs, training.batch_size);
     let augment = if augment.ends_with(".json") {
@@ -183,6 +217,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             ..Default::default()
         },
     )?;
+    crate::train::resolve_gene_programs(&mut model, gene_programs.as_deref(), &feats.spec.genes)?;
     let steps = (ad.n_obs() / batch_size.max(1) * epochs) as u64;
     let pb = crate::progress::bar(steps, &format!("train {method}"));
     let mut trained = crate::train::train_on(
@@ -286,7 +321,14 @@ pub(super) fn embed(args: EmbedArgs) -> Result<()> {
     } else {
         None
     };
-    let emb = crate::train::embed_matrices(&trained, &inputs, counts.as_ref(), projection)?;
+    let codes = crate::train::batch_codes_for(&ad, &spec)?;
+    let emb = crate::train::embed_matrices(
+        &trained,
+        &inputs,
+        counts.as_ref(),
+        codes.as_deref(),
+        projection,
+    )?;
     io::write_obsm(&input, &key, &emb.joint)
         .with_context(|| format!("writing obsm[{key:?}] into {}", input.display()))?;
     println!(

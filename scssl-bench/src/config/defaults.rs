@@ -22,11 +22,7 @@ pub(super) fn fill_method_training_defaults(
         return Ok(()); // validation names the unknown method
     };
     let d = method.default_training();
-    let schedule = match d.schedule {
-        scssl_models::LrSchedule::Constant => "constant",
-        scssl_models::LrSchedule::Step { .. } => "step",
-        scssl_models::LrSchedule::Cosine { .. } => "cosine",
-    };
+    let schedule = d.schedule.to_string();
     let optimizer = match d.optimizer {
         scssl_models::OptimizerKind::Adam => "adam",
         scssl_models::OptimizerKind::AdamW => "adamw",
@@ -44,6 +40,10 @@ pub(super) fn fill_method_training_defaults(
         ("weight_decay", Value::from(d.weight_decay)),
         ("schedule", Value::from(schedule)),
         ("optimizer", Value::from(optimizer)),
+        (
+            "gradient_clip",
+            d.gradient_clip.map_or(Value::Null, Value::from),
+        ),
     ] {
         t.entry(key).or_insert(value);
     }

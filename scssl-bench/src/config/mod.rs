@@ -145,6 +145,15 @@ pub struct ModelSection {
     pub barlow_lambda: f64,
     /// scVI's settings (the latent width is `hidden_dim`).
     pub scvi: scssl_models::ScviParams,
+    /// The masked autoencoder's settings.
+    pub mae: scssl_models::MaeParams,
+    /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
+    /// (relative paths are resolved against the config file's directory).
+    pub gene_programs: Option<String>,
+    /// Domain-specific BatchNorm in the backbone of the two-view methods (RNA only).
+    pub dsbn: bool,
+    /// DSBN's second BatchNorm: `shared-per-subset` (the reference branch) or `shared-mixed`.
+    pub dsbn_bn2: scssl_models::DsbnSecondNorm,
 }
 
 impl Default for ModelSection {
@@ -164,6 +173,10 @@ impl Default for ModelSection {
             reg_beta: 1.0,
             barlow_lambda: 5e-3,
             scvi: scssl_models::ScviParams::default(),
+            mae: scssl_models::MaeParams::default(),
+            gene_programs: None,
+            dsbn: false,
+            dsbn_bn2: scssl_models::DsbnSecondNorm::default(),
         }
     }
 }
@@ -186,6 +199,8 @@ pub struct TrainingSection {
     pub optimizer: String,
     /// `cpu`, `cuda`, `cuda:N`.
     pub device: String,
+    /// Clip the gradients' global norm to this value (`null`: no clipping).
+    pub gradient_clip: Option<f64>,
 }
 
 impl Default for TrainingSection {
@@ -198,6 +213,7 @@ impl Default for TrainingSection {
             schedule: "step".into(),
             optimizer: "adam".into(),
             device: "cpu".into(),
+            gradient_clip: None,
         }
     }
 }
@@ -295,6 +311,19 @@ impl RunConfig {
         self.model_config(1)?
             .validate()
             .map_err(anyhow::Error::from)?;
+        if scssl_models::MethodRef::parse(&self.model.method)?.name() == "mae"
+            && self.model.mae.masking == scssl_models::Masking::GeneProgram
+        {
+            match &self.model.gene_programs {
+                None => bail!(
+                    "model.gene_programs: masking gene_program needs a GMT file of gene programmes"
+                ),
+                Some(p) if !Path::new(p).is_file() => {
+                    bail!("model.gene_programs: {p} is not a file")
+                }
+                Some(_) => {}
+            }
+        }
         scssl_models::LrSchedule::parse(&self.training.schedule)?;
         scssl_models::ComputeDevice::parse(&self.training.device)?.check_supported()?;
         if !matches!(self.training.optimizer.as_str(), "adam" | "adamw") {
@@ -344,6 +373,9 @@ impl RunConfig {
             momentum: m.momentum,
             integration: Integration::parse(&m.integrate)?,
             scvi: m.scvi,
+            mae: m.mae.clone(),
+            dsbn: m.dsbn,
+            dsbn_bn2: m.dsbn_bn2,
             ..ModelConfig::default()
         })
     }
@@ -363,6 +395,7 @@ impl RunConfig {
             },
             schedule: scssl_models::LrSchedule::parse(&t.schedule)?,
             seed: self.seed,
+            gradient_clip: t.gradient_clip,
         })
     }
 }
@@ -462,6 +495,12 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
                 let p = PathBuf::from(&run.data.path);
                 if p.is_relative() && !p.exists() && base.join(&p).exists() {
                     run.data.path = base.join(p).display().to_string();
+                }
+            }
+            if let Some(gmt) = &run.model.gene_programs {
+                let p = PathBuf::from(gmt);
+                if p.is_relative() && !p.exists() && base.join(&p).exists() {
+                    run.model.gene_programs = Some(base.join(p).display().to_string());
                 }
             }
             run.validate()

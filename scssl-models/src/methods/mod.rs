@@ -7,9 +7,10 @@
 //! exported tensors ([`Method::embed`]). The caller (scssl-bench) asks [`Method::needs`] what to
 //! build; the trainer knows nothing about any one method.
 //!
-//! Two families exist today: the two-view SSL methods ([`two_view`]: SimCLR, MoCo, SimSiam,
-//! NNCLR, BYOL, VICReg, Barlow Twins; one small file each) and PCA ([`pca`]), which does not
-//! train at all.
+//! The families: the two-view SSL methods ([`two_view`]: SimCLR, MoCo, SimSiam, NNCLR, BYOL,
+//! VICReg, Barlow Twins; one small file each, optionally with domain-specific BatchNorm), PCA
+//! ([`pca`]), which does not train at all, scVI ([`scvi`]), a VAE of raw counts with a batch
+//! covariate, and the masked autoencoder ([`mae`]), one un-augmented view with masking.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -29,6 +30,8 @@ use crate::train::{TrainEvent, TrainHistory};
 
 pub mod barlow_twins;
 pub mod byol;
+pub mod dsbn;
+pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
@@ -49,6 +52,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &two_view::TwoView(barlow_twins::BarlowTwins),
     &pca::Pca,
     &scvi::Scvi,
+    &mae::Mae,
 ];
 
 /// What a method needs from the caller for each mini-batch.

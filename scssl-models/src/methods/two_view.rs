@@ -13,15 +13,16 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::dsbn::{self, DomainBatchNorm, Domains};
 use super::{
     BatchNeeds, BatchSource, EmbedInputs, Fitted, Method, Objective, ObjectiveFamily, StepContext,
     StepInputs,
 };
-use crate::config::{Integration, ModelConfig, TrainConfig, momentum_at};
+use crate::config::{DsbnSecondNorm, Integration, ModelConfig, TrainConfig, momentum_at};
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{
-    BlockSpec, Mlp, NamedTensor, Pass, dropout, encoder_specs, reject_leftovers, tensor_from,
-    tensor_values,
+    BlockSpec, ENCODER_INNER, Mlp, NamedTensor, Pass, dropout, encoder_specs, reject_leftovers,
+    tensor_from, tensor_values,
 };
 use crate::losses;
 use crate::model::{EmbeddingOutput, Embeddings, check_inputs};
@@ -70,6 +71,8 @@ pub struct Branch<B: Backend> {
     pub projector: Mlp<B>,
     /// Prediction head (SimSiam, NNCLR, BYOL).
     pub predictor: Option<Mlp<B>>,
+    /// Domain-specific first BatchNorm (DSBN); the encoder then has no first BatchNorm.
+    pub domain_norms: Option<DomainBatchNorm<B>>,
 }
 
 /// Outputs of one branch for one view.
@@ -92,6 +95,8 @@ pub struct SslNetwork<B: Backend> {
     pub clip_log_scale: Option<Param<Tensor<B, 1>>>,
     /// Dropout probability after each encoder.
     pub dropout: f64,
+    /// DSBN's second BatchNorm runs on each domain's rows separately (else on the batch).
+    pub dsbn_per_subset: bool,
 }
 
 impl<B: Backend> SslNetwork<B> {
@@ -103,10 +108,21 @@ impl<B: Backend> SslNetwork<B> {
         let branches = config
             .input_dims
             .iter()
-            .map(|&g| Branch {
-                encoder: Mlp::new(&encoder_specs(g, config.hidden_dim), &mut rng, device),
-                projector: Mlp::new(proj, &mut rng, device),
-                predictor: pred.as_ref().map(|p| Mlp::new(p, &mut rng, device)),
+            .map(|&g| {
+                let mut specs = encoder_specs(g, config.hidden_dim);
+                if config.dsbn {
+                    // the first BatchNorm is the domain-specific one (no random draws, so
+                    // initialisation is unchanged)
+                    specs[0].batch_norm = None;
+                }
+                Branch {
+                    encoder: Mlp::new(&specs, &mut rng, device),
+                    projector: Mlp::new(proj, &mut rng, device),
+                    predictor: pred.as_ref().map(|p| Mlp::new(p, &mut rng, device)),
+                    domain_norms: config.dsbn.then(|| {
+                        DomainBatchNorm::new(config.n_batches.max(1), ENCODER_INNER, device)
+                    }),
+                }
             })
             .collect();
         let clip_log_scale =
@@ -121,30 +137,45 @@ impl<B: Backend> SslNetwork<B> {
             branches,
             clip_log_scale,
             dropout: config.dropout,
+            dsbn_per_subset: config.dsbn_bn2 == DsbnSecondNorm::SharedPerSubset,
         }
     }
 
-    /// Runs branch `m` on `x`; the predictor only when asked.
+    /// Runs branch `m` on `x`; the predictor only when asked. A DSBN branch needs the rows'
+    /// `domains`.
     pub fn branch_forward(
         &mut self,
         m: usize,
         x: Tensor<B, 2>,
         pass: Pass,
         with_prediction: bool,
-    ) -> BranchOutput<B> {
+        domains: Option<&Domains<B>>,
+    ) -> Result<BranchOutput<B>> {
         let p = self.dropout;
+        let second = if self.dsbn_per_subset {
+            DsbnSecondNorm::SharedPerSubset
+        } else {
+            DsbnSecondNorm::SharedMixed
+        };
         let branch = &mut self.branches[m];
-        let backbone = dropout(branch.encoder.forward(x, pass), p, pass);
+        let encoded = match &mut branch.domain_norms {
+            None => branch.encoder.forward(x, pass),
+            Some(norms) => {
+                let domains = present(domains, "the cells' batches (DSBN)")?;
+                dsbn::forward(&mut branch.encoder, norms, second, x, domains, pass)?
+            }
+        };
+        let backbone = dropout(encoded, p, pass);
         let projection = branch.projector.forward(backbone.clone(), pass);
         let prediction = match (&mut branch.predictor, with_prediction) {
             (Some(pred), true) => Some(pred.forward(projection.clone(), pass)),
             _ => None,
         };
-        BranchOutput {
+        Ok(BranchOutput {
             backbone,
             projection,
             prediction,
-        }
+        })
     }
 
     /// Every tensor with its checkpoint name.
@@ -156,6 +187,9 @@ impl<B: Backend> SslNetwork<B> {
                 .export(&format!("branch{i}.projector"), &mut out);
             if let Some(p) = &b.predictor {
                 p.export(&format!("branch{i}.predictor"), &mut out);
+            }
+            if let Some(d) = &b.domain_norms {
+                d.export(&format!("branch{i}.dsbn"), &mut out);
             }
         }
         if let Some(s) = &self.clip_log_scale {
@@ -179,6 +213,9 @@ impl<B: Backend> SslNetwork<B> {
                 .import(&format!("branch{i}.projector"), &mut store)?;
             if let Some(p) = &mut b.predictor {
                 p.import(&format!("branch{i}.predictor"), &mut store)?;
+            }
+            if let Some(d) = &mut b.domain_norms {
+                d.import(&format!("branch{i}.dsbn"), &mut store)?;
             }
         }
         if let Some(s) = &mut self.clip_log_scale {
@@ -210,6 +247,9 @@ impl<B: Backend> SslNetwork<B> {
             if let (Some(tp), Some(op)) = (&mut t.predictor, &o.predictor) {
                 tp.ema(op, m);
             }
+            if let (Some(td), Some(od)) = (&mut t.domain_norms, &o.domain_norms) {
+                td.ema(od, m);
+            }
         }
     }
 
@@ -223,6 +263,7 @@ impl<B: Backend> SslNetwork<B> {
                 encoder: b.encoder.freeze(),
                 projector: b.projector.freeze(),
                 predictor: b.predictor.map(Mlp::freeze),
+                domain_norms: b.domain_norms.map(|d| d.no_grad()),
             })
             .collect();
         copy.clip_log_scale = None;
@@ -309,6 +350,7 @@ pub struct StepParts<'a, B: AutodiffBackend> {
     bank: Option<&'a mut MemoryBank<B>>,
     integration: Integration,
     with_prediction: bool,
+    domains: Option<Domains<B>>,
 }
 
 impl<B: AutodiffBackend> StepParts<'_, B> {
@@ -320,11 +362,12 @@ impl<B: AutodiffBackend> StepParts<'_, B> {
         pass: Pass,
     ) -> Result<(Tensor<B, 2>, Option<Tensor<B, 2>>)> {
         let with = self.with_prediction;
+        let domains = self.domains.as_ref();
         let outs: Vec<_> = xs
             .into_iter()
             .enumerate()
-            .map(|(k, x)| self.net.branch_forward(k, x, pass, with))
-            .collect();
+            .map(|(k, x)| self.net.branch_forward(k, x, pass, with, domains))
+            .collect::<Result<_>>()?;
         let z = integrate(
             outs.iter().map(|o| o.projection.clone()).collect(),
             self.integration,
@@ -345,11 +388,15 @@ impl<B: AutodiffBackend> StepParts<'_, B> {
     pub fn target(&mut self, xs: Vec<Tensor<B, 2>>, pass: Pass) -> Result<Tensor<B, 2>> {
         let how = self.integration;
         let t = present(self.target.as_deref_mut(), "the momentum target network")?;
+        let domains = self.domains.as_ref();
         let zs: Vec<_> = xs
             .into_iter()
             .enumerate()
-            .map(|(k, x)| t.branch_forward(k, x, pass, false).projection.detach())
-            .collect();
+            .map(|(k, x)| {
+                t.branch_forward(k, x, pass, false, domains)
+                    .map(|o| o.projection.detach())
+            })
+            .collect::<Result<_>>()?;
         Ok(integrate(zs, how))
     }
 
@@ -445,25 +492,36 @@ impl<B: AutodiffBackend, T: TwoViewMethod> Objective<B> for TwoViewObjective<B, 
         if is_clip(&self.config) {
             let scale = present(net.clip_log_scale.as_ref(), "the CLIP logit scale")?.val();
             // a validated multimodal config has exactly two branches, so zs has two entries
-            let mut view_loss = |v: usize, xs: Vec<Tensor<B, 2>>| {
+            let mut view_loss = |v: usize, xs: Vec<Tensor<B, 2>>| -> Result<Tensor<B, 1>> {
                 let zs: Vec<Tensor<B, 2>> = xs
                     .into_iter()
                     .enumerate()
-                    .map(|(k, x)| net.branch_forward(k, x, pass[v], false).projection)
-                    .collect();
-                losses::clip(zs[0].clone(), zs[1].clone(), scale.clone())
+                    .map(|(k, x)| {
+                        net.branch_forward(k, x, pass[v], false, None)
+                            .map(|o| o.projection)
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(losses::clip(zs[0].clone(), zs[1].clone(), scale.clone()))
             };
-            let l0 = view_loss(0, x0);
-            let l1 = view_loss(1, x1);
+            let l0 = view_loss(0, x0)?;
+            let l1 = view_loss(1, x1)?;
             return Ok(l0.add(l1).mul_scalar(0.5));
         }
         let with_prediction = self.with_prediction;
+        let domains = match (self.config.dsbn, &inputs.batch_codes) {
+            (false, _) => None,
+            (true, Some(codes)) => Some(Domains::new(codes, &x0[0].device())),
+            (true, None) => {
+                return Err(ModelError::Inconsistent("the cells' batches (DSBN)".into()));
+            }
+        };
         let mut parts = StepParts {
             net,
             target: self.target.as_mut(),
             bank: self.bank.as_mut(),
             integration: self.config.integration,
             with_prediction,
+            domains,
         };
         T::loss(&self.config, &mut parts, x0, x1, pass)
     }
@@ -509,9 +567,10 @@ impl<T: TwoViewMethod> Method for TwoView<T> {
         T::DEFAULT_FACTOR
     }
 
-    fn needs(&self, _config: &ModelConfig) -> BatchNeeds {
+    fn needs(&self, config: &ModelConfig) -> BatchNeeds {
         BatchNeeds {
             views: 2,
+            batch_codes: config.dsbn,
             ..BatchNeeds::default()
         }
     }
@@ -531,6 +590,12 @@ impl<T: TwoViewMethod> Method for TwoView<T> {
                     T::NAME,
                     config.hidden_dim
                 ),
+            ));
+        }
+        if config.dsbn && config.n_modalities() > 1 {
+            return Err(invalid(
+                "model.dsbn",
+                "domain-specific BatchNorm is for RNA-only models (as in the reference's dsbn branch); drop the protein block or set dsbn: false",
             ));
         }
         if T::MEMORY_BANK && config.memory_bank_size == 0 {
@@ -567,17 +632,34 @@ impl<T: TwoViewMethod> Method for TwoView<T> {
         } else {
             config.integration
         };
+        let codes = match (config.dsbn, inputs.batch_codes) {
+            (false, _) => None,
+            (true, Some(c)) if c.len() == n => Some(c),
+            (true, Some(c)) => {
+                return Err(ModelError::Shape(format!(
+                    "{} batch codes for {n} cells",
+                    c.len()
+                )));
+            }
+            (true, None) => {
+                return Err(ModelError::Shape(
+                    "a DSBN model embeds each cell with its own batch; no batch codes were given"
+                        .into(),
+                ));
+            }
+        };
         let mut parts = Embeddings::builder(inputs.features.len(), n);
         let chunk = 4096;
         let mut start = 0;
         while start < n {
             let end = (start + chunk).min(n);
             let mut outs = Vec::with_capacity(inputs.features.len());
+            let domains = codes.map(|c| Domains::new(&c[start..end], &device));
             for (m, x) in inputs.features.iter().enumerate() {
                 let rows = x.slice(ndarray::s![start..end, ..]);
                 let data: Vec<f32> = rows.iter().copied().collect();
                 let t = tensor_from::<CpuBackend, 2>(data, [end - start, x.ncols()], &device);
-                let o = net.branch_forward(m, t, Pass::EVAL, wants_pred);
+                let o = net.branch_forward(m, t, Pass::EVAL, wants_pred, domains.as_ref())?;
                 outs.push(match output {
                     EmbeddingOutput::Backbone => o.backbone,
                     EmbeddingOutput::Projection => o.prediction.unwrap_or(o.projection),
