@@ -131,6 +131,62 @@ impl ScviParams {
     }
 }
 
+/// totalVI's settings (scvi-tools 1.1 `TOTALVI(...)` and `train()` defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotalviParams {
+    /// Latent (embedding) width (20).
+    pub n_latent: usize,
+    /// Width of every hidden layer (256).
+    pub n_hidden: usize,
+    /// Hidden layers of the encoder (2).
+    pub n_layers_encoder: usize,
+    /// Hidden layers of each decoder (1).
+    pub n_layers_decoder: usize,
+    /// Dropout of the encoder and decoder layers (0.2).
+    pub dropout_rate: f64,
+    /// Gene likelihood: `nb` (totalVI's default) or `zinb`.
+    pub gene_likelihood: GeneLikelihood,
+    /// Gene dispersion per gene or per gene and batch.
+    pub gene_dispersion: Dispersion,
+    /// Empirical protein-background prior (per-batch GMMs); `None`: when there are more than
+    /// 10 proteins, as scvi-tools decides.
+    pub empirical_background_prior: Option<bool>,
+    /// Batch one-hot concatenated to the encoder's input (`encode_covariates`, true).
+    pub encode_covariates: bool,
+    /// KL warm-up in steps; `None`: int(0.75 · cells), as `TOTALVI.train()`.
+    pub n_steps_kl_warmup: Option<usize>,
+    /// Share of cells trained on; the rest are the validation set (0.9).
+    pub train_size: f64,
+    /// Stop when the validation ELBO has not improved for 45 epochs (`early_stopping`).
+    pub early_stopping: bool,
+    /// Multiply the learning rate by 0.6 after 30 epochs without improvement.
+    pub reduce_lr_on_plateau: bool,
+    /// Cap the epochs with scvi-tools' rule min(400, round(20000 / cells · 400)).
+    pub epoch_rule: bool,
+}
+
+impl Default for TotalviParams {
+    fn default() -> Self {
+        TotalviParams {
+            n_latent: 20,
+            n_hidden: 256,
+            n_layers_encoder: 2,
+            n_layers_decoder: 1,
+            dropout_rate: 0.2,
+            gene_likelihood: GeneLikelihood::Nb,
+            gene_dispersion: Dispersion::Gene,
+            empirical_background_prior: None,
+            encode_covariates: true,
+            n_steps_kl_warmup: None,
+            train_size: 0.9,
+            early_stopping: true,
+            reduce_lr_on_plateau: true,
+            epoch_rule: true,
+        }
+    }
+}
+
 /// What the masked autoencoder hides from its encoder (Richter et al. 2024).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Masking {
@@ -240,12 +296,18 @@ pub struct ModelConfig {
     pub n_batches: usize,
     /// scVI's settings.
     pub scvi: ScviParams,
+    /// totalVI's settings.
+    pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
     /// Gene programmes for gene-programme masking, resolved by the caller from a GMT file
     /// against the input genes (not saved with a model: only training uses them).
     #[serde(skip)]
     pub gene_programs: Option<scssl_data::gmt::GenePrograms>,
+    /// totalVI's empirical protein-background prior, computed by its `fit` from the training
+    /// data (not saved: the trained prior parameters are in the checkpoint).
+    #[serde(skip)]
+    pub background_prior: Option<crate::methods::background_prior::BackgroundPrior>,
     /// Domain-specific BatchNorm (methods.md §5.11): the backbone's first BatchNorm is one
     /// module per batch (two-view methods, RNA only).
     pub dsbn: bool,
@@ -270,8 +332,10 @@ impl Default for ModelConfig {
             clip_temperature: 0.07,
             n_batches: 0,
             scvi: ScviParams::default(),
+            totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
             gene_programs: None,
+            background_prior: None,
             dsbn: false,
             dsbn_bn2: DsbnSecondNorm::SharedPerSubset,
         }

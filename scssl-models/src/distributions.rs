@@ -118,6 +118,69 @@ pub fn kl_standard_normal<B: Backend>(mean: Tensor<B, 2>, var: Tensor<B, 2>) -> 
         .reshape([n])
 }
 
+/// log of the two-component NB mixture with a shared θ, scvi-tools' `log_mixture_nb` (totalVI's
+/// protein likelihood): logsumexp(log NB(x; μ₁, θ), log NB(x; μ₂, θ) − π) − softplus(−π), so
+/// σ(π) is the probability of component 1 (the background).
+pub fn log_mixture_nb<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    mu_1: Tensor<B, D>,
+    mu_2: Tensor<B, D>,
+    theta: Tensor<B, D>,
+    pi_logits: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let log_theta_mu_1_eps = theta.clone().add(mu_1.clone()).add_scalar(EPS).log();
+    let log_theta_mu_2_eps = theta.clone().add(mu_2.clone()).add_scalar(EPS).log();
+    let lgammas = lgamma(x.clone().add(theta.clone()))
+        .sub(lgamma(theta.clone()))
+        .sub(lgamma(x.clone().add_scalar(1.0)));
+    let log_theta_eps = theta.clone().add_scalar(EPS).log();
+    let log_nb_1 = theta
+        .clone()
+        .mul(log_theta_eps.clone().sub(log_theta_mu_1_eps.clone()))
+        .add(
+            x.clone()
+                .mul(mu_1.add_scalar(EPS).log().sub(log_theta_mu_1_eps)),
+        )
+        .add(lgammas.clone());
+    let log_nb_2 = theta
+        .mul(log_theta_eps.sub(log_theta_mu_2_eps.clone()))
+        .add(x.mul(mu_2.add_scalar(EPS).log().sub(log_theta_mu_2_eps)))
+        .add(lgammas)
+        .sub(pi_logits.clone());
+    // logsumexp of the two, stabilised by their maximum (torch.logsumexp)
+    // max(a, b) = (a + b + |a − b|)/2 (burn-ndarray's `max_pair` on f64 goes through f32)
+    let max = log_nb_1
+        .clone()
+        .add(log_nb_2.clone())
+        .add(log_nb_1.clone().sub(log_nb_2.clone()).abs())
+        .mul_scalar(0.5);
+    let lse = log_nb_1
+        .sub(max.clone())
+        .exp()
+        .add(log_nb_2.sub(max.clone()).exp())
+        .log()
+        .add(max);
+    lse.sub(softplus(pi_logits.neg(), 1.0))
+}
+
+/// KL(N(m₁, s₁²) ‖ N(m₂, s₂²)) elementwise, with scales (standard deviations) `s`, as
+/// `torch.distributions.kl_divergence` of two `Normal`s.
+pub fn kl_normal<B: Backend, const D: usize>(
+    m1: Tensor<B, D>,
+    s1: Tensor<B, D>,
+    m2: Tensor<B, D>,
+    s2: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let var_ratio = s1.clone().div(s2.clone()).square();
+    let t1 = m1.sub(m2).div(s2).square();
+    var_ratio
+        .clone()
+        .add(t1)
+        .sub_scalar(1.0)
+        .sub(var_ratio.log())
+        .mul_scalar(0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

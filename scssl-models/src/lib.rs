@@ -48,7 +48,8 @@ pub mod train;
 
 pub use config::{
     Dispersion, DsbnSecondNorm, GeneLikelihood, Integration, LrSchedule, MaeOutput, MaeParams,
-    Masking, ModelConfig, OptimizerKind, ScviParams, TrainConfig, VicRegWeights, momentum_at,
+    Masking, ModelConfig, OptimizerKind, ScviParams, TotalviParams, TrainConfig, VicRegWeights,
+    momentum_at,
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;

@@ -37,6 +37,9 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training throughput (cells per second, views included).
     pub cells_per_second: f64,
+    /// Mean validation loss over the held-out cells (methods with a validation rule).
+    #[serde(default)]
+    pub validation_loss: Option<f64>,
 }
 
 /// Progress events passed to the caller's callback.
@@ -276,6 +279,109 @@ fn step_inputs<B: AutodiffBackend>(
     })
 }
 
+/// The state of the validation callbacks: early stopping and the LR plateau.
+#[derive(Debug)]
+struct Monitor {
+    best_stop: f64,
+    wait_stop: usize,
+    best_lr: f64,
+    bad_lr: usize,
+    lr_factor: f64,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor {
+            best_stop: f64::INFINITY,
+            wait_stop: 0,
+            best_lr: f64::INFINITY,
+            bad_lr: 0,
+            lr_factor: 1.0,
+        }
+    }
+}
+
+impl Monitor {
+    /// Records an epoch's validation loss; returns whether to stop.
+    fn after_epoch(&mut self, rule: &crate::methods::Validation, loss: f64) -> bool {
+        if let Some(p) = rule.lr_plateau {
+            if loss < self.best_lr {
+                self.best_lr = loss;
+                self.bad_lr = 0;
+            } else {
+                self.bad_lr += 1;
+            }
+            if self.bad_lr > p.patience {
+                self.lr_factor *= p.factor;
+                self.bad_lr = 0;
+            }
+        }
+        match rule.early_stopping_patience {
+            Some(patience) => {
+                if loss < self.best_stop {
+                    self.best_stop = loss;
+                    self.wait_stop = 0;
+                    false
+                } else {
+                    self.wait_stop += 1;
+                    self.wait_stop >= patience
+                }
+            }
+            None => false,
+        }
+    }
+}
+
+/// The mean validation loss over `held_out`, in mini-batches of the training size.
+#[allow(clippy::too_many_arguments)]
+fn validate<B: AutodiffBackend, O: Objective<B>>(
+    objective: &mut O,
+    net: &mut O::Network,
+    held_out: &[usize],
+    model: &ModelConfig,
+    train: &TrainConfig,
+    epoch: usize,
+    device: &B::Device,
+    source: &mut BatchSource<'_>,
+) -> Result<f64> {
+    if held_out.is_empty() {
+        return Err(crate::error::invalid(
+            "model.totalvi.train_size",
+            "validation needs held-out cells; lower train_size below 1",
+        ));
+    }
+    let needs = model.method.needs(model);
+    let mut total = 0.0;
+    for (k, cells) in held_out.chunks(train.batch_size).enumerate() {
+        let batch = source(BatchRequest {
+            epoch,
+            step: k,
+            cells,
+            needs,
+        })
+        .map_err(|message| views_error(epoch, message))?;
+        let inputs =
+            step_inputs::<B>(batch, &needs, &model.input_dims, cells.len(), device, epoch)?;
+        // its own noise stream: validation never shares seeds with a training step
+        let context = StepContext {
+            epoch,
+            step: k,
+            global_step: u64::MAX - ((epoch as u64) << 20) - k as u64,
+            seed: train.seed,
+        };
+        total += objective.validation_loss(net, inputs, &context)?;
+    }
+    let mean = total / held_out.len() as f64;
+    if !mean.is_finite() {
+        return Err(ModelError::NonFiniteLoss {
+            epoch,
+            step: usize::MAX,
+            value: mean,
+        });
+    }
+    Ok(mean)
+}
+
 /// Trains objective `O` on `n_cells` cells. `source` is called once per step with the batch's
 /// cell indices and what the method needs; `progress` receives [`TrainEvent`]s. Returns the
 /// trained network (without autodiff) and the curve.
@@ -319,6 +425,7 @@ where
     let started = Instant::now();
     let mut order = plan.train_cells.clone();
     let mut global_step: u64 = 0;
+    let mut monitor = Monitor::default();
     tracing::info!(
         method = %model.method,
         cells = n_train,
@@ -329,7 +436,7 @@ where
     );
     for epoch in 0..plan.epochs {
         let epoch_start = Instant::now();
-        let lr = train.schedule.lr(train.lr, epoch, plan.epochs);
+        let lr = train.schedule.lr(train.lr, epoch, plan.epochs) * monitor.lr_factor;
         let momentum = objective.start_epoch(epoch, plan.epochs);
         let mut shuffle = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(1 + epoch as u64));
         order.shuffle(&mut shuffle);
@@ -375,6 +482,19 @@ where
             });
         }
         let seconds = epoch_start.elapsed().as_secs_f64();
+        let validation_loss = match &plan.validation {
+            Some(_) => Some(validate::<B, O>(
+                &mut objective,
+                &mut net,
+                &plan.held_out,
+                model,
+                train,
+                epoch,
+                device,
+                source,
+            )?),
+            None => None,
+        };
         let record = EpochRecord {
             epoch,
             mean_loss: loss_sum / steps as f64,
@@ -382,10 +502,17 @@ where
             momentum,
             seconds,
             cells_per_second: cells_seen as f64 / seconds.max(1e-9),
+            validation_loss,
         };
         tracing::debug!(epoch, loss = record.mean_loss, seconds, "epoch done");
         progress(&TrainEvent::Epoch(record.clone()));
         history.epochs.push(record);
+        if let (Some(rule), Some(v)) = (&plan.validation, validation_loss)
+            && monitor.after_epoch(rule, v)
+        {
+            tracing::info!(epoch, validation = v, "early stopping: no improvement");
+            break;
+        }
     }
     history.seconds = started.elapsed().as_secs_f64();
     Ok((net.valid(), history))

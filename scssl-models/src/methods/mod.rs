@@ -10,7 +10,8 @@
 //! The families: the two-view SSL methods ([`two_view`]: SimCLR, MoCo, SimSiam, NNCLR, BYOL,
 //! VICReg, Barlow Twins; one small file each, optionally with domain-specific BatchNorm), PCA
 //! ([`pca`]), which does not train at all, scVI ([`scvi`]), a VAE of raw counts with a batch
-//! covariate, and the masked autoencoder ([`mae`]), one un-augmented view with masking.
+//! covariate, totalVI ([`totalvi`]), its RNA + protein counterpart, and the masked autoencoder
+//! ([`mae`]), one un-augmented view with masking.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -28,6 +29,7 @@ use crate::model::{EmbeddingOutput, Embeddings};
 use crate::runtime::ComputeDevice;
 use crate::train::{TrainEvent, TrainHistory};
 
+pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
 pub mod dsbn;
@@ -38,6 +40,7 @@ pub mod pca;
 pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
+pub mod totalvi;
 pub mod two_view;
 pub mod vicreg;
 
@@ -52,6 +55,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &two_view::TwoView(barlow_twins::BarlowTwins),
     &pca::Pca,
     &scvi::Scvi,
+    &totalvi::Totalvi,
     &mae::Mae,
 ];
 
@@ -64,6 +68,8 @@ pub struct BatchNeeds {
     pub features: bool,
     /// Raw counts of the RNA modality (count likelihoods).
     pub counts: bool,
+    /// The protein modality as raw counts (`features[1]` untransformed: totalVI).
+    pub protein_counts: bool,
     /// Each cell's batch code (batch covariates, domain-specific BatchNorm).
     pub batch_codes: bool,
     /// Every cell in one request (methods fitted in closed form, e.g. PCA).
@@ -351,6 +357,41 @@ pub trait Objective<B: AutodiffBackend>: Sized {
     ) -> Result<Tensor<B, 1>>;
     /// Every tensor of the trained network with its checkpoint name.
     fn export(net: &<Self::Network as AutodiffModule<B>>::InnerModule) -> Vec<NamedTensor>;
+    /// The summed per-cell validation loss (scvi-tools' ELBO) of a held-out mini-batch, the
+    /// network in eval mode; only called when the plan has a [`Validation`] rule.
+    fn validation_loss(
+        &mut self,
+        net: &mut Self::Network,
+        inputs: StepInputs<B>,
+        step: &StepContext,
+    ) -> Result<f64> {
+        let _ = (net, inputs, step);
+        Err(crate::error::ModelError::Inconsistent(
+            "a validation loss for this method".into(),
+        ))
+    }
+}
+
+/// What the trainer does with the held-out cells after every epoch (scvi-tools' Lightning
+/// callbacks): the validation loss is the mean over held-out cells of
+/// [`Objective::validation_loss`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Validation {
+    /// Stop when the validation loss has not improved for this many epochs (Lightning's
+    /// `EarlyStopping`, min_delta 0); `None`: never stop early.
+    pub early_stopping_patience: Option<usize>,
+    /// Multiply the learning rate by `factor` when the validation loss has not improved for
+    /// more than `patience` epochs (PyTorch's `ReduceLROnPlateau`, threshold 0, cooldown 0).
+    pub lr_plateau: Option<LrPlateau>,
+}
+
+/// `ReduceLROnPlateau`'s settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrPlateau {
+    /// Epochs without improvement tolerated.
+    pub patience: usize,
+    /// Factor applied to the learning rate.
+    pub factor: f64,
 }
 
 /// How the generic trainer runs an objective.
@@ -368,6 +409,8 @@ pub struct TrainPlan {
     pub min_last_batch: Option<usize>,
     /// ε of Adam/AdamW.
     pub adam_epsilon: f64,
+    /// Validation on the held-out cells after every epoch (early stopping, LR on plateau).
+    pub validation: Option<Validation>,
 }
 
 impl TrainPlan {
@@ -379,6 +422,7 @@ impl TrainPlan {
             held_out: Vec::new(),
             min_last_batch: None,
             adam_epsilon: 1e-8,
+            validation: None,
         }
     }
 }

@@ -61,7 +61,7 @@ pub struct FcLayers<B: Backend> {
 }
 
 impl<B: Backend> FcLayers<B> {
-    fn new(
+    pub(crate) fn new(
         n_in: usize,
         n_hidden: usize,
         n_layers: usize,
@@ -86,7 +86,7 @@ impl<B: Backend> FcLayers<B> {
         }
     }
 
-    fn forward(
+    pub(crate) fn forward(
         &mut self,
         mut x: Tensor<B, 2>,
         cov: Option<&Tensor<B, 2>>,
@@ -108,14 +108,18 @@ impl<B: Backend> FcLayers<B> {
         x
     }
 
-    fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+    pub(crate) fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         for (i, l) in self.layers.iter().enumerate() {
             l.linear.export(&format!("{prefix}.{i}.linear"), out);
             l.bn.export(&format!("{prefix}.{i}.bn"), out);
         }
     }
 
-    fn import(&mut self, prefix: &str, store: &mut HashMap<String, NamedTensor>) -> Result<()> {
+    pub(crate) fn import(
+        &mut self,
+        prefix: &str,
+        store: &mut HashMap<String, NamedTensor>,
+    ) -> Result<()> {
         for (i, l) in self.layers.iter_mut().enumerate() {
             l.linear.import(&format!("{prefix}.{i}.linear"), store)?;
             l.bn.import(&format!("{prefix}.{i}.bn"), store)?;
@@ -145,7 +149,7 @@ pub struct ScviNetwork<B: Backend> {
 
 /// The batch one-hot scVI injects (width 0 with a single batch, as scvi-tools ignores a
 /// one-category covariate).
-fn covariate_width(config: &ModelConfig) -> usize {
+pub(crate) fn covariate_width(config: &ModelConfig) -> usize {
     if config.n_batches > 1 {
         config.n_batches
     } else {
@@ -248,7 +252,11 @@ impl<B: Backend> ScviNetwork<B> {
 }
 
 /// One-hot rows of `codes` (`[n, width]`); an empty tensor when `width` is 0.
-fn one_hot<B: Backend>(codes: &[u32], width: usize, device: &B::Device) -> Result<Tensor<B, 2>> {
+pub(crate) fn one_hot<B: Backend>(
+    codes: &[u32],
+    width: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 2>> {
     let mut v = vec![0.0f32; codes.len() * width];
     for (i, &c) in codes.iter().enumerate() {
         if width > 0 {
@@ -372,6 +380,7 @@ impl<B: AutodiffBackend> Objective<B> for ScviObjective<B> {
             held_out,
             min_last_batch: Some(3),
             adam_epsilon: 0.01,
+            validation: None,
         })
     }
 
