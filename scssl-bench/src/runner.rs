@@ -118,7 +118,12 @@ fn train_model(
     let mut options = feature_options(run);
     let method = scssl_models::MethodRef::parse(&run.model.method)?;
     let probe = run.model_config(1)?;
-    options.keep_counts = method.needs(&probe).counts;
+    let needs = method.needs(&probe);
+    options.keep_counts = needs.counts;
+    if needs.protein_counts {
+        // totalVI models the protein counts themselves
+        options.protein_transform = crate::train::ProteinTransform::AsIs;
+    }
     let feats = training_features(ad, &options)?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
     let mut model = run.model_config(feats.matrices[0].ncols())?;

@@ -535,7 +535,7 @@ pub fn embed_matrices(
         scssl_models::EmbeddingOutput::Backbone
     };
     let needs = model.config.method.needs(&model.config);
-    let features: Vec<ArrayView2<'_, f32>> = if needs.counts {
+    let features: Vec<ArrayView2<'_, f32>> = if needs.counts && !needs.features {
         Vec::new()
     } else {
         inputs.iter().map(|x| x.view()).collect()

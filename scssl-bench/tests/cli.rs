@@ -625,3 +625,64 @@ fn mae_with_gene_programmes_and_dsbn_train_and_embed() {
     assert_eq!(e.dim(), (100, 8));
     assert!(e.iter().all(|v| v.is_finite()));
 }
+
+/// totalVI from the command line on simulated CITE-seq counts: trains, embeds, and says what
+/// is missing without a protein block.
+#[test]
+fn totalvi_trains_and_embeds_and_names_the_protein_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("cite.h5ad");
+    run_ok(
+        scssl()
+            .args([
+                "simulate",
+                "--cells",
+                "300",
+                "--genes",
+                "200",
+                "--proteins",
+                "12",
+                "--seed",
+                "4",
+            ])
+            .arg("-o")
+            .arg(&sim),
+    );
+    let model = dir.path().join("totalvi");
+    let msg = run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "totalvi",
+                "--protein-key",
+                "protein_expression",
+                "--n-hvg",
+                "100",
+                "--epochs",
+                "3",
+                "-o",
+            ])
+            .arg(&model),
+    );
+    assert!(msg.contains("trained totalvi on 300 cells"), "{msg}");
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&model)
+            .args(["--key", "X_totalvi"]),
+    );
+    let ad = scssl_data::io::read(&sim).unwrap();
+    assert_eq!(ad.obsm_get("X_totalvi").unwrap().dim(), (300, 20));
+    let err = run_err(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args(["--method", "totalvi", "--epochs", "1", "-o"])
+            .arg(dir.path().join("x")),
+    );
+    assert!(err.contains("protein_key"), "{err}");
+}

@@ -534,6 +534,35 @@ mod tests {
     }
 
     #[test]
+    fn early_stopping_and_plateau_follow_lightning_and_pytorch() {
+        use crate::methods::{LrPlateau, Validation};
+        let rule = Validation {
+            early_stopping_patience: Some(3),
+            lr_plateau: Some(LrPlateau {
+                patience: 1,
+                factor: 0.5,
+            }),
+        };
+        let mut m = Monitor::default();
+        // improvement, then stalls: the plateau halves the rate after 2 bad epochs (> 1), the
+        // stop comes on the 3rd epoch without improvement
+        assert!(!m.after_epoch(&rule, 10.0));
+        assert!(!m.after_epoch(&rule, 9.0));
+        assert!(!m.after_epoch(&rule, 9.0)); // equal is no improvement
+        assert_eq!(m.lr_factor, 1.0);
+        assert!(!m.after_epoch(&rule, 9.5));
+        assert_eq!(m.lr_factor, 0.5);
+        assert!(m.after_epoch(&rule, 9.2));
+        // without early stopping it never stops
+        let rule = Validation {
+            early_stopping_patience: None,
+            lr_plateau: None,
+        };
+        let mut m = Monitor::default();
+        assert!((0..100).all(|_| !m.after_epoch(&rule, 1.0)));
+    }
+
+    #[test]
     fn global_norm_clipping_scales_all_gradients_together() {
         let device = Default::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -560,7 +589,12 @@ mod tests {
         let w_after = clipped
             .get::<<B as AutodiffBackend>::InnerBackend, 2>(net.weight.id)
             .unwrap();
-        let ratio: Vec<f32> = w_after.div(w_before).into_data().to_vec::<f32>().unwrap();
+        let ratio: Vec<f32> = w_after
+            .div(w_before)
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap();
         assert!(ratio.iter().all(|r| (r - ratio[0]).abs() < 1e-5));
         // below the limit nothing changes
         clip_global_norm(&net, &mut clipped, 10.0);

@@ -378,8 +378,26 @@ fn shipped_configs_parse() {
         (1e-4, 256, 100)
     );
     assert_eq!(simclr.training.schedule, "step");
+    // the masked autoencoder with its own defaults (AdamW, StepLR(2, 0.9), clipping at 1)
+    let mae = g.runs.iter().find(|r| r.model.method == "mae").unwrap();
+    assert_eq!(
+        (
+            mae.training.optimizer.as_str(),
+            mae.training.schedule.as_str(),
+            mae.training.gradient_clip
+        ),
+        ("adamw", "step:2:0.9", Some(1.0))
+    );
     assert_eq!(g.runs.iter().filter(|r| r.model.method == "pca").count(), 1);
-    assert_eq!(g.runs.len(), 8 * 2 + 1);
+    assert_eq!(g.runs.len(), 9 * 2 + 1);
+    // the DSBN ablation: the seven generic methods with and without DSBN, plus PCA
+    let g = scssl_bench::config::load_grid(&root.join("paper/dsbn_immune.yaml"), &[]).unwrap();
+    assert_eq!(g.runs.iter().filter(|r| r.model.dsbn).count(), 7 * 2);
+    assert_eq!(g.runs.len(), 7 * 2 * 2 + 1);
+    // totalVI on CITE-seq with scvi-tools' training defaults
+    let g = scssl_bench::config::load_grid(&root.join("paper/totalvi_neurips.yaml"), &[]).unwrap();
+    let t = g.runs.iter().find(|r| r.model.method == "totalvi").unwrap();
+    assert_eq!((t.training.lr, t.training.batch_size), (4e-3, 256));
 }
 
 #[test]

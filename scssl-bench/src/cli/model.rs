@@ -211,7 +211,12 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
             batch_key: Some(batch_key.clone()),
             n_hvg,
             protein_key,
-            protein_transform: ProteinTransform::parse(&protein_transform)?,
+            // totalVI models the protein counts themselves
+            protein_transform: if method_ref.needs(&model).protein_counts {
+                ProteinTransform::AsIs
+            } else {
+                ProteinTransform::parse(&protein_transform)?
+            },
             counts_layer,
             keep_counts: method_ref.needs(&model).counts,
             ..Default::default()

@@ -145,6 +145,8 @@ pub struct ModelSection {
     pub barlow_lambda: f64,
     /// scVI's settings (the latent width is `hidden_dim`).
     pub scvi: scssl_models::ScviParams,
+    /// totalVI's settings.
+    pub totalvi: scssl_models::TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: scssl_models::MaeParams,
     /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
@@ -173,6 +175,7 @@ impl Default for ModelSection {
             reg_beta: 1.0,
             barlow_lambda: 5e-3,
             scvi: scssl_models::ScviParams::default(),
+            totalvi: scssl_models::TotalviParams::default(),
             mae: scssl_models::MaeParams::default(),
             gene_programs: None,
             dsbn: false,
@@ -352,13 +355,18 @@ impl RunConfig {
         Ok(())
     }
 
-    /// The model configuration (input widths filled in by the trainer).
+    /// The model configuration for `n_features` genes; with a protein block its width is a
+    /// placeholder (1) until the trainer fills in the input widths from the data.
     pub fn model_config(&self, n_features: usize) -> Result<scssl_models::ModelConfig> {
         use scssl_models::{Integration, MethodRef, ModelConfig, VicRegWeights};
         let m = &self.model;
+        let mut input_dims = vec![n_features];
+        if self.data.protein_key.is_some() {
+            input_dims.push(1);
+        }
         Ok(ModelConfig {
             method: MethodRef::parse(&m.method)?,
-            input_dims: vec![n_features],
+            input_dims,
             hidden_dim: m.hidden_dim,
             factor: m.factor,
             dropout: m.dropout,
@@ -373,6 +381,7 @@ impl RunConfig {
             momentum: m.momentum,
             integration: Integration::parse(&m.integrate)?,
             scvi: m.scvi,
+            totalvi: m.totalvi,
             mae: m.mae.clone(),
             dsbn: m.dsbn,
             dsbn_bn2: m.dsbn_bn2,
