@@ -258,6 +258,47 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
                 trained.history.epochs[0].mean_loss
             ))
         }
+        "train-scvi" => {
+            // one scVI epoch with the benchmark's settings (8 layers, 30 latent, NB) and
+            // scvi-tools' train() defaults (batch 128, the 90/10 split) on the raw counts of
+            // every gene of a simulated file
+            let ad = io::read(input)?;
+            let counts = ad.x.to_dense();
+            let batches = ad.obs_groups("batch")?.codes;
+            let inputs = vec![counts.mapv(f32::ln_1p)];
+            let method = scssl_models::MethodRef::parse("scvi")?;
+            let model = scssl_models::ModelConfig {
+                hidden_dim: 30,
+                scvi: scssl_models::ScviParams {
+                    n_layers: 8,
+                    gene_likelihood: scssl_models::GeneLikelihood::Nb,
+                    epoch_rule: false,
+                    ..Default::default()
+                },
+                ..scssl_models::ModelConfig::new(method, counts.ncols())
+            };
+            let training = scssl_models::TrainConfig {
+                epochs: 1,
+                ..method.default_training()
+            };
+            let t = Instant::now();
+            let trained = crate::train::train_on(
+                &inputs,
+                Some(&counts),
+                &batches,
+                model,
+                &training,
+                &crate::train::AugmentSpec::Preset("clear".into()),
+                scssl_models::ComputeDevice::Cpu,
+                |_| {},
+            )?;
+            let secs = t.elapsed().as_secs_f64();
+            let e = &trained.history.epochs[0];
+            Ok(format!(
+                "{{\"seconds\": {secs}, \"epoch_seconds\": {}, \"cells_per_second\": {}, \"loss\": {}}}",
+                e.seconds, e.cells_per_second, e.mean_loss
+            ))
+        }
         "metrics" => {
             let dir = input;
             let f32s = |name: &str| -> Result<Vec<f32>> {
@@ -293,7 +334,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             )
         }
         other => bail!(
-            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics)"
+            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics, train, train-scvi)"
         ),
     }
 }

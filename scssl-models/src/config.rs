@@ -512,7 +512,7 @@ impl std::fmt::Display for LrSchedule {
             LrSchedule::Constant => f.write_str("constant"),
             s if s == LrSchedule::default() => f.write_str("step"),
             LrSchedule::Step { step_size, gamma } => write!(f, "step:{step_size}:{gamma}"),
-            LrSchedule::Cosine { min_lr } if min_lr == 0.0 => f.write_str("cosine"),
+            LrSchedule::Cosine { min_lr: 0.0 } => f.write_str("cosine"),
             LrSchedule::Cosine { min_lr } => write!(f, "cosine:{min_lr}"),
         }
     }

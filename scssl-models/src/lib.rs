@@ -7,15 +7,18 @@
 //!   seeded PyTorch-default initialisation, BatchNorm with PyTorch's running statistics;
 //! - [`methods`]: the method interface ([`Method`], [`Objective`], [`BatchNeeds`]) and the
 //!   registry: one file per method (SimCLR, MoCo, SimSiam, NNCLR, BYOL, VICReg, Barlow Twins
-//!   on the two-view family of [`methods::two_view`]; PCA; scVI as scvi-tools 1.1 builds it);
+//!   on the two-view family of [`methods::two_view`], optionally with domain-specific
+//!   BatchNorm; PCA; scVI and totalVI as scvi-tools 1.1 builds them; the masked autoencoder);
 //! - [`model`]: embedding outputs and the input checks all methods share;
 //! - [`losses`]: NT-Xent (with and without memory bank), negative cosine, VICReg, Barlow Twins,
 //!   CLIP;
-//! - [`distributions`]: scvi-tools' NB / ZINB / Poisson log-likelihoods, the Gaussian KL and
-//!   a differentiable `lgamma`;
+//! - [`distributions`]: scvi-tools' NB / ZINB / Poisson / NB-mixture log-likelihoods, the
+//!   Gaussian KLs and a differentiable `lgamma`;
 //! - [`train()`]: the trainer, generic over an [`Objective`] (mini-batches of what the method
 //!   needs come from the caller, so this crate does not depend on `scssl-augment`), the
-//!   objective's [`TrainPlan`], Adam/AdamW, LR schedules, progress events, loud failure;
+//!   objective's [`TrainPlan`] (with an optional [`Validation`] rule: early stopping, LR on
+//!   plateau), Adam/AdamW, LR schedules, global gradient-norm clipping, progress events, loud
+//!   failure;
 //! - [`runtime`]: device choice, backend-neutral [`TrainedModel`] and checkpoints that reload
 //!   bit-identically.
 //!
@@ -55,8 +58,8 @@ pub use error::{ModelError, Result};
 pub use layers::NamedTensor;
 pub use methods::two_view::SslNetwork;
 pub use methods::{
-    BatchNeeds, BatchRequest, EmbedInputs, Fitted, Method, MethodRef, MiniBatch, Objective,
-    ObjectiveFamily, StepContext, StepInputs, TrainPlan,
+    BatchNeeds, BatchRequest, EmbedInputs, Fitted, LrPlateau, Method, MethodRef, MiniBatch,
+    Objective, ObjectiveFamily, StepContext, StepInputs, TrainPlan, Validation,
 };
 pub use model::{EmbeddingOutput, Embeddings};
 #[cfg(feature = "cuda")]

@@ -99,7 +99,7 @@ const SCVI_TOOLS: &[&str] = &[
 ];
 
 /// A venv `~/.cache/scssl-venv-scvi` holding scvi-tools (for the scVI goldens).
-fn scvi_venv() -> Result<PathBuf> {
+pub(crate) fn scvi_venv() -> Result<PathBuf> {
     let venv = cache_dir().join("scssl-venv-scvi");
     let py = venv.join("bin/python");
     let has = Command::new(&py)

@@ -92,7 +92,7 @@ pub fn run(args: &[String]) -> Result {
         Some("metrics") => metrics(&args[1..]),
         Some("train") => train(&args[1..]),
         Some("umap") => umap(&args[1..]),
-        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] | umap [--sizes 10000,100000]>".into()),
+        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000]>".into()),
     }
 }
 
@@ -317,7 +317,8 @@ fn augment() -> Result {
 }
 
 /// One SimCLR epoch, ours against the reference's PyTorch loop (and the same loop with lightly's
-/// loss and head), on the same log-normalised simulated file.
+/// loss and head), on the same log-normalised simulated file; with `--method scvi`, one scVI
+/// epoch against scvi-tools on the same raw counts.
 fn train(args: &[String]) -> Result {
     let cells: usize = match args.iter().position(|a| a == "--cells") {
         Some(i) => args
@@ -326,6 +327,11 @@ fn train(args: &[String]) -> Result {
             .ok_or("--cells needs a number")?,
         None => 50_000,
     };
+    match crate::arg_value(args, "--method").as_deref() {
+        None | Some("simclr") => {}
+        Some("scvi") => return train_scvi(cells),
+        Some(other) => return Err(format!("perf train: --method simclr or scvi, not {other}")),
+    }
     let scssl = scssl_release()?;
     let py = venv_python()?;
     for (module, pkg) in [
@@ -396,6 +402,61 @@ fn train(args: &[String]) -> Result {
             m.seconds,
             field(&m.json, "cells_per_second").unwrap_or(0.0),
             m.seconds / ours.seconds,
+            m.max_rss_mb
+        );
+    }
+    Ok(())
+}
+
+/// One scVI epoch (the benchmark's 8 layers, 30 latent, NB; batch 128) on `cells` simulated
+/// cells × 2,000 genes of raw counts: ours against scvi-tools in the same run.
+fn train_scvi(cells: usize) -> Result {
+    let scssl = scssl_release()?;
+    let py = crate::fixtures::scvi_venv()?;
+    let dir = root().join("target/perf");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let raw = dir.join(format!("train_sim_{cells}.h5ad"));
+    if !raw.exists() {
+        let mut c = Command::new(&scssl);
+        c.args([
+            "simulate",
+            "--cells",
+            &cells.to_string(),
+            "--genes",
+            "2000",
+            "-o",
+        ])
+        .arg(&raw);
+        crate::run_status(c, "scssl simulate")?;
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut c = Command::new(&scssl);
+    c.args(["perf-step", "train-scvi"]).arg(&raw);
+    let ours = measure(c, "scssl perf-step train-scvi")?;
+    let mut c = Command::new(&py);
+    c.arg(root().join("conformance/perf_train_scvi.py"))
+        .arg(&raw);
+    let theirs = measure(c, "perf_train_scvi.py")?;
+    println!(
+        "\nperf train --method scvi: one epoch, {cells} simulated cells × 2,000 genes (raw counts), 8 layers × 128, 30 latent, NB, batch 128, 90 % trained on, {cores} cores"
+    );
+    println!("| implementation | train s | cells/s | ours vs it | peak RSS MB |");
+    println!("|---|---|---|---|---|");
+    for (name, m) in [
+        ("scvi-tools 1.1.6 (PyTorch)", &theirs),
+        ("scssl (burn, CPU)", &ours),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.0} | {:.2}× | {:.0} |",
+            field(&m.json, "seconds").unwrap_or(m.seconds),
+            field(&m.json, "cells_per_second").unwrap_or(0.0),
+            field(&theirs.json, "cells_per_second")
+                .unwrap_or(0.0)
+                .max(1e-9)
+                .recip()
+                * field(&m.json, "cells_per_second").unwrap_or(0.0),
             m.max_rss_mb
         );
     }

@@ -76,7 +76,7 @@ const MAX_ITER: usize = 100;
 fn two_means(x: &[f64]) -> Option<Vec<bool>> {
     let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !(hi > lo) {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     let (mut c0, mut c1) = (lo, hi);

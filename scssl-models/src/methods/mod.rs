@@ -41,6 +41,7 @@ pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
 pub mod totalvi;
+pub mod totalvi_network;
 pub mod two_view;
 pub mod vicreg;
 
