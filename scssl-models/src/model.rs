@@ -119,3 +119,50 @@ pub fn check_inputs(dims: &[usize], inputs: &[ArrayView2<'_, f32>]) -> Result<us
 fn shape_inconsistent(e: ndarray::ShapeError) -> ModelError {
     ModelError::Inconsistent(format!("embedding rows × width: {e}"))
 }
+
+/// Rows per chunk when embedding on the CPU (bounds the memory of one forward pass).
+pub(crate) const EMBED_CHUNK: usize = 4096;
+
+/// Rows `rows` of `x` as a CPU tensor.
+pub(crate) fn rows_tensor(
+    x: ArrayView2<'_, f32>,
+    rows: std::ops::Range<usize>,
+) -> burn::tensor::Tensor<crate::runtime::CpuBackend, 2> {
+    let (len, width) = (rows.len(), x.ncols());
+    let data: Vec<f32> = x.slice(ndarray::s![rows, ..]).iter().copied().collect();
+    crate::layers::tensor_from(data, [len, width], &Default::default())
+}
+
+/// The embedding of `n` cells by a method with one latent space (scVI, totalVI, the masked
+/// autoencoder): `encode` maps a range of rows to their latent, computed in chunks of
+/// [`EMBED_CHUNK`] rows; the latent is both the joint and the only per-modality embedding.
+pub(crate) fn embed_latent(
+    n: usize,
+    mut encode: impl FnMut(
+        std::ops::Range<usize>,
+    ) -> Result<burn::tensor::Tensor<crate::runtime::CpuBackend, 2>>,
+) -> Result<Embeddings> {
+    let mut out = Embeddings::builder(1, n);
+    let mut start = 0;
+    while start < n {
+        let end = (start + EMBED_CHUNK).min(n);
+        let latent = encode(start..end)?;
+        let width = latent.dims()[1];
+        let values = crate::layers::tensor_values(latent);
+        out.push_modality(0, width, values.clone());
+        out.push_joint(width, values);
+        start = end;
+    }
+    out.finish()
+}
+
+/// Checks that `x` (named `what` in the error) holds raw counts for `method`: finite and
+/// non-negative.
+pub(crate) fn check_nonnegative(what: &str, method: &str, x: ArrayView2<'_, f32>) -> Result<()> {
+    match x.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+        Some(v) => Err(ModelError::Shape(format!(
+            "the {what} contain {v}; {method} needs raw (non-negative) counts"
+        ))),
+        None => Ok(()),
+    }
+}

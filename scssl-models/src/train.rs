@@ -345,9 +345,9 @@ fn validate<B: AutodiffBackend, O: Objective<B>>(
     source: &mut BatchSource<'_>,
 ) -> Result<f64> {
     if held_out.is_empty() {
-        return Err(crate::error::invalid(
-            "model.totalvi.train_size",
-            "validation needs held-out cells; lower train_size below 1",
+        // a method with a validation rule holds cells out (its `validate` checks train_size)
+        return Err(ModelError::Inconsistent(
+            "held-out cells for the validation rule".into(),
         ));
     }
     let needs = model.method.needs(model);

@@ -341,22 +341,9 @@ fn train(args: &[String]) -> Result {
     ] {
         ensure_module(&py, module, pkg)?;
     }
-    let dir = root().join("target/perf");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let raw = dir.join(format!("train_sim_{cells}.h5ad"));
-    let pp = dir.join(format!("train_pp_{cells}.h5ad"));
+    let raw = simulated_counts(&scssl, cells)?;
+    let pp = root().join(format!("target/perf/train_pp_{cells}.h5ad"));
     if !pp.exists() {
-        let mut c = Command::new(&scssl);
-        c.args([
-            "simulate",
-            "--cells",
-            &cells.to_string(),
-            "--genes",
-            "2000",
-            "-o",
-        ])
-        .arg(&raw);
-        crate::run_status(c, "scssl simulate")?;
         let mut c = Command::new(&scssl);
         c.arg("preprocess")
             .arg(&raw)
@@ -408,16 +395,14 @@ fn train(args: &[String]) -> Result {
     Ok(())
 }
 
-/// One scVI epoch (the benchmark's 8 layers, 30 latent, NB; batch 128) on `cells` simulated
-/// cells × 2,000 genes of raw counts: ours against scvi-tools in the same run.
-fn train_scvi(cells: usize) -> Result {
-    let scssl = scssl_release()?;
-    let py = crate::fixtures::scvi_venv()?;
+/// `target/perf/train_sim_<cells>.h5ad`: `cells` simulated cells × 2,000 genes of raw counts,
+/// simulated on first use.
+fn simulated_counts(scssl: &Path, cells: usize) -> Result<std::path::PathBuf> {
     let dir = root().join("target/perf");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let raw = dir.join(format!("train_sim_{cells}.h5ad"));
     if !raw.exists() {
-        let mut c = Command::new(&scssl);
+        let mut c = Command::new(scssl);
         c.args([
             "simulate",
             "--cells",
@@ -429,6 +414,15 @@ fn train_scvi(cells: usize) -> Result {
         .arg(&raw);
         crate::run_status(c, "scssl simulate")?;
     }
+    Ok(raw)
+}
+
+/// One scVI epoch (the benchmark's 8 layers, 30 latent, NB; batch 128) on `cells` simulated
+/// cells × 2,000 genes of raw counts: ours against scvi-tools in the same run.
+fn train_scvi(cells: usize) -> Result {
+    let scssl = scssl_release()?;
+    let py = crate::fixtures::scvi_venv()?;
+    let raw = simulated_counts(&scssl, cells)?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

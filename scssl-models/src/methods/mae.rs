@@ -39,10 +39,8 @@ use super::{
 };
 use crate::config::{LrSchedule, MaeOutput, Masking, ModelConfig, OptimizerKind, TrainConfig};
 use crate::error::{ModelError, Result, invalid};
-use crate::layers::{
-    Dense, NamedTensor, Pass, dropout, reject_leftovers, tensor_from, tensor_values,
-};
-use crate::model::{EmbeddingOutput, Embeddings, check_inputs};
+use crate::layers::{Dense, NamedTensor, Pass, dropout, reject_leftovers, tensor_from};
+use crate::model::{EmbeddingOutput, Embeddings, check_inputs, embed_latent, rows_tensor};
 use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
@@ -454,27 +452,10 @@ impl Method for Mae {
     ) -> Result<Embeddings> {
         let n = check_inputs(&config.input_dims, &inputs.features)?;
         let net = Self::cpu_network(config, tensors)?;
-        let g = config.input_dims[0];
-        let x = &inputs.features[0];
-        let mut out = Embeddings::builder(1, n);
-        let device = Default::default();
-        let mut start = 0;
-        while start < n {
-            let end = (start + 4096).min(n);
-            let rows: Vec<f32> = x
-                .slice(ndarray::s![start..end, ..])
-                .iter()
-                .copied()
-                .collect();
-            let t = tensor_from::<CpuBackend, 2>(rows, [end - start, g], &device);
-            let (z, _) = net.forward(t, Pass::EVAL);
-            let width = z.dims()[1];
-            let values = tensor_values(z);
-            out.push_modality(0, width, values.clone());
-            out.push_joint(width, values);
-            start = end;
-        }
-        out.finish()
+        let x = inputs.features[0];
+        embed_latent(n, |rows| {
+            Ok(net.forward(rows_tensor(x, rows), Pass::EVAL).0)
+        })
     }
 
     fn check_tensors(&self, config: &ModelConfig, tensors: &[NamedTensor]) -> Result<()> {

@@ -27,9 +27,8 @@ use crate::distributions::{kl_standard_normal, log_nb_positive, log_poisson, log
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{
     BatchNorm1d, Dense, NamedTensor, Pass, dropout, export, import, reject_leftovers, tensor_from,
-    tensor_values,
 };
-use crate::model::{EmbeddingOutput, Embeddings};
+use crate::model::{EmbeddingOutput, Embeddings, check_nonnegative, embed_latent, rows_tensor};
 use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
@@ -333,6 +332,38 @@ pub fn kl_weight(epoch: usize, warmup_epochs: usize) -> f64 {
     }
 }
 
+/// How scvi-tools trains: its data splitter (a permutation seeded by the run's seed and a
+/// per-method `salt`; the first 1 − `train_size` of it held out as the validation set), the
+/// last mini-batch kept with 3 cells or more, Adam's ε 0.01, and with `epoch_rule` at most
+/// [`default_epochs`]. No validation rule (callers add theirs).
+pub(crate) fn scvi_tools_plan(
+    training: &TrainConfig,
+    n_cells: usize,
+    train_size: f64,
+    epoch_rule: bool,
+    salt: u64,
+) -> TrainPlan {
+    let n_train = ((train_size * n_cells as f64).ceil() as usize).min(n_cells);
+    let mut order: Vec<usize> = (0..n_cells).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(training.seed ^ salt));
+    let held_out = order[..n_cells - n_train].to_vec();
+    let mut train_cells = order[n_cells - n_train..].to_vec();
+    train_cells.sort_unstable();
+    let epochs = if epoch_rule {
+        training.epochs.min(default_epochs(n_cells))
+    } else {
+        training.epochs
+    };
+    TrainPlan {
+        epochs,
+        train_cells,
+        held_out,
+        min_last_batch: Some(3),
+        adam_epsilon: 0.01,
+        validation: None,
+    }
+}
+
 /// scVI's training state.
 pub struct ScviObjective<B: AutodiffBackend> {
     config: ModelConfig,
@@ -363,25 +394,13 @@ impl<B: AutodiffBackend> Objective<B> for ScviObjective<B> {
     /// last mini-batches of 3 cells or more kept, Adam's ε 0.01.
     fn plan(config: &ModelConfig, training: &TrainConfig, n_cells: usize) -> Result<TrainPlan> {
         let p = &config.scvi;
-        let n_train = ((p.train_size * n_cells as f64).ceil() as usize).min(n_cells);
-        let mut order: Vec<usize> = (0..n_cells).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(training.seed ^ 0x5C71_5911));
-        let held_out = order[..n_cells - n_train].to_vec();
-        let mut train_cells = order[n_cells - n_train..].to_vec();
-        train_cells.sort_unstable();
-        let epochs = if p.epoch_rule {
-            training.epochs.min(default_epochs(n_cells))
-        } else {
-            training.epochs
-        };
-        Ok(TrainPlan {
-            epochs,
-            train_cells,
-            held_out,
-            min_last_batch: Some(3),
-            adam_epsilon: 0.01,
-            validation: None,
-        })
+        Ok(scvi_tools_plan(
+            training,
+            n_cells,
+            p.train_size,
+            p.epoch_rule,
+            0x5C71_5911,
+        ))
     }
 
     fn start_epoch(&mut self, epoch: usize, _epochs: usize) -> Option<f64> {
@@ -532,32 +551,11 @@ impl Method for Scvi {
                 counts.ncols()
             )));
         }
-        if let Some(v) = counts.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
-            return Err(ModelError::Shape(format!(
-                "the counts contain {v}; scVI needs non-negative counts"
-            )));
-        }
+        check_nonnegative("counts", "scVI", counts)?;
         let mut net = Self::cpu_network(config, tensors)?;
-        let n = counts.nrows();
-        let mut out = Embeddings::builder(1, n);
-        let device = Default::default();
-        let mut start = 0;
-        while start < n {
-            let end = (start + 4096).min(n);
-            let rows: Vec<f32> = counts
-                .slice(ndarray::s![start..end, ..])
-                .iter()
-                .copied()
-                .collect();
-            let x = tensor_from::<CpuBackend, 2>(rows, [end - start, g], &device);
-            let (mean, _) = net.encode(x, Pass::EVAL);
-            let width = mean.dims()[1];
-            let values = tensor_values(mean);
-            out.push_modality(0, width, values.clone());
-            out.push_joint(width, values);
-            start = end;
-        }
-        out.finish()
+        embed_latent(counts.nrows(), |rows| {
+            Ok(net.encode(rows_tensor(counts, rows), Pass::EVAL).0)
+        })
     }
 
     fn check_tensors(&self, config: &ModelConfig, tensors: &[NamedTensor]) -> Result<()> {

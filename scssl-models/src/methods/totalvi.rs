@@ -26,14 +26,12 @@ use std::marker::PhantomData;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use ndarray::ArrayView2;
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::background_prior::empirical_prior;
-use super::scvi::default_epochs;
+use super::scvi::scvi_tools_plan;
 pub use super::totalvi_network::{Decoded, ElboTerms, TotalviNetwork, elbo_terms};
 use super::totalvi_network::{covariates_lenient, encoder_covariates, rows};
 use super::{
@@ -42,8 +40,8 @@ use super::{
 };
 use crate::config::{GeneLikelihood, ModelConfig, TrainConfig};
 use crate::error::{ModelError, Result, invalid};
-use crate::layers::{NamedTensor, Pass, tensor_from};
-use crate::model::{EmbeddingOutput, Embeddings};
+use crate::layers::{NamedTensor, Pass};
+use crate::model::{EmbeddingOutput, Embeddings, check_nonnegative, embed_latent, rows_tensor};
 use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
@@ -125,17 +123,6 @@ impl<B: AutodiffBackend> Objective<B> for TotalviObjective<B> {
     /// early stopping (patience 45) and ReduceLROnPlateau (patience 30, factor 0.6).
     fn plan(config: &ModelConfig, training: &TrainConfig, n_cells: usize) -> Result<TrainPlan> {
         let p = &config.totalvi;
-        let n_train = ((p.train_size * n_cells as f64).ceil() as usize).min(n_cells);
-        let mut order: Vec<usize> = (0..n_cells).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(training.seed ^ 0x7074_5911));
-        let held_out = order[..n_cells - n_train].to_vec();
-        let mut train_cells = order[n_cells - n_train..].to_vec();
-        train_cells.sort_unstable();
-        let epochs = if p.epoch_rule {
-            training.epochs.min(default_epochs(n_cells))
-        } else {
-            training.epochs
-        };
         let validation = (p.early_stopping || p.reduce_lr_on_plateau).then_some(Validation {
             early_stopping_patience: p.early_stopping.then_some(45),
             lr_plateau: p.reduce_lr_on_plateau.then_some(LrPlateau {
@@ -144,12 +131,8 @@ impl<B: AutodiffBackend> Objective<B> for TotalviObjective<B> {
             }),
         });
         Ok(TrainPlan {
-            epochs,
-            train_cells,
-            held_out,
-            min_last_batch: Some(3),
-            adam_epsilon: 0.01,
             validation,
+            ..scvi_tools_plan(training, n_cells, p.train_size, p.epoch_rule, 0x7074_5911)
         })
     }
 
@@ -207,15 +190,6 @@ impl ObjectiveFamily for TotalviFamily {
 /// The registry entry.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totalvi;
-
-fn check_counts(what: &str, x: ArrayView2<'_, f32>) -> Result<()> {
-    match x.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
-        Some(v) => Err(ModelError::Shape(format!(
-            "the {what} contain {v}; totalVI needs raw (non-negative) counts"
-        ))),
-        None => Ok(()),
-    }
-}
 
 impl Totalvi {
     /// The network on the CPU with `tensors` loaded.
@@ -337,7 +311,7 @@ impl Method for Totalvi {
                     "the protein counts and batches for totalVI's prior".into(),
                 ));
             };
-            check_counts("protein counts", protein.view())?;
+            check_nonnegative("protein counts", "totalVI", protein.view())?;
             config.background_prior = Some(empirical_prior(
                 protein.view(),
                 &codes,
@@ -373,8 +347,8 @@ impl Method for Totalvi {
                 protein.ncols()
             )));
         }
-        check_counts("gene counts", counts)?;
-        check_counts("protein counts", protein.view())?;
+        check_nonnegative("gene counts", "totalVI", counts)?;
+        check_nonnegative("protein counts", "totalVI", protein.view())?;
         let n = counts.nrows();
         let width = encoder_covariates(config);
         let codes: Vec<u32> = match inputs.batch_codes {
@@ -393,29 +367,16 @@ impl Method for Totalvi {
             }
         };
         let mut net = Self::cpu_network(config, tensors)?;
-        let device = Default::default();
-        let mut out = Embeddings::builder(1, n);
-        let mut start = 0;
-        while start < n {
-            let end = (start + 4096).min(n);
-            let rows_of = |m: ArrayView2<'_, f32>| -> Vec<f32> {
-                m.slice(ndarray::s![start..end, ..])
-                    .iter()
-                    .copied()
-                    .collect()
-            };
-            let x = tensor_from::<CpuBackend, 2>(rows_of(counts), [end - start, g], &device);
-            let y =
-                tensor_from::<CpuBackend, 2>(rows_of(protein.view()), [end - start, np], &device);
-            let cov = covariates_lenient::<CpuBackend>(&codes[start..end], width, &device);
-            let (mean, _) = net.encode(x, y, &cov, Pass::EVAL);
-            let w = mean.dims()[1];
-            let values = crate::layers::tensor_values(mean);
-            out.push_modality(0, w, values.clone());
-            out.push_joint(w, values);
-            start = end;
-        }
-        out.finish()
+        let protein = protein.view();
+        embed_latent(n, |rows| {
+            let cov =
+                covariates_lenient::<CpuBackend>(&codes[rows.clone()], width, &Default::default());
+            let (x, y) = (
+                rows_tensor(counts, rows.clone()),
+                rows_tensor(protein, rows),
+            );
+            Ok(net.encode(x, y, &cov, Pass::EVAL).0)
+        })
     }
 
     fn check_tensors(&self, config: &ModelConfig, tensors: &[NamedTensor]) -> Result<()> {
