@@ -15,9 +15,10 @@ use scssl_metrics::report::{EvalInput, Metric, evaluate};
 
 use crate::config::RunConfig;
 use crate::store::{RunDir, RunState, npy_bytes, peak_rss_mb, write_atomic, write_json};
-use crate::train::{
-    FeatureOptions, batch_codes_for, counts_for, embed_matrices, features_for, train_on,
-    training_features,
+use crate::train::{embed_matrices, train_on};
+use scssl_models::features::{
+    FeatureOptions, Features, ProteinTransform, batch_codes_for, counts_for, features_for,
+    resolve_gene_programs, training_features,
 };
 
 /// Loads a run's dataset (simulated or from its file).
@@ -107,40 +108,32 @@ fn stage_progress(dir: &RunDir, stage: &str, epoch: usize, epochs: usize) {
     }
 }
 
-/// Trains on `ad` and returns the model with its feature spec.
-fn train_model(
+/// Trains `run`'s model on `ad` (its features built as the method needs: raw counts kept for a
+/// count likelihood, the protein as counts for totalVI, gene programmes mapped onto the kept
+/// genes) and returns it with its features. `scssl train` and grid runs both train here.
+pub fn train_run(
     run: &RunConfig,
     ad: &AnnData,
-    dir: &RunDir,
-    tag: &str,
-) -> Result<(scssl_models::TrainedModel, crate::train::Features)> {
-    stage_progress(dir, "preprocessing", 0, 0);
+    on_event: impl FnMut(&scssl_models::TrainEvent),
+) -> Result<(scssl_models::TrainedModel, Features)> {
     let mut options = feature_options(run);
-    let method = scssl_models::MethodRef::parse(&run.model.method)?;
     let probe = run.model_config(1)?;
-    let needs = method.needs(&probe);
+    let needs = probe.method.needs(&probe);
     options.keep_counts = needs.counts;
     if needs.protein_counts {
         // totalVI models the protein counts themselves
-        options.protein_transform = crate::train::ProteinTransform::AsIs;
+        options.protein_transform = ProteinTransform::AsIs;
     }
     let feats = training_features(ad, &options)?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
     let mut model = run.model_config(feats.matrices[0].ncols())?;
-    crate::train::resolve_gene_programs(
+    resolve_gene_programs(
         &mut model,
         run.model.gene_programs.as_deref(),
         &feats.spec.genes,
     )?;
     let training = run.train_config()?;
     let device = scssl_models::ComputeDevice::parse(&run.training.device)?;
-    let stage = if tag.is_empty() {
-        "training".to_string()
-    } else {
-        format!("training ({})", tag.trim_start_matches('_'))
-    };
-    let epochs = run.training.epochs;
-    stage_progress(dir, &stage, 0, epochs);
     let trained = train_on(
         &feats.matrices,
         feats.counts.as_ref(),
@@ -149,12 +142,36 @@ fn train_model(
         &training,
         &run.augmentation,
         device,
-        |e| {
-            if let scssl_models::train::TrainEvent::Epoch(rec) = e {
-                stage_progress(dir, &stage, rec.epoch + 1, epochs);
-            }
-        },
+        on_event,
     )?;
+    Ok((trained, feats))
+}
+
+/// Trains on `ad` in a run directory (stage progress, the training curve) and returns the
+/// model with its feature spec.
+fn train_model(
+    run: &RunConfig,
+    ad: &AnnData,
+    dir: &RunDir,
+    tag: &str,
+) -> Result<(scssl_models::TrainedModel, Features)> {
+    stage_progress(dir, "preprocessing", 0, 0);
+    let stage = if tag.is_empty() {
+        "training".to_string()
+    } else {
+        format!("training ({})", tag.trim_start_matches('_'))
+    };
+    let epochs = run.training.epochs;
+    let mut started = false;
+    let (trained, feats) = train_run(run, ad, |e| {
+        if !started {
+            started = true;
+            stage_progress(dir, &stage, 0, epochs);
+        }
+        if let scssl_models::train::TrainEvent::Epoch(rec) = e {
+            stage_progress(dir, &stage, rec.epoch + 1, epochs);
+        }
+    })?;
     let mut csv = String::from("epoch,mean_loss,lr,seconds,cells_per_second\n");
     for e in &trained.history.epochs {
         csv.push_str(&format!(

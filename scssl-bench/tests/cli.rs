@@ -686,3 +686,69 @@ fn totalvi_trains_and_embeds_and_names_the_protein_key() {
     );
     assert!(err.contains("protein_key"), "{err}");
 }
+
+/// `scssl train`'s settings are config keys: `--set` reaches any of them (by the reference's
+/// name too), what is not given takes the method's defaults as a grid run would, and a sweep
+/// or a mistyped key is refused.
+#[test]
+fn train_settings_are_config_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.h5ad");
+    run_ok(
+        scssl()
+            .args([
+                "simulate", "--cells", "300", "--genes", "100", "--seed", "4",
+            ])
+            .arg("-o")
+            .arg(&sim),
+    );
+    let model = dir.path().join("mae");
+    run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "mae",
+                "--n-hvg",
+                "50",
+                "--hidden-dim",
+                "8",
+                "--set",
+                "model.mae.masking_rate=0.3",
+                "--set",
+                "training.epochs=1",
+                "-o",
+            ])
+            .arg(&model),
+    );
+    let back = scssl_models::TrainedModel::load(&model).unwrap();
+    assert_eq!(back.config.mae.mask_rate, 0.3);
+    assert_eq!(back.config.hidden_dim, 8);
+    assert_eq!(back.history.epochs.len(), 1);
+    // the keys not given: the MAE's own training defaults (AdamW at 1e-3, clipping at 1.0)
+    let training = &back.metadata["config"]["training"];
+    assert_eq!(training["lr"], serde_json::json!(1e-3), "{training}");
+    assert_eq!(training["optimizer"], "adamw", "{training}");
+    assert_eq!(
+        training["gradient_clip"],
+        serde_json::json!(1.0),
+        "{training}"
+    );
+    let refuse = |extra: &[&str]| {
+        run_err(
+            scssl()
+                .arg("train")
+                .arg(&sim)
+                .args(extra)
+                .arg("-o")
+                .arg(dir.path().join("x")),
+        )
+    };
+    let e = refuse(&["--set", "model.hidden_dim=8,16"]);
+    assert!(e.contains("2 runs"), "{e}");
+    let e = refuse(&["--set", "model.hiden_dim=8"]);
+    assert!(e.contains("did you mean `model.hidden_dim`"), "{e}");
+    let e = refuse(&["--method", "simclr", "--set", "training.schedule=sometimes"]);
+    assert!(e.contains("sometimes"), "{e}");
+}

@@ -73,6 +73,14 @@ pub enum Error {
         /// The offending value.
         value: f32,
     },
+    /// A matrix that must hold raw counts does not (its first non-count entry is named).
+    #[error("{source}; {hint}")]
+    NotRawCounts {
+        /// The first entry that is not a count.
+        source: Box<Error>,
+        /// Where the counts may be instead, in the user's terms.
+        hint: String,
+    },
     /// Two things that must agree in size do not.
     #[error("shape mismatch for {what}: expected {expected}, found {found}")]
     Shape {

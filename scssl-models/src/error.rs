@@ -13,6 +13,18 @@ pub enum ModelError {
         /// What was expected.
         message: String,
     },
+    /// The input data is unusable as given; names the element (X, a layer, an obsm key) and
+    /// what is wrong with it.
+    #[error("{what}: {message}")]
+    Input {
+        /// The element at fault, e.g. `X` or `obsm["protein_expression"]`.
+        what: String,
+        /// What is wrong, and where to look instead.
+        message: String,
+    },
+    /// Reading or preprocessing the data failed (the error names the file, key, cell or gene).
+    #[error(transparent)]
+    Data(#[from] scssl_data::Error),
     /// Input arrays do not match the model (wrong modality count or feature count).
     #[error("input shape mismatch: {0}")]
     Shape(String),

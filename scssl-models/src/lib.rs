@@ -9,6 +9,8 @@
 //!   registry: one file per method (SimCLR, MoCo, SimSiam, NNCLR, BYOL, VICReg, Barlow Twins
 //!   on the two-view family of [`methods::two_view`], optionally with domain-specific
 //!   BatchNorm; PCA; scVI and totalVI as scvi-tools 1.1 builds them; the masked autoencoder);
+//! - [`features`]: model inputs from AnnData (the benchmark's preprocessing, the protein block,
+//!   raw counts), and a trained model's features rebuilt for new data ([`features::FeatureSpec`]);
 //! - [`model`]: embedding outputs and the input checks all methods share;
 //! - [`losses`]: NT-Xent (with and without memory bank), negative cosine, VICReg, Barlow Twins,
 //!   CLIP;
@@ -42,6 +44,7 @@
 pub mod config;
 pub mod distributions;
 pub mod error;
+pub mod features;
 pub mod layers;
 pub mod losses;
 pub mod methods;

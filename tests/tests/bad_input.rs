@@ -411,11 +411,11 @@ fn zero_cells_round_trip_and_preprocessing_refuses() {
         assert_eq!(io::read(&p).unwrap().n_obs(), 0);
     }
     // without a batch key, so that the refusal is about the cells, not a missing column
-    let options = scssl_bench::preprocess::PreprocessOptions {
+    let options = scssl_data::pp::recipe::PreprocessOptions {
         batch_key: None,
         ..Default::default()
     };
-    let e = scssl_bench::preprocess::preprocess(sized(0, 5), &options, &mut |_| {}).unwrap_err();
+    let e = scssl_data::pp::recipe::preprocess(sized(0, 5), &options, &mut |_| {}).unwrap_err();
     assert!(
         format!("{e:#}").contains("0 cells × 5 genes") && format!("{e:#}").contains("at least 2"),
         "{e:#}"

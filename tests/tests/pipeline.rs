@@ -1,8 +1,8 @@
 //! End to end across crates: simulator → file (both formats) → the bench crate's preprocessing
 //! → neighbours, splits and graphs built on the result.
 
-use scssl_bench::preprocess::{PreprocessOptions, preprocess};
 use scssl_data::neighbors::{self, KnnMethod};
+use scssl_data::pp::recipe::{PreprocessOptions, preprocess};
 use scssl_data::sim::{SimConfig, simulate};
 use scssl_data::{io, split};
 

@@ -83,8 +83,8 @@ fn pinned_venv(version: &str, pins: &[&str]) -> Result<PathBuf> {
     Ok(py)
 }
 
-/// scvi-tools 1.1.6 with the pins its imports need today (numpyro, jax and anndata of its
-/// time; `pkg_resources` from an older setuptools).
+/// scvi-tools 1.1.6 with the pins its imports need today (numpyro, jax, anndata and pandas of
+/// its time; `pkg_resources` from an older setuptools).
 const SCVI_TOOLS: &[&str] = &[
     "scvi-tools==1.1.6",
     "numpyro==0.15.0",
@@ -95,6 +95,8 @@ const SCVI_TOOLS: &[&str] = &[
     "chex==0.1.86",
     "orbax-checkpoint==0.5.16",
     "anndata==0.10.9",
+    // pandas 3 reads strings as StringArray, which anndata 0.10 cannot write
+    "pandas==2.2.3",
     "setuptools<70",
 ];
 

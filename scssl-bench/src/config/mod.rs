@@ -8,13 +8,15 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::train::{AugmentSpec, ProteinTransform};
+use crate::train::AugmentSpec;
+use scssl_models::features::ProteinTransform;
 
 mod defaults;
 mod keys;
 
 pub use defaults::DEFAULT_BASELINES;
 use defaults::{add_baselines, fill_method_training_defaults};
+pub(crate) use keys::set_key;
 pub use keys::{MAX_GRID_POINTS, apply_overrides, parse_yaml};
 use keys::{check_keys, expand};
 
@@ -280,6 +282,19 @@ fn default_augmentation() -> AugmentSpec {
 }
 
 impl RunConfig {
+    /// A run with every section at its default (simulated data, SimCLR, `clear` views).
+    pub fn with_seed(seed: u64) -> RunConfig {
+        RunConfig {
+            name: String::new(),
+            data: DataConfig::default(),
+            model: ModelSection::default(),
+            augmentation: default_augmentation(),
+            training: TrainingSection::default(),
+            tasks: TasksSection::default(),
+            seed,
+        }
+    }
+
     /// A stable, readable id: `data-method-augmentation-h64-s0-<hash>`; the hash covers the
     /// whole resolved config, so two configs share an id only if they are identical.
     pub fn id(&self) -> String {
@@ -311,12 +326,9 @@ impl RunConfig {
     /// Checks values that can be checked without data: method, integration, schedule,
     /// optimiser, device, augmentation, tasks.
     pub fn validate(&self) -> Result<()> {
-        self.model_config(1)?
-            .validate()
-            .map_err(anyhow::Error::from)?;
-        if scssl_models::MethodRef::parse(&self.model.method)?.name() == "mae"
-            && self.model.mae.masking == scssl_models::Masking::GeneProgram
-        {
+        let model = self.model_config(1)?;
+        model.validate().map_err(anyhow::Error::from)?;
+        if model.method.needs(&model).gene_programs {
             match &self.model.gene_programs {
                 None => bail!(
                     "model.gene_programs: masking gene_program needs a GMT file of gene programmes"
@@ -430,7 +442,7 @@ pub fn load_grid(path: &Path, overrides: &[String]) -> Result<Grid> {
 /// and the directory that relative data paths are resolved against.
 pub fn grid_from_text(text: &str, path: &Path, overrides: &[String]) -> Result<Grid> {
     let mut root = parse_yaml(text, path)?;
-    check_keys(&root, "").with_context(|| format!("in {}", path.display()))?;
+    check_keys(&mut root, "").with_context(|| format!("in {}", path.display()))?;
     apply_overrides(&mut root, overrides)?;
     let name = root
         .get("name")
@@ -445,12 +457,34 @@ pub fn grid_from_text(text: &str, path: &Path, overrides: &[String]) -> Result<G
     grid_from_value(root, &name, &base)
 }
 
+/// One run from a config tree without sweeps (`scssl train`'s flags and `--set` keys): the
+/// same key check, method training defaults and validation as every grid run.
+pub fn single_run(mut root: Value, seed: u64) -> Result<RunConfig> {
+    check_keys(&mut root, "")?;
+    let mut points = expand(&root, "")?;
+    if points.len() != 1 {
+        bail!(
+            "these settings make {} runs (a list is a sweep); `scssl train` trains one model, `scssl grid` runs sweeps",
+            points.len()
+        );
+    }
+    let mut point = points.remove(0);
+    let Some(obj) = point.as_object_mut() else {
+        bail!("a config is a mapping");
+    };
+    obj.insert("seed".into(), Value::from(seed));
+    fill_method_training_defaults(obj)?;
+    let run: RunConfig = serde_json::from_value(point)?;
+    run.validate()?;
+    Ok(run)
+}
+
 /// Expands an already-parsed config tree (see [`load_grid`]).
 pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid> {
     if !root.is_object() {
         bail!("config {name}: a config is a mapping");
     }
-    check_keys(&root, "")?;
+    check_keys(&mut root, "")?;
     let seeds: Vec<u64> = match root.as_object_mut().and_then(|m| m.remove("seeds")) {
         None => vec![0],
         Some(Value::Array(items)) => items
@@ -541,7 +575,7 @@ mod tests {
 
     fn grid_with_baselines(yaml: &str, overrides: &[&str]) -> Result<Grid> {
         let mut v = parse_yaml(yaml, Path::new("t.yaml"))?;
-        check_keys(&v, "")?;
+        check_keys(&mut v, "")?;
         apply_overrides(
             &mut v,
             &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>(),

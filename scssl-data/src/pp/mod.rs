@@ -3,6 +3,7 @@
 
 mod hvg;
 mod pca;
+pub mod recipe;
 mod stats;
 
 pub use hvg::{

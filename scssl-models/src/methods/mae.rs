@@ -398,9 +398,10 @@ impl Method for Mae {
         }
     }
 
-    fn needs(&self, _config: &ModelConfig) -> BatchNeeds {
+    fn needs(&self, config: &ModelConfig) -> BatchNeeds {
         BatchNeeds {
             features: true,
+            gene_programs: config.mae.masking == Masking::GeneProgram,
             ..BatchNeeds::default()
         }
     }

@@ -75,6 +75,10 @@ pub struct BatchNeeds {
     pub batch_codes: bool,
     /// Every cell in one request (methods fitted in closed form, e.g. PCA).
     pub all_cells: bool,
+    /// Gene programmes mapped onto the input genes, in [`ModelConfig::gene_programs`], before
+    /// the model is built (the masked autoencoder's gene-programme masking); the caller reads
+    /// them from a GMT file ([`crate::features::resolve_gene_programs`]).
+    pub gene_programs: bool,
 }
 
 /// What the trainer asks the caller for: the data of `cells`, as `needs` says.

@@ -1,0 +1,443 @@
+//! Model inputs from AnnData: the benchmark's preprocessing of raw counts (or X as stored),
+//! the protein block, the raw counts of count-likelihood methods, and — for a trained model —
+//! the same features rebuilt for new data: its genes in its order, its batches as codes.
+//! [`FeatureSpec`] is what a trained model remembers of its inputs.
+//!
+//! ```
+//! use scssl_data::sim::{SimConfig, simulate};
+//! use scssl_models::features::{FeatureOptions, features_for, training_features};
+//!
+//! let raw = simulate(&SimConfig { n_cells: 200, n_genes: 150, ..Default::default() })?;
+//! let train = training_features(&raw, &FeatureOptions { n_hvg: 50, ..Default::default() })?;
+//! assert_eq!(train.matrices[0].dim(), (200, 50));
+//! // new data gets the model's genes in the model's order, normalised the same way
+//! let (inputs, missing) = features_for(&raw, &train.spec)?;
+//! assert_eq!((inputs[0].clone(), missing), (train.matrices[0].clone(), 0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use ndarray::Array2;
+use scssl_data::CountsSource;
+use scssl_data::anndata::AnnData;
+use scssl_data::pp::recipe::{PreprocessOptions, preprocess};
+use scssl_data::pp::{self, ClrAxis, HvgFlavor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result, invalid};
+
+fn input_error(what: impl Into<String>, message: impl Into<String>) -> ModelError {
+    ModelError::Input {
+        what: what.into(),
+        message: message.into(),
+    }
+}
+
+/// How protein (ADT) values are transformed before training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProteinTransform {
+    /// Centred log-ratio per cell (for raw ADT counts).
+    #[default]
+    Clr,
+    /// ln(1 + x).
+    Log1p,
+    /// As stored (the reference's choice for its pre-processed files).
+    AsIs,
+}
+
+impl ProteinTransform {
+    /// Parses `clr`, `log1p` or `as_is`/`as-is`.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "clr" => ProteinTransform::Clr,
+            "log1p" => ProteinTransform::Log1p,
+            "as_is" | "none" => ProteinTransform::AsIs,
+            other => {
+                return Err(invalid(
+                    "data.protein_transform",
+                    format!("unknown protein transform {other:?}; expected clr, log1p or as_is"),
+                ));
+            }
+        })
+    }
+
+    fn apply(self, x: &Array2<f32>) -> Result<Array2<f32>> {
+        Ok(match self {
+            ProteinTransform::Clr => pp::clr(x, ClrAxis::Cells)?,
+            ProteinTransform::Log1p => x.mapv(|v| v.max(0.0).ln_1p()),
+            ProteinTransform::AsIs => x.clone(),
+        })
+    }
+}
+
+/// How to turn an AnnData file into model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureOptions {
+    /// obs column of the batch (HVGs per batch, neighbour graphs across batches).
+    pub batch_key: Option<String>,
+    /// Number of HVGs when X holds counts.
+    pub n_hvg: usize,
+    /// Library size after normalisation.
+    pub target_sum: f64,
+    /// Layer with raw counts (`None`: X).
+    pub counts_layer: Option<String>,
+    /// obsm key of protein values (multimodal when set).
+    pub protein_key: Option<String>,
+    /// Protein transform.
+    pub protein_transform: ProteinTransform,
+    /// Keep the raw counts of the selected genes too (methods with a count likelihood).
+    pub keep_counts: bool,
+}
+
+impl Default for FeatureOptions {
+    fn default() -> Self {
+        FeatureOptions {
+            batch_key: Some("batch".into()),
+            n_hvg: 2000,
+            target_sum: 1e4,
+            counts_layer: None,
+            protein_key: None,
+            protein_transform: ProteinTransform::Clr,
+            keep_counts: false,
+        }
+    }
+}
+
+/// What a model's input features are, stored with the model so that `embed` rebuilds them
+/// for new data: the genes in order, whether counts were normalised, the protein block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Genes (var names) of the RNA input, in column order.
+    pub genes: Vec<String>,
+    /// Whether the input was raw counts that were normalised and log-transformed here
+    /// (`false`: X was used as stored).
+    pub normalized_here: bool,
+    /// Library size used when normalising.
+    pub target_sum: f64,
+    /// Layer the counts came from.
+    pub counts_layer: Option<String>,
+    /// obsm key of the protein block.
+    pub protein_key: Option<String>,
+    /// Protein transform.
+    pub protein_transform: ProteinTransform,
+    /// Number of proteins.
+    pub n_proteins: usize,
+    /// obs column of the batches the model was trained with (when one was given).
+    #[serde(default)]
+    pub batch_key: Option<String>,
+    /// The training batches in code order: batch covariates and DSBN's domains. A cell of any
+    /// other batch is an unseen batch (code = the number of training batches).
+    #[serde(default)]
+    pub batches: Vec<String>,
+}
+
+/// Model inputs built from a dataset.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// One matrix per modality (RNA first), cells × features.
+    pub matrices: Vec<Array2<f32>>,
+    /// How they were made.
+    pub spec: FeatureSpec,
+    /// 50 PCs of the RNA input, when the preprocessing here computed them (raw-count input).
+    pub pca: Option<Array2<f32>>,
+    /// Raw counts of the RNA input's genes, in its column order (when asked for).
+    pub counts: Option<Array2<f32>>,
+}
+
+fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result<Array2<f32>> {
+    let raw = ad.obsm_get(key)?;
+    if raw.iter().any(|v| !v.is_finite()) {
+        return Err(input_error(
+            format!("obsm[{key:?}] (the protein block)"),
+            "contains NaN or infinite values",
+        ));
+    }
+    transform.apply(raw)
+}
+
+/// Builds training inputs: if X (or `counts_layer`) holds raw counts, normalise, log1p and keep
+/// `n_hvg` Seurat HVGs (per batch) — methods.md §1.1; otherwise use X as stored (e.g. a file
+/// written by `scssl preprocess`) and say so in the log.
+pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features> {
+    // X, a layer or raw/X with its own genes; only this matrix travels on (not the file's
+    // layers and obsm)
+    let counts = ad.counts_only(&CountsSource::from_option(opts.counts_layer.as_deref()))?;
+    let keep_counts = opts.keep_counts;
+    let mut raw_counts = None;
+    // Raw counts are non-negative integers; a log-normalised X is non-negative too, so
+    // integrality is what tells them apart (as scanpy's `check_nonnegative_integers`).
+    let is_counts = counts.check_counts(&counts.x).is_ok() && holds_integers(&counts.x);
+    let (rna, genes, normalized_here, pca) = if is_counts {
+        // the benchmark's preprocessing, shared with `scssl preprocess`, on the counts alone
+        // (the file's other layers and obsm are not copied, and no counts layer is kept)
+        let opts = PreprocessOptions {
+            batch_key: opts.batch_key.clone(),
+            n_hvg: opts.n_hvg,
+            flavor: HvgFlavor::Seurat,
+            target_sum: opts.target_sum,
+            n_pcs: 50,
+            counts_layer: None,
+            // the HVGs' raw counts travel on only for methods with a count likelihood
+            keep_counts,
+        };
+        let (mut pp_ad, _) = preprocess(counts, &opts, &mut |_| {})?;
+        raw_counts = pp_ad.layers.remove("counts").map(|m| m.to_dense());
+        let pca = pp_ad.obsm_get("X_pca").ok().cloned();
+        (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
+    } else {
+        let dense = counts.x.to_dense();
+        if dense.iter().any(|v| !v.is_finite()) {
+            return Err(input_error("X", "contains NaN or infinite values"));
+        }
+        tracing::info!("X does not hold raw counts: using it as stored (assumed log-normalised)");
+        (dense, counts.var.index.clone(), false, None)
+    };
+    let counts_matrix = if opts.keep_counts {
+        if !is_counts {
+            return Err(input_error(
+                opts.counts_layer
+                    .as_deref()
+                    .map_or("X".to_string(), |l| format!("layer {l:?}")),
+                "the method needs raw counts, and this matrix does not hold them: give the layer with the counts (--counts-layer / data.counts_layer; `raw` for raw/X)",
+            ));
+        }
+        raw_counts
+    } else {
+        None
+    };
+    let mut matrices = vec![rna];
+    let mut n_proteins = 0;
+    if let Some(key) = &opts.protein_key {
+        let p = protein_block(ad, key, opts.protein_transform)?;
+        n_proteins = p.ncols();
+        matrices.push(p);
+    }
+    Ok(Features {
+        matrices,
+        pca,
+        counts: counts_matrix,
+        spec: FeatureSpec {
+            genes,
+            normalized_here,
+            target_sum: opts.target_sum,
+            counts_layer: opts.counts_layer.clone(),
+            protein_key: opts.protein_key.clone(),
+            protein_transform: opts.protein_transform,
+            n_proteins,
+            batch_key: opts.batch_key.clone(),
+            batches: match &opts.batch_key {
+                Some(key) => ad.obs_groups(key)?.names,
+                None => Vec::new(),
+            },
+        },
+    })
+}
+
+/// Each cell's batch as the model knows it: its position among the training batches
+/// ([`FeatureSpec::batches`]), or the number of training batches for a batch training never
+/// saw. `None` when the model was trained without a batch key.
+pub fn batch_codes_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Option<Vec<u32>>> {
+    let Some(key) = &spec.batch_key else {
+        return Ok(None);
+    };
+    let groups = ad.obs_groups(key)?;
+    let unseen = spec.batches.len() as u32;
+    let map: Vec<u32> = groups
+        .names
+        .iter()
+        .map(|n| {
+            spec.batches
+                .iter()
+                .position(|b| b == n)
+                .map_or(unseen, |p| p as u32)
+        })
+        .collect();
+    Ok(Some(
+        groups.codes.iter().map(|&c| map[c as usize]).collect(),
+    ))
+}
+
+/// Maps the masked autoencoder's gene programmes (`gmt`, a GMT file) onto the model's input
+/// genes and stores them in `model`; nothing to do for other methods or random masking.
+pub fn resolve_gene_programs(
+    model: &mut ModelConfig,
+    gmt: Option<&str>,
+    genes: &[String],
+) -> Result<()> {
+    if !model.method.needs(model).gene_programs {
+        return Ok(());
+    }
+    let Some(path) = gmt else {
+        return Err(invalid(
+            "model.gene_programs",
+            "masking gene_program needs a GMT file of gene programmes (model.gene_programs / --gene-programs)",
+        ));
+    };
+    let sets = scssl_data::gmt::read_gmt(path)?;
+    let programs = scssl_data::gmt::GenePrograms::encode(&sets, genes).map_err(|e| {
+        input_error(
+            format!(
+                "gene programmes of {path} against the model's {} input genes",
+                genes.len()
+            ),
+            e.to_string(),
+        )
+    })?;
+    tracing::info!("{path}: {}", programs.summary());
+    model.gene_programs = Some(programs);
+    Ok(())
+}
+
+/// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
+/// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
+/// `prepare_query_anndata`; their number is returned so the caller can warn).
+pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
+    // only the counts travel through the normalisation (not the file's layers and obsm)
+    let mut work = ad.counts_only(&CountsSource::from_option(spec.counts_layer.as_deref()))?;
+    if spec.normalized_here {
+        ad.check_counts(&work.x)
+            .map_err(|e| scssl_data::Error::NotRawCounts {
+                source: Box::new(e),
+                hint: "the model was trained on raw counts normalised by scssl; this file's X is not raw counts".into(),
+            })?;
+        pp::normalize_total(&mut work, spec.target_sum)?;
+        pp::log1p(&mut work);
+    }
+    let (rna, missing) = select_genes(&work, &spec.genes)?;
+    let mut out = vec![rna];
+    if let Some(key) = &spec.protein_key {
+        let p = protein_block(ad, key, spec.protein_transform)?;
+        if p.ncols() != spec.n_proteins {
+            return Err(ModelError::Shape(format!(
+                "obsm[{key:?}] has {} proteins, the model was trained on {}",
+                p.ncols(),
+                spec.n_proteins
+            )));
+        }
+        out.push(p);
+    }
+    Ok((out, missing))
+}
+
+/// Whether every stored value of `m` is an integer.
+fn holds_integers(m: &scssl_data::matrix::Matrix) -> bool {
+    m.try_for_each(|_, _, v| if v.fract() == 0.0 { Ok(()) } else { Err(()) })
+        .is_ok()
+}
+
+/// Raw counts of a model's genes for `ad`, in the model's order (missing genes zero-filled):
+/// the input of methods with a count likelihood (scVI) on new data.
+pub fn counts_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Array2<f32>> {
+    let work = ad.counts_only(&CountsSource::from_option(spec.counts_layer.as_deref()))?;
+    ad.check_counts(&work.x)
+        .map_err(|e| scssl_data::Error::NotRawCounts {
+            source: Box::new(e),
+            hint:
+                "the model reads raw counts; this file's X (or its counts layer) does not hold them"
+                    .into(),
+        })?;
+    Ok(select_genes(&work, &spec.genes)?.0)
+}
+
+/// `genes` of `work` as a dense cells × genes matrix in that order, genes the data lacks
+/// zero-filled (their number is returned; none found at all is an error).
+fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Array2<f32>, usize)> {
+    let index: std::collections::HashMap<&str, usize> = work
+        .var
+        .index
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    // Keep the genes while X is still sparse and densify only those: a file with 30,000
+    // genes and a million cells must not become a dense 120 GB matrix first.
+    let mut keep = vec![false; work.n_vars()];
+    for g in genes {
+        if let Some(&src) = index.get(g.as_str()) {
+            keep[src] = true;
+        }
+    }
+    let mut position = vec![usize::MAX; work.n_vars()];
+    let mut next = 0;
+    for (src, &k) in keep.iter().enumerate() {
+        if k {
+            position[src] = next;
+            next += 1;
+        }
+    }
+    let dense = work.x.select_cols(&keep).to_dense();
+    let mut out = Array2::<f32>::zeros((work.n_obs(), genes.len()));
+    let mut missing = 0;
+    for (j, g) in genes.iter().enumerate() {
+        match index.get(g.as_str()) {
+            Some(&src) => out.column_mut(j).assign(&dense.column(position[src])),
+            None => missing += 1,
+        }
+    }
+    if missing == genes.len() {
+        return Err(input_error(
+            "var names",
+            format!("none of the model's {missing} genes is in this file's var names"),
+        ));
+    }
+    Ok((out, missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scssl_data::matrix::{CsrMatrix, Matrix};
+
+    #[test]
+    fn features_follow_the_model_gene_order_and_zero_fill_missing_genes() {
+        // 3 cells × 4 genes of counts, sparse
+        let counts = ndarray::array![
+            [1.0f32, 0.0, 3.0, 6.0],
+            [0.0, 2.0, 2.0, 0.0],
+            [5.0, 5.0, 0.0, 0.0]
+        ];
+        let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let ad = AnnData::new(
+            Matrix::Csr(CsrMatrix::from_dense(counts.view())),
+            names("c", 3),
+            names("g", 4),
+        )
+        .unwrap();
+        let spec = FeatureSpec {
+            genes: vec!["g2".into(), "absent".into(), "g0".into()],
+            normalized_here: true,
+            target_sum: 10.0,
+            counts_layer: None,
+            protein_key: None,
+            protein_transform: ProteinTransform::Clr,
+            n_proteins: 0,
+            batch_key: None,
+            batches: Vec::new(),
+        };
+        let (inputs, missing) = features_for(&ad, &spec).unwrap();
+        assert_eq!(missing, 1);
+        let x = &inputs[0];
+        assert_eq!(x.dim(), (3, 3));
+        // log1p(count / cell total × 10), with the total over all four genes
+        for (i, total) in [10.0f32, 4.0, 10.0].into_iter().enumerate() {
+            let want = |c: f32| (c / total * 10.0).ln_1p();
+            assert!(
+                (x[[i, 0]] - want(counts[[i, 2]])).abs() < 1e-6,
+                "cell {i}, g2"
+            );
+            assert_eq!(x[[i, 1]], 0.0, "the absent gene is zero");
+            assert!(
+                (x[[i, 2]] - want(counts[[i, 0]])).abs() < 1e-6,
+                "cell {i}, g0"
+            );
+        }
+        let none = FeatureSpec {
+            genes: vec!["x".into(), "y".into()],
+            ..spec
+        };
+        let e = features_for(&ad, &none).unwrap_err().to_string();
+        assert!(e.contains("none of the model's 2 genes"), "{e}");
+    }
+}
