@@ -1,7 +1,8 @@
 //! # scssl-bench
 //!
-//! The product people run: the `scssl` command-line tool ([`cli`]) and the pipelines behind it —
-//! data commands on [`scssl_data`], training and embedding ([`train`]), evaluation
+//! The product people run: the `scssl` command-line tool ([`cli`]) and the glue behind it —
+//! data commands on [`scssl_data`] (whose `pp::recipe` is the preprocessing), training and
+//! embedding with augmented views ([`train`]; model inputs are [`scssl_models::features`]), evaluation
 //! ([`evaluate`]), and experiment grids: YAML configs ([`config`]), one experiment end to end
 //! ([`runner`]), the result store ([`store`]), local and Slurm executors ([`executor`]) and
 //! reports ([`report`]).
