@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod perf;
 pub mod preprocess;
 pub mod progress;
+pub mod raster;
 pub mod report;
 pub mod runner;
 pub mod scatter;

@@ -60,14 +60,26 @@ fn small_grid_produces_a_complete_report() {
         .collect();
     assert!(pictures.len() >= 6, "{pictures:?}");
     for p in &pictures {
+        let len = std::fs::metadata(report.join(p))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 0, "report.md shows {p}, which is missing or empty");
+    }
+    // each figure as SVG and as PNG (a real PNG, linked from both documents)
+    let svgs: Vec<&&str> = pictures.iter().filter(|p| p.ends_with(".svg")).collect();
+    for svg in &svgs {
+        let png = svg.replace(".svg", ".png");
+        assert!(pictures.contains(&png.as_str()), "report.md links {png}");
         assert!(
-            report.join(p).exists(),
-            "report.md shows {p}, which is missing"
+            html.contains(&format!("href=\"{png}\"")),
+            "report.html links {png}"
         );
+        let bytes = std::fs::read(report.join(&png)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{png}");
     }
     assert_eq!(
         html.matches("<svg").count(),
-        pictures.len(),
+        svgs.len(),
         "the HTML inlines every plot"
     );
     let summary = std::fs::read_to_string(report.join("summary.csv")).unwrap();

@@ -61,6 +61,35 @@ fn umap_stores_the_layout_and_draws_every_panel() {
         "two panels and legends"
     );
 
+    // the same plot as PNG (2×, on a white page)
+    let png = dir.path().join("umap.png");
+    let (ok, err) = scssl(&[
+        "umap",
+        &p(&pp),
+        "--embedding",
+        "X_pca",
+        "--no-write",
+        "-o",
+        &p(&png),
+    ]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    assert!(
+        bytes.len() > 5_000,
+        "a scatter of 300 cells: {} bytes",
+        bytes.len()
+    );
+    let (ok, err) = scssl(&[
+        "umap",
+        &p(&pp),
+        "--embedding",
+        "X_pca",
+        "--no-write",
+        "-o",
+        &p(&dir.path().join("umap.pdf")),
+    ]);
+    assert!(!ok && err.contains(".svg or .png"), "{err}");
     let (ok, err) = scssl(&["umap", &p(&pp), "--embedding", "X_scvi", "--no-write"]);
     assert!(
         !ok && err.contains("X_scvi") && err.contains("X_pca"),

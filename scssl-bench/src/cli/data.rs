@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use scssl_data::pp::HvgFlavor;
 use scssl_data::{io, sim};
 
@@ -353,7 +353,7 @@ pub(super) struct UmapArgs {
     /// obs columns to colour by, comma-separated (one panel each).
     #[arg(long, value_delimiter = ',', default_value = "cell_type,batch")]
     pub(super) color: Vec<String>,
-    /// Write the scatter plot here (.svg).
+    /// Write the scatter plot here: .svg, or .png (rendered at 2×).
     #[arg(short, long)]
     pub(super) output: Option<PathBuf>,
     /// obsm key the layout is stored under (in place).
@@ -375,6 +375,19 @@ pub(super) struct UmapArgs {
 
 /// `scssl umap`.
 pub(super) fn umap(args: UmapArgs) -> Result<()> {
+    let png = match args
+        .output
+        .as_ref()
+        .map(|o| (o, o.extension().and_then(|e| e.to_str())))
+    {
+        None => false,
+        Some((_, Some(e))) if e.eq_ignore_ascii_case("png") => true,
+        Some((_, Some(e))) if e.eq_ignore_ascii_case("svg") => false,
+        Some((out, _)) => bail!(
+            "-o {}: the plot is written as .svg or .png; name the file so",
+            out.display()
+        ),
+    };
     let backed = io::read_backed(&args.input)
         .with_context(|| format!("reading {}", args.input.display()))?;
     let emb = backed.obsm.get(&args.embedding).with_context(|| {
@@ -418,7 +431,11 @@ pub(super) fn umap(args: UmapArgs) -> Result<()> {
             args.embedding
         );
         let svg = crate::scatter::scatter_svg(layout.view(), &panels, &title);
-        scssl_atomic::write_file(out, svg.as_bytes())?;
+        if png {
+            crate::raster::write_png(out, &svg)?;
+        } else {
+            scssl_atomic::write_file(out, svg.as_bytes())?;
+        }
         println!("wrote {}", out.display());
     }
     if !args.no_write {

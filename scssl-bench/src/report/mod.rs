@@ -477,6 +477,8 @@ pub fn write_report(results: &Path) -> Result<ReportFiles> {
     }
     for (name, svg) in &plots {
         write_atomic(&dir.join(name), svg.as_bytes())?;
+        // the same figure as PNG, for slides and papers
+        crate::raster::write_png(&dir.join(name).with_extension("png"), svg)?;
     }
     // every table is rendered once, for both documents
     let sections = render::sections(&groups, &ranking);

@@ -108,7 +108,13 @@ pub(super) fn markdown(
     md.push('\n');
     let images: Vec<String> = plots
         .iter()
-        .map(|(file, _)| format!("![{}]({file})", plot_alt(file)))
+        .map(|(file, _)| {
+            format!(
+                "![{}]({file}) ([PNG]({}))",
+                plot_alt(file),
+                file.replace(".svg", ".png")
+            )
+        })
         .collect();
     md.push_str(&images.join("\n\n"));
     md.push('\n');
@@ -181,6 +187,20 @@ pub(super) fn html(
         .map(|(_, svg)| svg.as_str())
         .collect();
     let _ = write!(html, "<h2>Plots</h2>{}", svgs.join("<br>"));
+    // every figure is also a file beside this page, as SVG and as PNG
+    let files: Vec<String> = plots
+        .iter()
+        .map(|(f, _)| {
+            let png = f.replace(".svg", ".png");
+            format!(
+                "<li>{}: <a href=\"{}\">SVG</a> · <a href=\"{}\">PNG</a></li>",
+                esc(plot_alt(f)),
+                esc(f),
+                esc(&png)
+            )
+        })
+        .collect();
+    let _ = write!(html, "<h2>Figure files</h2><ul>{}</ul>", files.concat());
     if !failed.is_empty() {
         html.push_str("<h2>Failed runs</h2><ul>");
         for r in failed {
