@@ -90,7 +90,7 @@ rows = list(csv.DictReader(open(out / "scores.csv")))
 print("\nembedding,total,bio,batch")
 means = {"scssl": [], "scvitools": []}
 for r in rows:
-    print(f"{r['embedding']},{r['total']},{r.get('bio')},{r.get('batch')}")
+    print(f"{r['embedding']},{r['total']},{r['bio_conservation']},{r['batch_correction']}")
     tool = "scssl" if "scssl" in r["embedding"] else "scvitools"
     means[tool].append(float(r["total"]))
 for tool, v in means.items():

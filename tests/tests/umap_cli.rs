@@ -61,34 +61,29 @@ fn umap_stores_the_layout_and_draws_every_panel() {
         "two panels and legends"
     );
 
-    // the same plot as PNG (2×, on a white page)
-    let png = dir.path().join("umap.png");
-    let (ok, err) = scssl(&[
-        "umap",
-        &p(&pp),
-        "--embedding",
-        "X_pca",
-        "--no-write",
-        "-o",
-        &p(&png),
-    ]);
+    // the same plot as PNG (2×, on a white page); other extensions are refused
+    let plot_to = |name: &str| {
+        let out = p(&dir.path().join(name));
+        scssl(&[
+            "umap",
+            &p(&pp),
+            "--embedding",
+            "X_pca",
+            "--no-write",
+            "-o",
+            &out,
+        ])
+    };
+    let (ok, err) = plot_to("umap.png");
     assert!(ok, "{err}");
-    let bytes = std::fs::read(&png).unwrap();
+    let bytes = std::fs::read(dir.path().join("umap.png")).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     assert!(
         bytes.len() > 5_000,
         "a scatter of 300 cells: {} bytes",
         bytes.len()
     );
-    let (ok, err) = scssl(&[
-        "umap",
-        &p(&pp),
-        "--embedding",
-        "X_pca",
-        "--no-write",
-        "-o",
-        &p(&dir.path().join("umap.pdf")),
-    ]);
+    let (ok, err) = plot_to("umap.pdf");
     assert!(!ok && err.contains(".svg or .png"), "{err}");
     let (ok, err) = scssl(&["umap", &p(&pp), "--embedding", "X_scvi", "--no-write"]);
     assert!(

@@ -81,6 +81,19 @@ pub struct PreprocessSummary {
     pub pca_variance_ratio: Vec<f64>,
 }
 
+impl PreprocessSummary {
+    fn of(ad: &AnnData, n_cells: usize, n_genes: usize, n_batches: usize, pca: pp::Pca) -> Self {
+        PreprocessSummary {
+            n_cells,
+            n_genes,
+            n_hvg: ad.n_vars(),
+            n_batches,
+            n_pcs: pca.explained_variance.len(),
+            pca_variance_ratio: pca.explained_variance_ratio,
+        }
+    }
+}
+
 /// Runs the pipeline in memory. The result has the log-normalised HVG matrix in `X`, the raw
 /// counts in `layers['counts']`, the HVG statistics in `var`, and `obsm['X_pca']`.
 pub fn preprocess(
@@ -140,14 +153,7 @@ pub fn preprocess(
     annotate_hvgs(&mut ad, &hvg)?;
     on_step("pca");
     let pca = finish_with_pca(&mut ad, opts, &format!("{:?}", opts.flavor).to_lowercase())?;
-    let summary = PreprocessSummary {
-        n_cells,
-        n_genes,
-        n_hvg: ad.n_vars(),
-        n_batches,
-        n_pcs: pca.explained_variance.len(),
-        pca_variance_ratio: pca.explained_variance_ratio,
-    };
+    let summary = PreprocessSummary::of(&ad, n_cells, n_genes, n_batches, pca);
     Ok((ad, summary))
 }
 
@@ -266,14 +272,7 @@ pub fn preprocess_backed(
     tick("writing", 1);
     io::write(&ad, output)?;
     tick("written", 1);
-    Ok(PreprocessSummary {
-        n_cells,
-        n_genes,
-        n_hvg: ad.n_vars(),
-        n_batches,
-        n_pcs: pca.explained_variance.len(),
-        pca_variance_ratio: pca.explained_variance_ratio,
-    })
+    Ok(PreprocessSummary::of(&ad, n_cells, n_genes, n_batches, pca))
 }
 
 /// The batch column as HVG selection uses it.
