@@ -15,10 +15,13 @@ pub fn steps(total: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Installs a `tracing` subscriber that honours `RUST_LOG` (default `info`), logging to stderr.
+/// Installs a `tracing` subscriber that honours `RUST_LOG` (default `info`, with the SVG
+/// rasteriser's per-shape notices off: tiny-skia warns for every zero-length stroke, e.g. a
+/// zero-width error bar, which correctly draws nothing), logging to stderr.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,tiny_skia=error,tiny_skia_path=error,usvg=error,resvg=error")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
