@@ -20,7 +20,9 @@ pub fn steps(total: u64, what: &str) -> ProgressBar {
 /// zero-width error bar, which correctly draws nothing), logging to stderr.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,tiny_skia=error,tiny_skia_path=error,usvg=error,resvg=error")
+        tracing_subscriber::EnvFilter::new(
+            "info,tiny_skia=error,tiny_skia_path=error,usvg=error,resvg=error",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

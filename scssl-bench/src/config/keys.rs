@@ -379,6 +379,18 @@ mod tests {
     }
 
     #[test]
+    fn the_default_model_section_is_the_models_crate_default() {
+        let run = RunConfig::with_seed(0);
+        let from_section = run.model_config(100).unwrap();
+        let models =
+            scssl_models::ModelConfig::new(scssl_models::MethodRef::parse("simclr").unwrap(), 100);
+        assert_eq!(
+            serde_json::to_value(&from_section).unwrap(),
+            serde_json::to_value(&models).unwrap()
+        );
+    }
+
+    #[test]
     fn a_single_run_has_the_grid_runs_defaults() {
         for method in ["simclr", "scvi", "mae", "pca"] {
             let yaml = format!("model: {{method: {method}}}\n");

@@ -160,27 +160,34 @@ pub struct ModelSection {
 }
 
 impl Default for ModelSection {
+    /// scssl-models' defaults ([`scssl_models::ModelConfig::default`]), in the reference's
+    /// names: the two cannot drift apart.
     fn default() -> Self {
+        let d = scssl_models::ModelConfig::default();
         ModelSection {
-            method: "simclr".into(),
-            hidden_dim: 64,
-            factor: None,
-            dropout: 0.0,
-            temperature: 0.5,
-            memory_bank_size: 2048,
-            momentum: 0.996,
-            integrate: "concat".into(),
+            method: d.method.name().to_string(),
+            hidden_dim: d.hidden_dim,
+            factor: d.factor,
+            dropout: d.dropout,
+            temperature: d.temperature,
+            memory_bank_size: d.memory_bank_size,
+            momentum: d.momentum,
+            integrate: serde_json::to_value(d.integration)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "concat".into()),
             predict_projection: false,
-            reg_lambda: 5.0,
-            reg_alpha: None,
-            reg_beta: 1.0,
-            barlow_lambda: 5e-3,
-            scvi: scssl_models::ScviParams::default(),
-            totalvi: scssl_models::TotalviParams::default(),
-            mae: scssl_models::MaeParams::default(),
+            reg_lambda: d.vicreg.invariance,
+            // the reference code ties μ to λ (DIV-15) unless it is given
+            reg_alpha: (d.vicreg.variance != d.vicreg.invariance).then_some(d.vicreg.variance),
+            reg_beta: d.vicreg.covariance,
+            barlow_lambda: d.barlow_lambda,
+            scvi: d.scvi,
+            totalvi: d.totalvi,
+            mae: d.mae,
             gene_programs: None,
-            dsbn: false,
-            dsbn_bn2: scssl_models::DsbnSecondNorm::default(),
+            dsbn: d.dsbn,
+            dsbn_bn2: d.dsbn_bn2,
         }
     }
 }
