@@ -21,31 +21,20 @@ pub(super) fn fill_method_training_defaults(
     let Ok(method) = scssl_models::MethodRef::parse(method) else {
         return Ok(()); // validation names the unknown method
     };
-    let d = method.default_training();
-    let schedule = d.schedule.to_string();
-    let optimizer = match d.optimizer {
-        scssl_models::OptimizerKind::Adam => "adam",
-        scssl_models::OptimizerKind::AdamW => "adamw",
-    };
+    let d = TrainingSection::from_train_config(&method.default_training(), "cpu");
     let training = point
         .entry("training")
         .or_insert_with(|| Value::Object(Default::default()));
     let Some(t) = training.as_object_mut() else {
         bail!("training: expected a mapping");
     };
-    for (key, value) in [
-        ("epochs", Value::from(d.epochs)),
-        ("batch_size", Value::from(d.batch_size)),
-        ("lr", Value::from(d.lr)),
-        ("weight_decay", Value::from(d.weight_decay)),
-        ("schedule", Value::from(schedule)),
-        ("optimizer", Value::from(optimizer)),
-        (
-            "gradient_clip",
-            d.gradient_clip.map_or(Value::Null, Value::from),
-        ),
-    ] {
-        t.entry(key).or_insert(value);
+    let Value::Object(defaults) = serde_json::to_value(d)? else {
+        bail!("training defaults: expected a mapping");
+    };
+    for (key, value) in defaults {
+        if key != "device" {
+            t.entry(key).or_insert(value);
+        }
     }
     Ok(())
 }

@@ -215,16 +215,28 @@ pub struct TrainingSection {
 }
 
 impl Default for TrainingSection {
+    /// scssl-models' defaults ([`scssl_models::TrainConfig::default`]) on the CPU.
     fn default() -> Self {
+        TrainingSection::from_train_config(&scssl_models::TrainConfig::default(), "cpu")
+    }
+}
+
+impl TrainingSection {
+    /// The `training:` keys of a models-crate training configuration (a method's defaults).
+    pub fn from_train_config(t: &scssl_models::TrainConfig, device: &str) -> TrainingSection {
         TrainingSection {
-            epochs: 100,
-            batch_size: 256,
-            lr: 1e-4,
-            weight_decay: 1e-6,
-            schedule: "step".into(),
-            optimizer: "adam".into(),
-            device: "cpu".into(),
-            gradient_clip: None,
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            lr: t.lr,
+            weight_decay: t.weight_decay,
+            schedule: t.schedule.to_string(),
+            optimizer: match t.optimizer {
+                scssl_models::OptimizerKind::Adam => "adam",
+                scssl_models::OptimizerKind::AdamW => "adamw",
+            }
+            .into(),
+            device: device.into(),
+            gradient_clip: t.gradient_clip,
         }
     }
 }
