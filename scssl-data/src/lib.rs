@@ -12,7 +12,8 @@
 //!   ([`io::read_backed`]).
 //! - [`pp`] — scanpy-equivalent preprocessing: `filter_cells`/`filter_genes`,
 //!   `normalize_total`, `log1p`, `highly_variable_genes` (flavours `seurat` with `batch_key`,
-//!   gene-for-gene equal to scanpy's, and `seurat_v3`), `scale`, `pca`, `clr`.
+//!   gene-for-gene equal to scanpy's, and `seurat_v3`), `scale`, `pca`, `clr`; and
+//!   [`pp::recipe`], the benchmark's whole preprocessing in memory or streamed from a file.
 //! - [`neighbors`] — [`Neighbors`] (self in column 0 at distance exactly 0), exact kNN,
 //!   approximate kNN (NN-descent), UMAP fuzzy connectivities, BBKNN, mutual nearest neighbours.
 //! - [`umap`] — UMAP layouts as umap-learn computes them, reproducible from a seed.
