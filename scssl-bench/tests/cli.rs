@@ -25,28 +25,23 @@ fn run_err(c: &mut Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `scssl simulate ARGS -o out` (ARGS space-separated).
+fn simulate(out: &Path, args: &str) {
+    run_ok(
+        scssl()
+            .arg("simulate")
+            .args(args.split_whitespace())
+            .arg("-o")
+            .arg(out),
+    );
+}
+
 fn pipeline(dir: &Path, ext: &str) {
     let sim = dir.join(format!("sim.{ext}"));
     let pp = dir.join(format!("pp.{ext}"));
-    run_ok(
-        scssl()
-            .args([
-                "simulate",
-                "--cells",
-                "600",
-                "--genes",
-                "300",
-                "--batches",
-                "3",
-                "--cell-types",
-                "5",
-                "--proteins",
-                "4",
-                "--seed",
-                "3",
-                "-o",
-            ])
-            .arg(&sim),
+    simulate(
+        &sim,
+        "--cells 600 --genes 300 --batches 3 --cell-types 5 --proteins 4 --seed 3",
     );
     let msg = run_ok(
         scssl()
@@ -102,11 +97,7 @@ fn bad_input_is_reported_clearly() {
         "nothing written"
     );
     let sim = dir.path().join("s.h5ad");
-    run_ok(
-        scssl()
-            .args(["simulate", "--cells", "100", "--genes", "50", "-o"])
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 100 --genes 50");
     let e = run_err(
         scssl()
             .arg("preprocess")
@@ -149,20 +140,7 @@ fn bad_input_is_reported_clearly() {
 fn single_batch_falls_back_to_unbatched_hvg() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("one.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate",
-                "--cells",
-                "200",
-                "--genes",
-                "80",
-                "--batches",
-                "1",
-                "-o",
-            ])
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 200 --genes 80 --batches 1");
     let msg = run_ok(
         scssl()
             .arg("preprocess")
@@ -178,13 +156,7 @@ fn single_batch_falls_back_to_unbatched_hvg() {
 fn backed_preprocessing_equals_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("s.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate", "--cells", "700", "--genes", "250", "--seed", "5", "-o",
-            ])
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 700 --genes 250 --seed 5");
     let a = dir.path().join("a.h5ad");
     let b = dir.path().join("b.zarr");
     run_ok(
@@ -222,22 +194,7 @@ fn eval_and_annotate_score_embeddings_in_obsm() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("s.h5ad");
     let pp = dir.path().join("p.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate",
-                "--cells",
-                "500",
-                "--genes",
-                "200",
-                "--proteins",
-                "5",
-                "--seed",
-                "2",
-                "-o",
-            ])
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 500 --genes 200 --proteins 5 --seed 2");
     run_ok(
         scssl()
             .arg("preprocess")
@@ -309,20 +266,7 @@ fn eval_and_annotate_score_embeddings_in_obsm() {
 fn train_then_embed_writes_obsm_and_reproduces() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate",
-                "--cells",
-                "400",
-                "--genes",
-                "200",
-                "--proteins",
-                "5",
-            ])
-            .arg("-o")
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 400 --genes 200 --proteins 5");
     let train = |out: &Path, extra: &[&str]| {
         run_ok(
             scssl()
@@ -403,12 +347,7 @@ fn train_then_embed_writes_obsm_and_reproduces() {
 fn scvi_and_pca_train_and_embed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim.h5ad");
-    run_ok(
-        scssl()
-            .args(["simulate", "--cells", "400", "--genes", "200"])
-            .arg("-o")
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 400 --genes 200");
     let scvi = dir.path().join("scvi");
     let msg = run_ok(
         scssl()
@@ -590,14 +529,7 @@ fn mae_with_gene_programmes_and_dsbn_train_and_embed() {
     );
     // ... and a query whose batches it never saw (another simulation, batches renamed)
     let query = dir.path().join("query.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate", "--cells", "100", "--genes", "200", "--seed", "9",
-            ])
-            .arg("-o")
-            .arg(&query),
-    );
+    simulate(&query, "--cells 100 --genes 200 --seed 9");
     let mut q = scssl_data::io::read(&query).unwrap();
     for (key, col) in q.obs.columns.iter_mut() {
         if let (true, scssl_data::frame::Column::Categorical { categories, .. }) =
@@ -632,22 +564,7 @@ fn mae_with_gene_programmes_and_dsbn_train_and_embed() {
 fn totalvi_trains_and_embeds_and_names_the_protein_key() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("cite.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate",
-                "--cells",
-                "300",
-                "--genes",
-                "200",
-                "--proteins",
-                "12",
-                "--seed",
-                "4",
-            ])
-            .arg("-o")
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 300 --genes 200 --proteins 12 --seed 4");
     let model = dir.path().join("totalvi");
     let msg = run_ok(
         scssl()
@@ -694,14 +611,7 @@ fn totalvi_trains_and_embeds_and_names_the_protein_key() {
 fn train_settings_are_config_keys() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim.h5ad");
-    run_ok(
-        scssl()
-            .args([
-                "simulate", "--cells", "300", "--genes", "100", "--seed", "4",
-            ])
-            .arg("-o")
-            .arg(&sim),
-    );
+    simulate(&sim, "--cells 300 --genes 100 --seed 4");
     let model = dir.path().join("mae");
     run_ok(
         scssl()
