@@ -105,7 +105,11 @@ pub(crate) fn scvi_venv() -> Result<PathBuf> {
     let venv = cache_dir().join("scssl-venv-scvi");
     let py = venv.join("bin/python");
     let has = Command::new(&py)
-        .args(["-c", "import scvi; assert scvi.__version__ == '1.1.6'"])
+        // pandas too: a venv made before its pin has pandas 3, which anndata 0.10 cannot write
+        .args([
+            "-c",
+            "import scvi, pandas; assert scvi.__version__ == '1.1.6' and pandas.__version__ == '2.2.3'",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has {
