@@ -57,15 +57,24 @@ pub fn single_run(mut root: Value, seed: u64) -> Result<RunConfig> {
             points.len()
         );
     }
-    let mut point = points.remove(0);
-    let Some(obj) = point.as_object_mut() else {
-        bail!("a config is a mapping");
-    };
-    obj.insert("seed".into(), Value::from(seed));
-    fill_method_training_defaults(obj)?;
-    let run: RunConfig = serde_json::from_value(point)?;
+    let run = run_of_point(points.remove(0), seed, None)?;
     run.validate()?;
     Ok(run)
+}
+
+/// The run of one grid point (a mapping without sweeps): its seed (and grid name) set, the
+/// `training:` keys it leaves out filled with its method's defaults.
+fn run_of_point(mut point: Value, seed: u64, name: Option<&str>) -> Result<RunConfig> {
+    // `expand` maps a mapping to mappings, and the root is a mapping (checked by the callers)
+    let Some(obj) = point.as_object_mut() else {
+        bail!("a grid point is not a mapping");
+    };
+    obj.insert("seed".into(), Value::from(seed));
+    if let Some(name) = name {
+        obj.insert("name".into(), Value::from(name));
+    }
+    fill_method_training_defaults(obj)?;
+    Ok(serde_json::from_value(point)?)
 }
 
 /// Expands an already-parsed config tree (see [`load_grid`]).
@@ -113,16 +122,8 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
     }
     for point in points {
         for &seed in &seeds {
-            let mut p = point.clone();
-            // `expand` maps a mapping to mappings, and the root is a mapping (checked above)
-            let Some(obj) = p.as_object_mut() else {
-                bail!("config {name}: a grid point is not a mapping");
-            };
-            obj.insert("seed".into(), Value::from(seed));
-            obj.insert("name".into(), Value::from(name));
-            fill_method_training_defaults(obj)?;
-            let mut run: RunConfig =
-                serde_json::from_value(p).map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
+            let mut run = run_of_point(point.clone(), seed, Some(name))
+                .map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
             if !run.data.is_simulated() {
                 let p = PathBuf::from(&run.data.path);
                 if p.is_relative() && !p.exists() && base.join(&p).exists() {

@@ -11,7 +11,7 @@ use super::RunConfig;
 /// What kind of value a known key holds: one value (a list there is a sweep), a list (a list of
 /// lists is a sweep), or a free-form value (never swept).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Kind {
+enum Kind {
     Scalar,
     List,
     Free,
@@ -25,15 +25,20 @@ pub(crate) enum Kind {
 fn schema() -> &'static [(String, Kind)] {
     static SCHEMA: std::sync::OnceLock<Vec<(String, Kind)>> = std::sync::OnceLock::new();
     SCHEMA.get_or_init(|| {
-        // serialising plain structs of numbers, strings and lists cannot fail
-        let defaults = serde_json::to_value(RunConfig::with_seed(0)).unwrap_or(Value::Null);
         let mut keys = Vec::new();
-        collect_keys(&defaults, "", &mut keys);
+        collect_keys(default_tree(), "", &mut keys);
         keys.retain(|(k, _)| k != "seed");
         keys.push(("seeds".into(), Kind::List));
         keys.push(("baselines".into(), Kind::List));
         keys
     })
+}
+
+/// The default run as a JSON tree (computed once: the schema and every alias probe read it).
+fn default_tree() -> &'static Value {
+    static DEFAULTS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    // serialising plain structs of numbers, strings and lists cannot fail
+    DEFAULTS.get_or_init(|| serde_json::to_value(RunConfig::with_seed(0)).unwrap_or(Value::Null))
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -58,7 +63,7 @@ fn collect_keys(v: &Value, prefix: &str, out: &mut Vec<(String, Kind)>) {
 }
 
 /// The kind of a known key.
-pub(crate) fn kind_of(path: &str) -> Option<Kind> {
+fn kind_of(path: &str) -> Option<Kind> {
     schema().iter().find(|(k, _)| k == path).map(|(_, k)| *k)
 }
 
@@ -80,7 +85,6 @@ fn alias_target(path: &str, value: &Value) -> Result<Option<String>> {
         Value::Array(items) if !items.is_empty() => items.clone(),
         other => vec![other.clone()],
     };
-    let defaults = serde_json::to_value(RunConfig::with_seed(0))?;
     for candidate in candidates {
         let mut probe = serde_json::json!({ "seed": 0 });
         insert_at(&mut probe, path, candidate)?;
@@ -90,7 +94,12 @@ fn alias_target(path: &str, value: &Value) -> Result<Option<String>> {
             Err(e) => bail!("config key `{path}`: {e}"),
         };
         let mut differing = Vec::new();
-        diff_leaves(&defaults, &serde_json::to_value(run)?, "", &mut differing);
+        diff_leaves(
+            default_tree(),
+            &serde_json::to_value(run)?,
+            "",
+            &mut differing,
+        );
         if let [one] = differing.as_slice() {
             return Ok(Some(one.clone()));
         }
@@ -330,11 +339,7 @@ mod tests {
         // every field of every section, nothing else: as many keys as the default run has
         // leaves (less `seed`, plus `seeds` and `baselines`)
         let mut leaves = Vec::new();
-        collect_keys(
-            &serde_json::to_value(RunConfig::with_seed(0)).unwrap(),
-            "",
-            &mut leaves,
-        );
+        collect_keys(default_tree(), "", &mut leaves);
         assert_eq!(kinds.len(), leaves.len() + 1);
     }
 
