@@ -13,8 +13,10 @@ use scssl_data::pp::{self, HvgOptions};
 /// Number of query cells whose exact neighbours define recall.
 pub const RECALL_QUERIES: usize = 1000;
 
-/// Runs one step: `read FILE`, `pipeline FILE PCA_OUT`, or `knn FILE PCA_IN TRUTH_OUT`.
-pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
+/// Runs one step: `read FILE`, `pipeline FILE PCA_OUT`, `knn FILE PCA_IN TRUTH_OUT`,
+/// `train FILE [EMBEDDING_OUT]`, `export-x FILE OUT`, `agreement FILE EMB…`, and the others
+/// named in the error for an unknown step.
+pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Result<String> {
     match step {
         // UMAP of obsm['X_pca'] with umap-learn's defaults; the layout goes to extra[0]
         // (f32 little-endian, cells × 2) for the side that scores both layouts
@@ -226,19 +228,21 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             Ok(format!("{{\"cells\": {n}, \"dims\": {d}}}"))
         }
         "train" => {
-            // one SimCLR epoch (h 64, batch 256, `clear_as_run` views as the reference ran
-            // them) on X of a log-normalised file; views and optimisation both timed
+            // `opts.epochs` epochs of SimCLR or VICReg (h 64, batch 256, `clear_as_run` views
+            // as the reference ran them) on X of a log-normalised file, on `opts.device`;
+            // views and optimisation both timed. extra[0], when given, receives the eval-mode
+            // embedding (f32 little-endian, cells × 64).
             let ad = io::read(input)?;
             let x = ad.x.to_dense();
-            let model = scssl_models::ModelConfig::new(
-                scssl_models::MethodRef::parse("simclr")?,
-                x.ncols(),
-            );
+            let method = scssl_models::MethodRef::parse(&opts.method)?;
+            let model = scssl_models::ModelConfig::new(method, x.ncols());
             let training = scssl_models::TrainConfig {
-                epochs: 1,
+                epochs: opts.epochs,
+                seed: opts.seed,
                 ..Default::default()
             };
             let aug = crate::train::AugmentSpec::Preset("clear_as_run".into());
+            let device = scssl_models::ComputeDevice::parse(&opts.device)?;
             let t = Instant::now();
             let trained = crate::train::train_on(
                 std::slice::from_ref(&x),
@@ -247,16 +251,78 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
                 model,
                 &training,
                 &aug,
-                scssl_models::ComputeDevice::Cpu,
+                device,
                 |_| {},
             )?;
             let secs = t.elapsed().as_secs_f64();
+            let epochs = &trained.history.epochs;
+            let best = epochs
+                .iter()
+                .map(|e| e.seconds)
+                .fold(f64::INFINITY, f64::min);
             let cells = (x.nrows() / 256 * 256) as f64;
-            Ok(format!(
-                "{{\"seconds\": {secs}, \"cells_per_second\": {}, \"loss\": {}}}",
-                cells / secs,
-                trained.history.epochs[0].mean_loss
-            ))
+            let mut embed_seconds = None;
+            if let Some(out) = extra.first() {
+                let t = Instant::now();
+                let emb = trained.embed(&[x.view()], scssl_models::EmbeddingOutput::Backbone)?;
+                embed_seconds = Some(t.elapsed().as_secs_f64());
+                write_f32(out, emb.joint.iter().copied())?;
+            }
+            Ok(serde_json::json!({
+                "seconds": secs,
+                "cells_per_second": cells * epochs.len() as f64 / secs,
+                "best_epoch_seconds": best,
+                "best_cells_per_second": cells / best,
+                "epoch_seconds": epochs.iter().map(|e| e.seconds).collect::<Vec<_>>(),
+                "loss": epochs.last().map(|e| e.mean_loss),
+                "device": device.to_string(),
+                "method": opts.method,
+                "embed_seconds": embed_seconds,
+                "threads": rayon::current_num_threads(),
+            })
+            .to_string())
+        }
+        "export-x" => {
+            // X as dense f32 little-endian (cells × genes) with its shape in OUT.json, for
+            // PyTorch loops on machines without anndata
+            let out = extra.first().context("export-x needs an output path")?;
+            let ad = io::read(input)?;
+            let x = ad.x.to_dense();
+            write_f32(out, x.iter().copied())?;
+            let shape = serde_json::json!({"shape": [x.nrows(), x.ncols()]});
+            let mut json = out.as_os_str().to_owned();
+            json.push(".json");
+            std::fs::write(&json, shape.to_string())?;
+            Ok(shape.to_string())
+        }
+        "agreement" => {
+            // cell-type silhouette of each embedding (f32 files, cells × d) and the share of
+            // each cell's 15 nearest neighbours that it has in common with the first embedding
+            let ad = io::read_backed(input)?;
+            let labels = ad.obs_groups("cell_type")?.codes;
+            let n = labels.len();
+            let k = 15;
+            let mut rows = Vec::new();
+            let mut first: Option<neighbors::Neighbors> = None;
+            for path in extra {
+                let vals = read_f32(path)?;
+                if n == 0 || vals.len() % n != 0 {
+                    bail!("{}: {} values is not a multiple of {n} cells", path.display(), vals.len());
+                }
+                let x = Array2::from_shape_vec((n, vals.len() / n), vals)?;
+                let silhouette = scssl_metrics::silhouette::silhouette_label(x.view(), &labels, None)?;
+                let nn = neighbors::knn_exact(x.view(), k + 1)?;
+                let overlap = first.as_ref().map(|f| knn_overlap(f, &nn));
+                rows.push(serde_json::json!({
+                    "embedding": path.display().to_string(),
+                    "silhouette_label": silhouette,
+                    "knn15_overlap_with_first": overlap,
+                }));
+                if first.is_none() {
+                    first = Some(nn);
+                }
+            }
+            Ok(serde_json::Value::Array(rows).to_string())
         }
         "train-scvi" => {
             // one scVI epoch with the benchmark's settings (8 layers, 30 latent, NB) and
@@ -334,7 +400,64 @@ pub fn run(step: &str, input: &Path, extra: &[&Path]) -> Result<String> {
             )
         }
         other => bail!(
-            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics, train, train-scvi)"
+            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics, train, train-scvi, export-x, agreement, umap)"
         ),
     }
+}
+
+/// Options of the training steps (`scssl perf-step train --device cuda --epochs 5`).
+#[derive(Debug, Clone)]
+pub struct PerfOptions {
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// `simclr` or `vicreg` (any two-view method).
+    pub method: String,
+    /// Training seed.
+    pub seed: u64,
+}
+
+impl Default for PerfOptions {
+    fn default() -> Self {
+        PerfOptions {
+            device: "cpu".into(),
+            epochs: 1,
+            method: "simclr".into(),
+            seed: 0,
+        }
+    }
+}
+
+fn write_f32(path: &Path, values: impl Iterator<Item = f32>) -> Result<()> {
+    let bytes: Vec<u8> = values.flat_map(f32::to_le_bytes).collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_f32(path: &Path) -> Result<Vec<f32>> {
+    Ok(std::fs::read(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// Mean share of each cell's `k` nearest other cells that two neighbour tables agree on
+/// (column 0, the cell itself, left out).
+fn knn_overlap(a: &neighbors::Neighbors, b: &neighbors::Neighbors) -> f64 {
+    let k = a.indices.ncols().min(b.indices.ncols()).saturating_sub(1);
+    if k == 0 || a.indices.nrows() == 0 {
+        return 0.0;
+    }
+    let shared: usize = a
+        .indices
+        .rows()
+        .into_iter()
+        .zip(b.indices.rows())
+        .map(|(ra, rb)| {
+            let theirs: std::collections::HashSet<u32> = rb.iter().skip(1).copied().collect();
+            ra.iter().skip(1).filter(|j| theirs.contains(j)).count()
+        })
+        .sum();
+    shared as f64 / (k * a.indices.nrows()) as f64
 }

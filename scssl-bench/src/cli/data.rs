@@ -448,18 +448,44 @@ pub(super) fn umap(args: UmapArgs) -> Result<()> {
 /// Arguments of `scssl perf-step`.
 #[derive(clap::Args)]
 pub(super) struct PerfStepArgs {
-    /// read | pipeline | knn
+    /// read | pipeline | knn | train | export-x | agreement | …
     pub(super) step: String,
     /// Input h5ad.
     pub(super) input: PathBuf,
     /// Step-specific paths.
     pub(super) extra: Vec<PathBuf>,
+    /// Training steps: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(super) device: String,
+    /// Training steps: epochs.
+    #[arg(long, default_value_t = 1)]
+    pub(super) epochs: usize,
+    /// Training steps: the two-view method.
+    #[arg(long, default_value = "simclr")]
+    pub(super) method: String,
+    /// Training steps: seed.
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u64,
 }
 
 /// `scssl perf-step`.
 pub(super) fn perf_step(args: PerfStepArgs) -> Result<()> {
-    let PerfStepArgs { step, input, extra } = args;
+    let PerfStepArgs {
+        step,
+        input,
+        extra,
+        device,
+        epochs,
+        method,
+        seed,
+    } = args;
     let extra: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();
-    println!("{}", crate::perf::run(&step, &input, &extra)?);
+    let opts = crate::perf::PerfOptions {
+        device,
+        epochs,
+        method,
+        seed,
+    };
+    println!("{}", crate::perf::run(&step, &input, &extra, &opts)?);
     Ok(())
 }
