@@ -9,8 +9,9 @@
 #   cp $CARGO_TARGET_DIR/release/scssl gpu-bin/ && strip gpu-bin/scssl
 #   bash conformance/gpu_check.sh gpu-bin/scssl RESULTS_DIR [CELLS]   # there
 #
-# Each step's JSON line goes to RESULTS_DIR/<step>.json and the whole log to
-# RESULTS_DIR/log.txt, so a run cut short still leaves what it finished.
+# Each step's JSON line (with its wall time and peak memory) is appended to
+# RESULTS_DIR/results.jsonl and the whole log goes to RESULTS_DIR/log.txt, so a run cut short
+# still leaves what it finished.
 set -uo pipefail
 BIN=$1
 RES=$2
@@ -21,19 +22,31 @@ WORK=$(mktemp -d)
 exec > >(tee -a "$RES/log.txt") 2>&1
 PY=$(command -v python3 || command -v python)
 # the CUDA runtime compiler (NVRTC) that burn's CUDA backend loads at run time
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-    $("$PY" -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13/lib") for p in nvidia.__path__))' 2>/dev/null); do
+site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
+# (not the toolkit's stubs/ folder: its libcuda.so is a stub that fails with
+# CUDA_ERROR_STUB_LIBRARY; the driver's own folder goes first)
+for d in $(find /usr/local /opt ${site:+"$site/nvidia"} -name 'libnvrtc.so*' -not -path '*/stubs/*' \
+    -printf '%h\n' 2>/dev/null | sort -u) /usr/local/cuda/lib64 /usr/local/nvidia/lib64; do
     [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 stamp() { echo "== $(date +%T) $*"; }
-step() { # step NAME COMMAND…: time it, keep its last stdout line (the JSON) in RES/NAME.json
+step() { # step NAME COMMAND…: time it; its last stdout line (the JSON) goes to RES/results.jsonl
     local name=$1
     shift
     stamp "$name: $*"
-    /usr/bin/time -f "{\"wall_s\": %e, \"max_rss_kb\": %M}" -o "$RES/$name.time" "$@" \
+    /usr/bin/time -f '{"wall_s": %e, "max_rss_kb": %M}' -o "$WORK/$name.time" "$@" \
         > "$WORK/$name.out" || echo "!! $name failed (exit $?)"
-    tail -n 1 "$WORK/$name.out" | tee "$RES/$name.json"
-    cat "$RES/$name.time" 2>/dev/null
+    local result time
+    result=$(tail -n 1 "$WORK/$name.out")
+    time=$(tail -n 1 "$WORK/$name.time" 2>/dev/null)
+    echo "$result"
+    echo "$time"
+    case "$result" in
+    "{"* | "["*) ;;
+    *) result="\"${result//\"/\'}\"" ;;
+    esac
+    echo "{\"step\": \"$name\", \"result\": ${result:-null}, \"time\": ${time:-null}}" >> "$RES/results.jsonl"
 }
 
 stamp "machine"
@@ -49,12 +62,15 @@ step export_x "$BIN" perf-step export-x "$WORK/pp.h5ad" "$WORK/x.f32"
 
 step scssl_cuda "$BIN" perf-step train "$WORK/pp.h5ad" "$WORK/emb_cuda.f32" \
     --device cuda --epochs "$EPOCHS" --seed 0
-step torch_cuda "$PY" conformance/perf_train_batched.py "$WORK/x.f32" simclr \
+[ -z "${SKIP_TORCH:-}" ] && step torch_cuda "$PY" conformance/perf_train_batched.py "$WORK/x.f32" simclr \
     --device cuda --epochs "$EPOCHS" --embed-out "$WORK/emb_torch.f32"
 step scssl_cpu_s0 "$BIN" perf-step train "$WORK/pp.h5ad" "$WORK/emb_cpu0.f32" \
     --device cpu --epochs "$EPOCHS" --seed 0
-step agreement "$BIN" perf-step agreement "$WORK/pp.h5ad" \
-    "$WORK/emb_cpu0.f32" "$WORK/emb_cuda.f32" "$WORK/emb_torch.f32"
+embeddings=()
+for e in emb_cpu0 emb_cuda emb_torch; do
+    [ -f "$WORK/$e.f32" ] && embeddings+=("$WORK/$e.f32")
+done
+step agreement "$BIN" perf-step agreement "$WORK/pp.h5ad" "${embeddings[@]}"
 if [ -z "${SKIP_SECOND_CPU_SEED:-}" ]; then
     step scssl_cpu_s1 "$BIN" perf-step train "$WORK/pp.h5ad" "$WORK/emb_cpu1.f32" \
         --device cpu --epochs "$EPOCHS" --seed 1

@@ -141,7 +141,7 @@ for epoch in range(args.epochs):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        last = loss
+        last = loss.detach()
     sync()
     epoch_seconds.append(time.perf_counter() - t0)
 secs = time.perf_counter() - start
