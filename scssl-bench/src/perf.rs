@@ -239,10 +239,10 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             let training = scssl_models::TrainConfig {
                 epochs: opts.epochs,
                 seed: opts.seed,
+                device: scssl_models::ComputeDevice::parse(&opts.device)?,
                 ..Default::default()
             };
             let aug = crate::train::AugmentSpec::Preset("clear_as_run".into());
-            let device = scssl_models::ComputeDevice::parse(&opts.device)?;
             let t = Instant::now();
             let trained = crate::train::train_on(
                 std::slice::from_ref(&x),
@@ -251,7 +251,6 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 model,
                 &training,
                 &aug,
-                device,
                 |_| {},
             )?;
             let secs = t.elapsed().as_secs_f64();
@@ -275,7 +274,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 "best_cells_per_second": cells / best,
                 "epoch_seconds": epochs.iter().map(|e| e.seconds).collect::<Vec<_>>(),
                 "loss": epochs.last().map(|e| e.mean_loss),
-                "device": device.to_string(),
+                "device": opts.device,
                 "method": opts.method,
                 "embed_seconds": embed_seconds,
                 "threads": rayon::current_num_threads(),
@@ -299,7 +298,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             // cell-type silhouette of each embedding (f32 files, cells × d) and the share of
             // each cell's 15 nearest neighbours that it has in common with the first embedding
             let ad = io::read_backed(input)?;
-            let labels = ad.obs_groups("cell_type")?.codes;
+            let labels = ad.obs.groups("cell_type", "obs")?.codes;
             let n = labels.len();
             let k = 15;
             let mut rows = Vec::new();
@@ -307,10 +306,15 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             for path in extra {
                 let vals = read_f32(path)?;
                 if n == 0 || vals.len() % n != 0 {
-                    bail!("{}: {} values is not a multiple of {n} cells", path.display(), vals.len());
+                    bail!(
+                        "{}: {} values is not a multiple of {n} cells",
+                        path.display(),
+                        vals.len()
+                    );
                 }
                 let x = Array2::from_shape_vec((n, vals.len() / n), vals)?;
-                let silhouette = scssl_metrics::silhouette::silhouette_label(x.view(), &labels, None)?;
+                let silhouette =
+                    scssl_metrics::silhouette::silhouette_label(x.view(), &labels, None)?;
                 let nn = neighbors::knn_exact(x.view(), k + 1)?;
                 let overlap = first.as_ref().map(|f| knn_overlap(f, &nn));
                 rows.push(serde_json::json!({
@@ -355,7 +359,6 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 model,
                 &training,
                 &crate::train::AugmentSpec::Preset("clear".into()),
-                scssl_models::ComputeDevice::Cpu,
                 |_| {},
             )?;
             let secs = t.elapsed().as_secs_f64();

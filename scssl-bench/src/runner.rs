@@ -127,13 +127,8 @@ pub fn train_run(
     let feats = training_features(ad, &options)?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
     let mut model = run.model_config(feats.matrices[0].ncols())?;
-    resolve_gene_programs(
-        &mut model,
-        run.model.gene_programs.as_deref(),
-        &feats.spec.genes,
-    )?;
+    resolve_gene_programs(&mut model, &feats.spec.genes)?;
     let training = run.train_config()?;
-    let device = scssl_models::ComputeDevice::parse(&run.training.device)?;
     let trained = train_on(
         &feats.matrices,
         feats.counts.as_ref(),
@@ -141,7 +136,6 @@ pub fn train_run(
         model,
         &training,
         &run.augmentation,
-        device,
         on_event,
     )?;
     Ok((trained, feats))
@@ -270,7 +264,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
                 pre_integration: Some(pre.view()),
             },
             &metrics,
-            run.seed,
+            run.seed(),
         )?;
         results.insert("batch_correction".into(), serde_json::to_value(&report)?);
         if run.tasks.umap {
@@ -278,7 +272,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             let layout = scssl_data::umap::umap(
                 emb.joint.view(),
                 &scssl_data::umap::UmapOptions {
-                    seed: run.seed,
+                    seed: run.seed(),
                     ..Default::default()
                 },
             )?;
@@ -421,7 +415,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
                 "scssl": env!("CARGO_PKG_VERSION"),
                 "burn": "0.21.0",
             },
-            "seeds": { "run": run.seed, "simulator": run.data.simulated.seed },
+            "seeds": { "run": run.seed(), "simulator": run.data.simulated.seed },
         }),
     )?;
     Ok(())

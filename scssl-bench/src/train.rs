@@ -5,9 +5,7 @@
 use anyhow::{Context, Result, bail};
 use ndarray::{Array2, ArrayView2};
 use scssl_augment::{AugmentConfig, NeighbourGraphs, Pipeline, PipelineConfig};
-use scssl_models::{
-    BatchRequest, ComputeDevice, MiniBatch, ModelConfig, TrainConfig, TrainEvent, TrainedModel,
-};
+use scssl_models::{BatchRequest, MiniBatch, ModelConfig, TrainConfig, TrainEvent, TrainedModel};
 use serde::{Deserialize, Serialize};
 
 /// An augmentation given by preset name or by explicit steps.
@@ -88,7 +86,6 @@ pub fn train_on(
     mut model: ModelConfig,
     training: &TrainConfig,
     augment: &AugmentSpec,
-    device: ComputeDevice,
     mut progress: impl FnMut(&TrainEvent),
 ) -> Result<TrainedModel> {
     model.input_dims = inputs.iter().map(|x| x.ncols()).collect();
@@ -167,7 +164,6 @@ pub fn train_on(
         Ok(batch)
     };
     Ok(scssl_models::fit(
-        device,
         &model,
         training,
         n,

@@ -6,7 +6,7 @@ use crate::error::{Result, invalid};
 use crate::methods::MethodRef;
 
 /// How the per-modality outputs of a multimodal model are combined (methods.md §2.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Integration {
     /// Sum of the modality outputs.
@@ -36,7 +36,15 @@ impl Integration {
     }
 }
 
-/// VICReg loss weights λ (invariance), μ (variance), ν (covariance).
+impl<'de> Deserialize<'de> for Integration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Integration::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// VICReg loss weights λ (invariance), μ (variance), ν (covariance), as in effect
+/// ([`ModelConfig::vicreg`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VicRegWeights {
@@ -264,15 +272,20 @@ pub enum DsbnSecondNorm {
     SharedMixed,
 }
 
-/// Architecture and loss settings of one SSL model.
+/// Architecture and loss settings of one SSL model: the `model:` section of a config file and
+/// of a saved model's `model.json`, in the reference's names (`integrate`, `reg_lambda`, …).
+/// This is the one declaration of a model's settings: the YAML schema, `key=value` overrides
+/// and `scssl train`'s flags are read off it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// The method (any name of the registry, [`crate::methods::REGISTRY`]).
     pub method: MethodRef,
     /// Feature count of each modality's input (RNA first, then protein). One entry = unimodal.
+    /// Filled in from the data, so it is no key of a config file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub input_dims: Vec<usize>,
-    /// Backbone output width `h` (reference 64).
+    /// Backbone output width `h`, the embedding width (reference 64).
     pub hidden_dim: usize,
     /// Head-width factor `f`; `None` = the method's reference value.
     pub factor: Option<usize>,
@@ -282,28 +295,42 @@ pub struct ModelConfig {
     pub temperature: f64,
     /// Memory-bank size K (MoCo, NNCLR; reference 2048).
     pub memory_bank_size: usize,
-    /// VICReg weights.
-    pub vicreg: VicRegWeights,
-    /// Barlow Twins off-diagonal weight (5e-3).
-    pub barlow_lambda: f64,
     /// Base momentum of the EMA target (MoCo, BYOL; 0.996), cosine-scheduled to 1.
     pub momentum: f64,
-    /// Integration of the modalities (multimodal only).
+    /// Integration of the modalities (multimodal only; the reference's `integrate`).
+    #[serde(rename = "integrate", alias = "integration")]
     pub integration: Integration,
+    /// Embed with the projector output instead of the backbone's (the reference's
+    /// `predict_projection`).
+    pub predict_projection: bool,
+    /// VICReg invariance weight λ (5).
+    pub reg_lambda: f64,
+    /// VICReg variance weight μ; `None`: = `reg_lambda`, as the reference code ties them
+    /// (DIV-15).
+    pub reg_alpha: Option<f64>,
+    /// VICReg covariance weight ν (1).
+    pub reg_beta: f64,
+    /// Barlow Twins off-diagonal weight (5e-3).
+    pub barlow_lambda: f64,
     /// Initial CLIP temperature τ (the logit scale starts at 1/τ and is learned; 0.07).
     pub clip_temperature: f64,
-    /// Number of batches (batch covariates of scVI; filled in by the caller from the data).
+    /// Number of batches (batch covariates of scVI, totalVI and DSBN); filled in from the
+    /// data, so it is no key of a config file.
+    #[serde(skip_serializing_if = "is_zero")]
     pub n_batches: usize,
-    /// scVI's settings.
+    /// scVI's settings (the latent width is `n_latent`, else `hidden_dim`).
     pub scvi: ScviParams,
     /// totalVI's settings.
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
-    /// Gene programmes for gene-programme masking, resolved by the caller from a GMT file
-    /// against the input genes (not saved with a model: only training uses them).
+    /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
+    /// (a config file's relative path is resolved against the file's directory).
+    pub gene_programs: Option<String>,
+    /// The programmes of `gene_programs` mapped onto the input genes, resolved by the caller
+    /// ([`crate::features::resolve_gene_programs`]; not saved: only training uses them).
     #[serde(skip)]
-    pub gene_programs: Option<scssl_data::gmt::GenePrograms>,
+    pub gene_program_sets: Option<scssl_data::gmt::GenePrograms>,
     /// totalVI's empirical protein-background prior, computed by its `fit` from the training
     /// data (not saved: the trained prior parameters are in the checkpoint).
     #[serde(skip)]
@@ -313,6 +340,10 @@ pub struct ModelConfig {
     pub dsbn: bool,
     /// How DSBN applies the backbone's second BatchNorm.
     pub dsbn_bn2: DsbnSecondNorm,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for ModelConfig {
@@ -325,16 +356,20 @@ impl Default for ModelConfig {
             dropout: 0.0,
             temperature: 0.5,
             memory_bank_size: 2048,
-            vicreg: VicRegWeights::default(),
-            barlow_lambda: 5e-3,
             momentum: 0.996,
             integration: Integration::Concat,
+            predict_projection: false,
+            reg_lambda: 5.0,
+            reg_alpha: None,
+            reg_beta: 1.0,
+            barlow_lambda: 5e-3,
             clip_temperature: 0.07,
             n_batches: 0,
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
             gene_programs: None,
+            gene_program_sets: None,
             background_prior: None,
             dsbn: false,
             dsbn_bn2: DsbnSecondNorm::SharedPerSubset,
@@ -360,6 +395,24 @@ impl ModelConfig {
     /// Number of modalities.
     pub fn n_modalities(&self) -> usize {
         self.input_dims.len()
+    }
+
+    /// The VICReg weights in effect (μ = λ unless `reg_alpha` is given, DIV-15).
+    pub fn vicreg(&self) -> VicRegWeights {
+        VicRegWeights {
+            invariance: self.reg_lambda,
+            variance: self.reg_alpha.unwrap_or(self.reg_lambda),
+            covariance: self.reg_beta,
+        }
+    }
+
+    /// The embedding a trained model gives by default (`predict_projection`).
+    pub fn embedding_output(&self) -> crate::EmbeddingOutput {
+        if self.predict_projection {
+            crate::EmbeddingOutput::Projection
+        } else {
+            crate::EmbeddingOutput::Backbone
+        }
     }
 
     /// Checks every field; errors name the field.
@@ -401,9 +454,9 @@ impl ModelConfig {
             return Err(invalid("model.momentum", "expected a value in [0, 1]"));
         }
         for (name, v) in [
-            ("model.vicreg.invariance", self.vicreg.invariance),
-            ("model.vicreg.variance", self.vicreg.variance),
-            ("model.vicreg.covariance", self.vicreg.covariance),
+            ("model.reg_lambda", self.reg_lambda),
+            ("model.reg_alpha", self.vicreg().variance),
+            ("model.reg_beta", self.reg_beta),
             ("model.barlow_lambda", self.barlow_lambda),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
@@ -425,9 +478,9 @@ pub enum OptimizerKind {
     AdamW,
 }
 
-/// Learning-rate schedule, evaluated once per epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
+/// Learning-rate schedule, evaluated once per epoch. Written as its name
+/// (`step`, `step:2:0.9`, `constant`, `cosine`, `cosine:1e-6`; [`LrSchedule::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LrSchedule {
     /// The same rate every epoch (what the reference's README promises).
     Constant,
@@ -518,7 +571,41 @@ impl std::fmt::Display for LrSchedule {
     }
 }
 
-/// Training settings.
+impl Serialize for LrSchedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LrSchedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        /// Models saved before the schedule was written by name stored `{kind, …}`.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
+        enum Tagged {
+            Constant,
+            Step { step_size: usize, gamma: f64 },
+            Cosine { min_lr: f64 },
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Name(String),
+            Tagged(Tagged),
+        }
+        match Written::deserialize(d)? {
+            Written::Name(name) => LrSchedule::parse(&name).map_err(serde::de::Error::custom),
+            Written::Tagged(Tagged::Constant) => Ok(LrSchedule::Constant),
+            Written::Tagged(Tagged::Step { step_size, gamma }) => {
+                Ok(LrSchedule::Step { step_size, gamma })
+            }
+            Written::Tagged(Tagged::Cosine { min_lr }) => Ok(LrSchedule::Cosine { min_lr }),
+        }
+    }
+}
+
+/// Training settings: the `training:` section of a config file and of a saved model's
+/// `model.json` (the one declaration the YAML schema and `scssl train`'s flags are read off).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -539,6 +626,8 @@ pub struct TrainConfig {
     /// Clip the gradients' global L2 norm to this value before each step (PyTorch's
     /// `clip_grad_norm_`, Lightning's `gradient_clip_val`); `None`: no clipping.
     pub gradient_clip: Option<f64>,
+    /// Where training runs: `cpu`, `cuda` or `cuda:N`.
+    pub device: crate::ComputeDevice,
 }
 
 impl Default for TrainConfig {
@@ -552,6 +641,7 @@ impl Default for TrainConfig {
             schedule: LrSchedule::default(),
             seed: 0,
             gradient_clip: None,
+            device: crate::ComputeDevice::Cpu,
         }
     }
 }

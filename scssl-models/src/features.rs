@@ -259,23 +259,20 @@ pub fn batch_codes_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Option<Vec<u3
     ))
 }
 
-/// Maps the masked autoencoder's gene programmes (`gmt`, a GMT file) onto the model's input
-/// genes and stores them in `model`; nothing to do for other methods or random masking.
-pub fn resolve_gene_programs(
-    model: &mut ModelConfig,
-    gmt: Option<&str>,
-    genes: &[String],
-) -> Result<()> {
+/// Maps the masked autoencoder's gene programmes (`model.gene_programs`, a GMT file) onto the
+/// model's input genes and stores them in `model.gene_program_sets`; nothing to do for other
+/// methods or random masking.
+pub fn resolve_gene_programs(model: &mut ModelConfig, genes: &[String]) -> Result<()> {
     if !model.method.needs(model).gene_programs {
         return Ok(());
     }
-    let Some(path) = gmt else {
+    let Some(path) = model.gene_programs.clone() else {
         return Err(invalid(
             "model.gene_programs",
             "masking gene_program needs a GMT file of gene programmes (model.gene_programs / --gene-programs)",
         ));
     };
-    let sets = scssl_data::gmt::read_gmt(path)?;
+    let sets = scssl_data::gmt::read_gmt(&path)?;
     let programs = scssl_data::gmt::GenePrograms::encode(&sets, genes).map_err(|e| {
         input_error(
             format!(
@@ -286,7 +283,7 @@ pub fn resolve_gene_programs(
         )
     })?;
     tracing::info!("{path}: {}", programs.summary());
-    model.gene_programs = Some(programs);
+    model.gene_program_sets = Some(programs);
     Ok(())
 }
 

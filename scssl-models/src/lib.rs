@@ -3,6 +3,9 @@
 //! Encoders trained by self-supervised objectives on single-cell data, on CPU (default) and
 //! NVIDIA GPUs (feature `cuda`), built on [burn](https://burn.dev) 0.21.0.
 //!
+//! - [`config`]: the one declaration of a model's settings ([`ModelConfig`], in the reference's
+//!   names) and of a training run's ([`TrainConfig`], device and seed included): the `model:`
+//!   and `training:` sections of a scssl-bench config file and of a saved model's `model.json`;
 //! - [`layers`]: the shared encoder (Linear(G,128) → BN → ReLU → Linear(128,h) → BN → Dropout),
 //!   seeded PyTorch-default initialisation, BatchNorm with PyTorch's running statistics;
 //! - [`methods`]: the method interface ([`Method`], [`Objective`], [`BatchNeeds`]) and the
@@ -26,13 +29,13 @@
 //!
 //! ```
 //! use ndarray::Array2;
-//! use scssl_models::{ComputeDevice, EmbeddingOutput, MethodRef, MiniBatch, ModelConfig, TrainConfig, fit};
+//! use scssl_models::{EmbeddingOutput, MethodRef, MiniBatch, ModelConfig, TrainConfig, fit};
 //!
 //! // 64 cells × 20 features; "augmentation" here is a fixed jitter of the data.
 //! let x = Array2::from_shape_fn((64, 20), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0);
 //! let model = ModelConfig { hidden_dim: 8, ..ModelConfig::new(MethodRef::parse("simclr")?, 20) };
 //! let training = TrainConfig { epochs: 2, batch_size: 16, ..TrainConfig::default() };
-//! let trained = fit(ComputeDevice::Cpu, &model, &training, 64, |req| {
+//! let trained = fit(&model, &training, 64, |req| {
 //!     let rows = x.select(ndarray::Axis(0), req.cells);
 //!     Ok::<_, String>(MiniBatch::two_views(vec![rows.clone()], vec![rows * 0.9]))
 //! }, |_| {})?;

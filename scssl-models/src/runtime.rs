@@ -24,9 +24,8 @@ pub type CpuTrainBackend = Autodiff<CpuBackend>;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;
 
-/// Where training runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// Where training runs; written as `cpu` or `cuda:N` ([`ComputeDevice::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ComputeDevice {
     /// The CPU (all cores).
     #[default]
@@ -80,6 +79,19 @@ impl std::fmt::Display for ComputeDevice {
     }
 }
 
+impl Serialize for ComputeDevice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ComputeDevice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ComputeDevice::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A trained model, independent of the backend it was trained on: configuration, weights,
 /// BatchNorm statistics and the training curve. Embeds on the CPU.
 #[derive(Debug, Clone)]
@@ -92,17 +104,14 @@ pub struct TrainedModel {
     pub tensors: Vec<NamedTensor>,
     /// Loss curve and timings.
     pub history: TrainHistory,
-    /// Device it was trained on.
-    pub device: ComputeDevice,
     /// Caller metadata stored with the checkpoint (e.g. feature names, preprocessing).
     pub metadata: serde_json::Value,
 }
 
-/// Fits `model.method` on `device` and returns a backend-neutral model. `batches` is called
-/// once per step with the batch's cell indices and what the method needs
+/// Fits `model.method` on `training.device` and returns a backend-neutral model. `batches` is
+/// called once per step with the batch's cell indices and what the method needs
 /// ([`BatchRequest::needs`]); `progress` receives [`TrainEvent`]s.
 pub fn fit<V, E, P>(
-    device: ComputeDevice,
     model: &ModelConfig,
     training: &TrainConfig,
     n_cells: usize,
@@ -114,18 +123,17 @@ where
     E: std::fmt::Display,
     P: FnMut(&TrainEvent),
 {
-    device.check_supported()?;
+    training.device.check_supported()?;
     model.validate()?;
     let mut source = |r: BatchRequest<'_>| batches(r).map_err(|e| e.to_string());
     let fitted = model
         .method
-        .fit(device, model, training, n_cells, &mut source, &mut progress)?;
+        .fit(model, training, n_cells, &mut source, &mut progress)?;
     Ok(TrainedModel {
         config: model.clone(),
         training: training.clone(),
         tensors: fitted.tensors,
         history: fitted.history,
-        device,
         metadata: serde_json::Value::Null,
     })
 }
@@ -133,14 +141,13 @@ where
 /// Trains the objective of family `F` on `device` with the generic trainer and exports the
 /// trained network: what a gradient-trained method's [`crate::Method::fit`] calls.
 pub fn fit_objective<F: ObjectiveFamily>(
-    device: ComputeDevice,
     model: &ModelConfig,
     training: &TrainConfig,
     n_cells: usize,
     source: &mut BatchSource<'_>,
     progress: &mut dyn FnMut(&TrainEvent),
 ) -> Result<Fitted> {
-    match device {
+    match training.device {
         ComputeDevice::Cpu => {
             let (net, history) = train::<CpuTrainBackend, F::On<CpuTrainBackend>>(
                 model,
@@ -228,12 +235,46 @@ struct Manifest {
     scssl_models_version: String,
     model: ModelConfig,
     training: TrainConfig,
-    device: ComputeDevice,
     history: TrainHistory,
     metadata: serde_json::Value,
     weights_bytes: usize,
     weights_fnv1a: String,
     tensors: Vec<TensorEntry>,
+}
+
+/// Reads manifests written before the model and training settings were the config file's
+/// sections: `model.vicreg {invariance, variance, covariance}` becomes `reg_lambda`,
+/// `reg_alpha`, `reg_beta`; the device moves from the top level into `training`.
+fn upgrade_manifest(mut manifest: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let device = manifest.as_object_mut().and_then(|m| m.remove("device"));
+    if let Some(Value::Object(training)) = manifest.get_mut("training")
+        && !training.contains_key("device")
+    {
+        // the old enum form was "cpu" or {"cuda": N}
+        let name = match device {
+            Some(Value::Object(d)) => d
+                .get("cuda")
+                .and_then(Value::as_u64)
+                .map(|i| format!("cuda:{i}")),
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        if let Some(name) = name {
+            training.insert("device".into(), Value::String(name));
+        }
+    }
+    if let Some(Value::Object(model)) = manifest.get_mut("model")
+        && let Some(Value::Object(w)) = model.remove("vicreg")
+    {
+        let get = |k: &str| w.get(k).cloned().unwrap_or(Value::Null);
+        let (lambda, mu) = (get("invariance"), get("variance"));
+        let alpha = if mu == lambda { Value::Null } else { mu };
+        model.insert("reg_lambda".into(), lambda);
+        model.insert("reg_alpha".into(), alpha);
+        model.insert("reg_beta".into(), get("covariance"));
+    }
+    manifest
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -307,7 +348,6 @@ impl TrainedModel {
             scssl_models_version: env!("CARGO_PKG_VERSION").into(),
             model: self.config.clone(),
             training: self.training.clone(),
-            device: self.device,
             history: self.history.clone(),
             metadata: self.metadata.clone(),
             weights_bytes: bytes.len(),
@@ -329,7 +369,9 @@ impl TrainedModel {
     pub fn load(dir: &Path) -> Result<TrainedModel> {
         let mpath = dir.join(MANIFEST);
         let text = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
-        let manifest: Manifest = serde_json::from_slice(&text)
+        let manifest: Manifest = serde_json::from_slice::<serde_json::Value>(&text)
+            .map(upgrade_manifest)
+            .and_then(serde_json::from_value)
             .map_err(|e| io_err(&mpath, format!("not a scssl model manifest: {e}")))?;
         if manifest.format != "scssl-model" || manifest.format_version > FORMAT_VERSION {
             return Err(io_err(
@@ -379,7 +421,6 @@ impl TrainedModel {
             training: manifest.training,
             tensors,
             history: manifest.history,
-            device: manifest.device,
             metadata: manifest.metadata,
         };
         model
@@ -388,5 +429,76 @@ impl TrainedModel {
             .check_tensors(&model.config, &model.tensors)
             .map_err(|e| io_err(dir, format!("weights do not fit the configuration: {e}")))?;
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Integration, LrSchedule};
+
+    /// A manifest's settings as scssl wrote them before the model and training settings were
+    /// the config file's sections.
+    #[test]
+    fn manifests_of_earlier_versions_are_read() {
+        let old = serde_json::json!({
+            "format": "scssl-model",
+            "format_version": 1,
+            "scssl_models_version": "0.1.0",
+            "model": {
+                "method": "vicreg",
+                "input_dims": [10],
+                "hidden_dim": 8,
+                "vicreg": {"invariance": 25.0, "variance": 20.0, "covariance": 1.0},
+                "integration": "mean",
+            },
+            "training": {"epochs": 3, "schedule": {"kind": "step", "step_size": 2, "gamma": 0.9}},
+            "device": {"cuda": 1},
+            "history": {"step_losses": [], "epochs": [], "seconds": 0.0},
+            "metadata": null,
+            "weights_bytes": 0,
+            "weights_fnv1a": "cbf29ce484222325",
+            "tensors": [],
+        });
+        let m: Manifest = serde_json::from_value(upgrade_manifest(old)).unwrap();
+        let w = m.model.vicreg();
+        assert_eq!((w.invariance, w.variance, w.covariance), (25.0, 20.0, 1.0));
+        assert_eq!(m.model.integration, Integration::Mean);
+        assert_eq!(m.model.input_dims, [10]);
+        assert_eq!(
+            m.training.schedule,
+            LrSchedule::Step {
+                step_size: 2,
+                gamma: 0.9
+            }
+        );
+        assert_eq!(m.training.device, ComputeDevice::Cuda(1));
+        // a tied μ stays tied
+        let tied = upgrade_manifest(serde_json::json!({
+            "model": {"vicreg": {"invariance": 5.0, "variance": 5.0, "covariance": 1.0}},
+            "training": {},
+            "device": "cpu",
+        }));
+        assert_eq!(tied["model"]["reg_alpha"], serde_json::Value::Null);
+        assert_eq!(tied["training"]["device"], "cpu");
+    }
+
+    #[test]
+    fn settings_are_written_by_name() {
+        let t = TrainConfig {
+            schedule: LrSchedule::Cosine { min_lr: 1e-6 },
+            device: ComputeDevice::Cuda(2),
+            ..TrainConfig::default()
+        };
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["schedule"], "cosine:0.000001");
+        assert_eq!(v["device"], "cuda:2");
+        assert_eq!(serde_json::from_value::<TrainConfig>(v).unwrap(), t);
+        let m = ModelConfig::default();
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["integrate"], "concat");
+        // filled in from the data, so absent until then
+        assert!(v.get("input_dims").is_none() && v.get("n_batches").is_none());
+        assert_eq!(serde_json::from_value::<ModelConfig>(v).unwrap(), m);
     }
 }

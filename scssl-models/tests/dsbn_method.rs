@@ -9,8 +9,8 @@ use ndarray::{Array2, Axis};
 use scssl_data::pp::{log1p, normalize_total};
 use scssl_data::sim::{SimConfig, simulate};
 use scssl_models::{
-    ComputeDevice, DsbnSecondNorm, EmbedInputs, EmbeddingOutput, MethodRef, MiniBatch, ModelConfig,
-    NamedTensor, TrainConfig, TrainedModel, fit,
+    DsbnSecondNorm, EmbedInputs, EmbeddingOutput, MethodRef, MiniBatch, ModelConfig, NamedTensor,
+    TrainConfig, TrainedModel, fit,
 };
 
 struct Data {
@@ -56,7 +56,6 @@ fn train(model: &ModelConfig, batches: &[u32]) -> TrainedModel {
         ..TrainConfig::default()
     };
     fit(
-        ComputeDevice::Cpu,
         model,
         &training,
         d.x.nrows(),

@@ -14,8 +14,8 @@ use scssl_data::sim::{SimConfig, gene_programs, simulate};
 use scssl_models::Method;
 use scssl_models::methods::mae::{Mae, MaeNetwork, draw_mask, masked_loss};
 use scssl_models::{
-    ComputeDevice, CpuBackend, EmbedInputs, EmbeddingOutput, Masking, MethodRef, MiniBatch,
-    ModelConfig, TrainConfig, TrainedModel, fit,
+    CpuBackend, EmbedInputs, EmbeddingOutput, Masking, MethodRef, MiniBatch, ModelConfig,
+    TrainConfig, TrainedModel, fit,
 };
 
 struct Data {
@@ -59,7 +59,6 @@ fn train(model: &ModelConfig, epochs: usize) -> TrainedModel {
         ..MethodRef::parse("mae").unwrap().default_training()
     };
     fit(
-        ComputeDevice::Cpu,
         model,
         &training,
         d.x.nrows(),
@@ -159,7 +158,7 @@ fn programmes() -> GenePrograms {
 fn gene_programme_masks_hide_whole_programmes_for_every_cell() {
     let mut model = config();
     model.mae.masking = Masking::GeneProgram;
-    model.gene_programs = Some(programmes());
+    model.gene_program_sets = Some(programmes());
     let g = data().x.ncols();
     let mask = draw_mask(&model, 5, g, 7).unwrap();
     let first = &mask.keep[..g];
@@ -170,7 +169,7 @@ fn gene_programme_masks_hide_whole_programmes_for_every_cell() {
     assert!(masked > 0 && masked < g);
     assert!((mask.scale - g as f32 / (g - masked) as f32).abs() < 1e-4);
     // ⌊8 · 0.5⌋ = 4 programmes: each is either wholly masked or not masked as a unit
-    let progs = model.gene_programs.as_ref().unwrap();
+    let progs = model.gene_program_sets.as_ref().unwrap();
     let hidden = progs
         .sets
         .iter()
@@ -200,13 +199,12 @@ fn bad_configurations_are_named() {
     model.mae.masking = Masking::GeneProgram;
     let mut one = programmes();
     one.sets.truncate(1);
-    model.gene_programs = Some(one);
+    model.gene_program_sets = Some(one);
     let training = TrainConfig {
         epochs: 1,
         ..MethodRef::parse("mae").unwrap().default_training()
     };
     let e = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         data().x.nrows(),

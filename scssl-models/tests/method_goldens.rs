@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use ndarray::Array2;
 use scssl_augment::{Context, Pipeline};
 use scssl_models::{
-    ComputeDevice, EmbeddingOutput, Integration, MethodRef, MiniBatch, ModelConfig, OptimizerKind,
-    TrainConfig, TrainedModel, fit,
+    EmbeddingOutput, Integration, MethodRef, MiniBatch, ModelConfig, OptimizerKind, TrainConfig,
+    TrainedModel, fit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +112,6 @@ fn run(model: &ModelConfig, training: &TrainConfig) -> Golden {
         .map(|_| Pipeline::preset("clear", training.seed).unwrap())
         .collect();
     let trained: TrainedModel = fit(
-        ComputeDevice::Cpu,
         model,
         training,
         rna.nrows(),

@@ -4,8 +4,7 @@
 
 use ndarray::{Array2, s};
 use scssl_models::{
-    ComputeDevice, EmbeddingOutput, MethodRef, MiniBatch, ModelConfig, ModelError, TrainConfig,
-    TrainedModel, fit,
+    EmbeddingOutput, MethodRef, MiniBatch, ModelConfig, ModelError, TrainConfig, TrainedModel, fit,
 };
 
 fn data() -> Array2<f32> {
@@ -21,7 +20,6 @@ fn fit_pca(x: &Array2<f32>, hidden_dim: usize) -> Result<TrainedModel, ModelErro
         ..ModelConfig::new(MethodRef::parse("pca").unwrap(), x.ncols())
     };
     fit(
-        ComputeDevice::Cpu,
         &model,
         &TrainConfig::default(),
         x.nrows(),

@@ -11,8 +11,8 @@ use rand_distr::{Distribution, StandardNormal};
 use scssl_data::sim::{SimConfig, simulate};
 use scssl_models::methods::scvi::{ScviNetwork, default_epochs, kl_weight};
 use scssl_models::{
-    ComputeDevice, CpuBackend, EmbedInputs, EmbeddingOutput, GeneLikelihood, LrSchedule, MethodRef,
-    MiniBatch, ModelConfig, ScviParams, TrainConfig, TrainedModel, fit,
+    CpuBackend, EmbedInputs, EmbeddingOutput, GeneLikelihood, LrSchedule, MethodRef, MiniBatch,
+    ModelConfig, ScviParams, TrainConfig, TrainedModel, fit,
 };
 
 struct Data {
@@ -63,7 +63,6 @@ fn train(model: &ModelConfig, epochs: usize) -> TrainedModel {
         ..TrainConfig::default()
     };
     fit(
-        ComputeDevice::Cpu,
         model,
         &training,
         d.counts.nrows(),
@@ -184,7 +183,6 @@ fn scvi_refuses_missing_counts_and_unknown_batches() {
         .to_string();
     assert!(e.contains("raw counts"), "{e}");
     let e = fit(
-        ComputeDevice::Cpu,
         &config(GeneLikelihood::Nb),
         &TrainConfig {
             epochs: 1,

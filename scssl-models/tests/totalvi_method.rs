@@ -8,8 +8,8 @@ use ndarray::{Array2, Axis};
 use scssl_data::sim::{SimConfig, simulate};
 use scssl_models::methods::totalvi::Totalvi;
 use scssl_models::{
-    ComputeDevice, EmbedInputs, EmbeddingOutput, Method, MethodRef, MiniBatch, ModelConfig,
-    TotalviParams, TrainConfig, TrainedModel, fit,
+    EmbedInputs, EmbeddingOutput, Method, MethodRef, MiniBatch, ModelConfig, TotalviParams,
+    TrainConfig, TrainedModel, fit,
 };
 
 struct Data {
@@ -60,7 +60,6 @@ fn train(model: &ModelConfig, epochs: usize) -> TrainedModel {
         ..Totalvi.default_training()
     };
     fit(
-        ComputeDevice::Cpu,
         model,
         &training,
         d.counts.nrows(),
@@ -146,7 +145,6 @@ fn early_stopping_ends_a_stalled_run() {
         ..Totalvi.default_training()
     };
     let trained = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         d.counts.nrows(),

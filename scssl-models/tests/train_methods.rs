@@ -90,7 +90,6 @@ fn train_unimodal(method: MethodRef, epochs: usize, seed: u64) -> TrainedModel {
         ..TrainConfig::default()
     };
     fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         d.rna.nrows(),
@@ -174,7 +173,6 @@ fn multimodal_integrations_train_and_embed() {
             ..TrainConfig::default()
         };
         let trained = fit(
-            ComputeDevice::Cpu,
             &model,
             &training,
             d.rna.nrows(),
@@ -288,7 +286,6 @@ fn failures_stop_training_with_a_reason() {
     };
     // NaN in a view is refused before it reaches the network.
     let err = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         32,
@@ -308,7 +305,6 @@ fn failures_stop_training_with_a_reason() {
         ..training.clone()
     };
     let nan = fit(
-        ComputeDevice::Cpu,
         &model,
         &diverging,
         32,
@@ -324,7 +320,6 @@ fn failures_stop_training_with_a_reason() {
     assert!(matches!(nan, ModelError::NonFiniteLoss { .. }), "{nan}");
     // Wrong view width.
     let err = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         32,
@@ -339,7 +334,6 @@ fn failures_stop_training_with_a_reason() {
     assert!(err.contains("expected a 8 × 4 view"), "{err}");
     // The caller's error is passed on.
     let err = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         32,
@@ -351,7 +345,6 @@ fn failures_stop_training_with_a_reason() {
     assert!(err.contains("disk gone"), "{err}");
     // Batch larger than the data.
     let err = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         4,
@@ -363,10 +356,13 @@ fn failures_stop_training_with_a_reason() {
     assert!(err.contains("training.batch_size"), "{err}");
     // CUDA without the feature (or without a GPU) is a clear error.
     if !cfg!(feature = "cuda") {
+        let on_cuda = TrainConfig {
+            device: ComputeDevice::Cuda(0),
+            ..training.clone()
+        };
         let err = fit(
-            ComputeDevice::Cuda(0),
             &model,
-            &training,
+            &on_cuda,
             32,
             |_| Err::<MiniBatch, _>("unused"),
             |_| {},
@@ -392,7 +388,6 @@ fn progress_reports_steps_and_epochs() {
     let x = Array2::from_shape_fn((35, 6), |(i, j)| ((i * 5 + j) % 7) as f32);
     let (mut steps, mut epochs) = (0, Vec::new());
     let trained = fit(
-        ComputeDevice::Cpu,
         &model,
         &training,
         35,

@@ -389,17 +389,12 @@ fn shipped_configs_parse() {
         ),
         (1e-4, 256, 100)
     );
-    assert_eq!(simclr.training.schedule, "step");
+    assert_eq!(simclr.training.schedule.to_string(), "step");
     // the masked autoencoder with its own defaults (AdamW, StepLR(2, 0.9), clipping at 1)
     let mae = g.runs.iter().find(|r| r.model.method == "mae").unwrap();
-    assert_eq!(
-        (
-            mae.training.optimizer.as_str(),
-            mae.training.schedule.as_str(),
-            mae.training.gradient_clip
-        ),
-        ("adamw", "step:2:0.9", Some(1.0))
-    );
+    assert_eq!(serde_json::json!(mae.training.optimizer), "adamw");
+    assert_eq!(mae.training.schedule.to_string(), "step:2:0.9");
+    assert_eq!(mae.training.gradient_clip, Some(1.0));
     assert_eq!(g.runs.iter().filter(|r| r.model.method == "pca").count(), 1);
     assert_eq!(g.runs.len(), 9 * 2 + 1);
     // the DSBN ablation: the seven generic methods with and without DSBN, plus PCA

@@ -83,7 +83,7 @@ fn on_slurm(args: &BenchArgs, grid: &Grid, todo: &[RunDir], exe: &Path) -> Resul
     let cuda_runs = grid
         .runs
         .iter()
-        .filter(|r| r.training.device.starts_with("cuda"))
+        .filter(|r| matches!(r.training.device, scssl_models::ComputeDevice::Cuda(_)))
         .count();
     if args.slurm_gpus > 0 && cuda_runs == 0 {
         tracing::warn!(

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::{ModelSection, RunConfig, TrainingSection};
+use super::RunConfig;
 use crate::train::AugmentSpec;
 
 /// Fills the `training:` keys a grid point does not set with its method's defaults
@@ -21,7 +21,7 @@ pub(super) fn fill_method_training_defaults(
     let Ok(method) = scssl_models::MethodRef::parse(method) else {
         return Ok(()); // validation names the unknown method
     };
-    let d = TrainingSection::from_train_config(&method.default_training(), "cpu");
+    let d = method.default_training();
     let training = point
         .entry("training")
         .or_insert_with(|| Value::Object(Default::default()));
@@ -32,7 +32,8 @@ pub(super) fn fill_method_training_defaults(
         bail!("training defaults: expected a mapping");
     };
     for (key, value) in defaults {
-        if key != "device" {
+        // the device and the seed are the run's, not the method's
+        if key != "device" && key != "seed" {
             t.entry(key).or_insert(value);
         }
     }
@@ -45,34 +46,42 @@ pub const DEFAULT_BASELINES: &[&str] = &["pca"];
 
 /// Adds one run of each baseline method per dataset (and embedding width) of the grid's
 /// batch-correction runs, unless the grid already has it: the first such run with its model
-/// replaced by the baseline's defaults and the same seed. A baseline that trains keeps that
-/// run's training settings and augmentation.
+/// replaced by the baseline's defaults, trained with the method's own training defaults on the
+/// same device with the same seed. A baseline that makes no augmented views (PCA, scVI) is
+/// labelled with the augmentation `none`; one that models RNA only (scVI) runs on the RNA of a
+/// CITE-seq dataset, without the modality-prediction task.
 pub(super) fn add_baselines(runs: &mut Vec<RunConfig>, baselines: &[String]) -> Result<()> {
     let mut extra: Vec<RunConfig> = Vec::new();
     for name in baselines {
         let method = scssl_models::MethodRef::parse(name).context("baselines")?;
         for run in runs.iter().filter(|r| r.tasks.batch_correction) {
+            let mut b = run.clone();
+            b.model = scssl_models::ModelConfig {
+                method,
+                hidden_dim: run.model.hidden_dim,
+                integration: run.model.integration,
+                ..Default::default()
+            };
+            b.training = scssl_models::TrainConfig {
+                device: run.training.device,
+                seed: run.training.seed,
+                ..method.default_training()
+            };
+            if b.data.protein_key.is_some() && b.validate().is_err() {
+                b.data.protein_key = None;
+                b.tasks.modality_prediction = false;
+            }
+            let probe = b.model_config(1)?;
+            if method.needs(&probe).views == 0 {
+                b.augmentation = AugmentSpec::Preset("none".into());
+            }
             let same_slot = |r: &RunConfig| {
-                r.data == run.data
-                    && r.model.hidden_dim == run.model.hidden_dim
-                    && scssl_models::MethodRef::parse(&r.model.method).ok() == Some(method)
+                r.data == b.data
+                    && r.model.hidden_dim == b.model.hidden_dim
+                    && r.model.method == method
             };
             if runs.iter().chain(&extra).any(same_slot) {
                 continue;
-            }
-            let mut b = run.clone();
-            b.model = ModelSection {
-                method: method.name().to_string(),
-                hidden_dim: run.model.hidden_dim,
-                integrate: run.model.integrate.clone(),
-                ..ModelSection::default()
-            };
-            if !method.trains() {
-                b.training = TrainingSection {
-                    device: run.training.device.clone(),
-                    ..TrainingSection::default()
-                };
-                b.augmentation = AugmentSpec::Preset("none".into());
             }
             b.validate()
                 .with_context(|| format!("baseline {name}, run {}", b.id()))?;

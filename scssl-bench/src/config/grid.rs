@@ -69,7 +69,13 @@ fn run_of_point(mut point: Value, seed: u64, name: Option<&str>) -> Result<RunCo
     let Some(obj) = point.as_object_mut() else {
         bail!("a grid point is not a mapping");
     };
-    obj.insert("seed".into(), Value::from(seed));
+    let training = obj
+        .entry("training")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(training) = training.as_object_mut() else {
+        bail!("training: expected a mapping");
+    };
+    training.insert("seed".into(), Value::from(seed));
     if let Some(name) = name {
         obj.insert("name".into(), Value::from(name));
     }
@@ -193,14 +199,18 @@ mod tests {
             &[],
         )
         .unwrap();
-        let pca: Vec<_> = g.runs.iter().filter(|r| r.model.method == "pca").collect();
+        let pca: Vec<_> = g
+            .runs
+            .iter()
+            .filter(|r| r.model.method.name() == "pca")
+            .collect();
         assert_eq!(g.runs.len(), 8 + 2, "{:?}", pca);
         let mut widths: Vec<_> = pca.iter().map(|r| r.model.hidden_dim).collect();
         widths.sort();
         assert_eq!(widths, [32, 64]);
         assert!(
             pca.iter()
-                .all(|r| r.seed == 1 && r.augmentation.label() == "none")
+                .all(|r| r.seed() == 1 && r.augmentation.label() == "none")
         );
         // a grid that has its own PCA run, or says `baselines: []`, gets none added
         let own = grid_with_baselines("model: {method: [simclr, pca]}\n", &[]).unwrap();
@@ -230,7 +240,7 @@ mod tests {
         .unwrap();
         assert_eq!(g.runs.len(), 2);
         assert!(g.runs.iter().all(|r| r.model.hidden_dim == 128));
-        assert_eq!(g.runs[1].model.method, "byol");
+        assert_eq!(g.runs[1].model.method.name(), "byol");
     }
 
     #[test]

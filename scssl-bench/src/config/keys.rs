@@ -21,13 +21,13 @@ enum Kind {
 /// ([`RunConfig`] and its sections, serialised with their defaults): a field added to a section
 /// is a config key, an override and a sweep axis with nothing else to edit. A list-valued
 /// field is a [`Kind::List`]; `augmentation` is free-form; the grid-level `seeds` and
-/// `baselines` stand in for a run's `seed`.
+/// `baselines` stand in for a run's `training.seed`.
 fn schema() -> &'static [(String, Kind)] {
     static SCHEMA: std::sync::OnceLock<Vec<(String, Kind)>> = std::sync::OnceLock::new();
     SCHEMA.get_or_init(|| {
         let mut keys = Vec::new();
         collect_keys(default_tree(), "", &mut keys);
-        keys.retain(|(k, _)| k != "seed");
+        keys.retain(|(k, _)| k != "training.seed");
         keys.push(("seeds".into(), Kind::List));
         keys.push(("baselines".into(), Kind::List));
         keys
@@ -86,7 +86,7 @@ fn alias_target(path: &str, value: &Value) -> Result<Option<String>> {
         other => vec![other.clone()],
     };
     for candidate in candidates {
-        let mut probe = serde_json::json!({ "seed": 0 });
+        let mut probe = serde_json::json!({});
         insert_at(&mut probe, path, candidate)?;
         let run: RunConfig = match serde_json::from_value(probe) {
             Ok(run) => run,
@@ -101,6 +101,11 @@ fn alias_target(path: &str, value: &Value) -> Result<Option<String>> {
             &mut differing,
         );
         if let [one] = differing.as_slice() {
+            // a field that is no config key (`training.seed`: the grid's `seeds`; the input
+            // widths and batch count: from the data) stays unknown under its own name
+            if kind_of(one).is_none() {
+                return Err(unknown_key(path));
+            }
             return Ok(Some(one.clone()));
         }
     }
@@ -115,6 +120,12 @@ fn diff_leaves(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
                     diff_leaves(va, vb, &join(prefix, k), out);
                 }
             }
+            // a field the default run leaves out (the data-derived `model.n_batches`)
+            out.extend(
+                y.keys()
+                    .filter(|k| !x.contains_key(*k))
+                    .map(|k| join(prefix, k)),
+            );
         }
         _ if a != b => out.push(prefix.to_string()),
         _ => {}
@@ -322,6 +333,14 @@ mod tests {
             ("data.holdout_batches", Kind::List),
             ("data.simulated.proteins", Kind::Scalar),
             ("model.reg_lambda", Kind::Scalar),
+            ("model.reg_alpha", Kind::Scalar),
+            ("model.integrate", Kind::Scalar),
+            ("model.clip_temperature", Kind::Scalar),
+            ("model.predict_projection", Kind::Scalar),
+            ("model.gene_programs", Kind::Scalar),
+            ("training.schedule", Kind::Scalar),
+            ("training.optimizer", Kind::Scalar),
+            ("training.device", Kind::Scalar),
             ("model.scvi.n_latent", Kind::Scalar),
             ("model.totalvi.empirical_background_prior", Kind::Scalar),
             ("model.mae.hidden_units", Kind::List),
@@ -334,10 +353,19 @@ mod tests {
         ] {
             assert_eq!(kinds.get(key), Some(&kind), "{key}");
         }
-        // a run's own seed is the grid's `seeds`
-        assert!(!kinds.contains_key("seed"));
+        // a run's own seed is the grid's `seeds`; input widths and batch counts come from data
+        for key in [
+            "seed",
+            "training.seed",
+            "model.input_dims",
+            "model.n_batches",
+            "model.integration",
+            "model.gene_program_sets",
+        ] {
+            assert!(!kinds.contains_key(key), "{key}");
+        }
         // every field of every section, nothing else: as many keys as the default run has
-        // leaves (less `seed`, plus `seeds` and `baselines`)
+        // leaves (less `training.seed`, plus `seeds` and `baselines`)
         let mut leaves = Vec::new();
         collect_keys(default_tree(), "", &mut leaves);
         assert_eq!(kinds.len(), leaves.len() + 1);
@@ -384,15 +412,55 @@ mod tests {
     }
 
     #[test]
-    fn the_default_model_section_is_the_models_crate_default() {
-        let run = RunConfig::with_seed(0);
-        let from_section = run.model_config(100).unwrap();
-        let models =
-            scssl_models::ModelConfig::new(scssl_models::MethodRef::parse("simclr").unwrap(), 100);
-        assert_eq!(
-            serde_json::to_value(&from_section).unwrap(),
-            serde_json::to_value(&models).unwrap()
+    fn the_model_and_training_sections_are_the_models_crates_declarations() {
+        // the YAML sections deserialise straight into scssl-models' types, in the reference's
+        // names, with scssl-models' earlier names as aliases
+        let mut v = tree(
+            "model: {method: vicreg, integration: mean, reg_lambda: 25, reg_beta: 2}\ntraining: {schedule: 'step:2:0.9', optimizer: adamw, device: cpu}\n",
         );
+        check_keys(&mut v, "").unwrap();
+        assert_eq!(v["model"]["integrate"], Value::from("mean"));
+        let run = grid_from_value(v, "t", Path::new("."))
+            .unwrap()
+            .runs
+            .remove(0);
+        let w = run.model.vicreg();
+        assert_eq!((w.invariance, w.variance, w.covariance), (25.0, 25.0, 2.0));
+        assert_eq!(run.model.integration, scssl_models::Integration::Mean);
+        assert_eq!(
+            run.training.schedule,
+            scssl_models::LrSchedule::Step {
+                step_size: 2,
+                gamma: 0.9
+            }
+        );
+        assert_eq!(run.training.optimizer, scssl_models::OptimizerKind::AdamW);
+        // the defaults are scssl-models' defaults
+        let run = RunConfig::with_seed(3);
+        assert_eq!(run.model, scssl_models::ModelConfig::default());
+        assert_eq!(run.training.seed, 3);
+        // a run's seed and the data-derived fields are no config keys
+        for (bad, key) in [
+            ("training: {seed: 4}\n", "training.seed"),
+            ("model: {input_dims: [3, 4]}\n", "model.input_dims"),
+            ("model: {n_batches: 2}\n", "model.n_batches"),
+        ] {
+            let mut v = tree(bad);
+            let e = check_keys(&mut v, "").unwrap_err().to_string();
+            assert!(e.contains(&format!("config key `{key}`")), "{bad}: {e}");
+        }
+        // values are checked as the config is read, naming the key
+        for (bad, key) in [
+            ("training: {schedule: sometimes}\n", "training.schedule"),
+            ("training: {optimizer: sgd}\n", "adamw"),
+            ("model: {integrate: sum}\n", "model.integrate"),
+            ("training: {device: tpu}\n", "tpu"),
+        ] {
+            let e = grid_from_value(tree(bad), "t", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

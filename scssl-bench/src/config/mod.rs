@@ -114,133 +114,6 @@ impl DataConfig {
     }
 }
 
-/// `model:` of one run (the reference's keys; `reg_alpha`/`reg_beta` are honoured, DIV-15).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSection {
-    /// Method name.
-    pub method: String,
-    /// Embedding width.
-    pub hidden_dim: usize,
-    /// Head factor (`null`: the method's own).
-    pub factor: Option<usize>,
-    /// Dropout.
-    pub dropout: f64,
-    /// NT-Xent temperature.
-    pub temperature: f64,
-    /// Memory bank size.
-    pub memory_bank_size: usize,
-    /// Base momentum of EMA targets.
-    pub momentum: f64,
-    /// Multimodal integration.
-    pub integrate: String,
-    /// Embed with the projector output.
-    pub predict_projection: bool,
-    /// VICReg invariance weight λ.
-    pub reg_lambda: f64,
-    /// VICReg variance weight μ (`null`: = reg_lambda, as the reference code).
-    pub reg_alpha: Option<f64>,
-    /// VICReg covariance weight ν.
-    pub reg_beta: f64,
-    /// Barlow Twins off-diagonal weight.
-    pub barlow_lambda: f64,
-    /// scVI's settings (the latent width is `hidden_dim`).
-    pub scvi: scssl_models::ScviParams,
-    /// totalVI's settings.
-    pub totalvi: scssl_models::TotalviParams,
-    /// The masked autoencoder's settings.
-    pub mae: scssl_models::MaeParams,
-    /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
-    /// (relative paths are resolved against the config file's directory).
-    pub gene_programs: Option<String>,
-    /// Domain-specific BatchNorm in the backbone of the two-view methods (RNA only).
-    pub dsbn: bool,
-    /// DSBN's second BatchNorm: `shared-per-subset` (the reference branch) or `shared-mixed`.
-    pub dsbn_bn2: scssl_models::DsbnSecondNorm,
-}
-
-impl Default for ModelSection {
-    /// scssl-models' defaults ([`scssl_models::ModelConfig::default`]), in the reference's
-    /// names: the two cannot drift apart.
-    fn default() -> Self {
-        let d = scssl_models::ModelConfig::default();
-        ModelSection {
-            method: d.method.name().to_string(),
-            hidden_dim: d.hidden_dim,
-            factor: d.factor,
-            dropout: d.dropout,
-            temperature: d.temperature,
-            memory_bank_size: d.memory_bank_size,
-            momentum: d.momentum,
-            integrate: serde_json::to_value(d.integration)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "concat".into()),
-            predict_projection: false,
-            reg_lambda: d.vicreg.invariance,
-            // the reference code ties μ to λ (DIV-15) unless it is given
-            reg_alpha: (d.vicreg.variance != d.vicreg.invariance).then_some(d.vicreg.variance),
-            reg_beta: d.vicreg.covariance,
-            barlow_lambda: d.barlow_lambda,
-            scvi: d.scvi,
-            totalvi: d.totalvi,
-            mae: d.mae,
-            gene_programs: None,
-            dsbn: d.dsbn,
-            dsbn_bn2: d.dsbn_bn2,
-        }
-    }
-}
-
-/// `training:` of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainingSection {
-    /// Epochs.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Weight decay.
-    pub weight_decay: f64,
-    /// `step`, `constant` or `cosine`.
-    pub schedule: String,
-    /// `adam` or `adamw`.
-    pub optimizer: String,
-    /// `cpu`, `cuda`, `cuda:N`.
-    pub device: String,
-    /// Clip the gradients' global norm to this value (`null`: no clipping).
-    pub gradient_clip: Option<f64>,
-}
-
-impl Default for TrainingSection {
-    /// scssl-models' defaults ([`scssl_models::TrainConfig::default`]) on the CPU.
-    fn default() -> Self {
-        TrainingSection::from_train_config(&scssl_models::TrainConfig::default(), "cpu")
-    }
-}
-
-impl TrainingSection {
-    /// The `training:` keys of a models-crate training configuration (a method's defaults).
-    pub fn from_train_config(t: &scssl_models::TrainConfig, device: &str) -> TrainingSection {
-        TrainingSection {
-            epochs: t.epochs,
-            batch_size: t.batch_size,
-            lr: t.lr,
-            weight_decay: t.weight_decay,
-            schedule: t.schedule.to_string(),
-            optimizer: match t.optimizer {
-                scssl_models::OptimizerKind::Adam => "adam",
-                scssl_models::OptimizerKind::AdamW => "adamw",
-            }
-            .into(),
-            device: device.into(),
-            gradient_clip: t.gradient_clip,
-        }
-    }
-}
-
 /// `tasks:` of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -279,20 +152,19 @@ pub struct RunConfig {
     /// Data.
     #[serde(default)]
     pub data: DataConfig,
-    /// Model.
+    /// Model: scssl-models' one declaration of a model's settings, in the reference's names.
     #[serde(default)]
-    pub model: ModelSection,
+    pub model: scssl_models::ModelConfig,
     /// Augmentation (a preset name or `{steps: [...]}`).
     #[serde(default = "default_augmentation")]
     pub augmentation: AugmentSpec,
-    /// Training.
+    /// Training: scssl-models' training settings; `training.seed` is the run's seed (a grid
+    /// sets it from its `seeds`).
     #[serde(default)]
-    pub training: TrainingSection,
+    pub training: scssl_models::TrainConfig,
     /// Tasks.
     #[serde(default)]
     pub tasks: TasksSection,
-    /// The seed of this run.
-    pub seed: u64,
 }
 
 fn default_augmentation() -> AugmentSpec {
@@ -305,12 +177,19 @@ impl RunConfig {
         RunConfig {
             name: String::new(),
             data: DataConfig::default(),
-            model: ModelSection::default(),
+            model: scssl_models::ModelConfig::default(),
             augmentation: default_augmentation(),
-            training: TrainingSection::default(),
+            training: scssl_models::TrainConfig {
+                seed,
+                ..Default::default()
+            },
             tasks: TasksSection::default(),
-            seed,
         }
+    }
+
+    /// The seed of this run (`training.seed`).
+    pub fn seed(&self) -> u64 {
+        self.training.seed
     }
 
     /// A stable, readable id: `data-method-augmentation-h64-s0-<hash>`; the hash covers the
@@ -333,16 +212,17 @@ impl RunConfig {
         format!(
             "{}-{}-{}-h{}-s{}-{:08x}",
             clean(&self.data.display_name()),
-            clean(&self.model.method),
+            clean(self.model.method.name()),
             clean(&self.augmentation.label()),
             self.model.hidden_dim,
-            self.seed,
+            self.seed(),
             (h >> 32) as u32
         )
     }
 
-    /// Checks values that can be checked without data: method, integration, schedule,
-    /// optimiser, device, augmentation, tasks.
+    /// Checks values that can be checked without data (method, integration, schedule and
+    /// optimiser are checked as the config is read): model settings, device, augmentation,
+    /// tasks.
     pub fn validate(&self) -> Result<()> {
         let model = self.model_config(1)?;
         model.validate().map_err(anyhow::Error::from)?;
@@ -357,14 +237,7 @@ impl RunConfig {
                 Some(_) => {}
             }
         }
-        scssl_models::LrSchedule::parse(&self.training.schedule)?;
-        scssl_models::ComputeDevice::parse(&self.training.device)?.check_supported()?;
-        if !matches!(self.training.optimizer.as_str(), "adam" | "adamw") {
-            bail!(
-                "training.optimizer: unknown optimiser {:?}; expected adam or adamw",
-                self.training.optimizer
-            );
-        }
+        self.training.device.check_supported()?;
         self.augmentation.config().context("augmentation")?;
         if !(self.tasks.batch_correction || self.tasks.annotation || self.tasks.modality_prediction)
         {
@@ -388,53 +261,16 @@ impl RunConfig {
     /// The model configuration for `n_features` genes; with a protein block its width is a
     /// placeholder (1) until the trainer fills in the input widths from the data.
     pub fn model_config(&self, n_features: usize) -> Result<scssl_models::ModelConfig> {
-        use scssl_models::{Integration, MethodRef, ModelConfig, VicRegWeights};
-        let m = &self.model;
-        let mut input_dims = vec![n_features];
+        let mut model = self.model.clone();
+        model.input_dims = vec![n_features];
         if self.data.protein_key.is_some() {
-            input_dims.push(1);
+            model.input_dims.push(1);
         }
-        Ok(ModelConfig {
-            method: MethodRef::parse(&m.method)?,
-            input_dims,
-            hidden_dim: m.hidden_dim,
-            factor: m.factor,
-            dropout: m.dropout,
-            temperature: m.temperature,
-            memory_bank_size: m.memory_bank_size,
-            vicreg: VicRegWeights {
-                invariance: m.reg_lambda,
-                variance: m.reg_alpha.unwrap_or(m.reg_lambda),
-                covariance: m.reg_beta,
-            },
-            barlow_lambda: m.barlow_lambda,
-            momentum: m.momentum,
-            integration: Integration::parse(&m.integrate)?,
-            scvi: m.scvi,
-            totalvi: m.totalvi,
-            mae: m.mae.clone(),
-            dsbn: m.dsbn,
-            dsbn_bn2: m.dsbn_bn2,
-            ..ModelConfig::default()
-        })
+        Ok(model)
     }
 
     /// The training configuration.
     pub fn train_config(&self) -> Result<scssl_models::TrainConfig> {
-        let t = &self.training;
-        Ok(scssl_models::TrainConfig {
-            epochs: t.epochs,
-            batch_size: t.batch_size,
-            lr: t.lr,
-            weight_decay: t.weight_decay,
-            optimizer: if t.optimizer == "adamw" {
-                scssl_models::OptimizerKind::AdamW
-            } else {
-                scssl_models::OptimizerKind::Adam
-            },
-            schedule: scssl_models::LrSchedule::parse(&t.schedule)?,
-            seed: self.seed,
-            gradient_clip: t.gradient_clip,
-        })
+        Ok(self.training.clone())
     }
 }

@@ -146,7 +146,7 @@ fn flatten(metrics: &Value, out: &mut BTreeMap<String, f64>) {
 
 fn group_of(run: &RunConfig) -> String {
     let mut c = run.clone();
-    c.seed = 0;
+    c.training.seed = 0;
     let id = c.id();
     let hash = id.rsplit('-').next().unwrap_or("");
     format!(
@@ -189,7 +189,12 @@ fn flat_config(run: &RunConfig) -> BTreeMap<String, String> {
     out.retain(|k, _| {
         !matches!(
             k.as_str(),
-            "name" | "seed" | "data.name" | "data.path" | "model.method" | "model.hidden_dim"
+            "name"
+                | "training.seed"
+                | "data.name"
+                | "data.path"
+                | "model.method"
+                | "model.hidden_dim"
         ) && !k.starts_with("augmentation")
     });
     out
@@ -265,12 +270,12 @@ pub fn collect(results: &Path) -> Result<Vec<RunRow>> {
             group: group_of(&run),
             key: RowKey {
                 dataset: run.data.display_name(),
-                method: run.model.method.clone(),
+                method: run.model.method.name().to_string(),
                 augmentation: run.augmentation.label(),
                 hidden_dim: run.model.hidden_dim,
                 settings: String::new(),
             },
-            seed: run.seed,
+            seed: run.seed(),
             state: format!("{:?}", st.state).to_lowercase(),
             error: st.error,
             values,

@@ -41,7 +41,7 @@ use crate::config::{LrSchedule, MaeOutput, Masking, ModelConfig, OptimizerKind, 
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{Dense, NamedTensor, Pass, dropout, reject_leftovers, tensor_from};
 use crate::model::{EmbeddingOutput, Embeddings, check_inputs, embed_latent, rows_tensor};
-use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
+use crate::runtime::{CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
 /// SELU (PyTorch's constants). burn's `selu` takes `exp` of every input and masks the
@@ -209,7 +209,7 @@ pub fn draw_mask(config: &ModelConfig, n: usize, g: usize, seed: u64) -> Result<
             })
         }
         Masking::GeneProgram => {
-            let programs = config.gene_programs.as_ref().ok_or_else(|| {
+            let programs = config.gene_program_sets.as_ref().ok_or_else(|| {
                 invalid(
                     "model.gene_programs",
                     "gene-programme masking needs a GMT file of gene programmes",
@@ -349,7 +349,7 @@ impl Mae {
         if config.mae.masking != Masking::GeneProgram {
             return Ok(());
         }
-        let Some(p) = &config.gene_programs else {
+        let Some(p) = &config.gene_program_sets else {
             return Err(invalid(
                 "model.gene_programs",
                 "masking: gene_program needs a GMT file of gene programmes (model.gene_programs)",
@@ -434,14 +434,13 @@ impl Method for Mae {
 
     fn fit(
         &self,
-        device: ComputeDevice,
         config: &ModelConfig,
         training: &TrainConfig,
         n_cells: usize,
         source: &mut BatchSource<'_>,
         progress: &mut dyn FnMut(&TrainEvent),
     ) -> Result<Fitted> {
-        fit_objective::<MaeFamily>(device, config, training, n_cells, source, progress)
+        fit_objective::<MaeFamily>(config, training, n_cells, source, progress)
     }
 
     fn embed(

@@ -26,7 +26,6 @@ use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{Result, invalid};
 use crate::layers::{NamedTensor, Pass};
 use crate::model::{EmbeddingOutput, Embeddings};
-use crate::runtime::ComputeDevice;
 use crate::train::{TrainEvent, TrainHistory};
 
 pub mod background_prior;
@@ -180,7 +179,6 @@ pub trait Method: Send + Sync + 'static {
     /// Fits the method on `n_cells` cells whose data comes from `source`.
     fn fit(
         &self,
-        device: ComputeDevice,
         config: &ModelConfig,
         training: &TrainConfig,
         n_cells: usize,
@@ -265,6 +263,17 @@ impl PartialEq for MethodRef {
     }
 }
 impl Eq for MethodRef {}
+/// A method equals its registry name: `config.method == "scvi"`.
+impl PartialEq<str> for MethodRef {
+    fn eq(&self, name: &str) -> bool {
+        self.name() == name
+    }
+}
+impl PartialEq<&str> for MethodRef {
+    fn eq(&self, name: &&str) -> bool {
+        self.name() == *name
+    }
+}
 impl Hash for MethodRef {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.0.name().hash(state);

@@ -12,7 +12,6 @@ use crate::config::{ModelConfig, TrainConfig};
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::NamedTensor;
 use crate::model::{EmbeddingOutput, Embeddings, check_inputs};
-use crate::runtime::ComputeDevice;
 use crate::train::TrainEvent;
 
 /// The PCA baseline.
@@ -110,7 +109,6 @@ impl Method for Pca {
 
     fn fit(
         &self,
-        _device: ComputeDevice,
         config: &ModelConfig,
         _training: &TrainConfig,
         n_cells: usize,

@@ -29,7 +29,7 @@ use crate::layers::{
     BatchNorm1d, Dense, NamedTensor, Pass, dropout, export, import, reject_leftovers, tensor_from,
 };
 use crate::model::{EmbeddingOutput, Embeddings, check_nonnegative, embed_latent, rows_tensor};
-use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
+use crate::runtime::{CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
 /// scvi-tools' BatchNorm settings.
@@ -523,14 +523,13 @@ impl Method for Scvi {
 
     fn fit(
         &self,
-        device: ComputeDevice,
         config: &ModelConfig,
         training: &TrainConfig,
         n_cells: usize,
         source: &mut BatchSource<'_>,
         progress: &mut dyn FnMut(&TrainEvent),
     ) -> Result<Fitted> {
-        fit_objective::<ScviFamily>(device, config, training, n_cells, source, progress)
+        fit_objective::<ScviFamily>(config, training, n_cells, source, progress)
     }
 
     /// The posterior mean (scvi-tools' `get_latent_representation()`), from the counts.

@@ -42,7 +42,7 @@ use crate::config::{GeneLikelihood, ModelConfig, TrainConfig};
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{NamedTensor, Pass};
 use crate::model::{EmbeddingOutput, Embeddings, check_nonnegative, embed_latent, rows_tensor};
-use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
+use crate::runtime::{CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
 /// totalVI's training state: the config (with the KL warm-up resolved) and the KL weight.
@@ -285,7 +285,6 @@ impl Method for Totalvi {
 
     fn fit(
         &self,
-        device: ComputeDevice,
         config: &ModelConfig,
         training: &TrainConfig,
         n_cells: usize,
@@ -319,7 +318,7 @@ impl Method for Totalvi {
                 training.seed,
             ));
         }
-        fit_objective::<TotalviFamily>(device, &config, training, n_cells, source, progress)
+        fit_objective::<TotalviFamily>(&config, training, n_cells, source, progress)
     }
 
     /// The posterior mean of z (`get_latent_representation()`), from gene and protein counts

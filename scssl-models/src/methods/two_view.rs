@@ -26,7 +26,7 @@ use crate::layers::{
 };
 use crate::losses;
 use crate::model::{EmbeddingOutput, Embeddings, check_inputs};
-use crate::runtime::{ComputeDevice, CpuBackend, fit_objective};
+use crate::runtime::{CpuBackend, fit_objective};
 use crate::train::TrainEvent;
 
 /// Projector blocks and optional predictor blocks of a method.
@@ -606,14 +606,13 @@ impl<T: TwoViewMethod> Method for TwoView<T> {
 
     fn fit(
         &self,
-        device: ComputeDevice,
         config: &ModelConfig,
         training: &TrainConfig,
         n_cells: usize,
         source: &mut BatchSource<'_>,
         progress: &mut dyn FnMut(&TrainEvent),
     ) -> Result<Fitted> {
-        fit_objective::<TwoViewFamily<T>>(device, config, training, n_cells, source, progress)
+        fit_objective::<TwoViewFamily<T>>(config, training, n_cells, source, progress)
     }
 
     fn embed(

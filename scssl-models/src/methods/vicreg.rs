@@ -32,7 +32,7 @@ impl TwoViewMethod for VicReg {
     ) -> Result<Tensor<B, 1>> {
         let (z0, _) = parts.online(x0, pass[0])?;
         let (z1, _) = parts.online(x1, pass[1])?;
-        let w = config.vicreg;
+        let w = config.vicreg();
         Ok(losses::vicreg(
             z0,
             z1,
