@@ -317,8 +317,9 @@ fn augment() -> Result {
 }
 
 /// One SimCLR epoch, ours against the reference's PyTorch loop (and the same loop with lightly's
-/// loss and head), on the same log-normalised simulated file; with `--method scvi`, one scVI
-/// epoch against scvi-tools on the same raw counts.
+/// loss and head) and against a PyTorch loop whose views are made on whole mini-batches, and one
+/// VICReg epoch against the latter, on the same log-normalised simulated file; with
+/// `--method scvi`, one scVI epoch against scvi-tools on the same raw counts.
 fn train(args: &[String]) -> Result {
     let cells: usize = match args.iter().position(|a| a == "--cells") {
         Some(i) => args
@@ -354,9 +355,13 @@ fn train(args: &[String]) -> Result {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mut c = Command::new(&scssl);
-    c.args(["perf-step", "train"]).arg(&pp);
-    let ours = measure(c, "scssl perf-step train")?;
+    let ours_of = |method: &str| -> Result<Measured> {
+        let mut c = Command::new(&scssl);
+        c.args(["perf-step", "train"])
+            .arg(&pp)
+            .args(["--method", method]);
+        measure(c, "scssl perf-step train")
+    };
     let reference = |variant: &str| -> Result<Measured> {
         let mut c = Command::new(&py);
         c.arg(root().join("conformance/perf_train.py"))
@@ -366,29 +371,60 @@ fn train(args: &[String]) -> Result {
             .env("OMP_WAIT_POLICY", "PASSIVE");
         measure(c, "perf_train.py")
     };
+    // the best loop a user would write: views made on whole mini-batches with tensor ops
+    let batched = |method: &str| -> Result<Measured> {
+        let mut c = Command::new(&py);
+        c.arg(root().join("conformance/perf_train_batched.py"))
+            .arg(&pp)
+            .arg(method)
+            .args(["--threads", &cores.to_string()])
+            .env("OMP_WAIT_POLICY", "PASSIVE");
+        measure(c, "perf_train_batched.py")
+    };
+    let ours = ours_of("simclr")?;
+    let ours_vicreg = ours_of("vicreg")?;
     let torch = reference("torch")?;
     let lightly = reference("lightly")?;
+    let batched_simclr = batched("simclr")?;
+    let batched_vicreg = batched("vicreg")?;
     println!(
-        "\nperf train: one SimCLR epoch, {cells} simulated cells × 2,000 genes (log-normalised), batch 256, `clear` views as the reference ran them, {cores} cores"
+        "\nperf train: one epoch, {cells} simulated cells × 2,000 genes (log-normalised), batch 256, `clear` views as the reference ran them, {cores} cores"
     );
-    println!("| implementation | epoch s | cells/s | ours vs it | peak RSS MB |");
-    println!("|---|---|---|---|---|");
-    for (name, m) in [
+    println!("| method | implementation | epoch s | cells/s | ours vs it | peak RSS MB |");
+    println!("|---|---|---|---|---|---|");
+    for (method, name, m, mine) in [
         (
+            "SimCLR",
             "PyTorch (reference loop: per-cell Python augmentation)",
             &torch,
+            &ours,
         ),
         (
+            "SimCLR",
             "PyTorch + lightly NTXentLoss / SimCLRProjectionHead",
             &lightly,
+            &ours,
         ),
-        ("scssl (burn, CPU)", &ours),
+        (
+            "SimCLR",
+            "PyTorch, views batched on tensors (perf_train_batched.py)",
+            &batched_simclr,
+            &ours,
+        ),
+        ("SimCLR", "scssl (burn, CPU)", &ours, &ours),
+        (
+            "VICReg",
+            "PyTorch, views batched on tensors (perf_train_batched.py)",
+            &batched_vicreg,
+            &ours_vicreg,
+        ),
+        ("VICReg", "scssl (burn, CPU)", &ours_vicreg, &ours_vicreg),
     ] {
         println!(
-            "| {name} | {:.2} | {:.0} | {:.2}× | {:.0} |",
+            "| {method} | {name} | {:.2} | {:.0} | {:.2}× | {:.0} |",
             m.seconds,
             field(&m.json, "cells_per_second").unwrap_or(0.0),
-            m.seconds / ours.seconds,
+            m.seconds / mine.seconds,
             m.max_rss_mb
         );
     }
