@@ -12,22 +12,16 @@ use scssl_data::{io, pp, split};
 use scssl_metrics::annotate::{Annotation, ModalityScores, annotate, modality_prediction};
 use scssl_metrics::report::{EvalInput, Metric, Report, evaluate};
 
-/// The column order of the results table (scib-metrics' keys).
-pub const COLUMNS: [&str; 13] = [
-    "isolated_labels",
-    "nmi_ari_cluster_labels_leiden_nmi",
-    "nmi_ari_cluster_labels_leiden_ari",
-    "silhouette_label",
-    "clisi_knn",
-    "silhouette_batch",
-    "ilisi_knn",
-    "kbet_per_label",
-    "graph_connectivity",
-    "pcr_comparison",
-    "bio_conservation",
-    "batch_correction",
-    "total",
-];
+/// The column order of the results table (scib-metrics' keys): scSSL-Bench's metric set from
+/// scssl-metrics' registry, then Bio, Batch and Total.
+pub static COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    scssl_metrics::registry::REGISTRY
+        .iter()
+        .filter(|s| s.default)
+        .flat_map(|s| s.results.iter().map(|r| r.key))
+        .chain(["bio_conservation", "batch_correction", "total"])
+        .collect()
+});
 
 /// Options of [`eval_file`].
 #[derive(Debug, Clone)]
@@ -159,17 +153,9 @@ pub fn render_table(reports: &[(String, Report)], extra: &[&str]) -> String {
 
 fn abbreviate(c: &str) -> &str {
     match c {
-        "isolated_labels" => "iso_labels",
-        "nmi_ari_cluster_labels_leiden_nmi" => "leiden_nmi",
-        "nmi_ari_cluster_labels_leiden_ari" => "leiden_ari",
-        "silhouette_label" => "sil_label",
-        "silhouette_batch" => "sil_batch",
-        "kbet_per_label" => "kbet",
-        "graph_connectivity" => "graph_conn",
-        "pcr_comparison" => "pcr",
         "bio_conservation" => "bio",
         "batch_correction" => "batch",
-        c => c,
+        c => scssl_metrics::registry::result_name(c).map_or(c, |(_, r)| r.short),
     }
 }
 

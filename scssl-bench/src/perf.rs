@@ -397,10 +397,17 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             let r =
                 scssl_metrics::report::evaluate(&input, &scssl_metrics::report::Metric::ALL, 0)?;
             let secs = t.elapsed().as_secs_f64();
-            Ok(
-                serde_json::json!({"seconds": secs, "timings": r.timings, "total": r.total})
-                    .to_string(),
-            )
+            // the timing keys in table order, from the metric registry (xtask prints them so)
+            let order: Vec<&str> = std::iter::once("neighbors")
+                .chain(scssl_metrics::report::Metric::ALL.iter().map(|m| m.key()))
+                .collect();
+            Ok(serde_json::json!({
+                "seconds": secs,
+                "timings": r.timings,
+                "total": r.total,
+                "order": order,
+            })
+            .to_string())
         }
         other => bail!(
             "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics, train, train-scvi, export-x, agreement, umap)"

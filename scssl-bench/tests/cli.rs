@@ -225,7 +225,7 @@ fn eval_and_annotate_score_embeddings_in_obsm() {
         "{table}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    for key in scssl_bench::evaluate::COLUMNS {
+    for key in scssl_bench::evaluate::COLUMNS.iter() {
         assert!(v["X_pca"].get(key).is_some(), "missing {key}");
     }
     assert!(v["X_pca"]["timings"]["silhouette_label"].is_number());

@@ -14,6 +14,9 @@
 //!   distance 0; the 15- and 50-NN are its prefixes), the chosen metrics, Bio/Batch/Total
 //!   (0.6·Bio + 0.4·Batch, undefined metrics left out of their group's mean, optional
 //!   [`report::min_max_scale`]), per-metric timings, serde-serialisable;
+//! - [`registry`]: the one table of metric specifications (keys, display and short names, Bio or
+//!   Batch, needs, the function, why undefined) that `evaluate`, the aggregation, the bench
+//!   report and `cargo xtask perf` read: a new metric is one function and one entry;
 //! - [`annotate::annotate`] (kNN, k = 11, macro-F1 and accuracy with and without the shared
 //!   cell types filter) and [`annotate::modality_prediction`] (cosine kNN, k = 5, per-cell Pearson).
 //!
@@ -44,6 +47,7 @@ pub mod kbet;
 pub mod leiden;
 pub mod lisi;
 pub mod pcr;
+pub mod registry;
 pub mod report;
 pub mod silhouette;
 

@@ -11,7 +11,8 @@ use scssl_data::neighbors::{KnnMethod, knn};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, check_embedding, check_len};
-use crate::{graph, lisi, pcr, silhouette};
+use crate::registry::{MetricKind, MetricSpec};
+use crate::silhouette;
 
 /// A metric of the scIB set (names as scib-metrics' result keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -56,38 +57,19 @@ impl Metric {
     ];
     /// scib-metrics' key.
     pub fn key(self) -> &'static str {
-        match self {
-            Metric::IsolatedLabels => "isolated_labels",
-            Metric::NmiAriClusterLabelsLeiden => "nmi_ari_cluster_labels_leiden",
-            Metric::SilhouetteLabel => "silhouette_label",
-            Metric::ClisiKnn => "clisi_knn",
-            Metric::SilhouetteBatch => "silhouette_batch",
-            Metric::IlisiKnn => "ilisi_knn",
-            Metric::KbetPerLabel => "kbet_per_label",
-            Metric::Bras => "bras",
-            Metric::GraphConnectivity => "graph_connectivity",
-            Metric::PcrComparison => "pcr_comparison",
-        }
+        self.spec().key
     }
     /// Whether the metric scores bio conservation (else batch correction).
     pub fn is_bio(self) -> bool {
-        matches!(
-            self,
-            Metric::IsolatedLabels
-                | Metric::NmiAriClusterLabelsLeiden
-                | Metric::SilhouetteLabel
-                | Metric::ClisiKnn
-        )
+        self.spec().kind == MetricKind::Bio
     }
     /// The result keys the metric writes (two for the Leiden NMI/ARI pair).
     pub fn result_keys(self) -> Vec<&'static str> {
-        match self {
-            Metric::NmiAriClusterLabelsLeiden => vec![
-                "nmi_ari_cluster_labels_leiden_nmi",
-                "nmi_ari_cluster_labels_leiden_ari",
-            ],
-            m => vec![m.key()],
-        }
+        self.spec().results.iter().map(|r| r.key).collect()
+    }
+    /// The metric's entry in the registry.
+    pub fn spec(self) -> &'static MetricSpec {
+        crate::registry::spec(self)
     }
 }
 
@@ -121,18 +103,8 @@ pub struct EvalInput<'a> {
     pub pre_integration: Option<ArrayView2<'a, f32>>,
 }
 
-/// One metric's result: (key, value) pairs (two for Leiden), seconds, why it is undefined.
-type Outcome = (Vec<(String, Option<f64>)>, f64, Option<String>);
-
-fn mean_defined(v: &[Option<f64>]) -> Option<f64> {
-    let d: Vec<f64> = v
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
-    (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
-}
+/// One metric's result: its values (one per result key), seconds, why it is undefined.
+type Outcome = (Vec<Option<f64>>, f64, Option<String>);
 
 /// Runs `metrics` on one embedding. The 90-NN graph (exact below 20,000 cells, NN-descent
 /// above; self first at distance 0) is built once and its 15-NN prefix reused.
@@ -157,171 +129,100 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     };
     let n_batches = crate::codes::dense(input.batches).1;
     let n_labels = crate::codes::dense(input.labels).1;
-    let needs_graph = metrics.iter().any(|m| {
-        matches!(
-            m,
-            Metric::ClisiKnn
-                | Metric::IlisiKnn
-                | Metric::GraphConnectivity
-                | Metric::KbetPerLabel
-                | Metric::NmiAriClusterLabelsLeiden
-        )
-    });
+    let specs: Vec<&MetricSpec> = metrics.iter().map(|m| m.spec()).collect();
+    let widest = specs.iter().filter_map(|s| s.needs.knn).max();
     let t = Instant::now();
-    let nn90: Option<Neighbors> = if needs_graph {
-        Some(knn(x, 90.min(n), KnnMethod::Auto, seed)?)
-    } else {
-        None
+    let graph: Option<Neighbors> = match widest {
+        // one 90-NN graph (or the widest asked for); each metric takes its prefix
+        Some(_) => Some(knn(x, 90.min(n), KnnMethod::Auto, seed)?),
+        None => None,
     };
     r.timings
         .insert("neighbors".into(), t.elapsed().as_secs_f64());
-    let needs_sil = metrics
-        .iter()
-        .any(|m| matches!(m, Metric::IsolatedLabels | Metric::SilhouetteLabel));
+    let users_of_silhouette = specs.iter().filter(|s| s.needs.silhouette).count();
     let t = Instant::now();
-    let sil = if needs_sil {
+    let sil = if users_of_silhouette > 0 {
         Some(silhouette::silhouette_samples(x, input.labels)?)
     } else {
         None
     };
     let sil_time = t.elapsed().as_secs_f64();
-    let subset = |k: usize| -> Result<Neighbors> {
-        let g = nn90
-            .as_ref()
-            .ok_or_else(|| Error::Invalid("no neighbour graph".into()))?;
-        Ok(g.subset(k.min(g.k()))?)
-    };
-    // one metric: its values (two for Leiden), seconds, and why it is undefined if it is
-    let compute = |m: Metric| -> Result<Outcome> {
+    // one metric: its values, seconds, and why it is undefined if it is
+    let compute = |spec: &MetricSpec| -> Result<Outcome> {
         let t = Instant::now();
         // Nothing to correct with one batch, nothing to conserve with one label: every metric
         // of that kind is undefined (graph connectivity and the label-agnostic ones included),
         // not a number computed against a constant.
-        let undefined = if !m.is_bio() && n_batches < 2 {
-            Some("a single batch: batch correction is undefined")
-        } else if m.is_bio() && n_labels < 2 {
-            Some("a single label: bio conservation is undefined")
-        } else {
-            None
+        let undefined = match spec.kind {
+            MetricKind::Batch if n_batches < 2 => {
+                Some("a single batch: batch correction is undefined")
+            }
+            MetricKind::Bio if n_labels < 2 => {
+                Some("a single label: bio conservation is undefined")
+            }
+            _ => None,
         };
         if let Some(why) = undefined {
-            let values = m
-                .result_keys()
-                .into_iter()
-                .map(|k| (k.to_string(), None))
-                .collect();
-            return Ok((values, 0.0, Some(why.to_string())));
+            return Ok((vec![None; spec.results.len()], 0.0, Some(why.to_string())));
         }
-        if m == Metric::NmiAriClusterLabelsLeiden {
-            let res =
-                crate::cluster::nmi_ari_cluster_labels_leiden(&subset(15)?, input.labels, seed)?;
-            let v = vec![
-                (
-                    "nmi_ari_cluster_labels_leiden_nmi".to_string(),
-                    Some(res.nmi),
-                ),
-                (
-                    "nmi_ari_cluster_labels_leiden_ari".to_string(),
-                    Some(res.ari),
-                ),
-            ];
-            return Ok((v, t.elapsed().as_secs_f64(), None));
+        if spec.needs.pre_integration && input.pre_integration.is_none() {
+            let why = "no pre-integration embedding given".to_string();
+            return Ok((vec![None; spec.results.len()], 0.0, Some(why)));
         }
-        let mut note = None;
-        let value: Option<f64> = match m {
-            Metric::NmiAriClusterLabelsLeiden => None,
-            Metric::KbetPerLabel => {
-                crate::kbet::kbet_per_label(&subset(50)?, input.batches, input.labels)?
-            }
-            Metric::Bras => silhouette::bras(x, input.labels, input.batches)?,
-            Metric::IsolatedLabels => Some(silhouette::isolated_labels(
-                x,
-                input.labels,
-                input.batches,
-                sil.as_deref(),
-            )?),
-            Metric::SilhouetteLabel => Some(silhouette::silhouette_label(
-                x,
-                input.labels,
-                sil.as_deref(),
-            )?),
-            Metric::ClisiKnn => lisi::clisi_knn(&subset(90)?, input.labels)?,
-            Metric::SilhouetteBatch => {
-                silhouette::silhouette_batch(x, input.labels, input.batches)?
-            }
-            Metric::IlisiKnn => lisi::ilisi_knn(&subset(90)?, input.batches)?,
-            Metric::GraphConnectivity => {
-                Some(graph::graph_connectivity(&subset(15)?, input.labels)?)
-            }
-            Metric::PcrComparison => match input.pre_integration {
-                Some(pre) => pcr::pcr_comparison(pre, x, input.batches)?,
-                None => {
-                    note = Some("no pre-integration embedding given".to_string());
-                    None
-                }
-            },
+        let neighbors = match (spec.needs.knn, &graph) {
+            (Some(k), Some(g)) => Some(g.subset(k.min(g.k()))?),
+            _ => None,
         };
+        let metric_input = crate::registry::MetricInput {
+            embedding: x,
+            labels: input.labels,
+            batches: input.batches,
+            pre_integration: input.pre_integration,
+            neighbors,
+            silhouette: sil.as_deref(),
+            seed,
+        };
+        let values = (spec.compute)(&metric_input)?;
+        if values.len() != spec.results.len() {
+            return Err(Error::Invalid(format!(
+                "{} returned {} values for {} result keys",
+                spec.key,
+                values.len(),
+                spec.results.len()
+            )));
+        }
         let mut secs = t.elapsed().as_secs_f64();
-        if matches!(m, Metric::IsolatedLabels | Metric::SilhouetteLabel) {
-            secs += sil_time / 2.0; // the shared silhouette, split between its two users
+        if spec.needs.silhouette {
+            // the shared silhouette, split between its users
+            secs += sil_time / users_of_silhouette as f64;
         }
-        if value.is_none() && note.is_none() {
-            note = Some(match m {
-                Metric::SilhouetteBatch | Metric::Bras => {
-                    "every label has cells from only one batch (or one cell per batch)".to_string()
-                }
-                Metric::KbetPerLabel => {
-                    "every label has fewer than 10 cells or a single batch".to_string()
-                }
-                Metric::PcrComparison => {
-                    "the pre-integration embedding has no batch variance".to_string()
-                }
-                Metric::ClisiKnn => "a single label".to_string(),
-                _ => "undefined for this input".to_string(),
-            });
-        }
-        Ok((vec![(m.key().to_string(), value)], secs, note))
+        let note = values
+            .iter()
+            .any(Option::is_none)
+            .then(|| spec.undefined.to_string());
+        Ok((values, secs, note))
     };
     // the metrics run concurrently (each is parallel inside too); results keep their order
-    let outcomes: Vec<_> = metrics
+    let outcomes: Vec<_> = specs
         .par_iter()
-        .map(|&m| compute(m))
+        .map(|s| compute(s))
         .collect::<Result<_>>()?;
-    for (&m, (values, secs, note)) in metrics.iter().zip(outcomes) {
-        for (k, v) in values {
-            r.metrics.insert(k, v);
+    for (spec, (values, secs, note)) in specs.iter().zip(outcomes) {
+        for (name, v) in spec.results.iter().zip(values) {
+            r.metrics.insert(name.key.to_string(), v);
         }
-        r.timings.insert(m.key().into(), secs);
+        r.timings.insert(spec.key.into(), secs);
         if let Some(n) = note {
-            r.notes.insert(m.key().into(), n);
+            r.notes.insert(spec.key.into(), n);
         }
     }
-    let collect = |bio: bool| -> Vec<Option<f64>> {
-        metrics
-            .iter()
-            .filter(|m| m.is_bio() == bio)
-            .flat_map(|m| m.result_keys())
-            .map(|k| r.metrics.get(k).copied().flatten())
-            .collect()
-    };
-    let (bio, batch) = (collect(true), collect(false));
-    r.bio_conservation = mean_defined(&bio);
-    r.batch_correction = mean_defined(&batch);
-    // Total needs both aggregates, as scib-metrics' (NaN propagates); only when the caller
-    // asked for metrics of one kind alone is Total that kind's aggregate.
-    let asked_bio = metrics.iter().any(|m| m.is_bio());
-    let asked_batch = metrics.iter().any(|m| !m.is_bio());
-    r.total = match (r.bio_conservation, r.batch_correction) {
-        (Some(b), Some(c)) => Some(0.6 * b + 0.4 * c),
-        (Some(b), None) if !asked_batch => Some(b),
-        (None, Some(c)) if !asked_bio => Some(c),
-        _ => None,
-    };
+    (r.bio_conservation, r.batch_correction, r.total) = crate::registry::aggregate(&r.metrics);
     Ok(r)
 }
 
 /// Min–max scales each metric across several reports (scib-metrics' `min_max_scale=True`),
-/// then recomputes Bio, Batch and Total. A metric equal in every report scales to 0.
+/// then recomputes Bio, Batch and Total with the same aggregation as [`evaluate`]. A metric
+/// equal in every report scales to 0.
 pub fn min_max_scale(reports: &mut [Report]) {
     let keys: Vec<String> = reports
         .first()
@@ -344,20 +245,6 @@ pub fn min_max_scale(reports: &mut [Report]) {
         }
     }
     for r in reports.iter_mut() {
-        let collect = |bio: bool| -> Vec<Option<f64>> {
-            Metric::ALL
-                .iter()
-                .filter(|m| m.is_bio() == bio)
-                .flat_map(|m| m.result_keys())
-                .filter_map(|k| r.metrics.get(k).copied())
-                .collect()
-        };
-        let (bio, batch) = (collect(true), collect(false));
-        r.bio_conservation = mean_defined(&bio);
-        r.batch_correction = mean_defined(&batch);
-        r.total = r
-            .bio_conservation
-            .zip(r.batch_correction)
-            .map(|(b, c)| 0.6 * b + 0.4 * c);
+        (r.bio_conservation, r.batch_correction, r.total) = crate::registry::aggregate(&r.metrics);
     }
 }

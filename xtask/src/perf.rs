@@ -507,18 +507,6 @@ fn metrics(args: &[String]) -> Result {
     let scssl = scssl_release()?;
     let py = venv_python()?;
     ensure_module(&py, "scib_metrics", "scib-metrics<0.6")?;
-    let keys = [
-        "neighbors",
-        "isolated_labels",
-        "nmi_ari_cluster_labels_leiden",
-        "silhouette_label",
-        "clisi_knn",
-        "silhouette_batch",
-        "ilisi_knn",
-        "kbet_per_label",
-        "graph_connectivity",
-        "pcr_comparison",
-    ];
     let mut first = true;
     for n in sizes {
         let dir = root().join(format!("results/perf-metrics/n{n}"));
@@ -553,7 +541,13 @@ fn metrics(args: &[String]) -> Result {
         println!("|---|---|---|---|");
         let timing =
             |m: &Measured, k: &str| field(m.json.split("\"timings\"").nth(1).unwrap_or(""), k);
-        for k in keys {
+        // the metrics in table order, as scssl-metrics' registry lists them
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Value>(&ours.json)
+            .ok()
+            .and_then(|v| v.get("order").cloned())
+            .and_then(|o| serde_json::from_value(o).ok())
+            .unwrap_or_default();
+        for k in keys.iter().map(String::as_str) {
             let a = timing(&ours, k).unwrap_or(f64::NAN);
             match &theirs {
                 Some(t) => {

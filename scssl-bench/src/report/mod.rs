@@ -24,19 +24,16 @@ pub(crate) mod svg;
 use crate::config::RunConfig;
 use crate::store::{RunState, list_runs, read_json, write_atomic, write_json};
 
-/// The scIB columns, in table order: (key in metrics.json, header).
-pub const SCIB_COLUMNS: &[(&str, &str)] = &[
-    ("isolated_labels", "Isolated labels"),
-    ("nmi_ari_cluster_labels_leiden_nmi", "Leiden NMI"),
-    ("nmi_ari_cluster_labels_leiden_ari", "Leiden ARI"),
-    ("silhouette_label", "Silhouette label"),
-    ("clisi_knn", "cLISI"),
-    ("silhouette_batch", "Silhouette batch"),
-    ("ilisi_knn", "iLISI"),
-    ("kbet_per_label", "KBET"),
-    ("graph_connectivity", "Graph connectivity"),
-    ("pcr_comparison", "PCR comparison"),
-];
+/// The scIB columns, in table order: (key in metrics.json, header), read off scssl-metrics'
+/// registry (scSSL-Bench's metric set).
+pub static SCIB_COLUMNS: std::sync::LazyLock<Vec<(&'static str, &'static str)>> =
+    std::sync::LazyLock::new(|| {
+        scssl_metrics::registry::REGISTRY
+            .iter()
+            .filter(|s| s.default)
+            .flat_map(|s| s.results.iter().map(|r| (r.key, r.display)))
+            .collect()
+    });
 
 /// What a row of the report shows of a run's config (serialised flat, beside the values).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
