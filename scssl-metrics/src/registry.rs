@@ -125,7 +125,7 @@ const fn knn(k: usize) -> MetricNeeds {
 }
 
 /// Every metric, in scib-metrics' table order (bio conservation first).
-pub static REGISTRY: [MetricSpec; 10] = [
+pub static REGISTRY: [MetricSpec; 11] = [
     MetricSpec {
         metric: Metric::IsolatedLabels,
         key: "isolated_labels",
@@ -169,6 +169,35 @@ pub static REGISTRY: [MetricSpec; 10] = [
         compute: |i| {
             let r = crate::cluster::nmi_ari_cluster_labels_leiden(i.graph()?, i.labels, i.seed)?;
             Ok(vec![Some(r.nmi), Some(r.ari)])
+        },
+    },
+    MetricSpec {
+        metric: Metric::NmiAriClusterLabelsKmeans,
+        key: "nmi_ari_cluster_labels_kmeans",
+        results: &[
+            result(
+                "nmi_ari_cluster_labels_kmeans_nmi",
+                "KMeans NMI",
+                "kmeans_nmi",
+            ),
+            result(
+                "nmi_ari_cluster_labels_kmeans_ari",
+                "KMeans ARI",
+                "kmeans_ari",
+            ),
+        ],
+        kind: MetricKind::Bio,
+        needs: MetricNeeds {
+            knn: None,
+            silhouette: false,
+            pre_integration: false,
+        },
+        default: false,
+        undefined: "undefined for this input",
+        compute: |i| {
+            let (nmi, ari) =
+                crate::cluster::nmi_ari_cluster_labels_kmeans(i.embedding, i.labels, i.seed)?;
+            Ok(vec![Some(nmi), Some(ari)])
         },
     },
     MetricSpec {
@@ -362,7 +391,11 @@ mod tests {
 
     #[test]
     fn every_metric_has_one_entry_and_unique_result_keys() {
-        for m in Metric::ALL.iter().copied().chain([Metric::Bras]) {
+        for m in Metric::ALL
+            .iter()
+            .copied()
+            .chain([Metric::Bras, Metric::NmiAriClusterLabelsKmeans])
+        {
             assert_eq!(
                 REGISTRY.iter().filter(|s| s.metric == m).count(),
                 1,
@@ -375,8 +408,15 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), keys.len());
-        assert_eq!(keys.len(), 11);
-        assert_eq!(keys.last(), Some(&"bras"));
+        assert_eq!(keys.len(), 13);
+        assert_eq!(
+            keys[10..],
+            [
+                "nmi_ari_cluster_labels_kmeans_nmi",
+                "nmi_ari_cluster_labels_kmeans_ari",
+                "bras"
+            ]
+        );
         assert_eq!(
             result_name("nmi_ari_cluster_labels_leiden_ari").map(|(s, r)| (s.key, r.display)),
             Some(("nmi_ari_cluster_labels_leiden", "Leiden ARI"))

@@ -23,6 +23,9 @@ pub enum Metric {
     /// Bio conservation: Leiden NMI and ARI over the resolution sweep (two values:
     /// `nmi_ari_cluster_labels_leiden_nmi` and `…_ari`).
     NmiAriClusterLabelsLeiden,
+    /// Bio conservation (optional): NMI and ARI of k-means clusters (k = the number of labels),
+    /// scib-metrics' default clustering metric; scSSL-Bench's set uses Leiden.
+    NmiAriClusterLabelsKmeans,
     /// Bio conservation: label silhouette.
     SilhouetteLabel,
     /// Bio conservation: cLISI on the 90-NN.

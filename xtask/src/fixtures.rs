@@ -197,3 +197,91 @@ pub(crate) fn run() -> Result {
     println!("fixtures regenerated and Python reads our files back");
     Ok(())
 }
+
+/// The venv of the Python package's tests (`~/.cache/scssl-venv-py`): maturin, pytest and what
+/// the tests import, from PyPI; created or repaired on first use.
+fn package_venv() -> Result<PathBuf> {
+    let venv = cache_dir().join("scssl-venv-py");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        println!(
+            "creating Python venv {} (maturin, pytest, numpy, pandas, anndata, matplotlib from PyPI)…",
+            venv.display()
+        );
+        let mut c = Command::new("python3");
+        c.args(["-m", "venv"]).arg(&venv);
+        run_status(c, "python3 -m venv")?;
+    }
+    let ready = Command::new(&py)
+        .args([
+            "-c",
+            "import maturin, pytest, numpy, pandas, anndata, matplotlib",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "--quiet"]).args([
+            "maturin>=1.7,<2",
+            "pytest>=7",
+            "numpy",
+            "pandas",
+            "anndata>=0.10",
+            "matplotlib",
+        ]);
+        run_status(
+            c,
+            "pip install maturin pytest numpy pandas anndata matplotlib",
+        )?;
+    }
+    Ok(py)
+}
+
+/// Builds the `scssl` Python package (scssl-py) as a wheel with maturin, installs it into its
+/// test venv and runs its pytest suite: part of `cargo xtask test`.
+pub(crate) fn python_package_tests() -> Result {
+    let py = package_venv()?;
+    let wheels = crate::target_dir().join("wheels");
+    // a wheel left from an earlier version must not be the one installed
+    if let Ok(entries) = std::fs::read_dir(&wheels) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("scssl-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let mut build = Command::new(&py);
+    build
+        .args(["-m", "maturin", "build", "--manifest-path"])
+        .arg(root().join("scssl-py/Cargo.toml"))
+        .arg("--out")
+        .arg(&wheels)
+        .arg("-i")
+        .arg(&py)
+        .env("CARGO_TARGET_DIR", crate::target_dir());
+    run_status(build, "maturin build (scssl-py)")?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("{}: {e}", wheels.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("maturin built no wheel")?;
+    let mut install = Command::new(&py);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(&wheel);
+    run_status(install, "pip install the scssl wheel")?;
+    let mut test = Command::new(&py);
+    test.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(root().join("scssl-py/tests"))
+        .current_dir(root().join("scssl-py"))
+        .env("MPLBACKEND", "Agg");
+    run_status(test, "pytest scssl-py/tests")
+}

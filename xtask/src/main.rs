@@ -3,7 +3,8 @@
 //! - `cargo xtask quickstart [--out DIR]`: checks system dependencies (installs them with apt
 //!   when it may), builds the `scssl` binary and runs the main job on the built-in simulated
 //!   dataset (plus the real files in `../shared/data` when present).
-//! - `cargo xtask test`: the same dependency check, then the whole test suite.
+//! - `cargo xtask test`: the same dependency check, then the whole test suite: cargo test and
+//!   the Python package's (wheel built with maturin into `~/.cache/scssl-venv-py`, pytest).
 //! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run.
 //! - `cargo xtask fuzz [--minutes N] [--target T]`: runs the `cargo fuzz` targets of `fuzz/`
 //!   (15 minutes each by default); `--seeds` rewrites their seed corpora, `--sweep` runs the
@@ -545,7 +546,9 @@ fn test(args: &[String]) -> Result {
     run_status(c, "cargo test --workspace --all-targets")?;
     let mut d = cargo();
     d.args(["test", "--workspace", "--doc"]);
-    run_status(d, "cargo test --workspace --doc")
+    run_status(d, "cargo test --workspace --doc")?;
+    // the Python package: wheel built with maturin, installed in its venv, pytest
+    fixtures::python_package_tests()
 }
 
 fn package() -> Result {
