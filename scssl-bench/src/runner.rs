@@ -297,21 +297,13 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
     }
 
     if run.tasks.annotation || run.tasks.modality_prediction {
-        let hold: Vec<u32> = run
-            .data
-            .holdout_batches
-            .iter()
-            .map(|b| {
-                batches
-                    .names
-                    .iter()
-                    .position(|n| n == b)
-                    .map(|i| i as u32)
-                    .with_context(|| format!("data.holdout_batches: no batch {b:?}"))
-            })
-            .collect::<Result<_>>()?;
-        let (q_idx, r_idx): (Vec<usize>, Vec<usize>) =
-            (0..ad.n_obs()).partition(|&i| hold.contains(&batches.codes[i]));
+        let split = scssl_metrics::query::split_by_batches(
+            &batches.codes,
+            &batches.names,
+            &run.data.holdout_batches,
+        )
+        .context("data.holdout_batches")?;
+        let (r_idx, q_idx) = (split.reference, split.query);
         let reference = ad.select_obs(&r_idx);
         let query = ad.select_obs(&q_idx);
         let (trained, feats) = train_model(run, &reference, rd, "_reference")?;
@@ -345,58 +337,45 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
         )?;
         let rl: Vec<u32> = r_idx.iter().map(|&i| labels.codes[i]).collect();
         let ql: Vec<u32> = q_idx.iter().map(|&i| labels.codes[i]).collect();
-        if run.tasks.annotation {
-            let joint = scssl_metrics::annotate::annotate(
-                r_emb.joint.view(),
-                &rl,
-                q_emb.joint.view(),
-                &ql,
-                11,
-            )?;
-            let mut a = json!({ "joint": joint, "missing_genes": missing });
-            if r_emb.per_modality.len() > 1 {
-                let rna = scssl_metrics::annotate::annotate(
-                    r_emb.per_modality[0].view(),
-                    &rl,
-                    q_emb.per_modality[0].view(),
-                    &ql,
-                    11,
-                )?;
-                a["rna_only"] = serde_json::to_value(rna)?;
+        fn side(e: &scssl_models::Embeddings) -> scssl_metrics::query::SideEmbeddings<'_> {
+            scssl_metrics::query::SideEmbeddings {
+                joint: e.joint.view(),
+                per_modality: e.per_modality.iter().map(|m| m.view()).collect(),
             }
+        }
+        let (r_side, q_side) = (side(&r_emb), side(&q_emb));
+        if run.tasks.annotation {
+            let a = scssl_metrics::query::annotate_query(&r_side, &rl, &q_side, &ql)?;
+            let mut a = serde_json::to_value(a)?;
+            a["missing_genes"] = json!(missing);
             results.insert("annotation".into(), a);
         }
         if run.tasks.modality_prediction {
             if r_emb.per_modality.len() < 2 {
                 bail!("tasks.modality_prediction needs a multimodal model (data.protein_key)");
             }
-            let (pred, scores) = scssl_metrics::annotate::modality_prediction(
-                r_emb.per_modality[0].view(),
+            // the query re-embedded with the predicted protein (a copy: the query stays intact)
+            let reembed = |pred: &ndarray::Array2<f32>| -> Result<ndarray::Array2<f32>> {
+                let with_pred = vec![q_inputs[0].clone(), pred.clone()];
+                Ok(embed_matrices(
+                    &trained,
+                    &with_pred,
+                    q_counts.as_ref(),
+                    q_codes.as_deref(),
+                    projection,
+                )?
+                .joint)
+            };
+            let (_, m) = scssl_metrics::query::predict_query_modality(
+                &r_side,
                 feats.matrices[1].view(),
+                &rl,
                 q_emb.per_modality[0].view(),
                 q_inputs[1].view(),
-                5,
-            )?;
-            // re-embed the query with the predicted protein (a copy: the query stays intact)
-            let with_pred = vec![q_inputs[0].clone(), pred];
-            let q2 = embed_matrices(
-                &trained,
-                &with_pred,
-                q_counts.as_ref(),
-                q_codes.as_deref(),
-                projection,
-            )?;
-            let ann = scssl_metrics::annotate::annotate(
-                r_emb.joint.view(),
-                &rl,
-                q2.joint.view(),
                 &ql,
-                11,
+                reembed,
             )?;
-            results.insert(
-                "modality_prediction".into(),
-                json!({ "pearson": scores, "annotation_with_predicted_protein": ann }),
-            );
+            results.insert("modality_prediction".into(), serde_json::to_value(m)?);
         }
     }
 

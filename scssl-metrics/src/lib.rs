@@ -17,6 +17,9 @@
 //! - [`registry`]: the one table of metric specifications (keys, display and short names, Bio or
 //!   Batch, needs, the function, why undefined) that `evaluate`, the aggregation, the bench
 //!   report and `cargo xtask perf` read: a new metric is one function and one entry;
+//! - [`query`]: scSSL-Bench's query-to-reference protocol (held-out batches as the query,
+//!   annotation on the joint and RNA embeddings, protein prediction and annotation with the
+//!   predicted protein), for any model the caller trains;
 //! - [`annotate::annotate`] (kNN, k = 11, macro-F1 and accuracy with and without the shared
 //!   cell types filter) and [`annotate::modality_prediction`] (cosine kNN, k = 5, per-cell Pearson).
 //!
@@ -47,6 +50,7 @@ pub mod kbet;
 pub mod leiden;
 pub mod lisi;
 pub mod pcr;
+pub mod query;
 pub mod registry;
 pub mod report;
 pub mod silhouette;
