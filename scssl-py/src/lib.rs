@@ -13,6 +13,8 @@ use scssl_data::Neighbors;
 use scssl_metrics::report::{EvalInput, Metric};
 
 type Codes<'py> = PyReadonlyArray1<'py, u32>;
+/// A neighbour table handed to Python: (indices, distances).
+type NeighborArrays<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<f32>>);
 type Matrix<'py> = PyReadonlyArray2<'py, f32>;
 
 fn value_error(e: impl std::fmt::Display) -> PyErr {
@@ -210,7 +212,7 @@ fn nearest_neighbors<'py>(
     x: Matrix<'py>,
     n_neighbors: usize,
     seed: u64,
-) -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<f32>>)> {
+) -> PyResult<NeighborArrays<'py>> {
     let x = view(&x);
     check_finite(x, "X")?;
     let nn = py

@@ -192,7 +192,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         &scssl_data::CountsSource::from_option(run.data.counts_layer.as_deref()),
     )
     .with_context(|| format!("reading {}", input.display()))?;
-    let method = run.model.method.clone();
+    let method = run.model.method;
     let (epochs, batch_size) = (run.training.epochs, run.training.batch_size);
     let steps = (ad.n_obs() / batch_size.max(1) * epochs) as u64;
     let pb = crate::progress::bar(steps, &format!("train {method}"));
