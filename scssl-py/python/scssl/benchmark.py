@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import _metrics
+from . import _core, _metrics
 from ._inputs import embedding
 from .nearest_neighbors import NeighborsResults, nndescent
 
@@ -28,22 +28,9 @@ MetricType = bool | Kwargs
 _METRIC_TYPE = "Metric Type"
 _AGGREGATE_SCORE = "Aggregate score"
 
-#: Metric result keys → the names of scib-metrics' results table.
-metric_name_cleaner = {
-    "silhouette_label": "Silhouette label",
-    "silhouette_batch": "Silhouette batch",
-    "isolated_labels": "Isolated labels",
-    "nmi_ari_cluster_labels_leiden_nmi": "Leiden NMI",
-    "nmi_ari_cluster_labels_leiden_ari": "Leiden ARI",
-    "nmi_ari_cluster_labels_kmeans_nmi": "KMeans NMI",
-    "nmi_ari_cluster_labels_kmeans_ari": "KMeans ARI",
-    "clisi_knn": "cLISI",
-    "ilisi_knn": "iLISI",
-    "kbet_per_label": "KBET",
-    "bras": "BRAS",
-    "graph_connectivity": "Graph connectivity",
-    "pcr_comparison": "PCR comparison",
-}
+#: Metric result keys → the names of scib-metrics' results table, read off scssl-metrics'
+#: metric registry (the names its bench reports use too).
+metric_name_cleaner = {key: display for spec in _core.registry() for key, display, _ in spec["results"]}
 
 
 @dataclass(frozen=True)
