@@ -237,12 +237,12 @@ fn package_venv() -> Result<PathBuf> {
     Ok(py)
 }
 
-/// Builds the `scssl` Python package (scssl-py) as a wheel with maturin, installs it into its
-/// test venv and runs its pytest suite: part of `cargo xtask test`.
-pub(crate) fn python_package_tests() -> Result {
+/// Builds the `scssl` Python package (scssl-py) as a wheel with maturin (`release`: optimised,
+/// for timings) and installs it into its venv; returns that venv's Python.
+pub(crate) fn python_package(release: bool) -> Result<PathBuf> {
     let py = package_venv()?;
     let wheels = crate::target_dir().join("wheels");
-    // a wheel left from an earlier version must not be the one installed
+    // a wheel left from an earlier build must not be the one installed
     if let Ok(entries) = std::fs::read_dir(&wheels) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with("scssl-") {
@@ -259,6 +259,9 @@ pub(crate) fn python_package_tests() -> Result {
         .arg("-i")
         .arg(&py)
         .env("CARGO_TARGET_DIR", crate::target_dir());
+    if release {
+        build.arg("--release");
+    }
     run_status(build, "maturin build (scssl-py)")?;
     let wheel = std::fs::read_dir(&wheels)
         .map_err(|e| format!("{}: {e}", wheels.display()))?
@@ -278,6 +281,13 @@ pub(crate) fn python_package_tests() -> Result {
         ])
         .arg(&wheel);
     run_status(install, "pip install the scssl wheel")?;
+    Ok(py)
+}
+
+/// Builds and installs the Python package, then runs its pytest suite: part of
+/// `cargo xtask test`.
+pub(crate) fn python_package_tests() -> Result {
+    let py = python_package(false)?;
     let mut test = Command::new(&py);
     test.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(root().join("scssl-py/tests"))

@@ -16,6 +16,7 @@
 mod fixtures;
 mod fuzz;
 mod perf;
+mod perf_python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -9,14 +9,14 @@ use std::time::Instant;
 use crate::fixtures::venv_python;
 use crate::{Result, root, scssl_release};
 
-struct Measured {
-    seconds: f64,
-    wall: f64,
-    max_rss_mb: f64,
-    json: String,
+pub(crate) struct Measured {
+    pub(crate) seconds: f64,
+    pub(crate) wall: f64,
+    pub(crate) max_rss_mb: f64,
+    pub(crate) json: String,
 }
 
-fn measure(mut c: Command, what: &str) -> Result<Measured> {
+pub(crate) fn measure(mut c: Command, what: &str) -> Result<Measured> {
     let start = Instant::now();
     let child = c
         .stdout(std::process::Stdio::piped())
@@ -61,7 +61,7 @@ fn simulate_counts(scssl: &Path, out: &Path, cells: usize, batches: usize) -> Re
 }
 
 /// Installs `pkg` into the venv unless `module` already imports.
-fn ensure_module(py: &Path, module: &str, pkg: &str) -> Result {
+pub(crate) fn ensure_module(py: &Path, module: &str, pkg: &str) -> Result {
     let ok = Command::new(py)
         .args(["-c", &format!("import {module}")])
         .status()
@@ -77,7 +77,7 @@ fn ensure_module(py: &Path, module: &str, pkg: &str) -> Result {
 }
 
 /// Extracts a number from a flat JSON line without a JSON dependency.
-fn field(json: &str, key: &str) -> Option<f64> {
+pub(crate) fn field(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
     let i = json.find(&pat)? + pat.len();
     let rest = json[i..].trim_start();
@@ -92,7 +92,8 @@ pub fn run(args: &[String]) -> Result {
         Some("metrics") => metrics(&args[1..]),
         Some("train") => train(&args[1..]),
         Some("umap") => umap(&args[1..]),
-        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000]>".into()),
+        Some("python") => crate::perf_python::run(&args[1..]),
+        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000] | python [--sizes 10000,100000] [--python-max N]>".into()),
     }
 }
 

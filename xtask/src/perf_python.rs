@@ -1,0 +1,76 @@
+//! `cargo xtask perf python`: the `Benchmarker` with scSSL-Bench's metric set, scssl's Python
+//! package against scib-metrics', on the same simulated embeddings, in one run.
+
+use std::process::Command;
+
+use crate::perf::{ensure_module, field, measure};
+use crate::{Result, root};
+
+/// Runs both sides at each size (`--sizes 10000,100000`; scib-metrics only up to
+/// `--python-max`) and prints wall time, peak memory and the speed-up.
+pub fn run(args: &[String]) -> Result {
+    let sizes: Vec<usize> = crate::arg_value(args, "--sizes")
+        .unwrap_or_else(|| "10000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("bad size {s}")))
+        .collect::<Result<_>>()?;
+    let py_max: usize = crate::arg_value(args, "--python-max")
+        .map(|s| s.parse().map_err(|_| "--python-max needs a number"))
+        .transpose()?
+        .unwrap_or(usize::MAX);
+    // ours: the release wheel in the package's venv
+    let ours_py = crate::fixtures::python_package(true)?;
+    // theirs: scib-metrics in the conformance venv
+    let scib_py = crate::fixtures::venv_python()?;
+    ensure_module(&scib_py, "scib_metrics", "scib-metrics<0.6")?;
+    let script = root().join("conformance/perf_python.py");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\nperf python: Benchmarker, scSSL-Bench's metric set (Leiden NMI/ARI, batch silhouette), 30-dim simulated embedding, 10 cell types, 4 batches, {cores} cores; JAX compilation excluded (untimed warm-up)"
+    );
+    println!(
+        "| cells | scssl s | scib-metrics s | speed-up | scssl peak MB | scib-metrics peak MB | Total (scssl / scib-metrics) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let side = |py: &std::path::Path, which: &str| {
+            let mut c = Command::new(py);
+            c.arg(&script)
+                .arg(which)
+                .arg(n.to_string())
+                .env("PYTHONWARNINGS", "ignore");
+            measure(c, "perf_python.py")
+        };
+        let ours = side(&ours_py, "ours")?;
+        let theirs = if n <= py_max {
+            Some(side(&scib_py, "scib")?)
+        } else {
+            None
+        };
+        let o = field(&ours.json, "seconds").unwrap_or(f64::NAN);
+        let (t, t_mb, t_total) = match &theirs {
+            Some(m) => (
+                field(&m.json, "seconds").unwrap_or(f64::NAN),
+                format!("{:.0}", m.max_rss_mb),
+                format!("{:.3}", field(&m.json, "total").unwrap_or(f64::NAN)),
+            ),
+            None => (f64::NAN, "—".into(), "—".into()),
+        };
+        println!(
+            "| {n} | {o:.2} | {} | {} | {:.0} | {t_mb} | {:.3} / {t_total} |",
+            if t.is_nan() {
+                "—".into()
+            } else {
+                format!("{t:.2}")
+            },
+            if t.is_nan() {
+                "—".into()
+            } else {
+                format!("{:.1}×", t / o)
+            },
+            ours.max_rss_mb,
+            field(&ours.json, "total").unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
+}
