@@ -48,6 +48,25 @@ pub struct MetricNeeds {
     pub pre_integration: bool,
 }
 
+impl MetricNeeds {
+    /// The embedding, labels and batches only.
+    pub const EMBEDDING: MetricNeeds = MetricNeeds {
+        knn: None,
+        silhouette: false,
+        pre_integration: false,
+    };
+    /// The shared per-cell label silhouettes.
+    pub const SILHOUETTE: MetricNeeds = MetricNeeds {
+        silhouette: true,
+        ..MetricNeeds::EMBEDDING
+    };
+    /// The pre-integration embedding.
+    pub const PRE_INTEGRATION: MetricNeeds = MetricNeeds {
+        pre_integration: true,
+        ..MetricNeeds::EMBEDDING
+    };
+}
+
 /// One value a metric writes: its key in reports (scib-metrics' result key), its name in
 /// scib-metrics' results table and plots, and a short column name for terminals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +138,7 @@ const fn result(key: &'static str, display: &'static str, short: &'static str) -
 const fn knn(k: usize) -> MetricNeeds {
     MetricNeeds {
         knn: Some(k),
-        silhouette: false,
-        pre_integration: false,
+        ..MetricNeeds::EMBEDDING
     }
 }
 
@@ -131,11 +149,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "isolated_labels",
         results: &[result("isolated_labels", "Isolated labels", "iso_labels")],
         kind: MetricKind::Bio,
-        needs: MetricNeeds {
-            knn: None,
-            silhouette: true,
-            pre_integration: false,
-        },
+        needs: MetricNeeds::SILHOUETTE,
         default: true,
         undefined: "undefined for this input",
         compute: |i| {
@@ -187,11 +201,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
             ),
         ],
         kind: MetricKind::Bio,
-        needs: MetricNeeds {
-            knn: None,
-            silhouette: false,
-            pre_integration: false,
-        },
+        needs: MetricNeeds::EMBEDDING,
         default: false,
         undefined: "undefined for this input",
         compute: |i| {
@@ -205,11 +215,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "silhouette_label",
         results: &[result("silhouette_label", "Silhouette label", "sil_label")],
         kind: MetricKind::Bio,
-        needs: MetricNeeds {
-            knn: None,
-            silhouette: true,
-            pre_integration: false,
-        },
+        needs: MetricNeeds::SILHOUETTE,
         default: true,
         undefined: "undefined for this input",
         compute: |i| {
@@ -235,11 +241,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "silhouette_batch",
         results: &[result("silhouette_batch", "Silhouette batch", "sil_batch")],
         kind: MetricKind::Batch,
-        needs: MetricNeeds {
-            knn: None,
-            silhouette: false,
-            pre_integration: false,
-        },
+        needs: MetricNeeds::EMBEDDING,
         default: true,
         undefined: "every label has cells from only one batch (or one cell per batch)",
         compute: |i| {
@@ -281,11 +283,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "bras",
         results: &[result("bras", "BRAS", "bras")],
         kind: MetricKind::Batch,
-        needs: MetricNeeds {
-            knn: None,
-            silhouette: false,
-            pre_integration: false,
-        },
+        needs: MetricNeeds::EMBEDDING,
         default: false,
         undefined: "every label has cells from only one batch (or one cell per batch)",
         compute: |i| Ok(vec![silhouette::bras(i.embedding, i.labels, i.batches)?]),
@@ -309,11 +307,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "pcr_comparison",
         results: &[result("pcr_comparison", "PCR comparison", "pcr")],
         kind: MetricKind::Batch,
-        needs: MetricNeeds {
-            knn: None,
-            silhouette: false,
-            pre_integration: true,
-        },
+        needs: MetricNeeds::PRE_INTEGRATION,
         default: true,
         undefined: "the pre-integration embedding has no batch variance",
         compute: |i| match i.pre_integration {

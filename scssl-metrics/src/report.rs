@@ -112,6 +112,18 @@ type Outcome = (Vec<Option<f64>>, f64, Option<String>);
 /// Runs `metrics` on one embedding. The 90-NN graph (exact below 20,000 cells, NN-descent
 /// above; self first at distance 0) is built once and its 15-NN prefix reused.
 pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<Report> {
+    evaluate_with_neighbors(input, metrics, seed, None)
+}
+
+/// [`evaluate`] on a neighbour table the caller already has (self first; e.g. the 90-NN that
+/// scib-metrics' `Benchmarker.prepare` computes): it must have at least as many neighbours as
+/// the widest metric asks for (90 for LISI), or it is an error that says so. `None` builds one.
+pub fn evaluate_with_neighbors(
+    input: &EvalInput<'_>,
+    metrics: &[Metric],
+    seed: u64,
+    neighbors: Option<&Neighbors>,
+) -> Result<Report> {
     let x = input.embedding;
     check_embedding(x)?;
     check_len("labels", x.nrows(), input.labels.len())?;
@@ -135,10 +147,30 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
     let specs: Vec<&MetricSpec> = metrics.iter().map(|m| m.spec()).collect();
     let widest = specs.iter().filter_map(|s| s.needs.knn).max();
     let t = Instant::now();
-    let graph: Option<Neighbors> = match widest {
+    let built;
+    let graph: Option<&Neighbors> = match (widest, neighbors) {
+        (Some(k), Some(given)) => {
+            if given.n_cells() != n {
+                return Err(Error::Shape(format!(
+                    "the neighbour table has {} cells, the embedding {n}",
+                    given.n_cells()
+                )));
+            }
+            if given.k() < k.min(n) {
+                return Err(Error::Invalid(format!(
+                    "the neighbour table has {} neighbours per cell; the metrics need {}",
+                    given.k(),
+                    k.min(n)
+                )));
+            }
+            Some(given)
+        }
         // one 90-NN graph (or the widest asked for); each metric takes its prefix
-        Some(_) => Some(knn(x, 90.min(n), KnnMethod::Auto, seed)?),
-        None => None,
+        (Some(_), None) => {
+            built = knn(x, 90.min(n), KnnMethod::Auto, seed)?;
+            Some(&built)
+        }
+        (None, _) => None,
     };
     r.timings
         .insert("neighbors".into(), t.elapsed().as_secs_f64());
@@ -172,7 +204,7 @@ pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<
             let why = "no pre-integration embedding given".to_string();
             return Ok((vec![None; spec.results.len()], 0.0, Some(why)));
         }
-        let neighbors = match (spec.needs.knn, &graph) {
+        let neighbors = match (spec.needs.knn, graph) {
             (Some(k), Some(g)) => Some(g.subset(k.min(g.k()))?),
             _ => None,
         };

@@ -223,10 +223,11 @@ fn nearest_neighbors<'py>(
     Ok((nn.indices.into_pyarray(py), nn.distances.into_pyarray(py)))
 }
 
-/// The metric set on one embedding with one shared neighbour graph, as scssl's `evaluate`:
-/// returns {result key: value or None} and {metric: why undefined}.
+/// The metric set on one embedding, as scssl's `evaluate`: one neighbour table (the given
+/// `indices`/`distances`, else a 90-NN built here), the label silhouettes shared, the metrics
+/// run concurrently. Returns ({result key: value or None}, {metric: why undefined}).
 #[pyfunction]
-#[pyo3(signature = (x, labels, batches, metrics, pre=None, seed=0))]
+#[pyo3(signature = (x, labels, batches, metrics, pre=None, indices=None, distances=None, seed=0))]
 fn evaluate<'py>(
     py: Python<'py>,
     x: Matrix<'py>,
@@ -234,6 +235,8 @@ fn evaluate<'py>(
     batches: Codes<'py>,
     metrics: Vec<String>,
     pre: Option<Matrix<'py>>,
+    indices: Option<PyReadonlyArray2<'py, u32>>,
+    distances: Option<Matrix<'py>>,
     seed: u64,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
     let chosen: Vec<Metric> = metrics
@@ -246,7 +249,17 @@ fn evaluate<'py>(
                 .ok_or_else(|| PyValueError::new_err(format!("unknown metric {k:?}")))
         })
         .collect::<PyResult<_>>()?;
+    let graph = match (&indices, &distances) {
+        (Some(i), Some(d)) => Some(neighbors(i, d)?),
+        (None, None) => None,
+        _ => {
+            return Err(PyValueError::new_err(
+                "give both indices and distances, or neither",
+            ));
+        }
+    };
     let (x, labels, batches) = (view(&x), codes(&labels), codes(&batches));
+    check_finite(x, "X")?;
     let pre_view = pre.as_ref().map(view);
     let input = EvalInput {
         embedding: x,
@@ -255,7 +268,9 @@ fn evaluate<'py>(
         pre_integration: pre_view,
     };
     let report = py
-        .detach(|| scssl_metrics::report::evaluate(&input, &chosen, seed))
+        .detach(|| {
+            scssl_metrics::report::evaluate_with_neighbors(&input, &chosen, seed, graph.as_ref())
+        })
         .map_err(value_error)?;
     let values = PyDict::new(py);
     for (k, v) in &report.metrics {

@@ -14,41 +14,47 @@ fn cache_dir() -> PathBuf {
         .join(".cache")
 }
 
-pub(crate) fn venv_python() -> Result<PathBuf> {
-    let venv = cache_dir().join("scssl-venv");
+/// A venv `~/.cache/NAME` in which the Python code `check` runs: created when missing, and
+/// `packages` installed from PyPI whenever `check` fails (so an older venv is repaired).
+fn ensure_venv(name: &str, check: &str, packages: &[&str]) -> Result<PathBuf> {
+    let venv = cache_dir().join(name);
     let py = venv.join("bin/python");
     if !py.exists() {
         println!(
-            "creating Python venv {} (anndata, scanpy, zarr, pynndescent from PyPI)…",
-            venv.display()
+            "creating Python venv {} ({} from PyPI)…",
+            venv.display(),
+            packages.join(", ")
         );
         let mut c = Command::new("python3");
         c.args(["-m", "venv"]).arg(&venv);
         run_status(c, "python3 -m venv")?;
     }
-    let check = Command::new(&py)
-        .args([
-            "-c",
-            "import anndata, scanpy, zarr, pynndescent, hdf5plugin, umap",
-        ])
-        .output();
-    if !check.map(|o| o.status.success()).unwrap_or(false) {
+    let ready = Command::new(&py)
+        .args(["-c", check])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
         let mut c = Command::new(&py);
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
+        c.args(["-m", "pip", "install", "--quiet"]).args(packages);
+        run_status(c, &format!("pip install {}", packages.join(" ")))?;
+    }
+    Ok(py)
+}
+
+/// The conformance venv `~/.cache/scssl-venv`: anndata, scanpy, zarr, pynndescent, umap-learn.
+pub(crate) fn venv_python() -> Result<PathBuf> {
+    ensure_venv(
+        "scssl-venv",
+        "import anndata, scanpy, zarr, pynndescent, hdf5plugin, umap",
+        &[
             "anndata",
             "scanpy",
             "zarr",
             "pynndescent",
             "hdf5plugin",
             "umap-learn",
-        ]);
-        run_status(c, "pip install anndata scanpy zarr pynndescent hdf5plugin")?;
-    }
-    Ok(py)
+        ],
+    )
 }
 
 /// anndata releases (with the pins they need) that `cargo xtask fixtures` also checks our
@@ -60,27 +66,15 @@ const OLDER_ANNDATA: &[(&str, &[&str])] = &[
 
 /// A venv `~/.cache/scssl-venv-anndata-VERSION` holding that anndata release.
 fn pinned_venv(version: &str, pins: &[&str]) -> Result<PathBuf> {
-    let venv = cache_dir().join(format!("scssl-venv-anndata-{version}"));
-    let py = venv.join("bin/python");
-    let has = Command::new(&py)
-        .args([
-            "-c",
-            &format!("import anndata; assert anndata.__version__ == '{version}'"),
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        println!("creating {} (anndata {version} from PyPI)…", venv.display());
-        let mut c = Command::new("python3");
-        c.args(["-m", "venv"]).arg(&venv);
-        run_status(c, "python3 -m venv")?;
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--quiet"])
-            .arg(format!("anndata=={version}"))
-            .args(pins);
-        run_status(c, &format!("pip install anndata=={version}"))?;
-    }
-    Ok(py)
+    let anndata = format!("anndata=={version}");
+    let packages: Vec<&str> = std::iter::once(anndata.as_str())
+        .chain(pins.iter().copied())
+        .collect();
+    ensure_venv(
+        &format!("scssl-venv-anndata-{version}"),
+        &format!("import anndata; assert anndata.__version__ == '{version}'"),
+        &packages,
+    )
 }
 
 /// scvi-tools 1.1.6 with the pins its imports need today (numpyro, jax, anndata and pandas of
@@ -102,26 +96,12 @@ const SCVI_TOOLS: &[&str] = &[
 
 /// A venv `~/.cache/scssl-venv-scvi` holding scvi-tools (for the scVI goldens).
 pub(crate) fn scvi_venv() -> Result<PathBuf> {
-    let venv = cache_dir().join("scssl-venv-scvi");
-    let py = venv.join("bin/python");
-    let has = Command::new(&py)
-        // pandas too: a venv made before its pin has pandas 3, which anndata 0.10 cannot write
-        .args([
-            "-c",
-            "import scvi, pandas; assert scvi.__version__ == '1.1.6' and pandas.__version__ == '2.2.3'",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        println!("creating {} (scvi-tools 1.1.6 from PyPI)…", venv.display());
-        let mut c = Command::new("python3");
-        c.args(["-m", "venv"]).arg(&venv);
-        run_status(c, "python3 -m venv")?;
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--quiet"]).args(SCVI_TOOLS);
-        run_status(c, "pip install scvi-tools==1.1.6")?;
-    }
-    Ok(py)
+    // pandas too: a venv made before its pin has pandas 3, which anndata 0.10 cannot write
+    ensure_venv(
+        "scssl-venv-scvi",
+        "import scvi, pandas; assert scvi.__version__ == '1.1.6' and pandas.__version__ == '2.2.3'",
+        SCVI_TOOLS,
+    )
 }
 
 pub(crate) fn run() -> Result {
@@ -201,40 +181,18 @@ pub(crate) fn run() -> Result {
 /// The venv of the Python package's tests (`~/.cache/scssl-venv-py`): maturin, pytest and what
 /// the tests import, from PyPI; created or repaired on first use.
 fn package_venv() -> Result<PathBuf> {
-    let venv = cache_dir().join("scssl-venv-py");
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        println!(
-            "creating Python venv {} (maturin, pytest, numpy, pandas, anndata, matplotlib from PyPI)…",
-            venv.display()
-        );
-        let mut c = Command::new("python3");
-        c.args(["-m", "venv"]).arg(&venv);
-        run_status(c, "python3 -m venv")?;
-    }
-    let ready = Command::new(&py)
-        .args([
-            "-c",
-            "import maturin, pytest, numpy, pandas, anndata, matplotlib",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ready {
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--quiet"]).args([
+    ensure_venv(
+        "scssl-venv-py",
+        "import maturin, pytest, numpy, pandas, anndata, matplotlib",
+        &[
             "maturin>=1.7,<2",
             "pytest>=7",
             "numpy",
             "pandas",
             "anndata>=0.10",
             "matplotlib",
-        ]);
-        run_status(
-            c,
-            "pip install maturin pytest numpy pandas anndata matplotlib",
-        )?;
-    }
-    Ok(py)
+        ],
+    )
 }
 
 /// Builds the `scssl` Python package (scssl-py) as a wheel with maturin (`release`: optimised,

@@ -85,6 +85,21 @@ pub(crate) fn field(json: &str, key: &str) -> Option<f64> {
     rest[..end].trim().parse().ok()
 }
 
+/// `--sizes A,B,…` (cell counts; `default` when absent) and `--python-max N` (the largest size
+/// the Python side runs at; all when absent).
+pub(crate) fn sizes_and_python_max(args: &[String], default: &str) -> Result<(Vec<usize>, usize)> {
+    let sizes = crate::arg_value(args, "--sizes")
+        .unwrap_or_else(|| default.into())
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("bad size {s}")))
+        .collect::<Result<_>>()?;
+    let py_max = crate::arg_value(args, "--python-max")
+        .map(|s| s.parse().map_err(|_| "--python-max needs a number"))
+        .transpose()?
+        .unwrap_or(usize::MAX);
+    Ok((sizes, py_max))
+}
+
 pub fn run(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         Some("data") => data(&args[1..]),
@@ -496,15 +511,7 @@ fn train_scvi(cells: usize) -> Result {
 
 /// The whole metric set, ours and scib-metrics', on the same simulated embeddings.
 fn metrics(args: &[String]) -> Result {
-    let sizes: Vec<usize> = crate::arg_value(args, "--sizes")
-        .unwrap_or_else(|| "10000,50000,100000".into())
-        .split(',')
-        .map(|s| s.trim().parse().map_err(|_| format!("bad size {s}")))
-        .collect::<Result<_>>()?;
-    let py_max: usize = crate::arg_value(args, "--python-max")
-        .map(|s| s.parse().map_err(|_| "--python-max needs a number"))
-        .transpose()?
-        .unwrap_or(usize::MAX);
+    let (sizes, py_max) = sizes_and_python_max(args, "10000,50000,100000")?;
     let scssl = scssl_release()?;
     let py = venv_python()?;
     ensure_module(&py, "scib_metrics", "scib-metrics<0.6")?;

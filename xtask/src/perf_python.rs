@@ -1,4 +1,4 @@
-//! `cargo xtask perf python`: the `Benchmarker` with scSSL-Bench's metric set, scssl's Python
+//! `cargo xtask perf python`: the `Benchmarker` with the same metric set on both sides, scssl's Python
 //! package against scib-metrics', on the same simulated embeddings, in one run.
 
 use std::process::Command;
@@ -9,15 +9,7 @@ use crate::{Result, root};
 /// Runs both sides at each size (`--sizes 10000,100000`; scib-metrics only up to
 /// `--python-max`) and prints wall time, peak memory and the speed-up.
 pub fn run(args: &[String]) -> Result {
-    let sizes: Vec<usize> = crate::arg_value(args, "--sizes")
-        .unwrap_or_else(|| "10000,100000".into())
-        .split(',')
-        .map(|s| s.trim().parse().map_err(|_| format!("bad size {s}")))
-        .collect::<Result<_>>()?;
-    let py_max: usize = crate::arg_value(args, "--python-max")
-        .map(|s| s.parse().map_err(|_| "--python-max needs a number"))
-        .transpose()?
-        .unwrap_or(usize::MAX);
+    let (sizes, py_max) = crate::perf::sizes_and_python_max(args, "10000,100000")?;
     // ours: the release wheel in the package's venv
     let ours_py = crate::fixtures::python_package(true)?;
     // theirs: scib-metrics in the conformance venv
@@ -26,7 +18,7 @@ pub fn run(args: &[String]) -> Result {
     let script = root().join("conformance/perf_python.py");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "\nperf python: Benchmarker, scSSL-Bench's metric set (Leiden NMI/ARI, batch silhouette), 30-dim simulated embedding, 10 cell types, 4 batches, {cores} cores; JAX compilation excluded (untimed warm-up)"
+        "\nperf python: Benchmarker, the same metrics on both sides (scSSL-Bench's bio set with Leiden NMI/ARI; BRAS, iLISI, kBET, graph connectivity, PCR), 30-dim simulated embedding, 10 cell types, 4 batches, {cores} cores; JAX compilation excluded (untimed warm-up)"
     );
     println!(
         "| cells | scssl s | scib-metrics s | speed-up | scssl peak MB | scib-metrics peak MB | Total (scssl / scib-metrics) |"

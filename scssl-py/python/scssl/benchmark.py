@@ -1,12 +1,12 @@
 """scib-metrics' ``Benchmarker`` (``scib_metrics.benchmark``), computed by scssl-metrics.
 
 The constructor, ``prepare``, ``benchmark``, ``get_results`` and ``plot_results_table`` take the
-same arguments and return the same shapes as scib-metrics 0.6's; the defaults of
-``BioConservation`` and ``BatchCorrection`` are 0.6's (k-means NMI/ARI instead of Leiden, BRAS
-instead of the batch silhouette). scib-metrics 0.5's defaults are
-``BioConservation(nmi_ari_cluster_labels_leiden=False, nmi_ari_cluster_labels_kmeans=True)``
-with ``BatchCorrection(silhouette_batch=True, bras=False)``; scSSL-Bench's set is
-``scssl.benchmark.SCSSL_BENCH_BIO`` and ``SCSSL_BENCH_BATCH``.
+same arguments and return the same shapes as scib-metrics 0.6's, and ``BioConservation`` and
+``BatchCorrection`` have its defaults (k-means NMI/ARI rather than Leiden, BRAS as the batch
+silhouette; scib-metrics 0.5.10's Benchmarker has the same defaults). ``BatchCorrection``
+also has ``silhouette_batch``, the batch silhouette that scSSL-Bench reports (and that
+scib-metrics' Benchmarker used before BRAS); scSSL-Bench's whole set is
+``scssl.benchmark.SCSSL_BENCH_BIO`` with ``SCSSL_BENCH_BATCH``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core, _metrics
-from ._inputs import embedding
+from ._inputs import codes, embedding
 from .nearest_neighbors import NeighborsResults, nndescent
 
 Kwargs = dict[str, Any]
@@ -47,7 +47,8 @@ class BioConservation:
 @dataclass(frozen=True)
 class BatchCorrection:
     """Batch-correction metrics to run: ``True``/``False``, or a dict of keyword arguments.
-    ``silhouette_batch`` is scib-metrics 0.5's (and scSSL-Bench's) batch silhouette."""
+    ``silhouette_batch`` is scSSL-Bench's batch silhouette (off by default, as in
+    scib-metrics, whose Benchmarker uses BRAS)."""
 
     bras: MetricType = True
     silhouette_batch: MetricType = False
@@ -77,6 +78,8 @@ _CALLS: dict[str, Callable] = {
     "kbet_per_label": lambda e, f: f(e.nn[50], e.batch, e.labels),
 }
 _FUNCTIONS: dict[str, Callable] = {name: getattr(_metrics, name) for name in _CALLS}
+# each metric's result keys, from the registry
+_REGISTRY: dict[str, list[str]] = {spec["key"]: [r[0] for r in spec["results"]] for spec in _core.registry()}
 
 
 @dataclass
@@ -198,22 +201,39 @@ class Benchmarker:
             self.prepare()
         for key in _progress(self._embedding_obsm_keys, "Embeddings", self._progress_bar):
             e = self._emb[key]
-            for metric_type, collection in self._metric_collection_dict.items():
-                for name, use in asdict(collection).items():
-                    if not use:
-                        continue
-                    fn = _FUNCTIONS[name]
-                    if isinstance(use, dict):
-                        fn = (lambda f, kw: (lambda *a, **k: f(*a, **{**kw, **k})))(fn, use)
-                    value = _CALLS[name](e, fn)
-                    if isinstance(value, dict):
-                        for sub, v in value.items():
-                            self._results.loc[f"{name}_{sub}", key] = v
-                            self._results.loc[f"{name}_{sub}", _METRIC_TYPE] = metric_type
+            chosen = [(metric_type, name, use)
+                      for metric_type, collection in self._metric_collection_dict.items()
+                      for name, use in asdict(collection).items() if use]
+            # the metrics with default settings in one call: one neighbour table, the label
+            # silhouettes computed once, the metrics run concurrently
+            shared = [name for _, name, use in chosen if use is True]
+            values = {}
+            if shared:
+                n = e.X.shape[0]
+                idx, dist = e.nn[max(self._neighbor_values)]._arrays()
+                values, _ = _core.evaluate(e.X, codes(e.labels, "labels", n), codes(e.batch, "batch", n),
+                                           shared, e.X_pre, idx, dist, 0)
+            for metric_type, name, use in chosen:
+                if use is True:
+                    spec = _REGISTRY[name]
+                    if len(spec) == 1:
+                        self._set(name, key, values[spec[0]], metric_type)
                     else:
-                        self._results.loc[name, key] = value
-                        self._results.loc[name, _METRIC_TYPE] = metric_type
+                        for result_key in spec:
+                            self._set(result_key, key, values[result_key], metric_type)
+                    continue
+                fn = (lambda f, kw: (lambda *a, **k: f(*a, **{**kw, **k})))(_FUNCTIONS[name], use)
+                value = _CALLS[name](e, fn)
+                if isinstance(value, dict):
+                    for sub, v in value.items():
+                        self._set(f"{name}_{sub}", key, v, metric_type)
+                else:
+                    self._set(name, key, value, metric_type)
         self._benchmarked = True
+
+    def _set(self, row: str, embedding_key: str, value, metric_type: str) -> None:
+        self._results.loc[row, embedding_key] = np.nan if value is None else float(value)
+        self._results.loc[row, _METRIC_TYPE] = metric_type
 
     def get_results(self, min_max_scale: bool = False, clean_names: bool = True) -> pd.DataFrame:
         """The results table: one row per embedding, one column per metric, the aggregates
