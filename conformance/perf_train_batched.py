@@ -7,7 +7,11 @@ optimiser are those of perf_train.py (Linear(G,128)-BN-ReLU-Linear(128,64)-BN, a
 projection head, Adam(lr 1e-4, weight_decay 1e-6)); batch 256, shuffled, drop_last.
 
     python perf_train_batched.py INPUT {simclr,vicreg} [--device cpu|cuda] [--epochs N]
-                                 [--threads N] [--embed-out OUT.f32]
+                                 [--threads N] [--embed-out OUT.f32] [--masks exact|bernoulli]
+
+``--masks exact`` (default) draws gene subsets of exactly the reference's size (the smallest k
+of G uniform keys per cell); ``bernoulli`` draws each gene independently with that share, the
+cheaper draw a user would write on a CPU (the same expected size, not the same exact one).
 
 INPUT is a .f32 file of cells × genes little-endian floats (`scssl perf-step export-x`,
 the shape in INPUT.json) or an .h5ad (needs anndata). Prints one JSON line: seconds and
@@ -30,6 +34,7 @@ ap.add_argument("--device", default="cpu")
 ap.add_argument("--epochs", type=int, default=1)
 ap.add_argument("--threads", type=int, default=0)
 ap.add_argument("--embed-out")
+ap.add_argument("--masks", choices=["exact", "bernoulli"], default="exact")
 args = ap.parse_args()
 if args.threads > 0:
     torch.set_num_threads(args.threads)
@@ -56,6 +61,9 @@ def coin(b):
 
 
 def top_fraction(b, k):
+    if args.masks == "bernoulli":
+        # each gene independently, with probability k / G
+        return torch.rand(b, G, device=dev) < (k / G)
     # per row, a uniformly random set of k genes (the k smallest of G uniform keys)
     keys = torch.rand(b, G, device=dev)
     idx = keys.topk(k, dim=1, largest=False).indices
@@ -150,7 +158,8 @@ out = {"seconds": secs, "cells_per_second": cells * args.epochs / secs,
        "best_epoch_seconds": min(epoch_seconds),
        "best_cells_per_second": cells / min(epoch_seconds),
        "epoch_seconds": epoch_seconds, "loss": float(last), "method": args.method,
-       "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads()}
+       "device": str(dev), "masks": args.masks, "torch": torch.__version__,
+       "threads": torch.get_num_threads()}
 if dev.type == "cuda":
     out["gpu"] = torch.cuda.get_device_name(dev)
 if args.embed_out:

@@ -388,12 +388,12 @@ fn train(args: &[String]) -> Result {
         measure(c, "perf_train.py")
     };
     // the best loop a user would write: views made on whole mini-batches with tensor ops
-    let batched = |method: &str| -> Result<Measured> {
+    let batched = |method: &str, masks: &str| -> Result<Measured> {
         let mut c = Command::new(&py);
         c.arg(root().join("conformance/perf_train_batched.py"))
             .arg(&pp)
             .arg(method)
-            .args(["--threads", &cores.to_string()])
+            .args(["--threads", &cores.to_string(), "--masks", masks])
             .env("OMP_WAIT_POLICY", "PASSIVE");
         measure(c, "perf_train_batched.py")
     };
@@ -401,8 +401,10 @@ fn train(args: &[String]) -> Result {
     let ours_vicreg = ours_of("vicreg")?;
     let torch = reference("torch")?;
     let lightly = reference("lightly")?;
-    let batched_simclr = batched("simclr")?;
-    let batched_vicreg = batched("vicreg")?;
+    let batched_simclr = batched("simclr", "exact")?;
+    let batched_vicreg = batched("vicreg", "exact")?;
+    let bernoulli_simclr = batched("simclr", "bernoulli")?;
+    let bernoulli_vicreg = batched("vicreg", "bernoulli")?;
     println!(
         "\nperf train: one epoch, {cells} simulated cells × 2,000 genes (log-normalised), batch 256, `clear` views as the reference ran them, {cores} cores"
     );
@@ -427,11 +429,23 @@ fn train(args: &[String]) -> Result {
             &batched_simclr,
             &ours,
         ),
+        (
+            "SimCLR",
+            "PyTorch, batched views with Bernoulli masks (expected, not exact, subset sizes)",
+            &bernoulli_simclr,
+            &ours,
+        ),
         ("SimCLR", "scssl (burn, CPU)", &ours, &ours),
         (
             "VICReg",
             "PyTorch, views batched on tensors (perf_train_batched.py)",
             &batched_vicreg,
+            &ours_vicreg,
+        ),
+        (
+            "VICReg",
+            "PyTorch, batched views with Bernoulli masks (expected, not exact, subset sizes)",
+            &bernoulli_vicreg,
             &ours_vicreg,
         ),
         ("VICReg", "scssl (burn, CPU)", &ours_vicreg, &ours_vicreg),
