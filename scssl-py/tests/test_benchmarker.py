@@ -123,3 +123,43 @@ def test_bad_input_raises_python_errors_with_our_messages():
     bm = Benchmarker(adata, "batch", "cell_type", ["scVI"], progress_bar=False)
     with pytest.raises(ValueError, match="row 5, column 1"):
         bm.benchmark()
+
+
+def test_the_table_equals_scib_metrics_own_benchmarker():
+    """scib-metrics 0.5.10's Benchmarker on the same AnnData and metric set
+    (conformance/make_benchmarker_fixtures.py): same rows, columns, kinds and values."""
+    golden = json.loads((FIXTURES / "benchmarker_golden.json").read_text())
+    adata, _ = fixture_adata(golden["case"])
+    bm = Benchmarker(adata, "batch", "cell_type", golden["embeddings"],
+                     bio_conservation_metrics=BioConservation(nmi_ari_cluster_labels_leiden=True,
+                                                              nmi_ari_cluster_labels_kmeans=True),
+                     batch_correction_metrics=BatchCorrection(),
+                     pre_integrated_embedding_obsm_key="X_pre", progress_bar=False)
+    bm.benchmark()
+    raw = bm.get_results(clean_names=False)
+    want = golden["raw"]
+    assert list(raw.index) == list(want)
+    assert list(raw.columns) == list(want["Metric Type"])
+    tolerance = {"nmi_ari_cluster_labels_leiden_nmi": 0.02, "nmi_ari_cluster_labels_leiden_ari": 0.02,
+                 "nmi_ari_cluster_labels_kmeans_nmi": 0.02, "nmi_ari_cluster_labels_kmeans_ari": 0.02,
+                 "kbet_per_label": 0.03}
+    for emb in golden["embeddings"]:
+        for col, v in want[emb].items():
+            assert raw.loc[emb, col] == pytest.approx(v, abs=tolerance.get(col, 1e-3)), (emb, col)
+    for col, kind in want["Metric Type"].items():
+        assert raw.loc["Metric Type", col] == kind
+    # min–max scaling maps a column's two values to 0 and 1: compared where the embeddings
+    # really differ (a column equal to 1e-4 scales to 0 or 1 on rounding alone)
+    scaled = bm.get_results(min_max_scale=True)
+    from scssl.benchmark import metric_name_cleaner
+    compared = 0
+    for key, clean in metric_name_cleaner.items():
+        if key not in want["Metric Type"]:
+            continue
+        spread = abs(want["scVI"][key] - want["Unintegrated"][key])
+        if spread < 0.05:
+            continue
+        compared += 1
+        for emb in golden["embeddings"]:
+            assert scaled.loc[emb, clean] == pytest.approx(golden["clean_scaled"][emb][clean], abs=1e-6)
+    assert compared >= 4  # BRAS, iLISI, kBET, PCR

@@ -57,6 +57,17 @@ pub(crate) fn venv_python() -> Result<PathBuf> {
     )
 }
 
+/// The scib-metrics venv `~/.cache/scssl-venv-scib` (scib-metrics 0.5, the newest for Python
+/// 3.11, with anndata): its own, since lightly (in the conformance venv, for `perf train`)
+/// pins numpy < 2, which breaks scib-metrics' JAX.
+pub(crate) fn scib_venv() -> Result<PathBuf> {
+    ensure_venv(
+        "scssl-venv-scib",
+        "import scib_metrics, anndata, pynndescent, numpy; assert numpy.__version__ >= '2'",
+        &["scib-metrics<0.6", "anndata", "pynndescent", "numpy>=2"],
+    )
+}
+
 /// anndata releases (with the pins they need) that `cargo xtask fixtures` also checks our
 /// files in.
 const OLDER_ANNDATA: &[(&str, &[&str])] = &[
@@ -110,6 +121,14 @@ pub(crate) fn run() -> Result {
     c.arg(root().join("conformance/make_scvi_fixtures.py"))
         .current_dir(root());
     run_status(c, "conformance/make_scvi_fixtures.py")?;
+    // scib-metrics' values: every metric, and its own Benchmarker's table
+    let scib_py = scib_venv()?;
+    for script in ["make_metric_fixtures.py", "make_benchmarker_fixtures.py"] {
+        let mut c = Command::new(&scib_py);
+        c.arg(root().join("conformance").join(script))
+            .current_dir(root());
+        run_status(c, &format!("conformance/{script}"))?;
+    }
     let py = venv_python()?;
     let mut c = Command::new(&py);
     c.arg(root().join("conformance/make_data_fixtures.py"))

@@ -527,8 +527,7 @@ fn train_scvi(cells: usize) -> Result {
 fn metrics(args: &[String]) -> Result {
     let (sizes, py_max) = sizes_and_python_max(args, "10000,50000,100000")?;
     let scssl = scssl_release()?;
-    let py = venv_python()?;
-    ensure_module(&py, "scib_metrics", "scib-metrics<0.6")?;
+    let py = crate::fixtures::scib_venv()?;
     let mut first = true;
     for n in sizes {
         let dir = root().join(format!("results/perf-metrics/n{n}"));

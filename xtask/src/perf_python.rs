@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::perf::{ensure_module, field, measure};
+use crate::perf::{field, measure};
 use crate::{Result, root};
 
 /// Runs both sides at each size (`--sizes 10000,100000`; scib-metrics only up to
@@ -12,9 +12,8 @@ pub fn run(args: &[String]) -> Result {
     let (sizes, py_max) = crate::perf::sizes_and_python_max(args, "10000,100000")?;
     // ours: the release wheel in the package's venv
     let ours_py = crate::fixtures::python_package(true)?;
-    // theirs: scib-metrics in the conformance venv
-    let scib_py = crate::fixtures::venv_python()?;
-    ensure_module(&scib_py, "scib_metrics", "scib-metrics<0.6")?;
+    // theirs: scib-metrics in its own venv
+    let scib_py = crate::fixtures::scib_venv()?;
     let script = root().join("conformance/perf_python.py");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
