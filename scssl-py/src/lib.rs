@@ -48,6 +48,20 @@ fn check_finite(x: ArrayView2<'_, f32>, what: &str) -> PyResult<()> {
     }
 }
 
+/// Runs `f` on an embedding (checked finite) and its label and batch codes, with the GIL
+/// released; a metric error becomes a `ValueError`.
+fn on_embedding_labels_batches<T: Send>(
+    py: Python<'_>,
+    x: &Matrix<'_>,
+    labels: &Codes<'_>,
+    batches: &Codes<'_>,
+    f: impl FnOnce(ArrayView2<'_, f32>, &[u32], &[u32]) -> scssl_metrics::Result<T> + Send,
+) -> PyResult<T> {
+    let (x, labels, batches) = (view(x), codes(labels), codes(batches));
+    check_finite(x, "X")?;
+    py.detach(|| f(x, &labels, &batches)).map_err(value_error)
+}
+
 /// Label silhouette, rescaled to [0, 1] (scib-metrics' `silhouette_label`, `rescale=True`).
 #[pyfunction]
 fn silhouette_label(py: Python<'_>, x: Matrix<'_>, labels: Codes<'_>) -> PyResult<f64> {
@@ -65,10 +79,9 @@ fn isolated_labels(
     labels: Codes<'_>,
     batches: Codes<'_>,
 ) -> PyResult<f64> {
-    let (x, labels, batches) = (view(&x), codes(&labels), codes(&batches));
-    check_finite(x, "X")?;
-    py.detach(|| scssl_metrics::silhouette::isolated_labels(x, &labels, &batches, None))
-        .map_err(value_error)
+    on_embedding_labels_batches(py, &x, &labels, &batches, |x, labels, batches| {
+        scssl_metrics::silhouette::isolated_labels(x, labels, batches, None)
+    })
 }
 
 /// Batch silhouette per label (scib-metrics' `silhouette_batch`, `rescale=True`); `None` where
@@ -80,10 +93,9 @@ fn silhouette_batch(
     labels: Codes<'_>,
     batches: Codes<'_>,
 ) -> PyResult<Option<f64>> {
-    let (x, labels, batches) = (view(&x), codes(&labels), codes(&batches));
-    check_finite(x, "X")?;
-    py.detach(|| scssl_metrics::silhouette::silhouette_batch(x, &labels, &batches))
-        .map_err(value_error)
+    on_embedding_labels_batches(py, &x, &labels, &batches, |x, labels, batches| {
+        scssl_metrics::silhouette::silhouette_batch(x, labels, batches)
+    })
 }
 
 /// BRAS: the cosine, mean-other batch silhouette of scib-metrics 0.6 (`bras`).
@@ -94,10 +106,9 @@ fn bras(
     labels: Codes<'_>,
     batches: Codes<'_>,
 ) -> PyResult<Option<f64>> {
-    let (x, labels, batches) = (view(&x), codes(&labels), codes(&batches));
-    check_finite(x, "X")?;
-    py.detach(|| scssl_metrics::silhouette::bras(x, &labels, &batches))
-        .map_err(value_error)
+    on_embedding_labels_batches(py, &x, &labels, &batches, |x, labels, batches| {
+        scssl_metrics::silhouette::bras(x, labels, batches)
+    })
 }
 
 /// Leiden NMI/ARI: with `resolution` None the sweep 0.2…2.0 (scib-metrics'
