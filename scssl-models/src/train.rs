@@ -219,12 +219,13 @@ fn modality_tensors<B: AutodiffBackend>(
 /// Checks the caller's mini-batch against what the method asked for and makes tensors of it.
 fn step_inputs<B: AutodiffBackend>(
     batch: crate::methods::MiniBatch,
+    cells: &[usize],
     needs: &BatchNeeds,
     dims: &[usize],
-    n: usize,
     device: &B::Device,
     epoch: usize,
 ) -> Result<StepInputs<B>> {
+    let n = cells.len();
     if batch.views.len() != needs.views {
         return Err(views_error(
             epoch,
@@ -272,6 +273,7 @@ fn step_inputs<B: AutodiffBackend>(
         }
     };
     Ok(StepInputs {
+        cells: cells.to_vec(),
         views,
         features,
         counts,
@@ -360,8 +362,7 @@ fn validate<B: AutodiffBackend, O: Objective<B>>(
             needs,
         })
         .map_err(|message| views_error(epoch, message))?;
-        let inputs =
-            step_inputs::<B>(batch, &needs, &model.input_dims, cells.len(), device, epoch)?;
+        let inputs = step_inputs::<B>(batch, cells, &needs, &model.input_dims, device, epoch)?;
         // its own noise stream: validation never shares seeds with a training step
         let context = StepContext {
             epoch,
@@ -380,6 +381,13 @@ fn validate<B: AutodiffBackend, O: Objective<B>>(
         });
     }
     Ok(mean)
+}
+
+/// Mini-batches per epoch over `n` cells: the full batches, and a last short one when it has
+/// at least `min_last` cells.
+fn steps_per_epoch(n: usize, batch_size: usize, min_last: Option<usize>) -> usize {
+    let rest = n % batch_size;
+    n / batch_size + usize::from(min_last.is_some_and(|m| rest > 0 && rest >= m))
 }
 
 /// Trains objective `O` on `n_cells` cells. `source` is called once per step with the batch's
@@ -417,14 +425,13 @@ where
     }
     let (mut objective, mut net) = O::init(model, train, device)?;
     let mut opt = Opt::<B, O::Network>::new(train, plan.adam_epsilon);
-    let full = n_train / train.batch_size;
-    let rest = n_train % train.batch_size;
-    let keep_last = plan.min_last_batch.is_some_and(|m| rest > 0 && rest >= m);
-    let steps = full + usize::from(keep_last);
+    let mut steps = steps_per_epoch(n_train, train.batch_size, plan.min_last_batch);
     let mut history = TrainHistory::default();
     let started = Instant::now();
     let mut order = plan.train_cells.clone();
     let mut global_step: u64 = 0;
+    // the per-step schedules' horizon (recomputed when an objective replaces its cells)
+    let mut total_steps: u64 = 0;
     let mut monitor = Monitor::default();
     tracing::info!(
         method = %model.method,
@@ -436,7 +443,31 @@ where
     );
     for epoch in 0..plan.epochs {
         let epoch_start = Instant::now();
-        let lr = train.schedule.lr(train.lr, epoch, plan.epochs) * monitor.lr_factor;
+        let mut replaced = false;
+        if let Some(cells) = objective.before_epoch(&mut net, epoch)? {
+            if cells.len() < train.batch_size {
+                return Err(crate::error::invalid(
+                    "training.batch_size",
+                    format!(
+                        "{} is larger than the {} cells trained on from epoch {epoch}",
+                        train.batch_size,
+                        cells.len()
+                    ),
+                ));
+            }
+            tracing::info!(epoch, cells = cells.len(), "training cells replaced");
+            steps = steps_per_epoch(cells.len(), train.batch_size, plan.min_last_batch);
+            order = cells;
+            replaced = true;
+        }
+        let n_train = order.len();
+        if epoch == 0 || replaced {
+            total_steps = global_step + (steps * (plan.epochs - epoch)) as u64;
+        }
+        let lr = train
+            .schedule
+            .lr_at(train.lr, epoch, plan.epochs, global_step, total_steps)
+            * monitor.lr_factor;
         let momentum = objective.start_epoch(epoch, plan.epochs);
         let mut shuffle = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(1 + epoch as u64));
         order.shuffle(&mut shuffle);
@@ -453,8 +484,7 @@ where
                 needs,
             })
             .map_err(|message| views_error(epoch, message))?;
-            let inputs =
-                step_inputs::<B>(batch, &needs, &model.input_dims, cells.len(), device, epoch)?;
+            let inputs = step_inputs::<B>(batch, cells, &needs, &model.input_dims, device, epoch)?;
             let context = StepContext {
                 epoch,
                 step,
@@ -470,7 +500,15 @@ where
             if let Some(max_norm) = train.gradient_clip {
                 clip_global_norm(&net, &mut grads, max_norm);
             }
-            net = opt.step(lr, net, grads);
+            let step_lr = if train.schedule.per_step() {
+                train
+                    .schedule
+                    .lr_at(train.lr, epoch, plan.epochs, global_step, total_steps)
+                    * monitor.lr_factor
+            } else {
+                lr
+            };
+            net = opt.step(step_lr, net, grads);
             loss_sum += value;
             history.step_losses.push(value);
             global_step += 1;

@@ -15,8 +15,9 @@ pub enum OptimizerKind {
     AdamW,
 }
 
-/// Learning-rate schedule, evaluated once per epoch. Written as its name
-/// (`step`, `step:2:0.9`, `constant`, `cosine`, `cosine:1e-6`; [`LrSchedule::parse`]).
+/// Learning-rate schedule. Written as its name (`step`, `step:2:0.9`, `constant`, `cosine`,
+/// `cosine:1e-6`, `warmup_cosine:2000`, `polynomial:900:0.01`; [`LrSchedule::parse`]). The
+/// first three are evaluated once per epoch, the last two at every optimiser step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LrSchedule {
     /// The same rate every epoch (what the reference's README promises).
@@ -33,6 +34,20 @@ pub enum LrSchedule {
         /// Final learning rate.
         min_lr: f64,
     },
+    /// Per step: linear warm-up from 0 over `warmup_steps`, then cosine decay to 0 at the last
+    /// step (Hugging Face's `get_cosine_schedule_with_warmup`, as scCLIP steps it).
+    WarmupCosine {
+        /// Steps of linear warm-up.
+        warmup_steps: usize,
+    },
+    /// Per step: linear decay from the base rate to `end_factor`·base over `decay_steps`
+    /// steps, then constant (Keras' `PolynomialDecay` with power 1, as Concerto uses it).
+    Polynomial {
+        /// Steps over which the rate decays.
+        decay_steps: usize,
+        /// Final rate as a share of the base rate.
+        end_factor: f64,
+    },
 }
 
 impl Default for LrSchedule {
@@ -45,9 +60,55 @@ impl Default for LrSchedule {
 }
 
 impl LrSchedule {
-    /// Learning rate for `epoch` of `epochs` given the base rate.
+    /// Whether the rate changes at every optimiser step rather than once per epoch.
+    pub fn per_step(&self) -> bool {
+        matches!(
+            self,
+            LrSchedule::WarmupCosine { .. } | LrSchedule::Polynomial { .. }
+        )
+    }
+
+    /// Learning rate at optimiser step `step` (0-based) of `total_steps`, given the base rate
+    /// (per-step schedules; the per-epoch ones read `epoch` of `epochs`).
+    pub fn lr_at(
+        &self,
+        base: f64,
+        epoch: usize,
+        epochs: usize,
+        step: u64,
+        total_steps: u64,
+    ) -> f64 {
+        match *self {
+            LrSchedule::WarmupCosine { warmup_steps } => {
+                let w = warmup_steps as f64;
+                let s = step as f64;
+                if s < w {
+                    return base * s / w.max(1.0);
+                }
+                let span = (total_steps as f64 - w).max(1.0);
+                let progress = ((s - w) / span).min(1.0);
+                base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()).max(0.0)
+            }
+            LrSchedule::Polynomial {
+                decay_steps,
+                end_factor,
+            } => {
+                let t = (step as f64).min(decay_steps as f64) / (decay_steps.max(1) as f64);
+                let end = base * end_factor;
+                (base - end) * (1.0 - t) + end
+            }
+            _ => self.lr(base, epoch, epochs),
+        }
+    }
+
+    /// Learning rate for `epoch` of `epochs` given the base rate (the per-step schedules give
+    /// their rate at the epoch's first step assuming one step per epoch; the trainer calls
+    /// [`LrSchedule::lr_at`] for them).
     pub fn lr(&self, base: f64, epoch: usize, epochs: usize) -> f64 {
         match *self {
+            LrSchedule::WarmupCosine { .. } | LrSchedule::Polynomial { .. } => {
+                self.lr_at(base, epoch, epochs, epoch as u64, epochs as u64)
+            }
             LrSchedule::Constant => base,
             LrSchedule::Step { step_size, gamma } => {
                 base * gamma.powi((epoch / step_size.max(1)) as i32)
@@ -73,7 +134,7 @@ impl LrSchedule {
             invalid(
                 "training.schedule",
                 format!(
-                    "unknown schedule {name:?}; expected constant, step, step:STEP_SIZE:GAMMA, cosine or cosine:MIN_LR"
+                    "unknown schedule {name:?}; expected constant, step, step:STEP_SIZE:GAMMA, cosine, cosine:MIN_LR, warmup_cosine:WARMUP_STEPS or polynomial:DECAY_STEPS:END_FACTOR"
                 ),
             )
         };
@@ -88,6 +149,13 @@ impl LrSchedule {
             ("cosine", []) => Ok(LrSchedule::Cosine { min_lr: 0.0 }),
             ("cosine", [min_lr]) => Ok(LrSchedule::Cosine {
                 min_lr: num(min_lr)?,
+            }),
+            ("warmup_cosine", [w]) => Ok(LrSchedule::WarmupCosine {
+                warmup_steps: w.parse().map_err(|_| bad())?,
+            }),
+            ("polynomial", [steps, end]) => Ok(LrSchedule::Polynomial {
+                decay_steps: steps.parse().map_err(|_| bad())?,
+                end_factor: num(end)?,
             }),
             _ => Err(bad()),
         }
@@ -104,6 +172,11 @@ impl std::fmt::Display for LrSchedule {
             LrSchedule::Step { step_size, gamma } => write!(f, "step:{step_size}:{gamma}"),
             LrSchedule::Cosine { min_lr: 0.0 } => f.write_str("cosine"),
             LrSchedule::Cosine { min_lr } => write!(f, "cosine:{min_lr}"),
+            LrSchedule::WarmupCosine { warmup_steps } => write!(f, "warmup_cosine:{warmup_steps}"),
+            LrSchedule::Polynomial {
+                decay_steps,
+                end_factor,
+            } => write!(f, "polynomial:{decay_steps}:{end_factor}"),
         }
     }
 }
@@ -241,7 +314,24 @@ impl TrainConfig {
                     ));
                 }
             }
-            LrSchedule::Constant => {}
+            LrSchedule::Polynomial {
+                decay_steps,
+                end_factor,
+            } => {
+                if decay_steps == 0 {
+                    return Err(invalid(
+                        "training.schedule.decay_steps",
+                        "must be at least 1",
+                    ));
+                }
+                if !(0.0..=1.0).contains(&end_factor) {
+                    return Err(invalid(
+                        "training.schedule.end_factor",
+                        "expected a share of the base rate in [0, 1]",
+                    ));
+                }
+            }
+            LrSchedule::WarmupCosine { .. } | LrSchedule::Constant => {}
         }
         Ok(())
     }
@@ -258,4 +348,43 @@ pub fn momentum_at(base: f64, epoch: usize, epochs: usize) -> f64 {
     }
     let t = epoch as f64 / (epochs - 1) as f64;
     1.0 - (1.0 - base) * ((std::f64::consts::PI * t).cos() + 1.0) / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_step_schedules_follow_hugging_face_and_keras() {
+        let w = LrSchedule::WarmupCosine { warmup_steps: 10 };
+        // get_cosine_schedule_with_warmup(num_warmup_steps=10, num_training_steps=110)
+        assert_eq!(w.lr_at(1.0, 0, 1, 0, 110), 0.0);
+        assert!((w.lr_at(1.0, 0, 1, 5, 110) - 0.5).abs() < 1e-12);
+        assert!((w.lr_at(1.0, 0, 1, 10, 110) - 1.0).abs() < 1e-12);
+        assert!((w.lr_at(1.0, 0, 1, 60, 110) - 0.5).abs() < 1e-12);
+        assert!(w.lr_at(1.0, 0, 1, 110, 110).abs() < 1e-12);
+        // PolynomialDecay(1.0, decay_steps=100, end_learning_rate=0.01, power=1)
+        let p = LrSchedule::Polynomial {
+            decay_steps: 100,
+            end_factor: 0.01,
+        };
+        assert!((p.lr_at(1.0, 0, 1, 0, 500) - 1.0).abs() < 1e-12);
+        assert!((p.lr_at(1.0, 0, 1, 50, 500) - 0.505).abs() < 1e-12);
+        assert!((p.lr_at(1.0, 0, 1, 400, 500) - 0.01).abs() < 1e-12);
+        assert!(p.per_step() && w.per_step() && !LrSchedule::Constant.per_step());
+        for s in [w, p] {
+            assert_eq!(LrSchedule::parse(&s.to_string()).unwrap(), s);
+        }
+        assert!(
+            TrainConfig {
+                schedule: LrSchedule::Polynomial {
+                    decay_steps: 0,
+                    end_factor: 0.1
+                },
+                ..TrainConfig::default()
+            }
+            .validate(100)
+            .is_err()
+        );
+    }
 }

@@ -195,6 +195,18 @@ pub trait Method: Send + Sync + 'static {
     ) -> Result<Embeddings>;
     /// Checks that `tensors` fit the configuration (used when a checkpoint is loaded).
     fn check_tensors(&self, config: &ModelConfig, tensors: &[NamedTensor]) -> Result<()>;
+    /// The method's own prediction of the second modality (protein) from the first (RNA),
+    /// for methods with a translator (scButterfly, scTEL), on the CPU in eval mode; `None`
+    /// for methods without one (the benchmark then predicts by kNN in the embedding).
+    fn predict_modality(
+        &self,
+        config: &ModelConfig,
+        tensors: &[NamedTensor],
+        rna: ArrayView2<'_, f32>,
+    ) -> Result<Option<Array2<f32>>> {
+        let _ = (config, tensors, rna);
+        Ok(None)
+    }
 }
 
 /// A handle on a registered method: copyable, compared and hashed by name, (de)serialised as
@@ -333,6 +345,8 @@ impl StepContext {
 /// One mini-batch as tensors, for [`Objective::loss`].
 #[derive(Debug, Clone)]
 pub struct StepInputs<B: AutodiffBackend> {
+    /// The batch's cells (indices into the caller's data), in row order.
+    pub cells: Vec<usize>,
     /// `views[v][m]`: view `v` of modality `m`.
     pub views: Vec<Vec<Tensor<B, 2>>>,
     /// Un-augmented features per modality (when asked for).
@@ -359,6 +373,16 @@ pub trait Objective<B: AutodiffBackend>: Sized {
     fn plan(config: &ModelConfig, training: &TrainConfig, n_cells: usize) -> Result<TrainPlan> {
         let _ = config;
         Ok(TrainPlan::standard(training, n_cells))
+    }
+    /// Called before every epoch with the network (CLAIRE re-filters its anchors with the
+    /// current encoder); `Some(cells)` replaces the cells trained on from this epoch on.
+    fn before_epoch(
+        &mut self,
+        net: &mut Self::Network,
+        epoch: usize,
+    ) -> Result<Option<Vec<usize>>> {
+        let _ = (net, epoch);
+        Ok(None)
     }
     /// Called at the start of every epoch; returns the momentum to record, if any.
     fn start_epoch(&mut self, epoch: usize, epochs: usize) -> Option<f64>;
