@@ -111,6 +111,22 @@ pub enum Error {
         /// Number present.
         found: usize,
     },
+    /// A table names cells (or genes) that the data does not have.
+    #[error(
+        "{file}: {count} of {total} {what} names are not in the data (first: {examples}); check that the file belongs to this dataset"
+    )]
+    UnknownNames {
+        /// The table.
+        file: String,
+        /// What the names are (e.g. `anchor cell`).
+        what: &'static str,
+        /// Distinct names not found.
+        count: usize,
+        /// Distinct names in the table.
+        total: usize,
+        /// The first few unknown names, comma-separated.
+        examples: String,
+    },
     /// The path is neither `.h5ad` nor `.zarr`, or the needed feature is off.
     #[error("{}: {reason}", path.display())]
     UnsupportedFormat {

@@ -38,6 +38,7 @@
 //! # Ok::<(), scssl_data::Error>(())
 //! ```
 
+pub mod anchors;
 pub mod anndata;
 pub mod error;
 pub mod frame;

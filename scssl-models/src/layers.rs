@@ -188,7 +188,7 @@ impl<B: Backend> Dense<B> {
         Ok(())
     }
 
-    fn ema(&mut self, online: &Self, m: f64) {
+    pub(crate) fn ema(&mut self, online: &Self, m: f64) {
         ema_param(&mut self.weight, &online.weight, m);
         if let (Some(t), Some(o)) = (&mut self.bias, &online.bias) {
             ema_param(t, o, m);

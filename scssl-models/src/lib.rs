@@ -48,6 +48,7 @@ pub mod config;
 pub mod distributions;
 pub mod error;
 pub mod features;
+pub mod gmm;
 pub mod layers;
 pub mod losses;
 pub mod methods;

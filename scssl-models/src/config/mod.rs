@@ -341,6 +341,8 @@ pub struct ModelConfig {
     pub dsbn: bool,
     /// How DSBN applies the backbone's second BatchNorm.
     pub dsbn_bn2: DsbnSecondNorm,
+    /// CLAIRE's settings.
+    pub claire: crate::methods::claire::ClaireParams,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -374,6 +376,7 @@ impl Default for ModelConfig {
             background_prior: None,
             dsbn: false,
             dsbn_bn2: DsbnSecondNorm::SharedPerSubset,
+            claire: Default::default(),
         }
     }
 }

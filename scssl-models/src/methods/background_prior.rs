@@ -67,102 +67,13 @@ pub fn empirical_prior(
     BackgroundPrior { mean, scale }
 }
 
-const REG_COVAR: f64 = 1e-6;
-const TOL: f64 = 1e-3;
-const MAX_ITER: usize = 100;
-
-/// Two-means of 1-D values from the extremes (Lloyd's iterations); `None` with fewer than
-/// two distinct values.
-fn two_means(x: &[f64]) -> Option<Vec<bool>> {
-    let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
-        return None;
-    }
-    let (mut c0, mut c1) = (lo, hi);
-    let mut upper: Vec<bool> = vec![false; x.len()];
-    for _ in 0..300 {
-        let next: Vec<bool> = x.iter().map(|&v| (v - c1).abs() < (v - c0).abs()).collect();
-        let n1 = next.iter().filter(|u| **u).count();
-        if n1 == 0 || n1 == x.len() {
-            return None;
-        }
-        let s1: f64 = x
-            .iter()
-            .zip(&next)
-            .filter(|(_, u)| **u)
-            .map(|(v, _)| v)
-            .sum();
-        let s0: f64 = x
-            .iter()
-            .zip(&next)
-            .filter(|(_, u)| !**u)
-            .map(|(v, _)| v)
-            .sum();
-        c1 = s1 / n1 as f64;
-        c0 = s0 / (x.len() - n1) as f64;
-        let done = next == upper;
-        upper = next;
-        if done {
-            break;
-        }
-    }
-    Some(upper)
-}
-
 /// Mean and variance of the lower-mean component of a two-component 1-D Gaussian mixture
-/// fitted by EM as scikit-learn does; `None` where scikit-learn warns (see the module docs).
+/// fitted by EM as scikit-learn does ([`crate::gmm::Gmm2`]); `None` where scikit-learn warns
+/// (see the module docs).
 pub fn gmm_background(x: &[f64]) -> Option<(f64, f64)> {
-    let n = x.len();
-    let upper = two_means(x)?;
-    // responsibilities r[i][k]
-    let mut resp: Vec<[f64; 2]> = upper
-        .iter()
-        .map(|&u| if u { [0.0, 1.0] } else { [1.0, 0.0] })
-        .collect();
-    let m_step = |resp: &[[f64; 2]]| -> ([f64; 2], [f64; 2], [f64; 2]) {
-        let mut w = [0.0; 2];
-        let mut mean = [0.0; 2];
-        let mut var = [0.0; 2];
-        for k in 0..2 {
-            let nk: f64 = resp.iter().map(|r| r[k]).sum::<f64>() + 10.0 * f64::EPSILON;
-            let m = resp.iter().zip(x).map(|(r, v)| r[k] * v).sum::<f64>() / nk;
-            let v = resp
-                .iter()
-                .zip(x)
-                .map(|(r, xv)| r[k] * (xv - m).powi(2))
-                .sum::<f64>()
-                / nk
-                + REG_COVAR;
-            w[k] = nk / n as f64;
-            mean[k] = m;
-            var[k] = v;
-        }
-        (w, mean, var)
-    };
-    let (mut w, mut mean, mut var) = m_step(&resp);
-    let mut lower_bound = f64::NEG_INFINITY;
-    let ln_2pi = (2.0 * std::f64::consts::PI).ln();
-    for _ in 0..MAX_ITER {
-        let previous = lower_bound;
-        let mut total = 0.0;
-        for (r, &v) in resp.iter_mut().zip(x) {
-            let lp: [f64; 2] = std::array::from_fn(|k| {
-                -0.5 * (ln_2pi + var[k].ln() + (v - mean[k]).powi(2) / var[k]) + w[k].ln()
-            });
-            let max = lp[0].max(lp[1]);
-            let norm = max + ((lp[0] - max).exp() + (lp[1] - max).exp()).ln();
-            *r = [(lp[0] - norm).exp(), (lp[1] - norm).exp()];
-            total += norm;
-        }
-        (w, mean, var) = m_step(&resp);
-        lower_bound = total / n as f64;
-        if (lower_bound - previous).abs() < TOL {
-            let k = if mean[0] <= mean[1] { 0 } else { 1 };
-            return Some((mean[k], var[k]));
-        }
-    }
-    None
+    let g = crate::gmm::Gmm2::fit(x)?;
+    let k = if g.means[0] <= g.means[1] { 0 } else { 1 };
+    Some((g.means[k], g.variances[k]))
 }
 
 #[cfg(test)]

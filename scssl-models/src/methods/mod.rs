@@ -31,6 +31,7 @@ use crate::train::{TrainEvent, TrainHistory};
 pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
+pub mod claire;
 pub mod dsbn;
 pub mod mae;
 pub mod moco;
@@ -53,6 +54,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &two_view::TwoView(byol::Byol),
     &two_view::TwoView(vicreg::VicReg),
     &two_view::TwoView(barlow_twins::BarlowTwins),
+    &claire::Claire,
     &pca::Pca,
     &scvi::Scvi,
     &totalvi::Totalvi,
