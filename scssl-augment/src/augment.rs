@@ -252,6 +252,30 @@ impl Augmentation for CrossOver {
     }
 }
 
+/// CLEAR's "crossover with many" (random-cell replacement): exactly `⌊rate·G⌋` randomly chosen
+/// genes each take their value from their **own** partner cell, drawn uniformly from all other
+/// training cells (values read from the unmodified matrix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossOverMany {
+    /// Share of genes replaced, in [0, 1].
+    pub rate: f64,
+}
+
+impl Augmentation for CrossOverMany {
+    fn name(&self) -> &'static str {
+        "crossover_many"
+    }
+    fn apply(&self, x: &mut [f32], cell: usize, _: u8, ctx: &Context<'_>, rng: &mut ViewRng) {
+        let n = ctx.data.nrows();
+        let sel = choose(rng, x.len(), count(self.rate, x.len()));
+        for_each_set(&sel, |j| {
+            let partner = CrossOver::partner(n, cell, rng);
+            x[j] = ctx.data[[partner, j]];
+        });
+    }
+}
+
 /// How a cell is combined with a neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -42,8 +42,8 @@ mod pipeline;
 mod rng;
 
 pub use augment::{
-    Augmentation, Context, CrossOver, GaussianNoise, GeneProgramMask, InnerSwap, Mask, MixOp,
-    NeighbourMix, NeighbourSource,
+    Augmentation, Context, CrossOver, CrossOverMany, GaussianNoise, GeneProgramMask, InnerSwap,
+    Mask, MixOp, NeighbourMix, NeighbourSource,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "neighbors")]

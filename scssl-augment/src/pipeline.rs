@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{
-    Augmentation, Context, CrossOver, GaussianNoise, GeneProgramMask, InnerSwap, Mask, MixOp,
-    NeighbourMix, NeighbourSource,
+    Augmentation, Context, CrossOver, CrossOverMany, GaussianNoise, GeneProgramMask, InnerSwap,
+    Mask, MixOp, NeighbourMix, NeighbourSource,
 };
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, ViewKey, stream};
@@ -25,6 +25,8 @@ pub enum AugmentConfig {
     InnerSwap(InnerSwap),
     /// [`CrossOver`].
     CrossOver(CrossOver),
+    /// [`CrossOverMany`].
+    CrossOverMany(CrossOverMany),
     /// [`NeighbourMix`].
     NeighbourMix(NeighbourMix),
     /// [`GeneProgramMask`].
@@ -84,6 +86,7 @@ impl AugmentConfig {
             }
             AugmentConfig::InnerSwap(s) => unit(format!("{at}.inner_swap.rate"), s.rate),
             AugmentConfig::CrossOver(c) => unit(format!("{at}.cross_over.rate"), c.rate),
+            AugmentConfig::CrossOverMany(c) => unit(format!("{at}.cross_over_many.rate"), c.rate),
             AugmentConfig::NeighbourMix(m) => {
                 unit(format!("{at}.neighbour_mix.alpha"), m.alpha)?;
                 if m.ops.is_empty() {
@@ -115,6 +118,7 @@ impl AugmentConfig {
             AugmentConfig::Gauss(a) => Box::new(a),
             AugmentConfig::InnerSwap(a) => Box::new(a),
             AugmentConfig::CrossOver(a) => Box::new(a),
+            AugmentConfig::CrossOverMany(a) => Box::new(a),
             AugmentConfig::NeighbourMix(a) => Box::new(a),
             AugmentConfig::GeneProgramMask(a) => Box::new(a),
         }
@@ -134,6 +138,7 @@ pub const PRESETS: &[&str] = &[
     "none",
     "clear",
     "clear_as_run",
+    "clear_original",
     "masking_only",
     "mask_only",
     "gauss_only",
@@ -148,6 +153,11 @@ impl PipelineConfig {
     /// - `clear`: CLEAR's pipeline as meant — Mask 20 % → Gauss (80 %, σ 0.2) → InnerSwap 10 % →
     ///   CrossOver 25 %, each with probability 0.5 per view;
     /// - `clear_as_run`: the same as the reference code ran it (its "mask 20 %" zeroes 80 %);
+    /// - `clear_original`: the original CLEAR's own views (methods.md §5.2, the CLEAR method's
+    ///   default) — Mask 20 % → Gauss (80 %, σ **0.5**, the value CLEAR hard-codes) → InnerSwap
+    ///   10 % → CrossOver 25 % → CrossOverMany 25 %, each with probability 0.5 per view
+    ///   (CrossOver replaces genes and leaves the data unchanged; CLEAR's swap mutated its pool
+    ///   in place, a bug);
     /// - `masking_only` / `mask_only`: Mask 50 %, probability 0.5 (the combination experiments'
     ///   `base_combi` value, where both semantics agree);
     /// - `gauss_only`, `innerswap_only`, `crossover_only`, `mnn_only`, `bbknn_only`: one
@@ -183,6 +193,19 @@ impl PipelineConfig {
                 ),
                 step(A::InnerSwap(InnerSwap { rate: 0.1 }), 0.5),
                 step(A::CrossOver(CrossOver { rate: 0.25 }), 0.5),
+            ],
+            "clear_original" => vec![
+                step(A::Mask(Mask { rate: 0.2 }), 0.5),
+                step(
+                    A::Gauss(GaussianNoise {
+                        rate: 0.8,
+                        sigma: 0.5,
+                    }),
+                    0.5,
+                ),
+                step(A::InnerSwap(InnerSwap { rate: 0.1 }), 0.5),
+                step(A::CrossOver(CrossOver { rate: 0.25 }), 0.5),
+                step(A::CrossOverMany(CrossOverMany { rate: 0.25 }), 0.5),
             ],
             "masking_only" | "mask_only" => vec![step(A::Mask(Mask { rate: 0.5 }), 0.5)],
             "gauss_only" => vec![step(

@@ -95,6 +95,21 @@ proptest! {
     }
 
     #[test]
+    fn crossover_many_takes_each_gene_from_its_own_cell(data in matrix(8, 60), rate in 0.0f64..=1.0, seed in 0u64..1000) {
+        let ctx = Context::new(data.view());
+        let cell = 2 % data.nrows();
+        let x = run(&CrossOverMany { rate }, data.view(), &ctx, cell, 0, seed);
+        let n = (rate * data.ncols() as f64).floor() as usize;
+        let mut changed = 0;
+        for j in 0..x.len() {
+            // every value is the cell's own or another cell's value of the same gene
+            prop_assert!((0..data.nrows()).any(|c| data[[c, j]] == x[j]), "gene {} comes from a cell of the data", j);
+            if x[j] != data[[cell, j]] { changed += 1; }
+        }
+        prop_assert!(changed <= n);
+    }
+
+    #[test]
     fn interpolation_stays_between_cell_and_neighbour(data in matrix(8, 40), alpha in 0.0f64..=1.0, seed in 0u64..1000) {
         let n = data.nrows();
         let nb: Vec<Vec<u32>> = (0..n).map(|i| vec![((i + 1) % n) as u32]).collect();

@@ -7,7 +7,10 @@ use std::time::Instant;
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{
+    Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig,
+};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use ndarray::Array2;
@@ -74,6 +77,7 @@ pub struct TrainHistory {
 enum Opt<B: AutodiffBackend, M: AutodiffModule<B>> {
     Adam(OptimizerAdaptor<Adam, M, B>),
     AdamW(OptimizerAdaptor<AdamW, M, B>),
+    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> Opt<B, M> {
@@ -95,6 +99,20 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Opt<B, M> {
                     .with_weight_decay(cfg.weight_decay as f32)
                     .init(),
             ),
+            OptimizerKind::Sgd => {
+                let decay = (cfg.weight_decay > 0.0)
+                    .then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+                Opt::Sgd(
+                    SgdConfig::new()
+                        .with_momentum(Some(MomentumConfig {
+                            momentum: 0.9,
+                            dampening: 0.0,
+                            nesterov: false,
+                        }))
+                        .with_weight_decay(decay)
+                        .init(),
+                )
+            }
         }
     }
 
@@ -102,6 +120,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Opt<B, M> {
         match self {
             Opt::Adam(o) => o.step(lr, net, grads),
             Opt::AdamW(o) => o.step(lr, net, grads),
+            Opt::Sgd(o) => o.step(lr, net, grads),
         }
     }
 }

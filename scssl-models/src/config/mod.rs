@@ -343,6 +343,8 @@ pub struct ModelConfig {
     pub dsbn_bn2: DsbnSecondNorm,
     /// CLAIRE's settings.
     pub claire: crate::methods::claire::ClaireParams,
+    /// CLEAR's settings.
+    pub clear: crate::methods::clear::ClearParams,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -377,6 +379,7 @@ impl Default for ModelConfig {
             dsbn: false,
             dsbn_bn2: DsbnSecondNorm::SharedPerSubset,
             claire: Default::default(),
+            clear: Default::default(),
         }
     }
 }

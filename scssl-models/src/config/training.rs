@@ -13,6 +13,9 @@ pub enum OptimizerKind {
     Adam,
     /// AdamW (decoupled weight decay).
     AdamW,
+    /// SGD with momentum 0.9 (PyTorch's `SGD(momentum=0.9)`: no dampening, no Nesterov),
+    /// weight decay added to the gradient (CLEAR).
+    Sgd,
 }
 
 /// Learning-rate schedule. Written as its name (`step`, `step:2:0.9`, `constant`, `cosine`,

@@ -327,6 +327,23 @@ impl<B: Backend> KeyQueue<B> {
         }
     }
 
+    /// K rows drawn from N(0, 1) and L2-normalised (MoCo's and CLEAR's initialisation), from
+    /// `seed`.
+    pub fn random_unit(k: usize, d: usize, seed: u64, device: &B::Device) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut v: Vec<f32> = (0..k * d)
+            .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
+            .collect();
+        for row in v.chunks_mut(d) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        KeyQueue {
+            rows: tensor_from::<B, 2>(v, [k, d], device),
+            ptr: 0,
+        }
+    }
+
     /// A queue holding `rows` with the pointer at `ptr` (for tests against the reference).
     pub fn from_rows(rows: Tensor<B, 2>, ptr: usize) -> Self {
         KeyQueue { rows, ptr }

@@ -32,6 +32,7 @@ pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
 pub mod claire;
+pub mod clear;
 pub mod dsbn;
 pub mod mae;
 pub mod moco;
@@ -55,6 +56,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &two_view::TwoView(vicreg::VicReg),
     &two_view::TwoView(barlow_twins::BarlowTwins),
     &claire::Claire,
+    &clear::Clear,
     &pca::Pca,
     &scvi::Scvi,
     &totalvi::Totalvi,
@@ -160,6 +162,12 @@ pub trait Method: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// One line for help texts.
     fn summary(&self) -> &'static str;
+    /// The augmentation preset (a name of `scssl_augment::PipelineConfig::preset`) the method
+    /// trains with when the run names none: the method's own views (CLEAR's), or `None` for the
+    /// caller's default.
+    fn default_augmentation(&self) -> Option<&'static str> {
+        None
+    }
     /// The head-width factor `f` the reference uses (two-view methods; 1 otherwise).
     fn default_factor(&self) -> usize {
         1
