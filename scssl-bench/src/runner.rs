@@ -18,7 +18,7 @@ use crate::store::{RunDir, RunState, npy_bytes, peak_rss_mb, write_atomic, write
 use crate::train::{embed_matrices, train_on};
 use scssl_models::features::{
     FeatureOptions, Features, ProteinTransform, batch_codes_for, counts_for, features_for,
-    resolve_gene_programs, training_features,
+    resolve_anchors, resolve_gene_programs, training_features,
 };
 
 /// Loads a run's dataset (simulated or from its file).
@@ -128,6 +128,7 @@ pub fn train_run(
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
     let mut model = run.model_config(feats.matrices[0].ncols())?;
     resolve_gene_programs(&mut model, &feats.spec.genes)?;
+    resolve_anchors(&mut model, &ad.obs.index)?;
     let training = run.train_config()?;
     let trained = train_on(
         &feats.matrices,

@@ -287,6 +287,23 @@ pub fn resolve_gene_programs(model: &mut ModelConfig, genes: &[String]) -> Resul
     Ok(())
 }
 
+/// Reads CLAIRE's Seurat anchors (`model.claire.anchors`, a CSV with `name1`/`name2` cell
+/// names) and maps them onto the training cells `obs_names`
+/// ([`scssl_data::anchors::read_seurat_anchors`]: unknown names are an error that counts
+/// them). Nothing to do for other methods or without the file.
+pub fn resolve_anchors(model: &mut ModelConfig, obs_names: &[String]) -> Result<()> {
+    if model.method != "claire" {
+        return Ok(());
+    }
+    let Some(path) = model.claire.anchors.clone() else {
+        return Ok(());
+    };
+    let pairs = scssl_data::anchors::read_seurat_anchors(std::path::Path::new(&path), obs_names)?;
+    tracing::info!("{path}: {} anchor pairs", pairs.len());
+    model.claire.anchor_pairs = Some(pairs);
+    Ok(())
+}
+
 /// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
 /// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
 /// `prepare_query_anndata`; their number is returned so the caller can warn).

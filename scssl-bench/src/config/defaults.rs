@@ -9,7 +9,8 @@ use crate::train::AugmentSpec;
 
 /// Fills the `training:` keys a grid point does not set with its method's defaults
 /// ([`scssl_models::Method::default_training`]; scVI trains as scvi-tools does unless told
-/// otherwise).
+/// otherwise), and a missing `augmentation` with the method's own views when it has them
+/// ([`scssl_models::Method::default_augmentation`]: CLEAR's `clear_original`).
 pub(super) fn fill_method_training_defaults(
     point: &mut serde_json::Map<String, Value>,
 ) -> Result<()> {
@@ -21,6 +22,12 @@ pub(super) fn fill_method_training_defaults(
     let Ok(method) = scssl_models::MethodRef::parse(method) else {
         return Ok(()); // validation names the unknown method
     };
+    // a method with its own views (CLEAR) trains with them unless the run names others
+    if let Some(preset) = method.default_augmentation() {
+        point
+            .entry("augmentation")
+            .or_insert_with(|| Value::from(preset));
+    }
     let d = method.default_training();
     let training = point
         .entry("training")

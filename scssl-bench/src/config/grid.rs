@@ -142,6 +142,12 @@ pub fn grid_from_value(mut root: Value, name: &str, base: &Path) -> Result<Grid>
                     run.model.gene_programs = Some(base.join(p).display().to_string());
                 }
             }
+            if let Some(csv) = &run.model.claire.anchors {
+                let p = PathBuf::from(csv);
+                if p.is_relative() && !p.exists() && base.join(&p).exists() {
+                    run.model.claire.anchors = Some(base.join(p).display().to_string());
+                }
+            }
             run.validate()
                 .with_context(|| format!("config {name}, run {}", run.id()))?;
             runs.push(run);

@@ -669,12 +669,6 @@ impl Method for Claire {
                 "CLAIRE integrates RNA only; drop the protein block",
             ));
         }
-        if config.input_dims.first().is_some_and(|&g| g < 8) {
-            return Err(invalid(
-                "model.claire",
-                "CLAIRE's encoder narrows the genes to G/4 and G/8: it needs at least 8 genes",
-            ));
-        }
         if p.latent_dim == 0 || p.queue_size == 0 || p.knn == 0 || p.k_anchor == 0 {
             return Err(invalid(
                 "model.claire",
@@ -721,6 +715,12 @@ impl Method for Claire {
         source: &mut BatchSource<'_>,
         progress: &mut dyn FnMut(&TrainEvent),
     ) -> Result<Fitted> {
+        if config.input_dims.first().is_some_and(|&g| g < 8) {
+            return Err(invalid(
+                "model.claire",
+                "CLAIRE's encoder narrows the genes to G/4 and G/8: it needs at least 8 genes",
+            ));
+        }
         let all: Vec<usize> = (0..n_cells).collect();
         let batch = source(BatchRequest {
             epoch: 0,
