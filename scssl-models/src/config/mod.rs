@@ -319,6 +319,11 @@ pub struct ModelConfig {
     /// data, so it is no key of a config file.
     #[serde(skip_serializing_if = "is_zero")]
     pub n_batches: usize,
+    /// Number of annotated cell types (for methods whose size depends on it, e.g. a cluster
+    /// count); filled in from the data's labels when it has them, so it is no key of a config
+    /// file.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub n_cell_types: usize,
     /// scVI's settings (the latent width is `n_latent`, else `hidden_dim`).
     pub scvi: ScviParams,
     /// totalVI's settings.
@@ -380,6 +385,7 @@ impl Default for ModelConfig {
             dsbn_bn2: DsbnSecondNorm::SharedPerSubset,
             claire: Default::default(),
             clear: Default::default(),
+            n_cell_types: 0,
         }
     }
 }
