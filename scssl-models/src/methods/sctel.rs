@@ -338,7 +338,7 @@ impl Method for Sctel {
         if p.h_size == 0 {
             return Err(invalid("model.sctel.h_size", "must be at least 1"));
         }
-        if p.heads == 0 || p.h_size % p.heads != 0 {
+        if p.heads == 0 || !p.h_size.is_multiple_of(p.heads) {
             return Err(invalid(
                 "model.sctel.heads",
                 format!("{} heads do not divide h_size {}", p.heads, p.h_size),
@@ -430,5 +430,85 @@ impl Method for Sctel {
         Array2::from_shape_vec((n, p), values)
             .map(Some)
             .map_err(|e| ModelError::Inconsistent(format!("predicted protein rows × width: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::MethodRef;
+    use crate::runtime::CpuTrainBackend;
+
+    fn config() -> ModelConfig {
+        ModelConfig {
+            input_dims: vec![20, 4],
+            ..ModelConfig::new(MethodRef::parse("sctel").unwrap(), 20)
+        }
+    }
+
+    #[test]
+    fn the_plan_holds_out_ten_percent_and_stops_and_decays_as_the_reference() {
+        let training = Sctel.default_training();
+        let plan = <SctelObjective<CpuTrainBackend> as Objective<CpuTrainBackend>>::plan(
+            &config(),
+            &training,
+            600,
+        )
+        .unwrap();
+        assert_eq!(plan.held_out.len(), 60);
+        assert_eq!(plan.train_cells.len(), 540);
+        let mut all: Vec<usize> = plan
+            .held_out
+            .iter()
+            .chain(&plan.train_cells)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..600).collect::<Vec<_>>());
+        assert_eq!(plan.min_last_batch, Some(2));
+        let rule = plan.validation.unwrap();
+        assert_eq!(rule.early_stopping_patience, Some(12));
+        assert_eq!(
+            rule.lr_plateau,
+            Some(LrPlateau {
+                patience: 4,
+                factor: 0.1
+            })
+        );
+        assert_eq!(training.batch_size, 32);
+        assert_eq!(training.lr, 1e-3);
+        // val_split 0: every cell, no validation
+        let mut c = config();
+        c.sctel.val_split = 0.0;
+        let plan = <SctelObjective<CpuTrainBackend> as Objective<CpuTrainBackend>>::plan(
+            &c, &training, 600,
+        )
+        .unwrap();
+        assert!(plan.validation.is_none() && plan.held_out.is_empty());
+        // too few cells to hold one out
+        c.sctel.val_split = 0.1;
+        assert!(
+            <SctelObjective<CpuTrainBackend> as Objective<CpuTrainBackend>>::plan(&c, &training, 4)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let mut c = config();
+        assert!(c.validate().is_ok());
+        c.sctel.quantiles = vec![0.5, 1.0];
+        assert!(c.validate().unwrap_err().to_string().contains("quantiles"));
+        c = config();
+        c.sctel.decay_max = 1;
+        assert!(c.validate().unwrap_err().to_string().contains("decay_max"));
+        c = config();
+        c.sctel.heads = 5;
+        assert!(c.validate().unwrap_err().to_string().contains("heads"));
+        // the settings read from YAML/JSON with defaults for missing keys
+        let p: SctelParams = serde_json::from_str(r#"{"h_size": 64}"#).unwrap();
+        assert_eq!(p.h_size, 64);
+        assert_eq!(p.heads, 4);
+        assert!(serde_json::from_str::<SctelParams>(r#"{"hsize": 64}"#).is_err());
     }
 }
