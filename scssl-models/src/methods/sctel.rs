@@ -19,6 +19,11 @@
 //!   reference's (`scTEL_API.train` overwrites the best state with the final weights).
 //! * Embedding: h3 (d wide), computed from RNA alone, in eval mode; joint = the only
 //!   per-modality embedding = h3. [`Method::predict_modality`] gives the protein mean head.
+//!   Both protein heads read x3, not the LSTM state, so without the cell-type head no
+//!   gradient reaches the three LSTM cells: they keep their initial (seeded) weights and h3
+//!   is a fixed random recurrent read-out of the trained x1, x2, x3 — as in the reference's
+//!   unsupervised mode (`tests/sctel_method.rs` checks both this and that h3 still separates
+//!   cell types better than a random embedding).
 //!
 //! Inputs: RNA = `features[0]`, protein = `features[1]`, both as the caller preprocessed them
 //! (scssl-bench's multimodal pipeline, methods.md §1.2); scTEL does no preprocessing of its
