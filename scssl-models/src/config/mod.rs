@@ -330,6 +330,9 @@ pub struct ModelConfig {
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
+    /// scTEL's settings.
+    #[serde(default)]
+    pub sctel: crate::methods::sctel::SctelParams,
     /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
     /// (a config file's relative path is resolved against the file's directory).
     pub gene_programs: Option<String>,
@@ -378,6 +381,7 @@ impl Default for ModelConfig {
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
+            sctel: crate::methods::sctel::SctelParams::default(),
             gene_programs: None,
             gene_program_sets: None,
             background_prior: None,

@@ -38,6 +38,8 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod sctel;
+pub mod sctel_network;
 pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
@@ -61,6 +63,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &sctel::Sctel,
 ];
 
 /// What a method needs from the caller for each mini-batch.
