@@ -36,6 +36,8 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod scbutterfly;
+pub mod scbutterfly_network;
 pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
@@ -57,6 +59,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &scbutterfly::Scbutterfly,
 ];
 
 /// What a method needs from the caller for each mini-batch.
