@@ -58,7 +58,8 @@ use burn::tensor::{ElementConversion, Tensor};
 
 pub use super::scbutterfly_network::{
     Dims, Discriminators, Generator, LossWeights, ScbutterflyNetwork, Side, SideNoise,
-    discriminator_loss, generator_terms, mix, predict_adt, pretrain_terms, soft_label,
+    discriminator_loss, generator_loss, generator_terms, mix, predict_adt, pretrain_terms,
+    soft_label,
 };
 use super::{BatchNeeds, BatchRequest, BatchSource, EmbedInputs, Fitted, Method};
 use crate::config::{LrSchedule, ModelConfig, OptimizerKind, TrainConfig};
@@ -456,10 +457,7 @@ fn train_phases<B: AutodiffBackend>(
                             &w,
                             train_pass(mix(key, 10)),
                         );
-                        let mut loss = t.kl.mul_scalar(w.kl).add(t.reconstruction);
-                        if ld_value < w.gate {
-                            loss = loss.sub(ld.mul_scalar(w.discriminator));
-                        }
+                        let loss = generator_loss(t, ld, ld_value, &w);
                         let value = scalar(&loss);
                         non_finite(epoch_no, step, value)?;
                         let grads = GradientsParams::from_grads(loss.backward(), &gen_net);

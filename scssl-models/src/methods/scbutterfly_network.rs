@@ -687,6 +687,22 @@ pub fn generator_terms<B: Backend>(
     }
 }
 
+/// The generator's loss: `kl`·KL + reconstruction, minus `discriminator`·L_d when L_d (its
+/// value, `ld_value`) is below the gate.
+pub fn generator_loss<B: Backend>(
+    terms: GeneratorTerms<B>,
+    ld: Tensor<B, 1>,
+    ld_value: f64,
+    w: &LossWeights,
+) -> Tensor<B, 1> {
+    let loss = terms.kl.mul_scalar(w.kl).add(terms.reconstruction);
+    if ld_value < w.gate {
+        loss.sub(ld.mul_scalar(w.discriminator))
+    } else {
+        loss
+    }
+}
+
 /// `forward_discriminator`: per cell, Dis_a sees E_a(x_a) when its soft label is above 0.5,
 /// else to_a(T(E_r x_r)); Dis_r mirrors it; the loss is BCE(Dis_a) + BCE(Dis_r) against the
 /// labels. Pass sites 10–13 (the generator) and 20–21 (the discriminators).
