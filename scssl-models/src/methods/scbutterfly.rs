@@ -65,6 +65,8 @@ use super::{BatchNeeds, BatchRequest, BatchSource, EmbedInputs, Fitted, Method};
 use crate::config::{LrSchedule, ModelConfig, OptimizerKind, TrainConfig};
 use crate::error::{ModelError, Result, invalid};
 use crate::layers::{NamedTensor, Pass, tensor_from, tensor_values};
+#[cfg(test)]
+use crate::methods::MethodRef;
 use crate::model::{EMBED_CHUNK, EmbeddingOutput, Embeddings, check_inputs, rows_tensor};
 use crate::runtime::{ComputeDevice, CpuBackend, CpuTrainBackend};
 use crate::train::{EpochRecord, TrainEvent, TrainHistory};
@@ -818,5 +820,56 @@ impl Method for Scbutterfly {
         Array2::from_shape_vec((n, np), values)
             .map(Some)
             .map_err(|e| ModelError::Inconsistent(format!("prediction rows × proteins: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_labels_follow_the_reference_bins() {
+        assert_eq!(soft_label(0.95), 0.95);
+        assert_eq!(soft_label(0.8), 0.8);
+        assert_eq!(soft_label(0.6), 0.8);
+        assert_eq!(soft_label(0.5), 0.2);
+        assert_eq!(soft_label(0.3), 0.2);
+        assert_eq!(soft_label(0.2), 0.2);
+        assert_eq!(soft_label(0.1), 0.1);
+    }
+
+    #[test]
+    fn the_last_batch_is_dropped_only_with_one_cell() {
+        assert_eq!(steps_per_epoch(128, 64), 2);
+        assert_eq!(steps_per_epoch(129, 64), 2);
+        assert_eq!(steps_per_epoch(130, 64), 3);
+        assert_eq!(steps_per_epoch(30, 64), 1);
+    }
+
+    #[test]
+    fn kl_warm_up_is_linear_over_the_warm_up_epochs() {
+        assert_eq!(warmed(0.5, 0, 50), 0.0);
+        assert!((warmed(0.5, 25, 50) - 0.25).abs() < 1e-12);
+        assert_eq!(warmed(0.5, 50, 50), 0.5);
+        assert_eq!(warmed(0.5, 3, 0), 0.5);
+    }
+
+    #[test]
+    fn early_stopping_counts_equal_losses_as_improvements() {
+        let mut s = EarlyStop::default();
+        assert_eq!(s.update(3.0, 2), (true, false));
+        assert_eq!(s.update(3.5, 2), (false, false));
+        assert_eq!(s.update(3.0, 2), (true, false)); // equal: saved, counter reset
+        assert_eq!(s.update(3.1, 2), (false, false));
+        assert_eq!(s.update(3.2, 2), (false, true));
+    }
+
+    #[test]
+    fn rna_only_is_refused_naming_the_protein_key() {
+        let mut c = ModelConfig::new(MethodRef::builtin("scbutterfly"), 20);
+        let e = Scbutterfly.validate(&c).unwrap_err().to_string();
+        assert!(e.contains("data.protein_key"), "{e}");
+        c.input_dims.push(5);
+        assert!(Scbutterfly.validate(&c).is_ok());
     }
 }
