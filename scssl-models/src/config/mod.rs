@@ -330,6 +330,9 @@ pub struct ModelConfig {
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
+    /// scButterfly-B's settings.
+    #[serde(default)]
+    pub scbutterfly: crate::methods::scbutterfly::ScbutterflyParams,
     /// scTEL's settings.
     #[serde(default)]
     pub sctel: crate::methods::sctel::SctelParams,
@@ -381,6 +384,7 @@ impl Default for ModelConfig {
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
+            scbutterfly: Default::default(),
             sctel: crate::methods::sctel::SctelParams::default(),
             gene_programs: None,
             gene_program_sets: None,

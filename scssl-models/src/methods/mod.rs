@@ -38,6 +38,8 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod scbutterfly;
+pub mod scbutterfly_network;
 pub mod sctel;
 pub mod sctel_network;
 pub mod scvi;
@@ -63,6 +65,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &scbutterfly::Scbutterfly,
     &sctel::Sctel,
 ];
 
