@@ -31,6 +31,7 @@ use crate::train::{TrainEvent, TrainHistory};
 pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
+pub mod concerto;
 pub mod dsbn;
 pub mod mae;
 pub mod moco;
@@ -57,6 +58,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &concerto::Concerto,
 ];
 
 /// What a method needs from the caller for each mini-batch.
