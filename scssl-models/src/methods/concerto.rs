@@ -31,6 +31,16 @@
 //!   BatchNorm statistics, no dropout). Per modality m: the teacher head on f_m alone (the
 //!   joint model with the other modality's feature absent), L2-normalised.
 //!
+//! Settings: [`ConcertoParams`] (`model.concerto.*`). The generic `model.hidden_dim`,
+//! `model.dropout`, `model.temperature`, `model.integrate` and `model.predict_projection` are
+//! not read (their defaults belong to the two-view methods).
+//!
+//! Which loss the fork's runs used is not certain (methods.md §5.3, **[unverified]**): some
+//! versions of `concerto_train_multimodal` add a KL term from two `EncoderHead`s, and the
+//! version at fork commit `004e0fa` has no `simclr_loss` path at all (four summed CLIP terms
+//! between the teacher's and the student's per-modality outputs, or one teacher CLIP term for
+//! `model_type=1`). This implements the original Concerto loss, as specified.
+//!
 //! Zero-valued genes: the fork writes its TFRecords with `zero_filter=False`
 //! (`concerto_make_tfrecord`), i.e. every gene of every cell with value x + 1e-5, so the
 //! teacher attends over all G features and the student sees the dense vector. Our dense HVG
@@ -713,7 +723,7 @@ impl Method for Concerto {
     }
 
     /// The L2-normalised teacher output in eval mode; per modality the teacher head on that
-    /// modality's feature alone.
+    /// modality's feature alone. Concerto has no projector: `output` is not read.
     fn embed(
         &self,
         config: &ModelConfig,
@@ -725,9 +735,14 @@ impl Method for Concerto {
         let mut net = Self::cpu_network(config, tensors)?;
         let n_mod = inputs.features.len();
         let mut out = Embeddings::builder(n_mod, n);
+        // the teacher forms a cells × features × d tensor: bound it to ~2^24 values per chunk
+        // (eval mode treats every cell alone, so the chunking does not change the result)
+        let widest = config.input_dims.iter().copied().max().unwrap_or(1);
+        let per_cell = widest.saturating_mul(config.concerto.embedding_dim).max(1);
+        let chunk = ((1usize << 24) / per_cell).clamp(1, EMBED_CHUNK);
         let mut start = 0;
         while start < n {
-            let end = (start + EMBED_CHUNK).min(n);
+            let end = (start + chunk).min(n);
             let xs = inputs
                 .features
                 .iter()
