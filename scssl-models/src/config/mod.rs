@@ -330,6 +330,9 @@ pub struct ModelConfig {
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
+    /// Concerto's settings.
+    #[serde(default)]
+    pub concerto: crate::methods::concerto::ConcertoParams,
     /// scButterfly-B's settings.
     #[serde(default)]
     pub scbutterfly: crate::methods::scbutterfly::ScbutterflyParams,
@@ -384,6 +387,7 @@ impl Default for ModelConfig {
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
+            concerto: Default::default(),
             scbutterfly: Default::default(),
             sctel: crate::methods::sctel::SctelParams::default(),
             gene_programs: None,

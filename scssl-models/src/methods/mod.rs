@@ -31,6 +31,7 @@ use crate::train::{TrainEvent, TrainHistory};
 pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
+pub mod concerto;
 pub mod claire;
 pub mod clear;
 pub mod dsbn;
@@ -65,6 +66,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &concerto::Concerto,
     &scbutterfly::Scbutterfly,
     &sctel::Sctel,
 ];
