@@ -354,10 +354,31 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             a["missing_genes"] = json!(missing);
             results.insert("annotation".into(), a);
         }
-        if run.tasks.modality_prediction {
-            if r_emb.per_modality.len() < 2 {
+        // a method with its own translator (scButterfly, scTEL) also predicts the protein
+        let own_prediction = if run.tasks.modality_prediction {
+            trained.config.method.predict_modality(
+                &trained.config,
+                &trained.tensors,
+                q_inputs[0].view(),
+            )?
+        } else {
+            None
+        };
+        if let Some(pred) = &own_prediction {
+            let Some(measured) = q_inputs.get(1) else {
+                bail!("tasks.modality_prediction needs the query's protein (data.protein_key)");
+            };
+            let scores = scssl_metrics::annotate::modality_scores(pred.view(), measured.view())?;
+            results.insert(
+                "modality_prediction_own".into(),
+                json!({ "method": trained.config.method.name(), "pearson": scores }),
+            );
+        }
+        if run.tasks.modality_prediction && r_emb.per_modality.len() < 2 {
+            if own_prediction.is_none() {
                 bail!("tasks.modality_prediction needs a multimodal model (data.protein_key)");
             }
+        } else if run.tasks.modality_prediction {
             // the query re-embedded with the predicted protein (a copy: the query stays intact)
             let reembed = |pred: &ndarray::Array2<f32>| -> Result<ndarray::Array2<f32>> {
                 let with_pred = vec![q_inputs[0].clone(), pred.clone()];

@@ -270,9 +270,20 @@ pub fn modality_prediction(
 ) -> Result<(Array2<f32>, ModalityScores)> {
     check_len("query protein", query.nrows(), query_protein.nrows())?;
     let pred = predict_modality(reference, ref_protein, query, k)?;
-    let r = rowwise_pearson(pred.view(), query_protein)?;
+    let scores = modality_scores(pred.view(), query_protein)?;
+    Ok((pred, scores))
+}
+
+/// Per-cell Pearson r of a protein prediction (from any predictor: the kNN of
+/// [`modality_prediction`], or a method's own translator) against the measured protein,
+/// summarised; cells whose r is undefined are counted apart.
+pub fn modality_scores(
+    predicted: ArrayView2<'_, f32>,
+    measured: ArrayView2<'_, f32>,
+) -> Result<ModalityScores> {
+    let r = rowwise_pearson(predicted, measured)?;
     let ok: Vec<f64> = r.iter().copied().filter(|v| v.is_finite()).collect();
-    let scores = ModalityScores {
+    Ok(ModalityScores {
         pearson_mean: if ok.is_empty() {
             f64::NAN
         } else {
@@ -281,8 +292,7 @@ pub fn modality_prediction(
         pearson_min: ok.iter().copied().fold(f64::NAN, f64::min),
         pearson_max: ok.iter().copied().fold(f64::NAN, f64::max),
         n_undefined: r.len() - ok.len(),
-    };
-    Ok((pred, scores))
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::train::AugmentSpec;
 /// Fills the `training:` keys a grid point does not set with its method's defaults
 /// ([`scssl_models::Method::default_training`]; scVI trains as scvi-tools does unless told
 /// otherwise), and a missing `augmentation` with the method's own views when it has them
-/// ([`scssl_models::Method::default_augmentation`]: CLEAR's `clear_original`).
+/// ([`scssl_models::Method::default_augmentation`]: CLEAR's `clear_original`), or `none` for a
+/// method that makes no augmented views.
 pub(super) fn fill_method_training_defaults(
     point: &mut serde_json::Map<String, Value>,
 ) -> Result<()> {
@@ -22,8 +23,14 @@ pub(super) fn fill_method_training_defaults(
     let Ok(method) = scssl_models::MethodRef::parse(method) else {
         return Ok(()); // validation names the unknown method
     };
-    // a method with its own views (CLEAR) trains with them unless the run names others
-    if let Some(preset) = method.default_augmentation() {
+    // a method with its own views (CLEAR) trains with them unless the run names others; one
+    // that makes no augmented views (CLAIRE, Concerto, the generative models) is labelled
+    // `none` rather than with the unused default pipeline
+    let own_views = method.default_augmentation().or_else(|| {
+        let probe = scssl_models::ModelConfig::new(method, 1);
+        (method.needs(&probe).views == 0).then_some("none")
+    });
+    if let Some(preset) = own_views {
         point
             .entry("augmentation")
             .or_insert_with(|| Value::from(preset));

@@ -444,6 +444,7 @@ mod tests {
             ("training: {seed: 4}\n", "training.seed"),
             ("model: {input_dims: [3, 4]}\n", "model.input_dims"),
             ("model: {n_batches: 2}\n", "model.n_batches"),
+            ("model: {n_cell_types: 4}\n", "model.n_cell_types"),
         ] {
             let mut v = tree(bad);
             let e = check_keys(&mut v, "").unwrap_err().to_string();
@@ -452,7 +453,7 @@ mod tests {
         // values are checked as the config is read, naming the key
         for (bad, key) in [
             ("training: {schedule: sometimes}\n", "training.schedule"),
-            ("training: {optimizer: sgd}\n", "adamw"),
+            ("training: {optimizer: rmsprop}\n", "adamw"),
             ("model: {integrate: sum}\n", "model.integrate"),
             ("training: {device: tpu}\n", "tpu"),
         ] {

@@ -129,6 +129,11 @@ fn flatten(metrics: &Value, out: &mut BTreeMap<String, f64>) {
             }
         }
     }
+    if let Some(m) = metrics.get("modality_prediction_own")
+        && let Some(x) = m["pearson"]["pearson_mean"].as_f64()
+    {
+        out.insert("modality_own_pearson_mean".into(), x);
+    }
     if let Some(m) = metrics.get("modality_prediction") {
         for k in ["pearson_mean", "pearson_min", "pearson_max"] {
             if let Some(x) = m["pearson"][k].as_f64() {
