@@ -138,10 +138,21 @@ pub(crate) fn run() -> Result {
     c.arg(root().join("conformance/make_anndata_fixtures.py"))
         .current_dir(root());
     run_status(c, "conformance/make_anndata_fixtures.py")?;
-    let mut c = Command::new(&py);
-    c.arg(root().join("conformance/make_umap_fixtures.py"))
-        .current_dir(root());
-    run_status(c, "conformance/make_umap_fixtures.py")?;
+    // PyTorch (CPU) for the method goldens; scikit-learn comes with scanpy
+    crate::perf::ensure_module(&py, "torch", "torch")?;
+    for script in [
+        "make_umap_fixtures.py",
+        // the single-cell methods' networks and losses against PyTorch (and scikit-learn)
+        "make_claire_fixtures.py",
+        "make_concerto_fixtures.py",
+        "make_scbutterfly_fixtures.py",
+        "make_sctel_fixtures.py",
+    ] {
+        let mut c = Command::new(&py);
+        c.arg(root().join("conformance").join(script))
+            .current_dir(root());
+        run_status(c, &format!("conformance/{script}"))?;
+    }
     // files written by us must read back in Python anndata with identical content
     let scssl = scssl_release()?;
     let dir = std::env::temp_dir().join(format!("scssl-fixtures-{}", std::process::id()));
