@@ -701,7 +701,7 @@ fn single_cell_method_from_the_command_line(method: &str, multimodal: bool, args
         scssl()
             .arg("train")
             .arg(&sim)
-            .args(["--method", method, "--n-hvg", "400", "--batch-size", "64"])
+            .args(["--method", method, "--n-hvg", "400"])
             .args(protein)
             .args(args)
             .arg("-o")
@@ -741,6 +741,8 @@ fn claire_trains_from_the_command_line() {
         "claire",
         false,
         &[
+            "--batch-size",
+            "64",
             "--epochs",
             "6",
             "--lr",
@@ -759,6 +761,8 @@ fn clear_trains_from_the_command_line() {
         "clear",
         false,
         &[
+            "--batch-size",
+            "64",
             "--epochs",
             "30",
             "--lr",
@@ -771,6 +775,107 @@ fn clear_trains_from_the_command_line() {
             "model.clear.queue_size=128",
             "--set",
             "model.clear.momentum=0.99",
+        ],
+    );
+}
+
+#[test]
+fn concerto_trains_from_the_command_line() {
+    single_cell_method_from_the_command_line(
+        "concerto",
+        false,
+        &[
+            "--batch-size",
+            "16",
+            "--epochs",
+            "4",
+            "--lr",
+            "1e-3",
+            "--set",
+            "model.concerto.embedding_dim=16",
+            "--set",
+            "model.concerto.head_dim=16",
+        ],
+    );
+}
+
+#[test]
+fn concerto_with_protein_trains_from_the_command_line() {
+    // the multimodal variant (modalities added); Concerto also accepts RNA alone
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.h5ad");
+    simulate(
+        &sim,
+        "--cells 1000 --genes 1000 --proteins 12 --cell-types 4 --batches 2 --seed 5",
+    );
+    let model = dir.path().join("concerto");
+    run_ok(
+        scssl()
+            .arg("train")
+            .arg(&sim)
+            .args([
+                "--method",
+                "concerto",
+                "--n-hvg",
+                "400",
+                "--batch-size",
+                "16",
+            ])
+            .args([
+                "--protein-key",
+                "protein_expression",
+                "--epochs",
+                "4",
+                "--lr",
+                "1e-3",
+            ])
+            .args(["--set", "model.concerto.embedding_dim=16"])
+            .args(["--set", "model.concerto.head_dim=16", "-o"])
+            .arg(&model),
+    );
+    run_ok(
+        scssl()
+            .arg("embed")
+            .arg(&sim)
+            .arg("--model")
+            .arg(&model)
+            .args(["--key", "X_concerto"]),
+    );
+    let (ours, random) = silhouette_vs_random(&sim, "X_concerto");
+    println!("concerto (RNA + protein): cell-type silhouette {ours:.3}, random {random:.3}");
+    assert!(ours > random + 0.05, "{ours} vs random {random}");
+}
+
+#[test]
+fn scbutterfly_trains_from_the_command_line() {
+    single_cell_method_from_the_command_line(
+        "scbutterfly",
+        true,
+        &[
+            "--epochs",
+            "20",
+            "--lr",
+            "1e-2",
+            "--set",
+            "model.scbutterfly.rna_pretrain_epochs=10",
+            "--set",
+            "model.scbutterfly.adt_pretrain_epochs=10",
+        ],
+    );
+}
+
+#[test]
+fn sctel_trains_from_the_command_line() {
+    single_cell_method_from_the_command_line(
+        "sctel",
+        true,
+        &[
+            "--epochs",
+            "10",
+            "--set",
+            "model.sctel.h_size=16",
+            "--set",
+            "model.sctel.heads=2",
         ],
     );
 }
