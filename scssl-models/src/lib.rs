@@ -62,6 +62,7 @@ pub use config::{
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;
+pub use methods::scclip::ScclipParams;
 pub use methods::two_view::SslNetwork;
 pub use methods::{
     BatchNeeds, BatchRequest, EmbedInputs, Fitted, LrPlateau, Method, MethodRef, MiniBatch,

@@ -325,6 +325,9 @@ pub struct ModelConfig {
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
+    /// scCLIP's settings.
+    #[serde(default)]
+    pub scclip: crate::methods::scclip::ScclipParams,
     /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
     /// (a config file's relative path is resolved against the file's directory).
     pub gene_programs: Option<String>,
@@ -369,6 +372,7 @@ impl Default for ModelConfig {
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
+            scclip: Default::default(),
             gene_programs: None,
             gene_program_sets: None,
             background_prior: None,

@@ -36,6 +36,7 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod scclip;
 pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
@@ -57,6 +58,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &scclip::Scclip,
 ];
 
 /// What a method needs from the caller for each mini-batch.
