@@ -23,7 +23,8 @@ over the cells (sklearn's `maxabs_scale`, a zero column keeps scale 1), protein 
 
 Tiny sizes (hidden 24, 2 layers, 4 heads, FFN 48, 16 patches, projection 16; 300 genes, 20
 proteins, 8 cells). Every parameter is rounded to 4 decimals before use (short JSON), the
-forward pass runs in float64 in eval mode (dropout off). The Rust test
+forward pass runs in float64 in eval mode (dropout off); the gradients of the loss with respect
+to one parameter of each kind are exported too. The Rust test
 `scssl-models/tests/scclip_conformance.rs` loads the weights and compares.
 """
 import json
@@ -218,8 +219,30 @@ def main():
     rna_in = rna / scale
     protein_in = (protein > 0).astype(np.float64)
 
-    with torch.no_grad():
-        r, p, a, b, loss = model(torch.tensor(rna_in), torch.tensor(protein_in))
+    r, p, a, b, loss = model(torch.tensor(rna_in), torch.tensor(protein_in))
+    loss.backward()
+    # gradients of the loss (eval mode) for a selection of parameters, one of each kind
+    grad_names = [
+        "rna_model.embeddings.patch_embeddings.projection.weight",
+        "rna_model.embeddings.cls_token",
+        "rna_model.encoder.layer.0.attention.attention.query.weight",
+        "rna_model.encoder.layer.0.attention.attention.key.bias",
+        "rna_model.encoder.layer.0.layernorm_before.weight",
+        "rna_model.encoder.layer.1.intermediate.dense.weight",
+        "rna_model.pooler.dense.bias",
+        "protein_model.embeddings.position_embeddings",
+        "protein_model.encoder.layer.1.attention.attention.value.weight",
+        "protein_model.layernorm.bias",
+        "rna_projection.weight",
+        "protein_projection.weight",
+    ]
+    named = dict(model.named_parameters())
+    # 7 significant digits (the test compares them to a relative 1e-4)
+    grads = {
+        n: np.vectorize(lambda v: float(f"{v:.7g}"))(named[n].grad.numpy()).tolist()
+        for n in grad_names
+    }
+    r, p, a, b = (t.detach() for t in (r, p, a, b))
     params = {
         name: t.detach().numpy().tolist()
         for name, t in model.state_dict().items()
@@ -247,6 +270,7 @@ def main():
         "rna_embedding": a.numpy().tolist(),
         "protein_embedding": b.numpy().tolist(),
         "loss": loss.item(),
+        "grads": grads,
         "versions": {"torch": torch.__version__, "numpy": np.__version__},
     }
     path = pathlib.Path(__file__).parent / "fixtures" / "models" / "scclip.json"

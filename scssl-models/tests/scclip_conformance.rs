@@ -174,3 +174,105 @@ fn checkpoint_checks_name_the_tensor() {
     off.scclip.maxabs_rna = false;
     Scclip.check_tensors(&off, &tensors).unwrap();
 }
+
+#[test]
+fn gradients_match_pytorch() {
+    use scssl_models::CpuTrainBackend as B;
+    use scssl_models::methods::scclip::ScclipNetwork;
+    let (f, config, mut tensors) = setup();
+    let scale = tensors.pop().unwrap().data;
+    let mut net = ScclipNetwork::<B>::new(&config, 0, &Default::default());
+    net.import(tensors).unwrap();
+    let rna = matrix(&f["rna"]);
+    let protein = matrix(&f["protein"]);
+    let (r_in, p_in) = prepare(rna.view(), protein.view(), Some(&scale), true);
+    let t = |x: &Array2<f32>| {
+        Tensor::<B, 2>::from_data(
+            TensorData::new(
+                x.iter().copied().collect::<Vec<f32>>(),
+                [x.nrows(), x.ncols()],
+            ),
+            &Default::default(),
+        )
+    };
+    let eval = scssl_models::layers::Pass::EVAL;
+    let a = net.embed_rna(t(&r_in), eval);
+    let b = net.embed_protein(t(&p_in), eval);
+    let grads = clip_loss(a, b, config.scclip.logit_scale).backward();
+    fn values<const D: usize>(
+        g: Option<Tensor<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend, D>>,
+    ) -> Vec<f32> {
+        g.unwrap().into_data().to_vec().unwrap()
+    }
+    let (r0, r1) = (&net.rna_model.layers[0], &net.rna_model.layers[1]);
+    let p1 = &net.protein_model.layers[1];
+    let ours: Vec<(&str, Vec<f32>)> = vec![
+        (
+            "rna_model.embeddings.patch_embeddings.projection.weight",
+            values(net.rna_model.patch_projection.weight.grad(&grads)),
+        ),
+        (
+            "rna_model.embeddings.cls_token",
+            values(net.rna_model.cls_token.grad(&grads)),
+        ),
+        (
+            "rna_model.encoder.layer.0.attention.attention.query.weight",
+            values(r0.query.weight.grad(&grads)),
+        ),
+        (
+            "rna_model.encoder.layer.0.attention.attention.key.bias",
+            values(r0.key.bias.as_ref().unwrap().grad(&grads)),
+        ),
+        (
+            "rna_model.encoder.layer.0.layernorm_before.weight",
+            values(r0.layernorm_before.weight.grad(&grads)),
+        ),
+        (
+            "rna_model.encoder.layer.1.intermediate.dense.weight",
+            values(r1.intermediate.weight.grad(&grads)),
+        ),
+        (
+            "rna_model.pooler.dense.bias",
+            values(net.rna_model.pooler.bias.as_ref().unwrap().grad(&grads)),
+        ),
+        (
+            "protein_model.embeddings.position_embeddings",
+            values(net.protein_model.position_embeddings.grad(&grads)),
+        ),
+        (
+            "protein_model.encoder.layer.1.attention.attention.value.weight",
+            values(p1.value.weight.grad(&grads)),
+        ),
+        (
+            "protein_model.layernorm.bias",
+            values(net.protein_model.layernorm.bias.grad(&grads)),
+        ),
+        (
+            "rna_projection.weight",
+            values(net.rna_projection.weight.grad(&grads)),
+        ),
+        (
+            "protein_projection.weight",
+            values(net.protein_projection.weight.grad(&grads)),
+        ),
+    ];
+    assert_eq!(ours.len(), f["grads"].as_object().unwrap().len());
+    let mut worst = 0.0f64;
+    for (name, g) in ours {
+        let (data, shape) = array(&f["grads"][name]);
+        let golden = if name.ends_with(".weight") && shape.len() == 2 {
+            transpose(&data, shape[0], shape[1])
+        } else {
+            data
+        };
+        // relative to the tensor's largest gradient; the key bias's gradient is 0 in exact
+        // arithmetic (softmax ignores a shift shared by all keys), so an absolute floor
+        let top = golden.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let diff = max_diff(&g, &golden);
+        let rel = diff / top.max(1e-3);
+        println!("{name}: max |g| {top:.2e}, max |Δ| {diff:.2e}");
+        worst = worst.max(rel);
+        assert!(rel < 1e-3, "{name}: max |Δ| {diff} for max |g| {top}");
+    }
+    println!("gradients: worst max |Δ| / max(max |g|, 1e-3) = {worst:.2e}");
+}
