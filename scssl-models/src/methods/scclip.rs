@@ -723,7 +723,7 @@ impl Method for Scclip {
                 return Err(invalid(name, "must be at least 1"));
             }
         }
-        if p.hidden_size % p.num_heads != 0 {
+        if !p.hidden_size.is_multiple_of(p.num_heads) {
             return Err(invalid(
                 "model.scclip.num_heads",
                 format!(
