@@ -368,6 +368,44 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 e.seconds, e.cells_per_second, e.mean_loss
             ))
         }
+        "train-scclip" => {
+            // one scCLIP epoch with the fork's network and training settings (ViT 256 × 6
+            // layers per modality, batch 256) on a simulated CITE-seq file: RNA normalised to
+            // 1e4 + log1p, protein CLR per cell (the method binarises it)
+            let mut ad = io::read(input)?;
+            let protein = ad
+                .obsm_get("protein_expression")
+                .context(
+                    "train-scclip needs obsm['protein_expression'] (scssl simulate --proteins)",
+                )?
+                .clone();
+            pp::normalize_total(&mut ad, 1e4)?;
+            pp::log1p(&mut ad);
+            let inputs = vec![ad.x.to_dense(), pp::clr(&protein, pp::ClrAxis::Cells)?];
+            let batches = ad.obs_groups("batch")?.codes;
+            let method = scssl_models::MethodRef::parse("scclip")?;
+            let model = scssl_models::ModelConfig::new(method, inputs[0].ncols());
+            let training = scssl_models::TrainConfig {
+                epochs: 1,
+                ..method.default_training()
+            };
+            let t = Instant::now();
+            let trained = crate::train::train_on(
+                &inputs,
+                None,
+                &batches,
+                model,
+                &training,
+                &crate::train::AugmentSpec::Preset("clear".into()),
+                |_| {},
+            )?;
+            let secs = t.elapsed().as_secs_f64();
+            let e = &trained.history.epochs[0];
+            Ok(format!(
+                "{{\"seconds\": {secs}, \"epoch_seconds\": {}, \"cells_per_second\": {}, \"loss\": {}}}",
+                e.seconds, e.cells_per_second, e.mean_loss
+            ))
+        }
         "metrics" => {
             let dir = input;
             let f32s = |name: &str| -> Result<Vec<f32>> {
@@ -410,7 +448,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             .to_string())
         }
         other => bail!(
-            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics, train, train-scvi, export-x, agreement, umap)"
+            "unknown perf step '{other}' (read, pipeline, knn, augment, metrics-gen, metrics, train, train-scvi, train-scclip, export-x, agreement, umap)"
         ),
     }
 }

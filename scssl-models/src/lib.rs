@@ -63,6 +63,7 @@ pub use config::{
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;
+pub use methods::scclip::ScclipParams;
 pub use methods::concerto::ConcertoParams;
 pub use methods::scbutterfly::ScbutterflyParams;
 pub use methods::sctel::SctelParams;

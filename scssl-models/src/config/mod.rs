@@ -330,6 +330,9 @@ pub struct ModelConfig {
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
+    /// scCLIP's settings.
+    #[serde(default)]
+    pub scclip: crate::methods::scclip::ScclipParams,
     /// Concerto's settings.
     #[serde(default)]
     pub concerto: crate::methods::concerto::ConcertoParams,
@@ -387,6 +390,7 @@ impl Default for ModelConfig {
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
+            scclip: Default::default(),
             concerto: Default::default(),
             scbutterfly: Default::default(),
             sctel: crate::methods::sctel::SctelParams::default(),

@@ -39,6 +39,7 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod scclip;
 pub mod scbutterfly;
 pub mod scbutterfly_network;
 pub mod sctel;
@@ -66,6 +67,7 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &scclip::Scclip,
     &concerto::Concerto,
     &scbutterfly::Scbutterfly,
     &sctel::Sctel,
