@@ -879,3 +879,42 @@ fn sctel_trains_from_the_command_line() {
         ],
     );
 }
+
+#[test]
+fn scclip_trains_from_the_command_line() {
+    // a tiny ViT without dropout (in widths this small dropout keeps the embeddings collapsed),
+    // and the protein kept continuous: the benchmark's binarisation (DIV-34) turns CITE-seq
+    // counts, almost all positive, into a constant block
+    single_cell_method_from_the_command_line(
+        "scclip",
+        true,
+        &[
+            "--epochs",
+            "16",
+            "--batch-size",
+            "32",
+            "--lr",
+            "2e-3",
+            "--schedule",
+            "warmup_cosine:10",
+            "--set",
+            "model.scclip.hidden_size=16",
+            "--set",
+            "model.scclip.num_layers=1",
+            "--set",
+            "model.scclip.num_heads=2",
+            "--set",
+            "model.scclip.intermediate_size=32",
+            "--set",
+            "model.scclip.num_patches=16",
+            "--set",
+            "model.scclip.projection_dim=16",
+            "--set",
+            "model.scclip.attention_dropout=0",
+            "--set",
+            "model.scclip.hidden_dropout=0",
+            "--set",
+            "model.scclip.binarize_protein=false",
+        ],
+    );
+}

@@ -145,6 +145,7 @@ pub(crate) fn run() -> Result {
         // the single-cell methods' networks and losses against PyTorch (and scikit-learn)
         "make_claire_fixtures.py",
         "make_concerto_fixtures.py",
+        "make_scclip_fixtures.py",
         "make_scbutterfly_fixtures.py",
         "make_sctel_fixtures.py",
     ] {
