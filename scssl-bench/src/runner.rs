@@ -129,6 +129,9 @@ pub fn train_run(
     let mut model = run.model_config(feats.matrices[0].ncols())?;
     resolve_gene_programs(&mut model, &feats.spec.genes)?;
     resolve_anchors(&mut model, &ad.obs.index)?;
+    if let Ok(labels) = ad.obs_groups(&run.data.label_key) {
+        model.n_cell_types = labels.names.len();
+    }
     let training = run.train_config()?;
     let trained = train_on(
         &feats.matrices,

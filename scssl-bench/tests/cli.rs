@@ -774,3 +774,20 @@ fn clear_trains_from_the_command_line() {
         ],
     );
 }
+
+#[test]
+fn scdc_trains_from_the_command_line() {
+    // K from the data's four cell types
+    single_cell_method_from_the_command_line(
+        "scdc",
+        false,
+        &[
+            "--epochs",
+            "10",
+            "--set",
+            "model.scdc.hidden_units=[64,32]",
+            "--set",
+            "model.scdc.latent_dim=16",
+        ],
+    );
+}

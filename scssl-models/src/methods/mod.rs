@@ -38,6 +38,8 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+#[cfg(feature = "scdc")]
+pub mod scdc;
 pub mod scvi;
 pub mod simclr;
 pub mod simsiam;
@@ -61,6 +63,8 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    #[cfg(feature = "scdc")]
+    &scdc::Scdc,
 ];
 
 /// What a method needs from the caller for each mini-batch.
