@@ -63,6 +63,9 @@ pub use config::{
 };
 pub use error::{ModelError, Result};
 pub use layers::NamedTensor;
+pub use methods::concerto::ConcertoParams;
+pub use methods::scbutterfly::ScbutterflyParams;
+pub use methods::sctel::SctelParams;
 pub use methods::two_view::SslNetwork;
 pub use methods::{
     BatchNeeds, BatchRequest, EmbedInputs, Fitted, LrPlateau, Method, MethodRef, MiniBatch,

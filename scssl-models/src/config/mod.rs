@@ -319,6 +319,9 @@ pub struct ModelConfig {
     /// data, so it is no key of a config file.
     #[serde(skip_serializing_if = "is_zero")]
     pub n_batches: usize,
+    /// Number of annotated cell types (for methods whose size depends on it, e.g. a cluster
+    /// count); filled in from the data's labels when it has them, so it is no key of a config
+    /// file.
     /// Number of annotated cell types (SCDC's cluster count when `scdc.n_clusters` is 0);
     /// filled in from the data's labels when it has them, so it is no key of a config file.
     #[serde(skip_serializing_if = "is_zero")]
@@ -329,6 +332,15 @@ pub struct ModelConfig {
     pub totalvi: TotalviParams,
     /// The masked autoencoder's settings.
     pub mae: MaeParams,
+    /// Concerto's settings.
+    #[serde(default)]
+    pub concerto: crate::methods::concerto::ConcertoParams,
+    /// scButterfly-B's settings.
+    #[serde(default)]
+    pub scbutterfly: crate::methods::scbutterfly::ScbutterflyParams,
+    /// scTEL's settings.
+    #[serde(default)]
+    pub sctel: crate::methods::sctel::SctelParams,
     /// GMT file of gene programmes for the masked autoencoder's `masking: gene_program`
     /// (a config file's relative path is resolved against the file's directory).
     pub gene_programs: Option<String>,
@@ -380,6 +392,9 @@ impl Default for ModelConfig {
             scvi: ScviParams::default(),
             totalvi: TotalviParams::default(),
             mae: MaeParams::default(),
+            concerto: Default::default(),
+            scbutterfly: Default::default(),
+            sctel: crate::methods::sctel::SctelParams::default(),
             gene_programs: None,
             gene_program_sets: None,
             background_prior: None,

@@ -31,6 +31,7 @@ use crate::train::{TrainEvent, TrainHistory};
 pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
+pub mod concerto;
 pub mod claire;
 pub mod clear;
 pub mod dsbn;
@@ -38,6 +39,10 @@ pub mod mae;
 pub mod moco;
 pub mod nnclr;
 pub mod pca;
+pub mod scbutterfly;
+pub mod scbutterfly_network;
+pub mod sctel;
+pub mod sctel_network;
 #[cfg(feature = "scdc")]
 pub mod scdc;
 pub mod scvi;
@@ -63,6 +68,9 @@ pub static REGISTRY: &[&dyn Method] = &[
     &scvi::Scvi,
     &totalvi::Totalvi,
     &mae::Mae,
+    &concerto::Concerto,
+    &scbutterfly::Scbutterfly,
+    &sctel::Sctel,
     #[cfg(feature = "scdc")]
     &scdc::Scdc,
 ];
