@@ -918,3 +918,22 @@ fn scclip_trains_from_the_command_line() {
         ],
     );
 }
+
+#[test]
+fn scdc_trains_from_the_command_line() {
+    // K from the data's four cell types
+    single_cell_method_from_the_command_line(
+        "scdc",
+        false,
+        &[
+            "--batch-size",
+            "64",
+            "--epochs",
+            "10",
+            "--set",
+            "model.scdc.hidden_units=[64,32]",
+            "--set",
+            "model.scdc.latent_dim=16",
+        ],
+    );
+}

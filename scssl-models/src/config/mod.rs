@@ -322,6 +322,8 @@ pub struct ModelConfig {
     /// Number of annotated cell types (for methods whose size depends on it, e.g. a cluster
     /// count); filled in from the data's labels when it has them, so it is no key of a config
     /// file.
+    /// Number of annotated cell types (SCDC's cluster count when `scdc.n_clusters` is 0);
+    /// filled in from the data's labels when it has them, so it is no key of a config file.
     #[serde(skip_serializing_if = "is_zero")]
     pub n_cell_types: usize,
     /// scVI's settings (the latent width is `n_latent`, else `hidden_dim`).
@@ -362,6 +364,9 @@ pub struct ModelConfig {
     pub claire: crate::methods::claire::ClaireParams,
     /// CLEAR's settings.
     pub clear: crate::methods::clear::ClearParams,
+    /// SCDC's settings (the project's interpretation; feature `scdc`).
+    #[cfg(feature = "scdc")]
+    pub scdc: crate::methods::scdc::ScdcParams,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -402,6 +407,8 @@ impl Default for ModelConfig {
             claire: Default::default(),
             clear: Default::default(),
             n_cell_types: 0,
+            #[cfg(feature = "scdc")]
+            scdc: Default::default(),
         }
     }
 }

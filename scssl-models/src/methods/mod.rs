@@ -42,6 +42,8 @@ pub mod pca;
 pub mod scbutterfly;
 pub mod scbutterfly_network;
 pub mod scclip;
+#[cfg(feature = "scdc")]
+pub mod scdc;
 pub mod sctel;
 pub mod sctel_network;
 pub mod scvi;
@@ -71,6 +73,8 @@ pub static REGISTRY: &[&dyn Method] = &[
     &concerto::Concerto,
     &scbutterfly::Scbutterfly,
     &sctel::Sctel,
+    #[cfg(feature = "scdc")]
+    &scdc::Scdc,
 ];
 
 /// What a method needs from the caller for each mini-batch.
