@@ -122,7 +122,17 @@ fn every_method_beats_a_random_embedding() {
     let random = random_baseline(64);
     let mut report = Vec::new();
     let mut scores = Vec::new();
-    for method in MethodRef::all().filter(|m| m.needs(&ModelConfig::default()).views == 2) {
+    // the seven generic methods (CLEAR, which also makes two views, has its own test)
+    let generic = [
+        "simclr",
+        "moco",
+        "simsiam",
+        "nnclr",
+        "byol",
+        "vicreg",
+        "barlowtwins",
+    ];
+    for method in generic.into_iter().map(|m| MethodRef::parse(m).unwrap()) {
         let trained = train_unimodal(method, 6, 0);
         let losses = &trained.history.step_losses;
         assert!(losses.iter().all(|l| l.is_finite()), "{method}: {losses:?}");

@@ -321,12 +321,13 @@ impl GroupRow {
         scssl_models::MethodRef::parse(&self.key.method).is_ok_and(|m| !m.trains())
     }
 
-    /// The method as tables show it: `Unintegrated (PCA)` for the PCA baseline.
+    /// The method as tables show it: `Unintegrated (PCA)` for the PCA baseline, a method's
+    /// display name otherwise (`SCDC (interpretation)`).
     pub fn method_label(&self) -> String {
-        if self.is_baseline() && self.key.method == "pca" {
-            "Unintegrated (PCA)".into()
-        } else {
-            self.key.method.clone()
+        match scssl_models::MethodRef::parse(&self.key.method) {
+            _ if self.is_baseline() && self.key.method == "pca" => "Unintegrated (PCA)".into(),
+            Ok(m) => m.display_name().into(),
+            Err(_) => self.key.method.clone(),
         }
     }
 
@@ -337,7 +338,12 @@ impl GroupRow {
         let mut l = if self.is_baseline() {
             format!("{} · {}", k.dataset, self.method_label())
         } else {
-            format!("{} · {} · {}", k.dataset, k.method, k.augmentation)
+            format!(
+                "{} · {} · {}",
+                k.dataset,
+                self.method_label(),
+                k.augmentation
+            )
         };
         if with_width {
             let _ = write!(l, " · h{}", self.key.hidden_dim);

@@ -176,6 +176,11 @@ pub trait Method: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// One line for help texts.
     fn summary(&self) -> &'static str;
+    /// The name result tables show (the registry name unless the method needs a caveat:
+    /// "SCDC (interpretation)").
+    fn display_name(&self) -> &'static str {
+        self.name()
+    }
     /// The augmentation preset (a name of `scssl_augment::PipelineConfig::preset`) the method
     /// trains with when the run names none: the method's own views (CLEAR's), or `None` for the
     /// caller's default.

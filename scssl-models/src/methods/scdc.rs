@@ -559,6 +559,11 @@ impl Method for Scdc {
         "scdc"
     }
 
+    /// scSSL-Bench's code has no SCDC: its rows say that this is the project's reading.
+    fn display_name(&self) -> &'static str {
+        "SCDC (interpretation)"
+    }
+
     fn summary(&self) -> &'static str {
         "SCDC (interpretation): debiased clustering with a ZINB decoder and within-batch shuffled batch codes (Li et al. 2024; not in scSSL-Bench's code)"
     }
