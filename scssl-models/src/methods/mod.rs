@@ -32,8 +32,10 @@ pub mod background_prior;
 pub mod barlow_twins;
 pub mod byol;
 pub mod claire;
+pub mod claire_anchors;
 pub mod clear;
 pub mod concerto;
+pub mod concerto_network;
 pub mod dsbn;
 pub mod mae;
 pub mod moco;
@@ -42,6 +44,7 @@ pub mod pca;
 pub mod scbutterfly;
 pub mod scbutterfly_network;
 pub mod scclip;
+pub mod scclip_vit;
 #[cfg(feature = "scdc")]
 pub mod scdc;
 pub mod sctel;
