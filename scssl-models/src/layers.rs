@@ -506,3 +506,15 @@ pub fn dropout<B: Backend>(x: Tensor<B, 2>, p: f64, pass: Pass) -> Tensor<B, 2> 
     let mask = tensor_from::<B, 2>(mask, [n, d], &x.device());
     x.mul(mask)
 }
+
+/// Inverted dropout of a tensor of any rank: the mask [`dropout`] draws for the tensor seen as
+/// `[dims[0], rest]` (attention maps, token sequences).
+pub fn dropout_nd<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64, pass: Pass) -> Tensor<B, D> {
+    if !pass.train || p <= 0.0 {
+        return x;
+    }
+    let dims = x.dims();
+    let rows = dims[0];
+    let cols: usize = dims[1..].iter().product();
+    dropout(x.reshape([rows, cols]), p, pass).reshape(dims)
+}

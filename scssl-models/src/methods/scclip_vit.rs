@@ -8,13 +8,13 @@ use burn::module::{Module, Param, ParamId};
 use burn::tensor::Tensor;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::scclip::ScclipParams;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::layers::{Dense, NamedTensor, Pass, reject_leftovers, tensor_from};
+use crate::layers::{Dense, NamedTensor, Pass, dropout_nd, reject_leftovers};
 
 /// A seed for dropout site `site` of a pass.
 pub(super) fn sub_pass(pass: Pass, site: u64) -> Pass {
@@ -25,34 +25,6 @@ pub(super) fn sub_pass(pass: Pass, site: u64) -> Pass {
         dropout_seed: h ^ (h >> 31),
         ..pass
     }
-}
-
-/// Inverted dropout of a tensor of any rank, the mask drawn from the pass's seed (32-bit
-/// uniform draws, cheaper than [`crate::layers::dropout`]'s for the attention maps).
-pub(super) fn dropout_nd<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-    p: f64,
-    pass: Pass,
-) -> Tensor<B, D> {
-    if !pass.train || p <= 0.0 {
-        return x;
-    }
-    let dims = x.dims();
-    let n: usize = dims.iter().product();
-    let mut rng = ChaCha8Rng::seed_from_u64(pass.dropout_seed);
-    let threshold = (p * 4_294_967_296.0) as u64;
-    let keep = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = (0..n)
-        .map(|_| {
-            if (rng.next_u32() as u64) < threshold {
-                0.0
-            } else {
-                keep
-            }
-        })
-        .collect();
-    let device = x.device();
-    x.mul(tensor_from::<B, D>(mask, dims, &device))
 }
 
 /// A linear layer applied to the last dimension of `[b, t, in]`.

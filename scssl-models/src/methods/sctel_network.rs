@@ -22,7 +22,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
 use crate::layers::{
-    BatchNorm1d, Dense, NamedTensor, Pass, dropout, export, import, reject_leftovers, tensor_from,
+    BatchNorm1d, Dense, NamedTensor, Pass, dropout, dropout_nd, export, import, reject_leftovers,
+    tensor_from,
 };
 
 /// Dropout of the transformer encoder layers (fixed in the reference).
@@ -43,17 +44,6 @@ fn sub(pass: Pass, site: u64) -> Pass {
         dropout_seed: h ^ (h >> 31),
         ..pass
     }
-}
-
-/// Inverted dropout of a tensor of any rank (masks drawn as for the flattened rows).
-fn dropout_nd<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64, pass: Pass) -> Tensor<B, D> {
-    if !pass.train || p <= 0.0 {
-        return x;
-    }
-    let dims = x.dims();
-    let rows = dims[0];
-    let cols: usize = dims[1..].iter().product();
-    dropout(x.reshape([rows, cols]), p, pass).reshape(dims)
 }
 
 /// PReLU: one slope shared by every entry (`PReLU()`) or one per channel
