@@ -432,8 +432,23 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 batches: &batches,
                 pre_integration: Some(pre.view()),
             };
-            let r =
-                scssl_metrics::report::evaluate(&input, &scssl_metrics::report::Metric::ALL, 0)?;
+            // an optional comma-separated list of metric keys (profiling one metric alone)
+            let chosen: Vec<scssl_metrics::report::Metric> = match extra.first() {
+                Some(list) => {
+                    let list = list.to_string_lossy();
+                    list.split(',')
+                        .map(|k| {
+                            scssl_metrics::report::Metric::ALL
+                                .iter()
+                                .copied()
+                                .find(|m| m.key() == k)
+                                .with_context(|| format!("unknown metric '{k}'"))
+                        })
+                        .collect::<Result<_>>()?
+                }
+                None => scssl_metrics::report::Metric::ALL.to_vec(),
+            };
+            let r = scssl_metrics::report::evaluate(&input, &chosen, 0)?;
             let secs = t.elapsed().as_secs_f64();
             // the timing keys in table order, from the metric registry (xtask prints them so)
             let order: Vec<&str> = std::iter::once("neighbors")
@@ -443,6 +458,7 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 "seconds": secs,
                 "timings": r.timings,
                 "total": r.total,
+                "metrics": r.metrics,
                 "order": order,
             })
             .to_string())

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
-use crate::matrix::CsrMatrix;
+use crate::matrix::{CsrMatrix, dot};
 use crate::neighbors::{KnnMethod, fuzzy_connectivities, knn};
 
 /// UMAP parameters (umap-learn's defaults).
@@ -305,10 +305,6 @@ fn spectral_init(graph: &CsrMatrix, rng: &mut ChaCha8Rng) -> Array2<f32> {
         *v += (rng.random::<f32>() - 0.5) * 2e-4;
     }
     coords
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn normalize(v: &mut [f64]) {
