@@ -65,6 +65,10 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
     for &c in part.iter() {
         size[c] += 1;
     }
+    // Empty communities, most recently emptied on top. Deletion is lazy (an entry whose
+    // community has members again is skipped when the top is read), which keeps every step
+    // O(1) where removing from the middle of a list made local moving quadratic; the top valid
+    // entry is the same as in the eager list, so partitions do not change.
     let mut empty: Vec<usize> = (0..n).filter(|&c| size[c] == 0).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
@@ -100,19 +104,16 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
         }
         if best_gain < 0.0 {
             // an empty community is better than any
+            while empty.last().is_some_and(|&e| size[e] != 0) {
+                empty.pop();
+            }
             if let Some(&e) = empty.last() {
                 best = e;
             }
         }
-        if size[best] == 0 {
-            empty.retain(|&e| e != best);
-        }
         kc[best] += g.k[v];
         size[best] += 1;
         if best != cur {
-            if size[cur] == 0 && !empty.contains(&cur) {
-                empty.push(cur);
-            }
             part[v] = best;
             moved = true;
             for &(u, _) in &g.adj[v] {
@@ -121,8 +122,6 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
                     queue.push_back(u);
                 }
             }
-        } else if size[cur] == 1 {
-            empty.retain(|&e| e != cur);
         }
         for &c in &touched {
             w_to[c] = 0.0;
@@ -232,38 +231,61 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
 
 /// Renumbers labels to 0..k in order of first appearance.
 fn renumber(p: &mut [usize]) -> usize {
-    let mut map = std::collections::HashMap::new();
+    let max = p.iter().copied().max().map_or(0, |m| m + 1);
+    let mut map = vec![usize::MAX; max];
+    let mut next = 0;
     for v in p.iter_mut() {
-        let next = map.len();
-        *v = *map.entry(*v).or_insert(next);
+        if map[*v] == usize::MAX {
+            map[*v] = next;
+            next += 1;
+        }
+        *v = map[*v];
     }
-    map.len()
+    next
 }
 
 fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
-    let mut acc: Vec<std::collections::HashMap<usize, f64>> = vec![Default::default(); n_new];
+    // members of each new node, so each new node's edges are summed in one dense scratch row
+    let mut start = vec![0usize; n_new + 1];
+    for &a in refined {
+        start[a + 1] += 1;
+    }
+    for a in 0..n_new {
+        start[a + 1] += start[a];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![0usize; g.n()];
+    for (v, &a) in refined.iter().enumerate() {
+        members[fill[a]] = v;
+        fill[a] += 1;
+    }
     let mut self_w = vec![0.0; n_new];
-    for v in 0..g.n() {
-        let a = refined[v];
-        self_w[a] += g.self_w[v];
-        for &(u, w) in &g.adj[v] {
-            let b = refined[u];
-            if a == b {
-                // each internal edge is seen from both ends: half a loop each time
-                self_w[a] += w / 2.0;
-            } else {
-                *acc[a].entry(b).or_default() += w;
+    let mut acc = vec![0.0f64; n_new];
+    let mut touched: Vec<usize> = vec![];
+    let mut adj: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n_new);
+    for a in 0..n_new {
+        for &v in &members[start[a]..start[a + 1]] {
+            self_w[a] += g.self_w[v];
+            for &(u, w) in &g.adj[v] {
+                let b = refined[u];
+                if a == b {
+                    // each internal edge is seen from both ends: half a loop each time
+                    self_w[a] += w / 2.0;
+                } else {
+                    if acc[b] == 0.0 {
+                        touched.push(b);
+                    }
+                    acc[b] += w;
+                }
             }
         }
+        touched.sort_unstable();
+        adj.push(touched.iter().map(|&b| (b, acc[b])).collect());
+        for &b in &touched {
+            acc[b] = 0.0;
+        }
+        touched.clear();
     }
-    let adj: Vec<Vec<(usize, f64)>> = acc
-        .into_iter()
-        .map(|m| {
-            let mut v: Vec<(usize, f64)> = m.into_iter().collect();
-            v.sort_by_key(|e| e.0);
-            v
-        })
-        .collect();
     let k = (0..n_new)
         .map(|i| adj[i].iter().map(|e| e.1).sum::<f64>() + 2.0 * self_w[i])
         .collect();
