@@ -5,11 +5,63 @@ use std::collections::BinaryHeap;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::tiles::{DB_TILE, tiled_dots};
+use super::tiles::tiled_dots;
 use super::{Neighbors, check_input, dist};
 use crate::error::Result;
 
 const EXTRA: usize = 8;
+/// Database rows scanned together against a query's shortlist bound.
+const CHUNK: usize = 64;
+
+/// Writes `max(qn + nj − 2·dot, 0)` for each entry and returns how many are at most `cut`.
+/// Element-wise without fused multiply-add, so every CPU path gives the same bits.
+#[inline(always)]
+fn squared_distances_lanes(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
+    let mut within = 0u32;
+    for ((o, &n), &dot) in out.iter_mut().zip(nj).zip(dots) {
+        let v = (qn + n - 2.0 * dot).max(0.0);
+        *o = v;
+        within += (v <= cut) as u32;
+    }
+    within
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn squared_distances_avx512(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
+    squared_distances_lanes(qn, nj, dots, cut, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn squared_distances_avx2(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
+    squared_distances_lanes(qn, nj, dots, cut, out)
+}
+
+/// [`squared_distances_lanes`] with the widest vectors the CPU has (same results on each).
+#[inline]
+fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+        let level = *LEVEL.get_or_init(|| {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                2
+            } else if std::arch::is_x86_feature_detected!("avx2") {
+                1
+            } else {
+                0
+            }
+        });
+        // SAFETY: each path runs only on a CPU that has its features (checked above).
+        match level {
+            2 => return unsafe { squared_distances_avx512(qn, nj, dots, cut, out) },
+            1 => return unsafe { squared_distances_avx2(qn, nj, dots, cut, out) },
+            _ => {}
+        }
+    }
+    squared_distances_lanes(qn, nj, dots, cut, out)
+}
 
 /// Exact `k` nearest neighbours of every row among all rows (self first at distance 0).
 pub fn knn_exact(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
@@ -92,17 +144,11 @@ fn search(
             heaps: (s..e)
                 .map(|_| BinaryHeap::with_capacity(want + 1))
                 .collect(),
-            d2: vec![0f32; DB_TILE.min(n)],
+            d2: vec![0f32; CHUNK],
         },
         |b, r, c0, col| {
             let i = b.start + r;
             let qn = b.qn[r];
-            // squared distances of the tile (vectorised), then a scan against the current
-            // worst of the shortlist
-            let d2 = &mut b.d2[..col.len()];
-            for ((o, &nj), &dot) in d2.iter_mut().zip(&norms[c0..c0 + col.len()]).zip(col) {
-                *o = (qn + nj - 2.0 * dot).max(0.0);
-            }
             let heap = &mut b.heaps[r];
             let mut worst = if heap.len() >= want {
                 heap.peek().map_or(u64::MAX, |&k| k)
@@ -110,20 +156,30 @@ fn search(
                 u64::MAX
             };
             let mut cut = worst_d2(worst);
-            for (jj, &v) in d2.iter().enumerate() {
-                let j = c0 + jj;
-                if v > cut || (self_first && j == i) {
+            let norms = &norms[c0..c0 + col.len()];
+            // squared distances a chunk at a time (vectorised), with a count of those within the
+            // current worst of the shortlist: once the shortlist is full almost every chunk has
+            // none and is skipped without a scalar look at each entry
+            for (ci, (dots, nj)) in col.chunks(CHUNK).zip(norms.chunks(CHUNK)).enumerate() {
+                let d2 = &mut b.d2[..dots.len()];
+                if squared_distances_within(qn, nj, dots, cut, d2) == 0 {
                     continue;
                 }
-                let key = (v.to_bits() as u64) << 32 | j as u64;
-                if key < worst {
-                    heap.push(key);
-                    if heap.len() > want {
-                        heap.pop();
+                for (jj, &v) in d2.iter().enumerate() {
+                    let j = c0 + ci * CHUNK + jj;
+                    if v > cut || (self_first && j == i) {
+                        continue;
                     }
-                    if heap.len() >= want {
-                        worst = heap.peek().map_or(u64::MAX, |&k| k);
-                        cut = worst_d2(worst);
+                    let key = (v.to_bits() as u64) << 32 | j as u64;
+                    if key < worst {
+                        heap.push(key);
+                        if heap.len() > want {
+                            heap.pop();
+                        }
+                        if heap.len() >= want {
+                            worst = heap.peek().map_or(u64::MAX, |&k| k);
+                            cut = worst_d2(worst);
+                        }
                     }
                 }
             }
