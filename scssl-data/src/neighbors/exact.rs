@@ -1,7 +1,5 @@
 //! Exact kNN by blocked matrix products (no n×n memory), re-ranked with direct distances.
 
-use std::collections::BinaryHeap;
-
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -13,34 +11,66 @@ const EXTRA: usize = 8;
 /// Database rows scanned together against a query's shortlist bound.
 const CHUNK: usize = 64;
 
-/// Writes `max(qn + nj − 2·dot, 0)` for each entry and returns how many are at most `cut`.
-/// Element-wise without fused multiply-add, so every CPU path gives the same bits.
+/// Writes `max(qn + nj − 2·dot, 0)` for each entry (at most 64) and returns a mask with bit
+/// `j` set where entry `j` is at most `cut`. Element-wise without fused multiply-add, so every
+/// CPU path gives the same bits.
 #[inline(always)]
-fn squared_distances_lanes(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
-    let mut within = 0u32;
-    for ((o, &n), &dot) in out.iter_mut().zip(nj).zip(dots) {
+fn squared_distances_lanes(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u64 {
+    let mut within = 0u64;
+    for (j, ((o, &n), &dot)) in out.iter_mut().zip(nj).zip(dots).enumerate() {
         let v = (qn + n - 2.0 * dot).max(0.0);
         *o = v;
-        within += (v <= cut) as u32;
+        within |= ((v <= cut) as u64) << j;
     }
     within
 }
 
+/// [`squared_distances_lanes`] sixteen lanes at a time, the mask straight from the compare.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn squared_distances_avx512(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
-    squared_distances_lanes(qn, nj, dots, cut, out)
+fn squared_distances_avx512(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u64 {
+    use std::arch::x86_64::*;
+    let len = out.len().min(nj.len()).min(dots.len());
+    let full = len / 16 * 16;
+    let qn_v = _mm512_set1_ps(qn);
+    let two = _mm512_set1_ps(2.0);
+    let zero = _mm512_setzero_ps();
+    let cut_v = _mm512_set1_ps(cut);
+    let mut within = 0u64;
+    for c in (0..full).step_by(16) {
+        // SAFETY: `c + 16 <= len`, within each of the three slices.
+        unsafe {
+            let n = _mm512_loadu_ps(nj.as_ptr().add(c));
+            let dot = _mm512_loadu_ps(dots.as_ptr().add(c));
+            // (qn + n) − 2·dot, then max with 0: the scalar expression's operations in order
+            let v = _mm512_max_ps(
+                _mm512_sub_ps(_mm512_add_ps(qn_v, n), _mm512_mul_ps(two, dot)),
+                zero,
+            );
+            _mm512_storeu_ps(out.as_mut_ptr().add(c), v);
+            within |= (_mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, cut_v) as u64) << c;
+        }
+    }
+    within
+        | squared_distances_lanes(
+            qn,
+            &nj[full..len],
+            &dots[full..len],
+            cut,
+            &mut out[full..len],
+        ) << full
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn squared_distances_avx2(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
+fn squared_distances_avx2(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u64 {
     squared_distances_lanes(qn, nj, dots, cut, out)
 }
 
 /// [`squared_distances_lanes`] with the widest vectors the CPU has (same results on each).
 #[inline]
-fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u32 {
+fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u64 {
+    debug_assert!(out.len() <= 64);
     #[cfg(target_arch = "x86_64")]
     {
         static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
@@ -115,20 +145,21 @@ fn search(
     } else {
         keep
     };
-    // per query row: the `want` smallest (d², id), packed into u64 keys (the bits of a
-    // non-negative f32 sort like the float), kept in a max-heap
+    // per query row: candidates as u64 keys (the bits of a non-negative f32 sort like the
+    // float, the id breaks ties) gathered in a buffer that is cut back to the `want` smallest by
+    // a selection whenever it holds twice that: amortised constant work per candidate, where a
+    // heap paid a logarithm for each
     struct Block {
         start: usize,
         qn: Vec<f32>,
-        heaps: Vec<BinaryHeap<u64>>,
+        shortlists: Vec<Vec<u64>>,
+        cuts: Vec<f32>,
         d2: Vec<f32>,
     }
-    let worst_d2 = |w: u64| {
-        if w == u64::MAX {
-            f32::INFINITY
-        } else {
-            f32::from_bits((w >> 32) as u32)
-        }
+    let shrink = |list: &mut Vec<u64>| -> f32 {
+        list.select_nth_unstable(want - 1);
+        list.truncate(want);
+        f32::from_bits((list[want - 1] >> 32) as u32)
     };
     let blocks = tiled_dots(
         dbs,
@@ -141,78 +172,77 @@ fn search(
             qn: (s..e)
                 .map(|i| qs[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
                 .collect(),
-            heaps: (s..e)
-                .map(|_| BinaryHeap::with_capacity(want + 1))
+            shortlists: (s..e)
+                .map(|_| Vec::with_capacity(2 * want + CHUNK))
                 .collect(),
+            cuts: vec![f32::INFINITY; e - s],
             d2: vec![0f32; CHUNK],
         },
         |b, r, c0, col| {
+            if want == 0 {
+                return;
+            }
             let i = b.start + r;
             let qn = b.qn[r];
-            let heap = &mut b.heaps[r];
-            let mut worst = if heap.len() >= want {
-                heap.peek().map_or(u64::MAX, |&k| k)
-            } else {
-                u64::MAX
-            };
-            let mut cut = worst_d2(worst);
+            let list = &mut b.shortlists[r];
+            let mut cut = b.cuts[r];
             let norms = &norms[c0..c0 + col.len()];
             // squared distances a chunk at a time (vectorised), with a count of those within the
-            // current worst of the shortlist: once the shortlist is full almost every chunk has
-            // none and is skipped without a scalar look at each entry
+            // shortlist's current bound: once it has tightened almost every chunk has none and
+            // is skipped without a scalar look at each entry
             for (ci, (dots, nj)) in col.chunks(CHUNK).zip(norms.chunks(CHUNK)).enumerate() {
                 let d2 = &mut b.d2[..dots.len()];
-                if squared_distances_within(qn, nj, dots, cut, d2) == 0 {
-                    continue;
-                }
-                for (jj, &v) in d2.iter().enumerate() {
+                let mut within = squared_distances_within(qn, nj, dots, cut, d2);
+                // only the entries within the bound, by their mask bits
+                while within != 0 {
+                    let jj = within.trailing_zeros() as usize;
+                    within &= within - 1;
                     let j = c0 + ci * CHUNK + jj;
-                    if v > cut || (self_first && j == i) {
-                        continue;
+                    if !(self_first && j == i) {
+                        list.push((d2[jj].to_bits() as u64) << 32 | j as u64);
                     }
-                    let key = (v.to_bits() as u64) << 32 | j as u64;
-                    if key < worst {
-                        heap.push(key);
-                        if heap.len() > want {
-                            heap.pop();
-                        }
-                        if heap.len() >= want {
-                            worst = heap.peek().map_or(u64::MAX, |&k| k);
-                            cut = worst_d2(worst);
-                        }
-                    }
+                }
+                if list.len() >= 2 * want {
+                    cut = shrink(list);
                 }
             }
+            b.cuts[r] = cut;
         },
     );
     let results: Vec<(Vec<u32>, Vec<f32>)> = blocks
         .into_par_iter()
         .flat_map_iter(|b| {
             let s = b.start;
-            b.heaps.into_iter().enumerate().map(move |(r, heap)| {
-                let i = s + r;
-                let qrow = &qs[i * d..(i + 1) * d];
-                // re-rank the shortlist by the direct distance
-                let mut exact: Vec<(f32, u32)> = heap
-                    .into_iter()
-                    .map(|key| {
-                        let j = (key & 0xFFFF_FFFF) as usize;
-                        (dist(qrow, &dbs[j * d..(j + 1) * d]), j as u32)
-                    })
-                    .collect();
-                exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                let mut idx = Vec::with_capacity(k);
-                let mut ds = Vec::with_capacity(k);
-                if self_first {
-                    idx.push(i as u32);
-                    ds.push(0.0);
-                }
-                for &(dd, j) in exact.iter().take(k - idx.len()) {
-                    idx.push(j);
-                    ds.push(dd);
-                }
-                (idx, ds)
-            })
+            b.shortlists
+                .into_iter()
+                .enumerate()
+                .map(move |(r, mut list)| {
+                    let i = s + r;
+                    let qrow = &qs[i * d..(i + 1) * d];
+                    // re-rank the shortlist by the direct distance
+                    if list.len() > want {
+                        shrink(&mut list);
+                    }
+                    let mut exact: Vec<(f32, u32)> = list
+                        .into_iter()
+                        .map(|key| {
+                            let j = (key & 0xFFFF_FFFF) as usize;
+                            (dist(qrow, &dbs[j * d..(j + 1) * d]), j as u32)
+                        })
+                        .collect();
+                    exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    let mut idx = Vec::with_capacity(k);
+                    let mut ds = Vec::with_capacity(k);
+                    if self_first {
+                        idx.push(i as u32);
+                        ds.push(0.0);
+                    }
+                    for &(dd, j) in exact.iter().take(k - idx.len()) {
+                        idx.push(j);
+                        ds.push(dd);
+                    }
+                    (idx, ds)
+                })
         })
         .collect();
     let mut indices = Array2::<u32>::zeros((m, k));
@@ -253,5 +283,54 @@ mod tests {
         let nn = knn_exact(x.view(), 2).unwrap();
         assert_eq!(nn.indices.row(1).to_vec(), vec![1, 0]);
         assert_eq!(nn.distances.row(1).to_vec(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn every_distance_path_gives_the_same_bits_and_mask() {
+        // 61 entries: three full 16-lane vectors and a scalar tail
+        let nj: Vec<f32> = (0..61).map(|j| (j as f32 * 0.37).sin() + 1.5).collect();
+        let dots: Vec<f32> = (0..61).map(|j| (j as f32 * 0.91).cos()).collect();
+        let (mut a, mut b) = (vec![0f32; 61], vec![0f32; 61]);
+        let mask_lanes = squared_distances_lanes(0.8, &nj, &dots, 1.9, &mut a);
+        let mask = squared_distances_within(0.8, &nj, &dots, 1.9, &mut b);
+        assert_eq!(mask, mask_lanes);
+        assert!(
+            mask != 0 && mask.count_ones() < 61,
+            "a mixed mask: {mask:b}"
+        );
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        for (j, v) in a.iter().enumerate() {
+            assert_eq!(mask >> j & 1 == 1, *v <= 1.9, "entry {j}");
+        }
+    }
+
+    #[test]
+    fn matches_brute_force_across_tiles_and_chunks() {
+        // more rows than one database tile, a last chunk that is not a multiple of 16
+        let n = super::super::tiles::DB_TILE + 403;
+        let x = Array2::from_shape_fn((n, 3), |(i, c)| {
+            ((i * 7919 + c * 104_729) % 10_007) as f32 / 997.0 + (i as f32 * 0.013).sin()
+        });
+        let k = 12;
+        let nn = knn_exact(x.view(), k).unwrap();
+        for i in (0..n).step_by(97) {
+            let mut all: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let d: f32 = (0..3).map(|c| (x[[i, c]] - x[[j, c]]).powi(2)).sum();
+                    (d, j as u32)
+                })
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut want: Vec<u32> = all[..k - 1].iter().map(|e| e.1).collect();
+            let mut got: Vec<u32> = nn.indices.row(i).iter().skip(1).copied().collect();
+            assert_eq!(nn.indices[[i, 0]], i as u32);
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "row {i}");
+        }
     }
 }
