@@ -48,6 +48,7 @@ pub mod matrix;
 pub mod neighbors;
 pub mod pp;
 pub mod sim;
+pub mod simd;
 pub mod split;
 pub mod umap;
 

@@ -157,16 +157,36 @@ pub fn silhouette_samples_with(
 }
 
 /// Σ distance(i, j) over a contiguous range of columns, from the dot products `dots` and the
-/// squared norms: eight f32 lanes (vectorised), summed in f64.
-#[inline]
-fn segment_sum(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
+/// squared norms: eight f32 accumulators, summed in f64. The vector versions below keep this
+/// order of additions (sixteen distances at a time, added to the eight accumulators in two
+/// halves), so every CPU gives the same bits.
+#[inline(always)]
+fn segment_sum_lanes(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
     let mut acc = [0f32; 8];
-    let (nc, dc) = (norms.chunks_exact(8), dots.chunks_exact(8));
-    let (nr, dr) = (nc.remainder(), dc.remainder());
     let f = |nj: f32, dot: f32| match distance {
         Distance::Euclidean => (ni + nj - 2.0 * dot).max(0.0).sqrt(),
         Distance::Cosine => (1.0 - dot).max(0.0),
     };
+    let len = norms.len().min(dots.len());
+    let (n16, d16) = (norms[..len].chunks_exact(16), dots[..len].chunks_exact(16));
+    let done16 = len / 16 * 16;
+    for (a, b) in n16.zip(d16) {
+        let mut v = [0f32; 16];
+        for l in 0..16 {
+            v[l] = f(a[l], b[l]);
+        }
+        for l in 0..8 {
+            acc[l] += v[l];
+        }
+        for l in 0..8 {
+            acc[l] += v[8 + l];
+        }
+    }
+    let (nc, dc) = (
+        norms[done16..len].chunks_exact(8),
+        dots[done16..len].chunks_exact(8),
+    );
+    let (nr, dr) = (nc.remainder(), dc.remainder());
     for (a, b) in nc.zip(dc) {
         for l in 0..8 {
             acc[l] += f(a[l], b[l]);
@@ -177,6 +197,32 @@ fn segment_sum(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 
         tail += f(*a, *b);
     }
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn segment_sum_avx512(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
+    segment_sum_lanes(distance, ni, norms, dots)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn segment_sum_avx2(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
+    segment_sum_lanes(distance, ni, norms, dots)
+}
+
+/// [`segment_sum_lanes`] with the widest vectors this CPU has (the same bits on each).
+#[inline]
+fn segment_sum(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
+    use scssl_data::simd::{Level, level};
+    #[cfg(target_arch = "x86_64")]
+    match level() {
+        // SAFETY: each version runs only on a CPU that has its features.
+        Level::Avx512 => return unsafe { segment_sum_avx512(distance, ni, norms, dots) },
+        Level::Avx2 => return unsafe { segment_sum_avx2(distance, ni, norms, dots) },
+        Level::Baseline => {}
+    }
+    segment_sum_lanes(distance, ni, norms, dots)
 }
 
 /// The caller's silhouette samples (checked for length), or freshly computed ones kept in `slot`.
@@ -428,5 +474,31 @@ mod tests {
         );
         assert!(silhouette_samples(array![[f32::NAN]].view(), &[0]).is_err());
         assert!(silhouette_samples(x.view(), &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn every_segment_sum_version_gives_the_same_bits() {
+        // 16-lane blocks, one 8-lane block and a tail
+        for len in [0usize, 5, 8, 16, 29, 61] {
+            let norms: Vec<f32> = (0..len).map(|j| (j as f32 * 0.37).sin() + 1.5).collect();
+            let dots: Vec<f32> = (0..len).map(|j| (j as f32 * 0.91).cos() * 0.4).collect();
+            for distance in [Distance::Euclidean, Distance::Cosine] {
+                let lanes = segment_sum_lanes(distance, 0.8, &norms, &dots);
+                let dispatched = segment_sum(distance, 0.8, &norms, &dots);
+                assert_eq!(lanes.to_bits(), dispatched.to_bits(), "{distance:?}, {len}");
+                let direct: f64 = norms
+                    .iter()
+                    .zip(&dots)
+                    .map(|(&nj, &dot)| match distance {
+                        Distance::Euclidean => ((0.8 + nj - 2.0 * dot) as f64).max(0.0).sqrt(),
+                        Distance::Cosine => (1.0 - dot as f64).max(0.0),
+                    })
+                    .sum();
+                assert!(
+                    (lanes - direct).abs() < 1e-5 * (1.0 + direct),
+                    "{lanes} vs {direct}"
+                );
+            }
+        }
     }
 }

@@ -72,23 +72,15 @@ fn squared_distances_avx2(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut
 fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u64 {
     debug_assert!(out.len() <= 64);
     #[cfg(target_arch = "x86_64")]
-    {
-        static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-        let level = *LEVEL.get_or_init(|| {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                2
-            } else if std::arch::is_x86_feature_detected!("avx2") {
-                1
-            } else {
-                0
-            }
-        });
-        // SAFETY: each path runs only on a CPU that has its features (checked above).
-        match level {
-            2 => return unsafe { squared_distances_avx512(qn, nj, dots, cut, out) },
-            1 => return unsafe { squared_distances_avx2(qn, nj, dots, cut, out) },
-            _ => {}
+    match crate::simd::level() {
+        // SAFETY: each path runs only on a CPU that has its features.
+        crate::simd::Level::Avx512 => {
+            return unsafe { squared_distances_avx512(qn, nj, dots, cut, out) };
         }
+        crate::simd::Level::Avx2 => {
+            return unsafe { squared_distances_avx2(qn, nj, dots, cut, out) };
+        }
+        crate::simd::Level::Baseline => {}
     }
     squared_distances_lanes(qn, nj, dots, cut, out)
 }

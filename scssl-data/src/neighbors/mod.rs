@@ -171,12 +171,9 @@ fn sqdist_avx2(a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub(crate) fn sqdist(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    {
-        static HAS_AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *HAS_AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
-            // SAFETY: the CPU supports AVX2 (checked above).
-            return unsafe { sqdist_avx2(a, b) };
-        }
+    if crate::simd::level() >= crate::simd::Level::Avx2 {
+        // SAFETY: the CPU supports AVX2 (AVX-512 implies it).
+        return unsafe { sqdist_avx2(a, b) };
     }
     sqdist_lanes(a, b)
 }
