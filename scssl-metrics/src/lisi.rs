@@ -8,11 +8,25 @@ use scssl_data::Neighbors;
 use crate::codes::dense;
 use crate::error::{Error, Result, check_len};
 
-fn h_beta(d: &[f32], mask: &[bool], beta: f32, p: &mut [f32]) -> f32 {
+/// The kernel's entropy at precision `beta`, writing the normalised kernel into `p`. The
+/// exponentials are taken a row at a time (vectorised, in f64 and rounded to f32: the
+/// correctly rounded `expf` but for rare last-bit ties); `args` and `exps` are scratch.
+fn h_beta(
+    d: &[f32],
+    mask: &[bool],
+    beta: f32,
+    p: &mut [f32],
+    args: &mut [f64],
+    exps: &mut [f64],
+) -> f32 {
+    for (a, &di) in args.iter_mut().zip(d) {
+        *a = (-di * beta) as f64;
+    }
+    scssl_data::simd::exp_into(args, exps);
     let mut sum = 0f32;
     let mut dp = 0f32;
-    for ((pi, &di), &m) in p.iter_mut().zip(d).zip(mask) {
-        *pi = if m { (-di * beta).exp() } else { 0.0 };
+    for (((pi, &di), &m), &e) in p.iter_mut().zip(d).zip(mask).zip(exps.iter()) {
+        *pi = if m { e as f32 } else { 0.0 };
         sum += *pi;
         dp += di * *pi;
     }
@@ -44,8 +58,9 @@ pub fn lisi_knn(nn: &Neighbors, codes: &[u32], perplexity: f32) -> Result<Vec<f6
             let idx = nn.indices.row(i);
             let mask: Vec<bool> = idx.iter().map(|&j| j as usize != i).collect();
             let mut p = vec![0f32; d.len()];
+            let (mut args, mut exps) = (vec![0f64; d.len()], vec![0f64; d.len()]);
             let (mut beta, mut lo, mut hi) = (1f32, f32::NEG_INFINITY, f32::INFINITY);
-            let mut h = h_beta(&d, &mask, beta, &mut p);
+            let mut h = h_beta(&d, &mask, beta, &mut p, &mut args, &mut exps);
             let mut diff = h - target;
             let mut tries = 0;
             while diff.abs() > tol && tries < 50 {
@@ -64,7 +79,7 @@ pub fn lisi_knn(nn: &Neighbors, codes: &[u32], perplexity: f32) -> Result<Vec<f6
                         (beta + lo) / 2.0
                     };
                 }
-                h = h_beta(&d, &mask, beta, &mut p);
+                h = h_beta(&d, &mask, beta, &mut p, &mut args, &mut exps);
                 diff = h - target;
                 tries += 1;
             }

@@ -18,59 +18,72 @@ pub fn fuzzy_connectivities(nn: &Neighbors) -> CsrMatrix {
     let mean_all: f64 = nn.distances.iter().map(|&d| d as f64).sum::<f64>() / (n * k).max(1) as f64;
     let rows: Vec<Vec<(u32, f32)>> = (0..n)
         .into_par_iter()
-        .map(|i| {
-            let d = nn.distances.row(i);
-            // rho: the smallest positive distance
-            let nz: Vec<f32> = d.iter().copied().filter(|&v| v > 0.0).collect();
-            let rho = nz.iter().copied().fold(f32::INFINITY, f32::min);
-            let rho = if nz.is_empty() { 0.0f32 } else { rho };
-            let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
-            for _ in 0..64 {
-                let mut psum = 0.0f64;
-                for j in 1..k {
-                    let dd = (d[j] - rho) as f64;
-                    psum += if dd > 0.0 { (-(dd / mid)).exp() } else { 1.0 };
+        .map_init(
+            || (vec![0f64; k], vec![0f64; k], vec![0f64; k]),
+            |(excess, args, exps), i| {
+                let d = nn.distances.row(i);
+                // rho: the smallest positive distance
+                let rho = d
+                    .iter()
+                    .copied()
+                    .filter(|&v| v > 0.0)
+                    .fold(f32::INFINITY, f32::min);
+                let rho = if rho.is_finite() { rho } else { 0.0f32 };
+                for (e, &v) in excess.iter_mut().zip(d.iter()).skip(1) {
+                    *e = (v - rho) as f64;
                 }
-                if (psum - target).abs() < 1e-5 {
-                    break;
-                }
-                if psum > target {
-                    hi = mid;
-                    mid = (lo + hi) / 2.0;
-                } else {
-                    lo = mid;
-                    if hi == f64::INFINITY {
-                        mid *= 2.0
+                let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+                for _ in 0..64 {
+                    // the kernel's exponentials a row at a time (vectorised), summed in order
+                    for (a, &dd) in args.iter_mut().zip(excess.iter()).skip(1) {
+                        *a = -(dd / mid);
+                    }
+                    crate::simd::exp_into(&args[1..], &mut exps[1..]);
+                    let mut psum = 0.0f64;
+                    for (&dd, &e) in excess.iter().zip(exps.iter()).skip(1) {
+                        psum += if dd > 0.0 { e } else { 1.0 };
+                    }
+                    if (psum - target).abs() < 1e-5 {
+                        break;
+                    }
+                    if psum > target {
+                        hi = mid;
+                        mid = (lo + hi) / 2.0;
                     } else {
-                        mid = (lo + hi) / 2.0
+                        lo = mid;
+                        if hi == f64::INFINITY {
+                            mid *= 2.0
+                        } else {
+                            mid = (lo + hi) / 2.0
+                        }
                     }
                 }
-            }
-            let mut sigma = mid as f32;
-            if rho > 0.0 {
-                let mean_i = d.iter().map(|&v| v as f64).sum::<f64>() / k as f64;
-                if (sigma as f64) < 1e-3 * mean_i {
-                    sigma = (1e-3 * mean_i) as f32;
+                let mut sigma = mid as f32;
+                if rho > 0.0 {
+                    let mean_i = d.iter().map(|&v| v as f64).sum::<f64>() / k as f64;
+                    if (sigma as f64) < 1e-3 * mean_i {
+                        sigma = (1e-3 * mean_i) as f32;
+                    }
+                } else if (sigma as f64) < 1e-3 * mean_all {
+                    sigma = (1e-3 * mean_all) as f32;
                 }
-            } else if (sigma as f64) < 1e-3 * mean_all {
-                sigma = (1e-3 * mean_all) as f32;
-            }
-            let mut row = Vec::with_capacity(k);
-            for j in 0..k {
-                let c = nn.indices[[i, j]];
-                if c as usize == i {
-                    continue;
+                let mut row = Vec::with_capacity(k);
+                for j in 0..k {
+                    let c = nn.indices[[i, j]];
+                    if c as usize == i {
+                        continue;
+                    }
+                    let diff = nn.distances[[i, j]] - rho;
+                    let w = if diff <= 0.0 || sigma == 0.0 {
+                        1.0
+                    } else {
+                        (-(diff / sigma)).exp()
+                    };
+                    row.push((c, w));
                 }
-                let diff = nn.distances[[i, j]] - rho;
-                let w = if diff <= 0.0 || sigma == 0.0 {
-                    1.0
-                } else {
-                    (-(diff / sigma)).exp()
-                };
-                row.push((c, w));
-            }
-            row
-        })
+                row
+            },
+        )
         .collect();
     let a = rows_to_csr(n, rows);
     fuzzy_union(&a)
