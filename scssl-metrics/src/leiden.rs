@@ -11,11 +11,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scssl_data::CsrMatrix;
 
-/// A weighted undirected graph in adjacency-list form; `self_w[v]` is the weight of v's loop
-/// (internal weight of an aggregated community).
+/// A weighted undirected graph in compressed-row form (node `v`'s neighbours are
+/// `nbr[start[v]..start[v + 1]]`, weights alongside: one contiguous walk per node, where a list
+/// per node scattered the edges over the heap); `self_w[v]` is the weight of v's loop (internal
+/// weight of an aggregated community).
 #[derive(Debug, Clone)]
 struct Graph {
-    adj: Vec<Vec<(usize, f64)>>,
+    start: Vec<usize>,
+    nbr: Vec<u32>,
+    wt: Vec<f64>,
     self_w: Vec<f64>,
     /// Node strength (degree incl. twice the loop), the modularity null model's node weight.
     k: Vec<f64>,
@@ -23,16 +27,40 @@ struct Graph {
 
 impl Graph {
     fn n(&self) -> usize {
-        self.adj.len()
+        self.self_w.len()
     }
     fn total(&self) -> f64 {
         self.k.iter().sum()
+    }
+    /// Node `v`'s edges as (neighbour, weight).
+    #[inline]
+    fn edges(&self, v: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let (a, b) = (self.start[v], self.start[v + 1]);
+        self.nbr[a..b]
+            .iter()
+            .zip(&self.wt[a..b])
+            .map(|(&u, &w)| (u as usize, w))
+    }
+    /// Builds the strengths from the edges and loops.
+    fn with_strengths(start: Vec<usize>, nbr: Vec<u32>, wt: Vec<f64>, self_w: Vec<f64>) -> Graph {
+        let k = (0..self_w.len())
+            .map(|i| wt[start[i]..start[i + 1]].iter().sum::<f64>() + 2.0 * self_w[i])
+            .collect();
+        Graph {
+            start,
+            nbr,
+            wt,
+            self_w,
+            k,
+        }
     }
 }
 
 fn from_csr(w: &CsrMatrix) -> Graph {
     let n = w.n_rows();
-    let mut adj = vec![vec![]; n];
+    let mut start = Vec::with_capacity(n + 1);
+    start.push(0);
+    let (mut nbr, mut wt) = (vec![], vec![]);
     let mut self_w = vec![0.0; n];
     for i in 0..n {
         let (c, v) = w.row(i);
@@ -43,14 +71,13 @@ fn from_csr(w: &CsrMatrix) -> Graph {
             if j as usize == i {
                 self_w[i] += x as f64;
             } else {
-                adj[i].push((j as usize, x as f64));
+                nbr.push(j);
+                wt.push(x as f64);
             }
         }
+        start.push(nbr.len());
     }
-    let k = (0..n)
-        .map(|i| adj[i].iter().map(|e| e.1).sum::<f64>() + 2.0 * self_w[i])
-        .collect();
-    Graph { adj, self_w, k }
+    Graph::with_strengths(start, nbr, wt, self_w)
 }
 
 /// Local moving: visits nodes from a queue and moves each to the neighbouring (or an empty)
@@ -80,7 +107,7 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
     while let Some(v) = queue.pop_front() {
         queued[v] = false;
         let cur = part[v];
-        for &(u, w) in &g.adj[v] {
+        for (u, w) in g.edges(v) {
             let c = part[u];
             if w_to[c] == 0.0 {
                 touched.push(c);
@@ -116,7 +143,7 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
         if best != cur {
             part[v] = best;
             moved = true;
-            for &(u, _) in &g.adj[v] {
+            for (u, _) in g.edges(v) {
                 if !queued[u] && part[u] != best {
                     queued[u] = true;
                     queue.push_back(u);
@@ -145,8 +172,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     }
     let w_in: Vec<f64> = (0..n)
         .map(|v| {
-            g.adj[v]
-                .iter()
+            g.edges(v)
                 .filter(|e| part[e.0] == part[v])
                 .map(|e| e.1)
                 .sum()
@@ -167,7 +193,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
         if w_in[v] < gamma * g.k[v] * (kp[s] - g.k[v]) {
             continue;
         }
-        for &(u, w) in &g.adj[v] {
+        for (u, w) in g.edges(v) {
             if part[u] == s {
                 let c = refined[u];
                 if w_to[c] == 0.0 {
@@ -214,7 +240,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
                 // c's outside weight: gains v's links outside c, loses the links between them
                 rw_out[c] += w_in[v] - 2.0 * w_to[c];
                 rw_out[old] = 0.0;
-                for &(u, _) in &g.adj[v] {
+                for (u, _) in g.edges(v) {
                     if refined[u] == c && u != v {
                         singleton[u] = false;
                     }
@@ -262,11 +288,13 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
     let mut self_w = vec![0.0; n_new];
     let mut acc = vec![0.0f64; n_new];
     let mut touched: Vec<usize> = vec![];
-    let mut adj: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n_new);
+    let mut new_start = Vec::with_capacity(n_new + 1);
+    new_start.push(0);
+    let (mut nbr, mut wt) = (vec![], vec![]);
     for a in 0..n_new {
         for &v in &members[start[a]..start[a + 1]] {
             self_w[a] += g.self_w[v];
-            for &(u, w) in &g.adj[v] {
+            for (u, w) in g.edges(v) {
                 let b = refined[u];
                 if a == b {
                     // each internal edge is seen from both ends: half a loop each time
@@ -280,16 +308,17 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
             }
         }
         touched.sort_unstable();
-        adj.push(touched.iter().map(|&b| (b, acc[b])).collect());
+        for &b in &touched {
+            nbr.push(b as u32);
+            wt.push(acc[b]);
+        }
+        new_start.push(nbr.len());
         for &b in &touched {
             acc[b] = 0.0;
         }
         touched.clear();
     }
-    let k = (0..n_new)
-        .map(|i| adj[i].iter().map(|e| e.1).sum::<f64>() + 2.0 * self_w[i])
-        .collect();
-    Graph { adj, self_w, k }
+    Graph::with_strengths(new_start, nbr, wt, self_w)
 }
 
 /// Leiden clustering of a symmetric weighted graph (e.g. UMAP connectivities) maximising
@@ -357,7 +386,7 @@ pub fn modularity(w: &CsrMatrix, part: &[u32], resolution: f64) -> f64 {
     for v in 0..g.n() {
         kc[part[v] as usize] += g.k[v];
         inside += 2.0 * g.self_w[v];
-        for &(u, w) in &g.adj[v] {
+        for (u, w) in g.edges(v) {
             if part[u] == part[v] {
                 inside += w;
             }
