@@ -5,7 +5,9 @@
 //!   dataset (plus the real files in `../shared/data` when present).
 //! - `cargo xtask test`: the same dependency check, then the whole test suite: cargo test and
 //!   the Python package's (wheel built with maturin into `~/.cache/scssl-venv-py`, pytest).
-//! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run.
+//! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run;
+//!   `perf metrics|train|python|umap|augment` the other comparisons, `perf all [--quick]` all of them
+//!   and one table of every ratio.
 //! - `cargo xtask fuzz [--minutes N] [--target T]`: runs the `cargo fuzz` targets of `fuzz/`
 //!   (15 minutes each by default); `--seeds` rewrites their seed corpora, `--sweep` runs the
 //!   damaged-file sweep.
@@ -16,6 +18,7 @@
 mod fixtures;
 mod fuzz;
 mod perf;
+mod perf_all;
 mod perf_python;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
         Some("package") => package(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train | fixtures | fuzz [--minutes N] [--target T] [--seeds] [--sweep] | package>"
+                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train|python|umap|all | fixtures | fuzz [--minutes N] [--target T] [--seeds] [--sweep] | package>"
             );
             Err("unknown command".into())
         }

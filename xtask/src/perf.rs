@@ -108,7 +108,8 @@ pub fn run(args: &[String]) -> Result {
         Some("train") => train(&args[1..]),
         Some("umap") => umap(&args[1..]),
         Some("python") => crate::perf_python::run(&args[1..]),
-        _ => Err("usage: cargo xtask perf <data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000] | python [--sizes 10000,100000] [--python-max N]>".into()),
+        Some("all") => crate::perf_all::run(&args[1..]),
+        _ => Err("usage: cargo xtask perf <all [--quick] | data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000] | python [--sizes 10000,100000] [--python-max N]>".into()),
     }
 }
 
@@ -185,6 +186,33 @@ fn data(args: &[String]) -> Result {
         &p_py,
     );
     row("kNN k=15 on the PCA (pynndescent warm)", &k_ours, &k_py);
+    use crate::perf_all::record;
+    record(
+        "data",
+        format!("read h5ad, {cells} cells"),
+        r_ours.seconds,
+        r_py.seconds,
+        None,
+        "anndata",
+    );
+    record(
+        "data",
+        format!("normalize → HVG → PCA, {cells} cells"),
+        p_ours.seconds,
+        p_py.seconds,
+        None,
+        "scanpy",
+    );
+    record(
+        "kNN",
+        format!("k = 15, {cells} × 50 PCs"),
+        k_ours.seconds,
+        k_py.seconds,
+        Some(1.0),
+        format!(
+            "pynndescent warm; recall scssl {rec_ours:.3} (goal ≥ 0.98), pynndescent {rec_py:.3}"
+        ),
+    );
     println!(
         "\nkNN recall@15 (1,000 query cells vs exact): scssl {rec_ours:.4}, pynndescent {rec_py:.4}; pynndescent's first call (JIT) took {first_py:.1} s"
     );
@@ -417,6 +445,48 @@ fn train(args: &[String]) -> Result {
     );
     println!("| method | implementation | epoch s | cells/s | ours vs it | peak RSS MB |");
     println!("|---|---|---|---|---|---|");
+    use crate::perf_all::record;
+    for (method, theirs, goal, name) in [
+        ("SimCLR", &torch, None, "reference loop (per-cell views)"),
+        (
+            "SimCLR",
+            &batched_simclr,
+            Some(1.5),
+            "batched views, exact sizes",
+        ),
+        (
+            "SimCLR",
+            &bernoulli_simclr,
+            Some(1.5),
+            "batched views, Bernoulli masks",
+        ),
+        (
+            "VICReg",
+            &batched_vicreg,
+            Some(1.5),
+            "batched views, exact sizes",
+        ),
+        (
+            "VICReg",
+            &bernoulli_vicreg,
+            Some(1.5),
+            "batched views, Bernoulli masks",
+        ),
+    ] {
+        let mine = if method == "SimCLR" {
+            &ours
+        } else {
+            &ours_vicreg
+        };
+        record(
+            "train",
+            format!("{method} epoch, {cells} cells vs PyTorch {name}"),
+            mine.seconds,
+            theirs.seconds,
+            goal,
+            "CPU; scssl bit-identical at 1 and 2 threads",
+        );
+    }
     for (method, name, m, mine) in [
         (
             "SimCLR",
@@ -650,6 +720,17 @@ fn metrics(args: &[String]) -> Result {
         }
         match &theirs {
             Some(t) => {
+                crate::perf_all::record(
+                    "metrics",
+                    format!("full scIB set, {n} cells"),
+                    ours.seconds,
+                    t.seconds,
+                    Some(30.0),
+                    format!(
+                        "scib-metrics' JAX compilation excluded; peak MB {:.0} vs {:.0}",
+                        ours.max_rss_mb, t.max_rss_mb
+                    ),
+                );
                 println!(
                     "| **all** | {:.2} | {:.2} | {:.0}× |",
                     ours.seconds,
