@@ -256,6 +256,28 @@ fn checkpoints_reload_bit_identically_and_training_is_reproducible() {
 }
 
 #[test]
+fn training_is_bit_identical_at_one_and_two_threads() {
+    // the views, the mini-batch order and every kernel's summation order are fixed by the seed
+    // alone (burn-ndarray without `simd`), so the thread count cannot change a weight
+    let in_pool = |threads: usize, method: &str| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| train_unimodal(m(method), 1, 5))
+    };
+    for method in ["simclr", "vicreg"] {
+        let one = in_pool(1, method);
+        let two = in_pool(2, method);
+        assert_eq!(
+            one.history.step_losses, two.history.step_losses,
+            "{method}: losses"
+        );
+        assert!(one.tensors == two.tensors, "{method}: weights differ");
+    }
+}
+
+#[test]
 fn momentum_update_moves_the_target_towards_the_online_network() {
     let cfg = ModelConfig {
         hidden_dim: 8,

@@ -51,6 +51,10 @@ fn squared_distances_avx512(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &m
             within |= (_mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, cut_v) as u64) << c;
         }
     }
+    if full == len {
+        // a whole chunk: no tail (and a shift by 64 would overflow)
+        return within;
+    }
     within
         | squared_distances_lanes(
             qn,
@@ -279,23 +283,27 @@ mod tests {
 
     #[test]
     fn every_distance_path_gives_the_same_bits_and_mask() {
-        // 61 entries: three full 16-lane vectors and a scalar tail
-        let nj: Vec<f32> = (0..61).map(|j| (j as f32 * 0.37).sin() + 1.5).collect();
-        let dots: Vec<f32> = (0..61).map(|j| (j as f32 * 0.91).cos()).collect();
-        let (mut a, mut b) = (vec![0f32; 61], vec![0f32; 61]);
-        let mask_lanes = squared_distances_lanes(0.8, &nj, &dots, 1.9, &mut a);
-        let mask = squared_distances_within(0.8, &nj, &dots, 1.9, &mut b);
-        assert_eq!(mask, mask_lanes);
-        assert!(
-            mask != 0 && mask.count_ones() < 61,
-            "a mixed mask: {mask:b}"
-        );
-        assert_eq!(
-            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
-        for (j, v) in a.iter().enumerate() {
-            assert_eq!(mask >> j & 1 == 1, *v <= 1.9, "entry {j}");
+        // a whole chunk, three 16-lane vectors and a scalar tail, a tail alone, nothing
+        for len in [64usize, 61, 7, 0] {
+            let nj: Vec<f32> = (0..len).map(|j| (j as f32 * 0.37).sin() + 1.5).collect();
+            let dots: Vec<f32> = (0..len).map(|j| (j as f32 * 0.91).cos()).collect();
+            let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+            let mask_lanes = squared_distances_lanes(0.8, &nj, &dots, 1.9, &mut a);
+            let mask = squared_distances_within(0.8, &nj, &dots, 1.9, &mut b);
+            assert_eq!(mask, mask_lanes, "{len}");
+            if len > 16 {
+                assert!(
+                    mask != 0 && (mask.count_ones() as usize) < len,
+                    "mixed: {mask:b}"
+                );
+            }
+            assert_eq!(
+                a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            for (j, v) in a.iter().enumerate() {
+                assert_eq!(mask >> j & 1 == 1, *v <= 1.9, "entry {j} of {len}");
+            }
         }
     }
 
