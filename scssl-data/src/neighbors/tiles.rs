@@ -5,9 +5,9 @@ use faer::{MatRef, Par};
 use rayon::prelude::*;
 
 /// Query rows per parallel block.
-pub const QUERY_BLOCK: usize = 64;
+pub const QUERY_BLOCK: usize = 256;
 /// Database rows per tile.
-pub const DB_TILE: usize = 4096;
+pub const DB_TILE: usize = 512;
 
 /// Splits the `m` query rows (row-major, `d` columns) into blocks processed in parallel. For
 /// each block, `init(start, end)` makes its state; then for every tile of the `n` database rows,
