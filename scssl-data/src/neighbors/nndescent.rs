@@ -174,6 +174,54 @@ fn offer(lists: &[Mutex<NnList>], worst: &[AtomicU32], cap: usize, p: u32, d: f3
     }
 }
 
+/// Keeps `item` among the smallest priorities in the sorted `slots` (ties: the earlier item).
+fn keep_top(slots: &mut [(u64, u32)], item: (u64, u32)) {
+    if item.0 >= slots[slots.len() - 1].0 {
+        return;
+    }
+    let pos = slots.partition_point(|s| s.0 < item.0);
+    slots.copy_within(pos..slots.len() - 1, pos + 1);
+    slots[pos] = item;
+}
+
+/// For every point `q`, the (up to) `mc` points `p` that list `q` among their forward
+/// candidates (`fwd`, `mc` slots per point, unused slots `u32::MAX`) with the smallest random
+/// priority `key(seed, round, q, p)`, sorted by priority. The sources of each `q` are gathered
+/// in ascending `p` first (one counting pass), then each `q` keeps its top `mc` in parallel:
+/// the same result as offering every pair in order of `p`, whatever the thread count.
+fn reverse_candidates(fwd: &[u32], n: usize, mc: usize, seed: u64, round: u64) -> Vec<(u64, u32)> {
+    let listed = |p: usize| {
+        fwd[p * mc..(p + 1) * mc]
+            .iter()
+            .copied()
+            .take_while(|&q| q != u32::MAX)
+    };
+    let mut start = vec![0usize; n + 1];
+    for p in 0..n {
+        for q in listed(p) {
+            start[q as usize + 1] += 1;
+        }
+    }
+    for q in 0..n {
+        start[q + 1] += start[q];
+    }
+    let mut fill = start.clone();
+    let mut sources = vec![0u32; start[n]];
+    for p in 0..n {
+        for q in listed(p) {
+            sources[fill[q as usize]] = p as u32;
+            fill[q as usize] += 1;
+        }
+    }
+    let mut rev = vec![(u64::MAX, u32::MAX); n * mc];
+    rev.par_chunks_mut(mc).enumerate().for_each(|(q, slots)| {
+        for &p in &sources[start[q]..start[q + 1]] {
+            keep_top(slots, (key(seed, round, q as u64, p as u64), p));
+        }
+    });
+    rev
+}
+
 /// Approximate `k` nearest neighbours (self first at distance 0) of every row of `x`.
 pub fn knn_nndescent(
     x: ArrayView2<'_, f32>,
@@ -284,36 +332,8 @@ pub fn knn_nndescent(
                     }
                 });
             // reverse candidates: keep the `mc` with the smallest random priority per point
-            let mut rev_new = vec![(u64::MAX, u32::MAX); n * mc];
-            let mut rev_old = vec![(u64::MAX, u32::MAX); n * mc];
-            fn keep_top(slots: &mut [(u64, u32)], item: (u64, u32)) {
-                if item.0 >= slots[slots.len() - 1].0 {
-                    return;
-                }
-                let pos = slots.partition_point(|s| s.0 < item.0);
-                slots.copy_within(pos..slots.len() - 1, pos + 1);
-                slots[pos] = item;
-            }
-            for p in 0..n {
-                for &q in fwd_new[p * mc..(p + 1) * mc]
-                    .iter()
-                    .take_while(|&&q| q != u32::MAX)
-                {
-                    keep_top(
-                        &mut rev_new[q as usize * mc..(q as usize + 1) * mc],
-                        (key(seed, it as u64 + 101, q as u64, p as u64), p as u32),
-                    );
-                }
-                for &q in fwd_old[p * mc..(p + 1) * mc]
-                    .iter()
-                    .take_while(|&&q| q != u32::MAX)
-                {
-                    keep_top(
-                        &mut rev_old[q as usize * mc..(q as usize + 1) * mc],
-                        (key(seed, it as u64 + 201, q as u64, p as u64), p as u32),
-                    );
-                }
-            }
+            let rev_new = reverse_candidates(&fwd_new, n, mc, seed, it as u64 + 101);
+            let rev_old = reverse_candidates(&fwd_old, n, mc, seed, it as u64 + 201);
             tracing::debug!(
                 "nn-descent round {it}: candidates at {:.2?}",
                 clock.elapsed()
