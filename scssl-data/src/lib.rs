@@ -17,6 +17,8 @@
 //! - [`neighbors`] — [`Neighbors`] (self in column 0 at distance exactly 0), exact kNN,
 //!   approximate kNN (NN-descent), UMAP fuzzy connectivities, BBKNN, mutual nearest neighbours.
 //! - [`umap`] — UMAP layouts as umap-learn computes them, reproducible from a seed.
+//! - [`simd`] — the CPU's vector level (detected once) for multi-versioned kernels, and a
+//!   vectorised `exp` over slices that gives the same bits on every CPU.
 //! - [`split`] — hold out query batches; keep cell types shared by reference and query.
 //! - [`sim`] — a seeded simulator of realistic counts (negative binomial, cell-type
 //!   programmes, batch effects, dropout, optional protein block); its marker programmes as

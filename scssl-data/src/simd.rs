@@ -35,8 +35,8 @@ pub fn level() -> Level {
 
 /// `ln 2` split for Cody–Waite reduction: `LN2_HI` has trailing zero bits, so `n · LN2_HI` is
 /// exact for every exponent `n` an f64 can have (fdlibm's constants).
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// 1.5 · 2⁵²: adding it rounds to an integer held in the low mantissa bits.
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
 
