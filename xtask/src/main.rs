@@ -20,6 +20,7 @@ mod fuzz;
 mod perf;
 mod perf_all;
 mod perf_python;
+mod perf_train;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
