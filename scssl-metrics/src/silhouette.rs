@@ -1,14 +1,17 @@
 //! Silhouette-based metrics: `silhouette_label`, `isolated_labels` and `silhouette_batch`, as
 //! scib-metrics computes them (Euclidean distance, NaN silhouettes set to 0, rescaled scores).
 //!
-//! Distances come from blocked matrix products on centred data (no n×n memory); each cell's
-//! per-label distance sums are accumulated in `f64`, in a fixed order, so results do not depend
-//! on the thread count. The full silhouette is O(n²·d); compute it once with
+//! Distances come from blocked matrix products on centred data (no n×n memory), each tile of
+//! products used for both of its blocks (distances are symmetric); each cell's per-label
+//! distance sums are exact f64 tile sums accumulated as fixed-point integers, whose addition is
+//! order-free, so results do not depend on the thread count. The full silhouette is O(n²·d); compute it once with
 //! [`silhouette_samples`] and pass it to both [`silhouette_label`] and [`isolated_labels`].
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
-use scssl_data::neighbors::tiles::tiled_dots;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use faer::{Mat, MatRef, Par};
 
 use crate::codes::{dense, members};
 use crate::error::{Result, check_embedding, check_len};
@@ -92,33 +95,12 @@ pub fn silhouette_samples_with(
         .into_iter()
         .map(|r| r.iter().map(|v| v * v).sum())
         .collect();
-    // per block: (first row, per-row per-label distance sums)
-    let blocks = tiled_dots(
-        flat,
-        n,
-        flat,
-        n,
-        d,
-        |s, e| (s, vec![0f64; (e - s) * k]),
-        |(s, sums), r, c0, col| {
-            let i = *s + r;
-            let c1 = c0 + col.len();
-            let ni = norms[i];
-            let row_sums = &mut sums[r * k..(r + 1) * k];
-            for l in 0..k {
-                let (a, b) = (seg_start[l].max(c0), seg_start[l + 1].min(c1));
-                if a >= b {
-                    continue;
-                }
-                let mut tile = segment_sum(distance, ni, &norms[a..b], &col[a - c0..b - c0]);
-                if (a..b).contains(&i) {
-                    // the cell itself: remove the (near-zero) term the expansion gave it
-                    tile -= segment_sum(distance, ni, &norms[i..i + 1], &col[i - c0..i - c0 + 1]);
-                }
-                row_sums[l] += tile;
-            }
-        },
-    );
+    let sums = label_distance_sums(distance, flat, n, d, &norms, &seg_start);
+    let blocks: Vec<(usize, &[f64])> = sums
+        .chunks(SYMMETRIC_BLOCK * k.max(1))
+        .enumerate()
+        .map(|(b, c)| (b * SYMMETRIC_BLOCK, c))
+        .collect();
     let sorted: Vec<Vec<f64>> = blocks
         .into_par_iter()
         .map(|(s, sums)| {
@@ -154,6 +136,154 @@ pub fn silhouette_samples_with(
         out[order[p]] = v;
     }
     Ok(out)
+}
+
+/// Rows per block of the symmetric distance sums: a 256 × 256 tile of dot products (256 KB)
+/// stays in L2.
+const SYMMETRIC_BLOCK: usize = 256;
+
+/// For every cell `i` (rows of `flat`, sorted by label so that label `l` is the column range
+/// `seg_start[l]..seg_start[l + 1]`), the sum of its distances to each label's cells, itself
+/// excluded: `n × k` values, row-major.
+///
+/// Distances are symmetric, so each tile of dot products between two blocks of 256 cells is
+/// computed once and summed both ways (by rows into the first block's cells, by columns into
+/// the second's): half the products and square roots of a full pass. Each tile's partial sums
+/// are exact f64 sums in a fixed order; they are accumulated as 64-bit fixed-point integers
+/// (scaled so that no total can overflow), whose addition is exact and order-free, so tiles can
+/// be added from any thread in any order and the result does not depend on the thread count.
+fn label_distance_sums(
+    distance: Distance,
+    flat: &[f32],
+    n: usize,
+    d: usize,
+    norms: &[f32],
+    seg_start: &[usize],
+) -> Vec<f64> {
+    let k = seg_start.len() - 1;
+    let b = SYMMETRIC_BLOCK;
+    // a bound on any total: n times the largest possible distance (centred rows: at most twice
+    // the largest norm; cosine: 2), with room to spare
+    let max_norm = norms.iter().fold(0f32, |m, &v| m.max(v)).sqrt() as f64;
+    let largest = match distance {
+        Distance::Euclidean => 2.0 * max_norm,
+        Distance::Cosine => 2.0,
+    };
+    let bound = 4.0 * (n as f64 + 1.0) * (largest + 1e-30);
+    let scale = (1u64 << 61) as f64 / bound;
+    let totals: Vec<AtomicU64> = (0..n * k).map(|_| AtomicU64::new(0)).collect();
+    let add = |i: usize, l: usize, v: f64| {
+        // two's complement: a slightly negative partial (a row's self term removed) wraps back
+        totals[i * k + l].fetch_add((v * scale).round() as i64 as u64, Ordering::Relaxed);
+    };
+    let labels_in = |lo: usize, hi: usize| {
+        let first = seg_start.partition_point(|&s| s <= lo).saturating_sub(1);
+        (first..k)
+            .take_while(move |&l| seg_start[l] < hi)
+            .filter_map(move |l| {
+                let (a, c) = (seg_start[l].max(lo), seg_start[l + 1].min(hi));
+                (a < c).then_some((l, a, c))
+            })
+    };
+    let all = MatRef::from_row_major_slice(flat, n, d);
+    let n_blocks = n.div_ceil(b);
+    (0..n_blocks).into_par_iter().for_each(|bi| {
+        let (i0, i1) = (bi * b, ((bi + 1) * b).min(n));
+        let rows_i = all.subrows(i0, i1 - i0);
+        // column r: cell i0 + r's dot products with the other block's cells
+        let mut dots = Mat::<f32>::zeros(b, b);
+        let mut column_sums = vec![0f64; b];
+        for bj in bi..n_blocks {
+            let (j0, j1) = (bj * b, ((bj + 1) * b).min(n));
+            faer::linalg::matmul::matmul(
+                dots.as_mut().submatrix_mut(0, 0, j1 - j0, i1 - i0),
+                faer::Accum::Replace,
+                all.subrows(j0, j1 - j0),
+                rows_i.transpose(),
+                1.0,
+                Par::Seq,
+            );
+            // by rows: cell i's distances to the other block, per label
+            for r in 0..(i1 - i0) {
+                let i = i0 + r;
+                let col = &dots.col_as_slice(r)[..j1 - j0];
+                for (l, a, c) in labels_in(j0, j1) {
+                    let mut t = segment_sum(distance, norms[i], &norms[a..c], &col[a - j0..c - j0]);
+                    if (a..c).contains(&i) {
+                        // the cell itself: remove the (near-zero) term the expansion gave it
+                        t -= segment_sum(
+                            distance,
+                            norms[i],
+                            &norms[i..i + 1],
+                            &col[i - j0..=i - j0],
+                        );
+                    }
+                    add(i, l, t);
+                }
+            }
+            if bj == bi {
+                continue;
+            }
+            // by columns: each cell of the other block's distances to this block, per label
+            for (l, a, c) in labels_in(i0, i1) {
+                let sums = &mut column_sums[..j1 - j0];
+                sums.iter_mut().for_each(|v| *v = 0.0);
+                for i in a..c {
+                    add_distances(
+                        distance,
+                        norms[i],
+                        &norms[j0..j1],
+                        &dots.col_as_slice(i - i0)[..j1 - j0],
+                        sums,
+                    );
+                }
+                for (jj, &v) in sums.iter().enumerate() {
+                    add(j0 + jj, l, v);
+                }
+            }
+        }
+    });
+    totals
+        .into_iter()
+        .map(|t| t.into_inner() as i64 as f64 / scale)
+        .collect()
+}
+
+/// `out[j] += distance(i, j)` over a contiguous range of cells (f32 distances, f64 sums).
+#[inline(always)]
+fn add_distances_lanes(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
+    for ((o, &nj), &dot) in out.iter_mut().zip(norms).zip(dots) {
+        let v = match distance {
+            Distance::Euclidean => (ni + nj - 2.0 * dot).max(0.0).sqrt(),
+            Distance::Cosine => (1.0 - dot).max(0.0),
+        };
+        *o += v as f64;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_distances_avx512(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
+    add_distances_lanes(distance, ni, norms, dots, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_distances_avx2(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
+    add_distances_lanes(distance, ni, norms, dots, out)
+}
+
+/// [`add_distances_lanes`] with the widest vectors this CPU has (element-wise: the same bits).
+fn add_distances(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
+    use scssl_data::simd::{Level, level};
+    #[cfg(target_arch = "x86_64")]
+    match level() {
+        // SAFETY: each version runs only on a CPU that has its features.
+        Level::Avx512 => return unsafe { add_distances_avx512(distance, ni, norms, dots, out) },
+        Level::Avx2 => return unsafe { add_distances_avx2(distance, ni, norms, dots, out) },
+        Level::Baseline => {}
+    }
+    add_distances_lanes(distance, ni, norms, dots, out)
 }
 
 /// Σ distance(i, j) over a contiguous range of columns, from the dot products `dots` and the
@@ -374,6 +504,27 @@ mod tests {
                 if s.is_finite() { s } else { 0.0 }
             })
             .collect()
+    }
+
+    #[test]
+    fn symmetric_tiles_match_the_definition_and_ignore_the_thread_count() {
+        // more cells than three blocks, labels of uneven sizes that straddle block edges
+        let n = 3 * SYMMETRIC_BLOCK + 117;
+        let x = Array2::from_shape_fn((n, 4), |(i, c)| {
+            ((i * 7919 + c * 104_729) % 1009) as f32 / 97.0 + (i % 5) as f32 * 3.0
+        });
+        let l: Vec<u32> = (0..n).map(|i| ((i * i) % 7 % 5) as u32).collect();
+        let got = silhouette_samples(x.view(), &l).unwrap();
+        for (i, (a, b)) in got.iter().zip(naive(&x, &l)).enumerate() {
+            assert!((a - b).abs() < 1e-5, "cell {i}: {a} vs {b}");
+        }
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| silhouette_samples(x.view(), &l).unwrap());
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&one), bits(&got), "1 thread against the pool");
     }
 
     #[test]
