@@ -1,5 +1,5 @@
 //! Blocked dot products of query rows with database rows, never holding a queries × database
-//! matrix: the engine under exact kNN and the exact silhouette.
+//! matrix: the engine under exact kNN (the silhouette in scssl-metrics tiles symmetrically).
 
 use faer::{MatRef, Par};
 use rayon::prelude::*;
