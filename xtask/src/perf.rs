@@ -76,6 +76,12 @@ pub(crate) fn ensure_module(py: &Path, module: &str, pkg: &str) -> Result {
     Ok(())
 }
 
+/// The cores this machine offers (1 when unknown): printed with every comparison and given to
+/// the Python side's thread settings.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Extracts a number from a flat JSON line without a JSON dependency.
 pub(crate) fn field(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
@@ -161,9 +167,7 @@ fn data(args: &[String]) -> Result {
     let first_py = field(&k_py.json, "first_call_seconds").unwrap_or(f64::NAN);
     println!(
         "\nperf data: {cells} cells × 2,000 genes (CSR counts h5ad, 4 batches), {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        crate::perf::cores()
     );
     println!(
         "| step | scssl s | scanpy/anndata s | speed-up | scssl peak RSS MB | Python peak RSS MB |"
@@ -283,9 +287,7 @@ fn umap(args: &[String]) -> Result {
     }
     println!(
         "\nperf umap: UMAP of 50 PCs (simulated, 2,000 genes → 1,000 HVGs), {} cores; umap-learn with its defaults (no random_state: its parallel SGD)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        crate::perf::cores()
     );
     println!(
         "| cells | scssl s | umap-learn s | speed-up | scssl peak MB | umap-learn peak MB | preservation scssl | preservation umap-learn |"
@@ -335,9 +337,7 @@ fn augment() -> Result {
         .and_then(|r| r.split('"').next())
         .unwrap_or("?")
         .to_string();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = crate::perf::cores();
     println!(
         "\nperf augment: two views of a 256-cell × 4,000-gene batch, `clear` pipeline (probability 0.5 per step), {cores} cores"
     );
@@ -391,9 +391,7 @@ fn metrics(args: &[String]) -> Result {
         };
         println!(
             "\nperf metrics: {n} cells × 30 dims, 10 cell types, 4 batches, {} cores",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            crate::perf::cores()
         );
         println!("| metric | scssl s | scib-metrics s | speed-up |");
         println!("|---|---|---|---|");

@@ -71,7 +71,7 @@ pub fn run(args: &[String]) -> Result {
             failed.push(*name);
         }
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::perf::cores();
     println!(
         "\nperf all{}: every ratio, {cores} cores (ratio = reference time / scssl time; higher is better)",
         if quick { " --quick" } else { "" }

@@ -15,7 +15,7 @@ pub fn run(args: &[String]) -> Result {
     // theirs: scib-metrics in its own venv
     let scib_py = crate::fixtures::scib_venv()?;
     let script = root().join("conformance/perf_python.py");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::perf::cores();
     println!(
         "\nperf python: Benchmarker, the same metrics on both sides (scSSL-Bench's bio set with Leiden NMI/ARI; BRAS, iLISI, kBET, graph connectivity, PCR), 30-dim simulated embedding, 10 cell types, 4 batches, {cores} cores; JAX compilation excluded (untimed warm-up)"
     );

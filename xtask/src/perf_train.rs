@@ -52,9 +52,7 @@ pub fn train(args: &[String]) -> Result {
             .arg(&pp);
         crate::run_status(c, "scssl preprocess")?;
     }
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = crate::perf::cores();
     let ours_of = |method: &str| -> Result<Measured> {
         let mut c = Command::new(&scssl);
         c.args(["perf-step", "train"])
@@ -215,9 +213,7 @@ fn train_scvi(cells: usize) -> Result {
     let scssl = scssl_release()?;
     let py = crate::fixtures::scvi_venv()?;
     let raw = simulated_counts(&scssl, cells)?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = crate::perf::cores();
     let mut c = Command::new(&scssl);
     c.args(["perf-step", "train-scvi"]).arg(&raw);
     let ours = measure(c, "scssl perf-step train-scvi")?;
@@ -277,9 +273,7 @@ fn train_scclip(cells: usize) -> Result {
         .arg(&raw);
         crate::run_status(c, "scssl simulate")?;
     }
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = crate::perf::cores();
     let mut c = Command::new(&scssl);
     c.args(["perf-step", "train-scclip"]).arg(&raw);
     let ours = measure(c, "scssl perf-step train-scclip")?;
