@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 
 use super::h5_blosc::FILTER_BLOSC;
 
+/// Elements per chunk of an appendable dataset (4 MB of `f32`): large enough that the
+/// chunk index stays small at a billion values, small enough to buffer.
+const APPEND_CHUNK_ELEMS: u64 = 1 << 20;
+
 /// An open `.h5ad` file.
 pub struct H5Store {
     file: File,
@@ -78,6 +82,31 @@ impl H5Store {
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let name = path.display().to_string();
         let file = File::create(path).map_err(|e| Error::Storage {
+            file: name.clone(),
+            key: "/".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            file,
+            path: path.into(),
+            name,
+            writable: true,
+        })
+    }
+
+    /// Creates (truncates) a file for streaming: like [`H5Store::create`], but durability is
+    /// left to [`Store::finish`] (one `fsync`) instead of one per appended megabyte, which is
+    /// safe because streamed files are written under a temporary name and renamed into place.
+    pub fn create_streaming(path: &std::path::Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let access = hdf5_pure::FileAccessProperties::new()
+            .with_sync_policy(hdf5_pure::SyncPolicy::OnClose);
+        let file = File::create_with_options(
+            path,
+            hdf5_pure::FileCreateProperties::new(),
+            access,
+        )
+        .map_err(|e| Error::Storage {
             file: name.clone(),
             key: "/".into(),
             message: e.to_string(),
@@ -432,6 +461,62 @@ impl Store for H5Store {
             .root()
             .create_dataset(path, build)
             .map_err(|e| self.err(path, e))?;
+        Ok(())
+    }
+
+    fn create_appendable(
+        &self,
+        path: &str,
+        dtype: DataRef<'_>,
+        attrs: &Map<String, Value>,
+    ) -> Result<()> {
+        let attr_values: Vec<(String, AttrValue)> = attrs
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), json_to_attr(v, &self.name, k)?)))
+            .collect::<Result<_>>()?;
+        let build = |b: &mut DatasetBuilder| {
+            match dtype {
+                DataRef::F32(_) => b.with_f32_data(&[]),
+                DataRef::F64(_) => b.with_f64_data(&[]),
+                DataRef::I8(_) => b.with_i8_data(&[]),
+                DataRef::I32(_) => b.with_i32_data(&[]),
+                DataRef::I64(_) => b.with_i64_data(&[]),
+                DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_) => b.with_u32_data(&[]),
+            };
+            b.with_shape(&[0])
+                .with_maxshape(&[hdf5_pure::MaxExtent::Unlimited])
+                .with_chunks(&[APPEND_CHUNK_ELEMS]);
+            for (k, v) in attr_values {
+                b.set_attr(&k, v);
+            }
+        };
+        if matches!(dtype, DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_)) {
+            return Err(self.err(path, "only f32, f64, i8, i32 and i64 arrays can be appended"));
+        }
+        self.file
+            .root()
+            .create_dataset(path, build)
+            .map_err(|e| self.err(path, e))?;
+        // appends go straight to the file, so the empty dataset must be there first
+        self.file.commit().map_err(|e| self.err(path, e))
+    }
+
+    fn append(&self, path: &str, data: DataRef<'_>) -> Result<()> {
+        let mut ds = self.dataset(path)?;
+        let r = match data {
+            DataRef::F32(v) => ds.append(v),
+            DataRef::F64(v) => ds.append(v),
+            DataRef::I8(v) => ds.append(v),
+            DataRef::I32(v) => ds.append(v),
+            DataRef::I64(v) => ds.append(v),
+            DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_) => {
+                return Err(self.err(path, "only numeric arrays can be appended"));
+            }
+        };
+        r.map_err(|e| self.err(path, e))
+    }
+
+    fn end_append(&self, _path: &str) -> Result<()> {
         Ok(())
     }
 

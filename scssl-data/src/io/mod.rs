@@ -9,6 +9,7 @@ pub mod h5;
 #[cfg(feature = "h5ad")]
 mod h5_blosc;
 pub mod store;
+mod stream;
 #[cfg(feature = "zarr")]
 pub mod zarr;
 
@@ -17,6 +18,7 @@ use std::path::Path;
 use ndarray::Array2;
 
 pub use encoding::{Backed, ColumnSummary, FileSummary, MatrixInfo};
+pub use stream::CsrStreamWriter;
 use scssl_atomic::{remove_path, temp_sibling};
 use store::Store;
 

@@ -209,6 +209,20 @@ pub trait Store {
         shape: &[usize],
         attrs: &Map<String, Value>,
     ) -> Result<()>;
+    /// Creates an empty one-dimensional numeric array that [`Store::append`] extends: for
+    /// arrays whose length is unknown until they have been streamed (a CSR matrix's `data`
+    /// and `indices`). `dtype` is an empty slice of the element type.
+    fn create_appendable(
+        &self,
+        path: &str,
+        dtype: DataRef<'_>,
+        attrs: &Map<String, Value>,
+    ) -> Result<()>;
+    /// Appends values to an array made by [`Store::create_appendable`].
+    fn append(&self, path: &str, data: DataRef<'_>) -> Result<()>;
+    /// Ends the appends to `path`: after this the array holds everything appended (zarr
+    /// writes its last, partial chunk and its length here).
+    fn end_append(&self, path: &str) -> Result<()>;
     /// Removes a node and everything below it.
     fn remove(&self, path: &str) -> Result<()>;
     /// Makes every write durable (and, for zarr, refreshes consolidated metadata).

@@ -38,6 +38,43 @@ pub struct ZarrStore {
     name: String,
     version: u8,
     storage: Arc<FilesystemStore>,
+    /// Arrays being streamed ([`Store::create_appendable`]), by path.
+    appending: std::sync::Mutex<std::collections::HashMap<String, Appending>>,
+}
+
+/// Elements per chunk of an appended array (4 MB of `f32`).
+const APPEND_CHUNK_ELEMS: usize = 1 << 20;
+
+/// An array being streamed: the values that do not yet fill a chunk, as little-endian bytes.
+struct Appending {
+    dtype: OwnedKind,
+    elem_bytes: usize,
+    buffer: Vec<u8>,
+    chunks_written: usize,
+    len: usize,
+    attrs: Map<String, Value>,
+}
+
+/// The element type of an appended array (an empty [`DataRef`] on demand).
+#[derive(Clone, Copy)]
+enum OwnedKind {
+    F32,
+    F64,
+    I8,
+    I32,
+    I64,
+}
+
+impl OwnedKind {
+    fn as_ref(&self) -> DataRef<'static> {
+        match self {
+            OwnedKind::F32 => DataRef::F32(&[]),
+            OwnedKind::F64 => DataRef::F64(&[]),
+            OwnedKind::I8 => DataRef::I8(&[]),
+            OwnedKind::I32 => DataRef::I32(&[]),
+            OwnedKind::I64 => DataRef::I64(&[]),
+        }
+    }
 }
 
 /// Target uncompressed chunk size in bytes for written arrays.
@@ -103,6 +140,7 @@ impl ZarrStore {
             name,
             version,
             storage,
+            appending: Default::default(),
         })
     }
 
@@ -164,6 +202,85 @@ impl ZarrStore {
             m["attributes"] = Value::Object(attrs.clone());
             write_json(&d.join("zarr.json"), &m)
         }
+    }
+
+    /// The array metadata (`.zarray`, or v3's `zarr.json` without attributes) of an
+    /// uncompressed array of `data`'s element type.
+    fn array_meta(&self, data: &DataRef<'_>, shape: &[usize], chunk_shape: &[usize]) -> Value {
+        let (v2_dtype, v3_dtype, fill): (&str, &str, Value) = match data {
+            DataRef::F32(_) => ("<f4", "float32", json!(0.0)),
+            DataRef::F64(_) => ("<f8", "float64", json!(0.0)),
+            DataRef::I8(_) => ("|i1", "int8", json!(0)),
+            DataRef::I32(_) => ("<i4", "int32", json!(0)),
+            DataRef::I64(_) => ("<i8", "int64", json!(0)),
+            DataRef::U32(_) => ("<u4", "uint32", json!(0)),
+            DataRef::Bool(_) => ("|b1", "bool", json!(false)),
+            DataRef::Str(_) => ("|O", "string", Value::Null),
+        };
+        let is_str = matches!(data, DataRef::Str(_));
+        if self.version == 2 {
+            json!({
+                "zarr_format": 2, "shape": shape, "chunks": chunk_shape, "dtype": v2_dtype,
+                "compressor": null, "fill_value": fill, "order": "C",
+                "filters": if is_str { json!([{"id": "vlen-utf8"}]) } else { Value::Null },
+                "dimension_separator": ".",
+            })
+        } else {
+            json!({
+                "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": v3_dtype,
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
+                "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+                "fill_value": if is_str { json!("") } else { fill },
+                "codecs": if is_str { json!([{"name": "vlen-utf8"}]) } else { json!([{"name": "bytes", "configuration": {"endian": "little"}}]) },
+            })
+        }
+    }
+
+    /// The file of chunk `c` along axis 0 of an array in directory `d` with `ndim` axes.
+    fn chunk_key(&self, d: &Path, c: usize, ndim: usize) -> PathBuf {
+        if self.version == 2 {
+            if ndim == 0 {
+                return d.join("0");
+            }
+            let mut parts = vec![c.to_string()];
+            parts.extend(std::iter::repeat_n("0".to_string(), ndim.saturating_sub(1)));
+            d.join(parts.join("."))
+        } else {
+            let mut p = d.join("c");
+            if ndim > 0 {
+                p = p.join(c.to_string());
+                for _ in 1..ndim {
+                    p = p.join("0");
+                }
+            }
+            p
+        }
+    }
+
+    /// Writes the complete chunks buffered for an appendable array (and, with `last`, the
+    /// partial one, padded with zeros, and the array's final length).
+    fn flush_append(&self, path: &str, a: &mut Appending, last: bool) -> Result<()> {
+        let d = self.dir(path);
+        let chunk_bytes = APPEND_CHUNK_ELEMS * a.elem_bytes;
+        let mut start = 0;
+        while a.buffer.len() - start >= chunk_bytes || (last && start < a.buffer.len()) {
+            let end = (start + chunk_bytes).min(a.buffer.len());
+            let mut bytes = a.buffer[start..end].to_vec();
+            bytes.resize(chunk_bytes, 0);
+            let key = self.chunk_key(&d, a.chunks_written, 1);
+            if let Some(parent) = key.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            }
+            std::fs::write(&key, bytes).map_err(|e| io_err(&key, e))?;
+            a.chunks_written += 1;
+            start = end;
+        }
+        a.buffer.drain(..start);
+        if last {
+            let meta = self.array_meta(&a.dtype.as_ref(), &[a.len], &[APPEND_CHUNK_ELEMS]);
+            self.write_node_meta(path, NodeKind::Array, meta, &a.attrs)?;
+        }
+        Ok(())
     }
 
     /// Rebuilds consolidated metadata if the store has it, so readers that trust it see every node.
@@ -412,15 +529,11 @@ impl Store for ZarrStore {
         attrs: &Map<String, Value>,
     ) -> Result<()> {
         let n_elems: usize = shape.iter().product();
-        let (v2_dtype, v3_dtype, size, fill): (&str, &str, usize, Value) = match data {
-            DataRef::F32(_) => ("<f4", "float32", 4, json!(0.0)),
-            DataRef::F64(_) => ("<f8", "float64", 8, json!(0.0)),
-            DataRef::I8(_) => ("|i1", "int8", 1, json!(0)),
-            DataRef::I32(_) => ("<i4", "int32", 4, json!(0)),
-            DataRef::I64(_) => ("<i8", "int64", 8, json!(0)),
-            DataRef::U32(_) => ("<u4", "uint32", 4, json!(0)),
-            DataRef::Bool(_) => ("|b1", "bool", 1, json!(false)),
-            DataRef::Str(_) => ("|O", "string", 0, Value::Null),
+        let size = match data {
+            DataRef::F32(_) | DataRef::I32(_) | DataRef::U32(_) => 4,
+            DataRef::F64(_) | DataRef::I64(_) => 8,
+            DataRef::I8(_) | DataRef::Bool(_) => 1,
+            DataRef::Str(_) => 0,
         };
         super::store::check_write_len(&self.name, path, &data, n_elems)?;
         let avg_str = if let DataRef::Str(v) = data {
@@ -440,23 +553,7 @@ impl Store for ZarrStore {
             c[0] = rows_per_chunk.max(1);
             c.iter().map(|&x| x.max(1)).collect()
         };
-        let is_str = matches!(data, DataRef::Str(_));
-        let meta = if self.version == 2 {
-            json!({
-                "zarr_format": 2, "shape": shape, "chunks": chunk_shape, "dtype": v2_dtype,
-                "compressor": null, "fill_value": fill, "order": "C",
-                "filters": if is_str { json!([{"id": "vlen-utf8"}]) } else { Value::Null },
-                "dimension_separator": ".",
-            })
-        } else {
-            json!({
-                "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": v3_dtype,
-                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
-                "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-                "fill_value": if is_str { json!("") } else { fill },
-                "codecs": if is_str { json!([{"name": "vlen-utf8"}]) } else { json!([{"name": "bytes", "configuration": {"endian": "little"}}]) },
-            })
-        };
+        let meta = self.array_meta(&data, shape, &chunk_shape);
         self.write_node_meta(path, NodeKind::Array, meta, attrs)?;
         let d = self.dir(path);
         let row_elems: usize = shape.iter().skip(1).product::<usize>().max(1);
@@ -507,27 +604,7 @@ impl Store for ZarrStore {
                     encode_vlen_utf8(&items)
                 }
             };
-            let key: PathBuf = if self.version == 2 {
-                let mut parts = vec![c.to_string()];
-                parts.extend(std::iter::repeat_n(
-                    "0".to_string(),
-                    shape.len().saturating_sub(1),
-                ));
-                if shape.is_empty() {
-                    d.join("0")
-                } else {
-                    d.join(parts.join("."))
-                }
-            } else {
-                let mut p = d.join("c");
-                if !shape.is_empty() {
-                    p = p.join(c.to_string());
-                    for _ in 1..shape.len() {
-                        p = p.join("0");
-                    }
-                }
-                p
-            };
+            let key = self.chunk_key(&d, c, shape.len());
             if let Some(parent) = key.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
             }
@@ -536,6 +613,81 @@ impl Store for ZarrStore {
             }
         }
         Ok(())
+    }
+
+    fn create_appendable(
+        &self,
+        path: &str,
+        dtype: DataRef<'_>,
+        attrs: &Map<String, Value>,
+    ) -> Result<()> {
+        let (kind, elem_bytes) = match dtype {
+            DataRef::F32(_) => (OwnedKind::F32, 4),
+            DataRef::F64(_) => (OwnedKind::F64, 8),
+            DataRef::I8(_) => (OwnedKind::I8, 1),
+            DataRef::I32(_) => (OwnedKind::I32, 4),
+            DataRef::I64(_) => (OwnedKind::I64, 8),
+            DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_) => {
+                return Err(self.err(
+                    path,
+                    "only f32, f64, i8, i32 and i64 arrays can be appended",
+                ));
+            }
+        };
+        // an empty array until the appends end, so a reader never sees a wrong length
+        let meta = self.array_meta(&dtype, &[0], &[APPEND_CHUNK_ELEMS]);
+        self.write_node_meta(path, NodeKind::Array, meta, attrs)?;
+        let mut map = self.appending.lock().map_err(|e| self.err(path, e))?;
+        map.insert(
+            path.to_string(),
+            Appending {
+                dtype: kind,
+                elem_bytes,
+                buffer: Vec::new(),
+                chunks_written: 0,
+                len: 0,
+                attrs: attrs.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    fn append(&self, path: &str, data: DataRef<'_>) -> Result<()> {
+        let mut map = self.appending.lock().map_err(|e| self.err(path, e))?;
+        let a = map
+            .get_mut(path)
+            .ok_or_else(|| self.err(path, "not an array being appended to"))?;
+        macro_rules! push {
+            ($v:expr) => {{
+                for x in $v {
+                    a.buffer.extend_from_slice(&x.to_le_bytes());
+                }
+                $v.len()
+            }};
+        }
+        let n = match (a.dtype, data) {
+            (OwnedKind::F32, DataRef::F32(v)) => push!(v),
+            (OwnedKind::F64, DataRef::F64(v)) => push!(v),
+            (OwnedKind::I8, DataRef::I8(v)) => push!(v),
+            (OwnedKind::I32, DataRef::I32(v)) => push!(v),
+            (OwnedKind::I64, DataRef::I64(v)) => push!(v),
+            _ => {
+                return Err(self.err(
+                    path,
+                    "the appended values are not of the array's type",
+                ));
+            }
+        };
+        a.len += n;
+        self.flush_append(path, a, false)
+    }
+
+    fn end_append(&self, path: &str) -> Result<()> {
+        let mut map = self.appending.lock().map_err(|e| self.err(path, e))?;
+        let mut a = map
+            .remove(path)
+            .ok_or_else(|| self.err(path, "not an array being appended to"))?;
+        self.flush_append(path, &mut a, true)
     }
 
     fn remove(&self, path: &str) -> Result<()> {

@@ -21,7 +21,10 @@ pub use backed::Backed;
 pub(crate) use read::read_anndata;
 pub(crate) use summary::summarize;
 pub use summary::{ColumnSummary, FileSummary, MatrixInfo};
-pub(crate) use write::write_anndata;
+pub(crate) use write::{
+    append_csr_rows, begin_csr, dict_group_attrs, end_csr, write_anndata, write_annotations,
+    write_root,
+};
 #[cfg(any(feature = "h5ad", feature = "zarr"))]
 pub(crate) use write::write_obsm_entry;
 

@@ -32,6 +32,11 @@ fn dict_attrs() -> Map<String, Value> {
     ])
 }
 
+/// The attributes of a `dict` group (`layers`, `obsm`, …).
+pub(crate) fn dict_group_attrs() -> Map<String, Value> {
+    dict_attrs()
+}
+
 pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<()> {
     match m {
         Matrix::Dense(a) => {
@@ -294,21 +299,80 @@ fn write_uns_value(store: &dyn Store, key: &str, v: &UnsValue) -> Result<()> {
 
 /// Writes a complete AnnData into an empty store.
 pub(crate) fn write_anndata(store: &dyn Store, ad: &AnnData) -> Result<()> {
+    write_root(store)?;
+    write_matrix(store, "X", &ad.x)?;
+    store.create_group("layers", &dict_attrs())?;
+    write_annotations(store, ad, &[])
+}
+
+/// The root group of an AnnData store.
+pub(crate) fn write_root(store: &dyn Store) -> Result<()> {
     let root = attrs(&[
         ("encoding-type", json!("anndata")),
         ("encoding-version", json!("0.1.0")),
     ]);
-    store.create_group("", &root)?;
-    write_matrix(store, "X", &ad.x)?;
+    store.create_group("", &root)
+}
+
+/// Starts a CSR matrix whose rows are streamed in with [`append_csr_rows`]: its group and
+/// three appendable arrays, `indptr` holding its leading 0.
+pub(crate) fn begin_csr(store: &dyn Store, key: &str, shape: (usize, usize)) -> Result<()> {
+    store.create_group(
+        key,
+        &attrs(&[
+            ("encoding-type", json!("csr_matrix")),
+            ("encoding-version", json!("0.1.0")),
+            ("shape", json!([shape.0, shape.1])),
+        ]),
+    )?;
+    store.create_appendable(&join(key, "data"), DataRef::F32(&[]), &array_attrs())?;
+    store.create_appendable(&join(key, "indices"), DataRef::I32(&[]), &array_attrs())?;
+    store.create_appendable(&join(key, "indptr"), DataRef::I64(&[]), &array_attrs())?;
+    store.append(&join(key, "indptr"), DataRef::I64(&[0]))
+}
+
+/// Appends `rows` to a CSR matrix begun with [`begin_csr`] that holds `nnz_before` values.
+pub(crate) fn append_csr_rows(
+    store: &dyn Store,
+    key: &str,
+    rows: &crate::matrix::CsrMatrix,
+    nnz_before: usize,
+) -> Result<()> {
+    store.append(&join(key, "data"), DataRef::F32(rows.data()))?;
+    let idx: Vec<i32> = rows.indices().iter().map(|&x| x as i32).collect();
+    store.append(&join(key, "indices"), DataRef::I32(&idx))?;
+    let ptr: Vec<i64> = rows.indptr()[1..]
+        .iter()
+        .map(|&x| (x + nnz_before) as i64)
+        .collect();
+    store.append(&join(key, "indptr"), DataRef::I64(&ptr))
+}
+
+/// Ends a CSR matrix begun with [`begin_csr`].
+pub(crate) fn end_csr(store: &dyn Store, key: &str) -> Result<()> {
+    for part in ["data", "indices", "indptr"] {
+        store.end_append(&join(key, part))?;
+    }
+    Ok(())
+}
+
+/// Everything but `X`: `obs`, `var`, `obsm`, the layers not named in `streamed_layers`
+/// (the `layers` group must exist), `obsp`, `varm`, `varp`, `raw` and `uns`.
+pub(crate) fn write_annotations(
+    store: &dyn Store,
+    ad: &AnnData,
+    streamed_layers: &[String],
+) -> Result<()> {
     write_dataframe(store, "obs", &ad.obs)?;
     write_dataframe(store, "var", &ad.var)?;
     store.create_group("obsm", &dict_attrs())?;
     for (k, a) in &ad.obsm {
         write_matrix(store, &join("obsm", k), &Matrix::Dense(a.clone()))?;
     }
-    store.create_group("layers", &dict_attrs())?;
     for (k, m) in &ad.layers {
-        write_matrix(store, &join("layers", k), m)?;
+        if !streamed_layers.contains(k) {
+            write_matrix(store, &join("layers", k), m)?;
+        }
     }
     store.create_group("obsp", &dict_attrs())?;
     for (k, m) in &ad.obsp {
