@@ -237,218 +237,314 @@ fn gene_name(j: usize) -> String {
     format!("gene_{j:05}")
 }
 
+/// Everything the simulator draws before the cells: per-gene, per-batch and per-type
+/// parameters, each cell's batch. Cells are then drawn from their own streams, in any chunks.
+struct Model<'c> {
+    cfg: &'c SimConfig,
+    cell_batch: Vec<usize>,
+    props: Vec<Vec<f64>>,
+    profile: Vec<Vec<Vec<f64>>>,
+    theta: Vec<f64>,
+    lib: LogNormal<f64>,
+    batch_lib: Vec<f64>,
+    prot_base: Vec<f64>,
+    prot_factor: Vec<Vec<f64>>,
+    prot_batch: Vec<Vec<f64>>,
+}
+
+impl<'c> Model<'c> {
+    fn new(cfg: &'c SimConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (n, g, nb, nt) = (cfg.n_cells, cfg.n_genes, cfg.n_batches, cfg.n_cell_types);
+        let mut rng = rng_for(cfg.seed, 0);
+        let ln = |m: f64, s: f64| {
+            LogNormal::new(m, s.max(1e-12)).map_err(|e| Error::param("sim", e.to_string()))
+        };
+        let GeneDraws {
+            base_rate,
+            theta,
+            type_factor,
+            ..
+        } = draw_genes(cfg, &mut rng)?;
+        // batch effects on genes and library sizes
+        let bd = ln(0.0, cfg.batch_effect)?;
+        let batch_factor: Vec<Vec<f64>> = (0..nb)
+            .map(|_| (0..g).map(|_| bd.sample(&mut rng)).collect())
+            .collect();
+        let bl = ln(0.0, cfg.batch_library_effect)?;
+        let batch_lib: Vec<f64> = (0..nb).map(|_| bl.sample(&mut rng)).collect();
+        // cell-type proportions per batch; the rarest types are missing from one batch each
+        let global: Vec<f64> = (0..nt).map(|t| 1.0 / (1.0 + t as f64).powf(0.7)).collect();
+        let jitter = ln(0.0, 0.4)?;
+        let mut props: Vec<Vec<f64>> = (0..nb)
+            .map(|_| global.iter().map(|p| p * jitter.sample(&mut rng)).collect())
+            .collect();
+        if nb > 1 {
+            for r in 0..cfg.batch_specific_types {
+                let t = nt - 1 - r;
+                props[r % nb][t] = 0.0;
+            }
+        }
+        // batch sizes: unequal, every batch non-empty
+        let bw: Vec<f64> = (0..nb).map(|_| 0.6 + rng.random::<f64>()).collect();
+        let bsum: f64 = bw.iter().sum();
+        let mut sizes: Vec<usize> = bw
+            .iter()
+            .map(|w| ((w / bsum) * n as f64).floor() as usize)
+            .collect();
+        for s in sizes.iter_mut() {
+            *s = (*s).max(1);
+        }
+        let total: usize = sizes.iter().sum();
+        if total < n {
+            sizes[0] += n - total;
+        } else if total > n {
+            let big = sizes
+                .iter()
+                .enumerate()
+                .max_by_key(|e| *e.1)
+                .map(|e| e.0)
+                .unwrap_or(0);
+            sizes[big] -= total - n;
+        }
+        let mut cell_batch = Vec::with_capacity(n);
+        for (b, &s) in sizes.iter().enumerate() {
+            cell_batch.extend(std::iter::repeat_n(b, s));
+        }
+        // per-(batch, type) normalised expression profiles
+        let mut profile = vec![vec![vec![0.0f64; g]; nt]; nb];
+        for b in 0..nb {
+            for t in 0..nt {
+                let p: Vec<f64> = (0..g)
+                    .map(|j| base_rate[j] * type_factor[t][j] * batch_factor[b][j])
+                    .collect();
+                let s: f64 = p.iter().sum();
+                profile[b][t] = p.into_iter().map(|v| v / s).collect();
+            }
+        }
+        let lib = ln(cfg.library_size.ln(), cfg.library_sd)?;
+        // proteins
+        let np = cfg.n_proteins;
+        let prot_base: Vec<f64> = (0..np)
+            .map(|_| ln(3.0, 0.8).map(|d| d.sample(&mut rng)))
+            .collect::<Result<_>>()?;
+        let mut prot_factor = vec![vec![1.0f64; np]; nt];
+        for p in 0..np {
+            let t1 = rng.random_range(0..nt);
+            prot_factor[t1][p] *= 8.0 + 8.0 * rng.random::<f64>();
+            if nt > 2 && rng.random::<f64>() < 0.5 {
+                let t2 = rng.random_range(0..nt);
+                prot_factor[t2][p] *= 3.0 + 4.0 * rng.random::<f64>();
+            }
+        }
+        let prot_batch: Vec<Vec<f64>> = (0..nb)
+            .map(|_| {
+                (0..np)
+                    .map(|_| ln(0.0, 0.15).map(|d| d.sample(&mut rng)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            cfg,
+            cell_batch,
+            props,
+            profile,
+            theta,
+            lib,
+            batch_lib,
+            prot_base,
+            prot_factor,
+            prot_batch,
+        })
+    }
+
+    /// Cells `range`: their counts (CSR, all genes), cell types and protein counts.
+    fn cells(&self, range: std::ops::Range<usize>) -> Result<(CsrMatrix, Vec<usize>, Array2<f32>)> {
+        let Self {
+            cfg,
+            cell_batch,
+            props,
+            profile,
+            theta,
+            lib,
+            batch_lib,
+            prot_base,
+            prot_factor,
+            prot_batch,
+        } = self;
+        let (g, nt, np) = (cfg.n_genes, cfg.n_cell_types, cfg.n_proteins);
+        let n = range.len();
+        struct Cell {
+            t: usize,
+            cols: Vec<u32>,
+            vals: Vec<f32>,
+            prot: Vec<f32>,
+        }
+        let cells: Vec<Cell> = range
+            .into_par_iter()
+            .map(|i| {
+                let mut r = rng_for(cfg.seed, 1 + i as u64);
+                let b = cell_batch[i];
+                let w = &props[b];
+                let tot: f64 = w.iter().sum();
+                let mut u = r.random::<f64>() * tot;
+                let mut t = 0;
+                while t + 1 < nt && u >= w[t] {
+                    u -= w[t];
+                    t += 1;
+                }
+                let l = lib.sample(&mut r) * batch_lib[b];
+                let mut cols = vec![];
+                let mut vals = vec![];
+                for j in 0..g {
+                    let mu = l * profile[b][t][j];
+                    if cfg.dropout_slope > 0.0 {
+                        let p_drop = 1.0
+                            / (1.0 + (cfg.dropout_slope * (mu.ln() - cfg.dropout_midpoint)).exp());
+                        if r.random::<f64>() < p_drop {
+                            continue;
+                        }
+                    }
+                    let lam = Gamma::new(theta[j], mu / theta[j])
+                        .map(|d| d.sample(&mut r))
+                        .unwrap_or(mu);
+                    let c = if lam > 0.0 {
+                        Poisson::new(lam).map(|d| d.sample(&mut r)).unwrap_or(0.0)
+                    } else {
+                        0.0
+                    };
+                    if c > 0.0 {
+                        cols.push(j as u32);
+                        vals.push(c as f32);
+                    }
+                }
+                let prot = (0..np)
+                    .map(|p| {
+                        let mu = prot_base[p]
+                            * prot_factor[t][p]
+                            * prot_batch[b][p]
+                            * (l / cfg.library_size).sqrt();
+                        let lam = Gamma::new(5.0, mu / 5.0)
+                            .map(|d| d.sample(&mut r))
+                            .unwrap_or(mu);
+                        if lam > 0.0 {
+                            Poisson::new(lam)
+                                .map(|d| d.sample(&mut r) as f32)
+                                .unwrap_or(0.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                Cell {
+                    t,
+                    cols,
+                    vals,
+                    prot,
+                }
+            })
+            .collect();
+        let mut indptr = vec![0usize];
+        let mut indices = vec![];
+        let mut data = vec![];
+        let mut types = Vec::with_capacity(n);
+        let mut prot = Array2::<f32>::zeros((n, np));
+        for (i, c) in cells.into_iter().enumerate() {
+            indices.extend(c.cols);
+            data.extend(c.vals);
+            indptr.push(data.len());
+            types.push(c.t);
+            for (p, v) in c.prot.into_iter().enumerate() {
+                prot[[i, p]] = v;
+            }
+        }
+        let x = CsrMatrix::new(n, g, indptr, indices, data)?;
+        Ok((x, types, prot))
+    }
+
+    /// The AnnData around `x`: obs names, batches, cell types, proteins, provenance.
+    fn annotate(&self, x: Matrix, types: &[usize], prot: Array2<f32>) -> Result<AnnData> {
+        let cfg = self.cfg;
+        let (n, g, nb, nt, np) = (
+            cfg.n_cells,
+            cfg.n_genes,
+            cfg.n_batches,
+            cfg.n_cell_types,
+            cfg.n_proteins,
+        );
+        let cell_batch = &self.cell_batch;
+        let obs_names: Vec<String> = (0..n).map(|i| format!("cell_{i}")).collect();
+        let var_names: Vec<String> = (0..g).map(gene_name).collect();
+        let mut ad = AnnData::new(x, obs_names, var_names)?;
+        ad.obs.insert(
+            "batch",
+            Column::Categorical {
+                codes: cell_batch.iter().map(|&b| b as i32).collect(),
+                categories: (0..nb).map(|b| format!("batch_{b}")).collect(),
+                ordered: false,
+                category_kind: crate::frame::CategoryKind::Text,
+            },
+        )?;
+        ad.obs.insert(
+            "cell_type",
+            Column::Categorical {
+                codes: types.iter().map(|&t| t as i32).collect(),
+                categories: (0..nt).map(|t| format!("type_{t}")).collect(),
+                ordered: false,
+                category_kind: crate::frame::CategoryKind::Text,
+            },
+        )?;
+        if np > 0 {
+            ad.obsm.insert("protein_expression".into(), prot);
+            ad.uns.insert(
+                "protein_names".into(),
+                UnsValue::Strings((0..np).map(|p| format!("protein_{p:03}")).collect()),
+            );
+        }
+        ad.uns.insert(
+            "source".into(),
+            UnsValue::String(format!("scssl-data simulator, seed {}", cfg.seed)),
+        );
+        Ok(ad)
+    }
+}
+
 /// Simulates a dataset: raw counts in `X` (CSR), `obs['batch']`, `obs['cell_type']`, and with
 /// proteins `obsm['protein_expression']` plus `uns['protein_names']`. Cells are grouped by batch.
 pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
-    cfg.validate()?;
-    let (n, g, nb, nt) = (cfg.n_cells, cfg.n_genes, cfg.n_batches, cfg.n_cell_types);
-    let mut rng = rng_for(cfg.seed, 0);
-    let ln = |m: f64, s: f64| {
-        LogNormal::new(m, s.max(1e-12)).map_err(|e| Error::param("sim", e.to_string()))
-    };
-    let GeneDraws {
-        base_rate,
-        theta,
-        type_factor,
-        ..
-    } = draw_genes(cfg, &mut rng)?;
-    // batch effects on genes and library sizes
-    let bd = ln(0.0, cfg.batch_effect)?;
-    let batch_factor: Vec<Vec<f64>> = (0..nb)
-        .map(|_| (0..g).map(|_| bd.sample(&mut rng)).collect())
-        .collect();
-    let bl = ln(0.0, cfg.batch_library_effect)?;
-    let batch_lib: Vec<f64> = (0..nb).map(|_| bl.sample(&mut rng)).collect();
-    // cell-type proportions per batch; the rarest types are missing from one batch each
-    let global: Vec<f64> = (0..nt).map(|t| 1.0 / (1.0 + t as f64).powf(0.7)).collect();
-    let jitter = ln(0.0, 0.4)?;
-    let mut props: Vec<Vec<f64>> = (0..nb)
-        .map(|_| global.iter().map(|p| p * jitter.sample(&mut rng)).collect())
-        .collect();
-    if nb > 1 {
-        for r in 0..cfg.batch_specific_types {
-            let t = nt - 1 - r;
-            props[r % nb][t] = 0.0;
-        }
-    }
-    // batch sizes: unequal, every batch non-empty
-    let bw: Vec<f64> = (0..nb).map(|_| 0.6 + rng.random::<f64>()).collect();
-    let bsum: f64 = bw.iter().sum();
-    let mut sizes: Vec<usize> = bw
-        .iter()
-        .map(|w| ((w / bsum) * n as f64).floor() as usize)
-        .collect();
-    for s in sizes.iter_mut() {
-        *s = (*s).max(1);
-    }
-    let total: usize = sizes.iter().sum();
-    if total < n {
-        sizes[0] += n - total;
-    } else if total > n {
-        let big = sizes
-            .iter()
-            .enumerate()
-            .max_by_key(|e| *e.1)
-            .map(|e| e.0)
-            .unwrap_or(0);
-        sizes[big] -= total - n;
-    }
-    let mut cell_batch = Vec::with_capacity(n);
-    for (b, &s) in sizes.iter().enumerate() {
-        cell_batch.extend(std::iter::repeat_n(b, s));
-    }
-    // per-(batch, type) normalised expression profiles
-    let mut profile = vec![vec![vec![0.0f64; g]; nt]; nb];
-    for b in 0..nb {
-        for t in 0..nt {
-            let p: Vec<f64> = (0..g)
-                .map(|j| base_rate[j] * type_factor[t][j] * batch_factor[b][j])
-                .collect();
-            let s: f64 = p.iter().sum();
-            profile[b][t] = p.into_iter().map(|v| v / s).collect();
-        }
-    }
-    let lib = ln(cfg.library_size.ln(), cfg.library_sd)?;
-    // proteins
-    let np = cfg.n_proteins;
-    let prot_base: Vec<f64> = (0..np)
-        .map(|_| ln(3.0, 0.8).map(|d| d.sample(&mut rng)))
-        .collect::<Result<_>>()?;
-    let mut prot_factor = vec![vec![1.0f64; np]; nt];
-    for p in 0..np {
-        let t1 = rng.random_range(0..nt);
-        prot_factor[t1][p] *= 8.0 + 8.0 * rng.random::<f64>();
-        if nt > 2 && rng.random::<f64>() < 0.5 {
-            let t2 = rng.random_range(0..nt);
-            prot_factor[t2][p] *= 3.0 + 4.0 * rng.random::<f64>();
-        }
-    }
-    let prot_batch: Vec<Vec<f64>> = (0..nb)
-        .map(|_| {
-            (0..np)
-                .map(|_| ln(0.0, 0.15).map(|d| d.sample(&mut rng)))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
+    let model = Model::new(cfg)?;
+    let (x, types, prot) = model.cells(0..cfg.n_cells)?;
+    model.annotate(Matrix::Csr(x), &types, prot)
+}
 
-    struct Cell {
-        t: usize,
-        cols: Vec<u32>,
-        vals: Vec<f32>,
-        prot: Vec<f32>,
+/// [`simulate`] straight into a file (`.h5ad` or `.zarr`), `chunk_rows` cells at a time, so
+/// memory holds one chunk of counts instead of the whole matrix: a million cells fit where the
+/// in-memory result would not. The file equals [`simulate`]'s result written with
+/// [`crate::io::write`]. `on_progress(done, total)` follows the cells.
+pub fn simulate_to(
+    cfg: &SimConfig,
+    path: &std::path::Path,
+    chunk_rows: usize,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    if chunk_rows == 0 {
+        return Err(Error::param("chunk_rows", "must be at least 1"));
     }
-    let cells: Vec<Cell> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let mut r = rng_for(cfg.seed, 1 + i as u64);
-            let b = cell_batch[i];
-            let w = &props[b];
-            let tot: f64 = w.iter().sum();
-            let mut u = r.random::<f64>() * tot;
-            let mut t = 0;
-            while t + 1 < nt && u >= w[t] {
-                u -= w[t];
-                t += 1;
-            }
-            let l = lib.sample(&mut r) * batch_lib[b];
-            let mut cols = vec![];
-            let mut vals = vec![];
-            for j in 0..g {
-                let mu = l * profile[b][t][j];
-                if cfg.dropout_slope > 0.0 {
-                    let p_drop =
-                        1.0 / (1.0 + (cfg.dropout_slope * (mu.ln() - cfg.dropout_midpoint)).exp());
-                    if r.random::<f64>() < p_drop {
-                        continue;
-                    }
-                }
-                let lam = Gamma::new(theta[j], mu / theta[j])
-                    .map(|d| d.sample(&mut r))
-                    .unwrap_or(mu);
-                let c = if lam > 0.0 {
-                    Poisson::new(lam).map(|d| d.sample(&mut r)).unwrap_or(0.0)
-                } else {
-                    0.0
-                };
-                if c > 0.0 {
-                    cols.push(j as u32);
-                    vals.push(c as f32);
-                }
-            }
-            let prot = (0..np)
-                .map(|p| {
-                    let mu = prot_base[p]
-                        * prot_factor[t][p]
-                        * prot_batch[b][p]
-                        * (l / cfg.library_size).sqrt();
-                    let lam = Gamma::new(5.0, mu / 5.0)
-                        .map(|d| d.sample(&mut r))
-                        .unwrap_or(mu);
-                    if lam > 0.0 {
-                        Poisson::new(lam)
-                            .map(|d| d.sample(&mut r) as f32)
-                            .unwrap_or(0.0)
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            Cell {
-                t,
-                cols,
-                vals,
-                prot,
-            }
-        })
-        .collect();
-    let mut indptr = vec![0usize];
-    let mut indices = vec![];
-    let mut data = vec![];
+    let model = Model::new(cfg)?;
+    let (n, g, np) = (cfg.n_cells, cfg.n_genes, cfg.n_proteins);
+    let mut w = crate::io::CsrStreamWriter::create(path, n, g, &[])?;
     let mut types = Vec::with_capacity(n);
     let mut prot = Array2::<f32>::zeros((n, np));
-    for (i, c) in cells.into_iter().enumerate() {
-        indices.extend(c.cols);
-        data.extend(c.vals);
-        indptr.push(data.len());
-        types.push(c.t);
-        for (p, v) in c.prot.into_iter().enumerate() {
-            prot[[i, p]] = v;
-        }
+    for start in (0..n).step_by(chunk_rows) {
+        let end = (start + chunk_rows).min(n);
+        let (x, t, p) = model.cells(start..end)?;
+        w.append(&[&x])?;
+        types.extend(t);
+        prot.slice_mut(ndarray::s![start..end, ..]).assign(&p);
+        on_progress(end, n);
     }
-    let x = CsrMatrix::new(n, g, indptr, indices, data)?;
-    let obs_names: Vec<String> = (0..n).map(|i| format!("cell_{i}")).collect();
-    let var_names: Vec<String> = (0..g).map(gene_name).collect();
-    let mut ad = AnnData::new(Matrix::Csr(x), obs_names, var_names)?;
-    ad.obs.insert(
-        "batch",
-        Column::Categorical {
-            codes: cell_batch.iter().map(|&b| b as i32).collect(),
-            categories: (0..nb).map(|b| format!("batch_{b}")).collect(),
-            ordered: false,
-            category_kind: crate::frame::CategoryKind::Text,
-        },
-    )?;
-    ad.obs.insert(
-        "cell_type",
-        Column::Categorical {
-            codes: types.iter().map(|&t| t as i32).collect(),
-            categories: (0..nt).map(|t| format!("type_{t}")).collect(),
-            ordered: false,
-            category_kind: crate::frame::CategoryKind::Text,
-        },
-    )?;
-    if np > 0 {
-        ad.obsm.insert("protein_expression".into(), prot);
-        ad.uns.insert(
-            "protein_names".into(),
-            UnsValue::Strings((0..np).map(|p| format!("protein_{p:03}")).collect()),
-        );
-    }
-    ad.uns.insert(
-        "source".into(),
-        UnsValue::String(format!("scssl-data simulator, seed {}", cfg.seed)),
-    );
-    Ok(ad)
+    let ad = model.annotate(Matrix::Csr(CsrMatrix::zeros(n, g)), &types, prot)?;
+    w.finish(&ad)
 }
 
 #[cfg(test)]
@@ -491,6 +587,27 @@ mod tests {
                 assert!(inside / n_in as f64 > outside / n_out as f64, "type {t}");
             }
         }
+    }
+
+    #[cfg(feature = "h5ad")]
+    #[test]
+    fn streamed_simulation_equals_the_in_memory_one() {
+        let cfg = SimConfig {
+            n_cells: 900,
+            n_genes: 150,
+            n_proteins: 3,
+            seed: 11,
+            ..Default::default()
+        };
+        let dir = std::env::temp_dir().join(format!("scssl-sim-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.h5ad");
+        let mut calls = vec![];
+        simulate_to(&cfg, &path, 256, &mut |d, t| calls.push((d, t))).unwrap();
+        assert_eq!(calls, [(256, 900), (512, 900), (768, 900), (900, 900)]);
+        let streamed = crate::io::read(&path).unwrap();
+        assert_eq!(streamed, simulate(&cfg).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

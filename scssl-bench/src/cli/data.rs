@@ -38,6 +38,9 @@ pub(super) struct SimulateArgs {
     pub(super) gene_programs: Option<PathBuf>,
 }
 
+/// Cells per chunk of `scssl simulate` (about 50 MB of counts at 2,000 genes).
+const SIMULATE_CHUNK_CELLS: usize = 20_000;
+
 /// `scssl simulate`.
 pub(super) fn simulate(args: SimulateArgs) -> Result<()> {
     let SimulateArgs {
@@ -59,12 +62,12 @@ pub(super) fn simulate(args: SimulateArgs) -> Result<()> {
         seed,
         ..Default::default()
     };
-    let pb = crate::progress::steps(2, "simulate");
-    pb.set_message("sampling counts");
-    let ad = sim::simulate(&cfg)?;
-    pb.inc(1);
-    pb.set_message("writing");
-    io::write(&ad, &output).with_context(|| format!("writing {}", output.display()))?;
+    // cells are drawn and written a chunk at a time, so memory holds one chunk of counts
+    let pb = crate::progress::bar(cells as u64, "simulate (cells)");
+    sim::simulate_to(&cfg, &output, SIMULATE_CHUNK_CELLS, &mut |done, _| {
+        pb.set_position(done as u64)
+    })
+    .with_context(|| format!("simulating into {}", output.display()))?;
     if let Some(gmt) = &gene_programs {
         scssl_data::gmt::write_gmt(gmt, &sim::gene_programs(&cfg)?)
             .with_context(|| format!("writing {}", gmt.display()))?;

@@ -28,6 +28,8 @@ pub struct H5Store {
     path: std::path::PathBuf,
     name: String,
     writable: bool,
+    /// Appended values that do not yet fill a chunk, by dataset path.
+    pending: std::sync::Mutex<HashMap<String, Data>>,
 }
 
 fn to_usize(x: u64, file: &str, key: &str) -> Result<usize> {
@@ -61,6 +63,7 @@ impl H5Store {
             path: path.into(),
             name,
             writable: false,
+            pending: Default::default(),
         })
     }
     /// Opens an existing file for reading and writing (changes land on [`Store::finish`]).
@@ -76,6 +79,7 @@ impl H5Store {
             path: path.into(),
             name,
             writable: true,
+            pending: Default::default(),
         })
     }
     /// Creates (truncates) a file; its content is written on [`Store::finish`].
@@ -91,6 +95,7 @@ impl H5Store {
             path: path.into(),
             name,
             writable: true,
+            pending: Default::default(),
         })
     }
 
@@ -99,24 +104,46 @@ impl H5Store {
     /// safe because streamed files are written under a temporary name and renamed into place.
     pub fn create_streaming(path: &std::path::Path) -> Result<Self> {
         let name = path.display().to_string();
-        let access = hdf5_pure::FileAccessProperties::new()
-            .with_sync_policy(hdf5_pure::SyncPolicy::OnClose);
-        let file = File::create_with_options(
-            path,
-            hdf5_pure::FileCreateProperties::new(),
-            access,
-        )
-        .map_err(|e| Error::Storage {
-            file: name.clone(),
-            key: "/".into(),
-            message: e.to_string(),
-        })?;
+        let access =
+            hdf5_pure::FileAccessProperties::new().with_sync_policy(hdf5_pure::SyncPolicy::OnClose);
+        let file = File::create_with_options(path, hdf5_pure::FileCreateProperties::new(), access)
+            .map_err(|e| Error::Storage {
+                file: name.clone(),
+                key: "/".into(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             file,
             path: path.into(),
             name,
             writable: true,
+            pending: Default::default(),
         })
+    }
+
+    /// Appends the whole chunks of `buf` to the dataset (everything with `last`) and keeps
+    /// the rest.
+    fn write_pending(&self, path: &str, buf: &mut Data, last: bool) -> Result<()> {
+        let chunk = APPEND_CHUNK_ELEMS as usize;
+        let mut ds = self.dataset(path)?;
+        macro_rules! flush {
+            ($v:expr) => {{
+                let n = if last { $v.len() } else { $v.len() / chunk * chunk };
+                if n > 0 {
+                    ds.append(&$v[..n]).map_err(|e| self.err(path, e))?;
+                    $v.drain(..n);
+                }
+            }};
+        }
+        match buf {
+            Data::F32(v) => flush!(v),
+            Data::F64(v) => flush!(v),
+            Data::I8(v) => flush!(v),
+            Data::I32(v) => flush!(v),
+            Data::I64(v) => flush!(v),
+            _ => return Err(self.err(path, "only numeric arrays can be appended")),
+        }
+        Ok(())
     }
 
     fn err(&self, key: &str, e: impl std::fmt::Display) -> Error {
@@ -491,7 +518,10 @@ impl Store for H5Store {
             }
         };
         if matches!(dtype, DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_)) {
-            return Err(self.err(path, "only f32, f64, i8, i32 and i64 arrays can be appended"));
+            return Err(self.err(
+                path,
+                "only f32, f64, i8, i32 and i64 arrays can be appended",
+            ));
         }
         self.file
             .root()
@@ -502,22 +532,34 @@ impl Store for H5Store {
     }
 
     fn append(&self, path: &str, data: DataRef<'_>) -> Result<()> {
-        let mut ds = self.dataset(path)?;
-        let r = match data {
-            DataRef::F32(v) => ds.append(v),
-            DataRef::F64(v) => ds.append(v),
-            DataRef::I8(v) => ds.append(v),
-            DataRef::I32(v) => ds.append(v),
-            DataRef::I64(v) => ds.append(v),
-            DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_) => {
-                return Err(self.err(path, "only numeric arrays can be appended"));
-            }
-        };
-        r.map_err(|e| self.err(path, e))
+        // Values are held back until they fill whole chunks: an append that ends inside a
+        // chunk would have that chunk rewritten (and its old bytes left unused) by the next.
+        let mut pending = self.pending.lock().map_err(|e| self.err(path, e))?;
+        let buf = pending.entry(path.to_string()).or_insert_with(|| match data {
+            DataRef::F64(_) => Data::F64(vec![]),
+            DataRef::I8(_) => Data::I8(vec![]),
+            DataRef::I32(_) => Data::I32(vec![]),
+            DataRef::I64(_) => Data::I64(vec![]),
+            _ => Data::F32(vec![]),
+        });
+        match (buf, data) {
+            (Data::F32(b), DataRef::F32(v)) => b.extend_from_slice(v),
+            (Data::F64(b), DataRef::F64(v)) => b.extend_from_slice(v),
+            (Data::I8(b), DataRef::I8(v)) => b.extend_from_slice(v),
+            (Data::I32(b), DataRef::I32(v)) => b.extend_from_slice(v),
+            (Data::I64(b), DataRef::I64(v)) => b.extend_from_slice(v),
+            _ => return Err(self.err(path, "the appended values are not of the array's type")),
+        }
+        let buf = pending.get_mut(path).ok_or_else(|| self.err(path, "lost buffer"))?;
+        self.write_pending(path, buf, false)
     }
 
-    fn end_append(&self, _path: &str) -> Result<()> {
-        Ok(())
+    fn end_append(&self, path: &str) -> Result<()> {
+        let mut pending = self.pending.lock().map_err(|e| self.err(path, e))?;
+        match pending.remove(path) {
+            Some(mut buf) => self.write_pending(path, &mut buf, true),
+            None => Ok(()),
+        }
     }
 
     fn remove(&self, path: &str) -> Result<()> {

@@ -18,9 +18,9 @@ use std::path::Path;
 use ndarray::Array2;
 
 pub use encoding::{Backed, ColumnSummary, FileSummary, MatrixInfo};
-pub use stream::CsrStreamWriter;
 use scssl_atomic::{remove_path, temp_sibling};
 use store::Store;
+pub use stream::CsrStreamWriter;
 
 use crate::anndata::{AnnData, CountsSource};
 use crate::error::{Error, Result};

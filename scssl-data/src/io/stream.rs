@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use scssl_atomic::{remove_path, temp_sibling};
 
+use super::Format;
 use super::encoding;
 use super::store::{Store, join};
-use super::Format;
 use crate::anndata::AnnData;
 use crate::error::{Error, Result};
 use crate::matrix::CsrMatrix;
@@ -113,7 +113,10 @@ impl CsrStreamWriter {
         for (b, key) in blocks.iter().zip(&self.keys) {
             if b.n_rows() != n || b.n_cols() != self.n_vars {
                 return Err(Error::shape(
-                    format!("{}: rows appended to {key} (rows, columns)", self.path.display()),
+                    format!(
+                        "{}: rows appended to {key} (rows, columns)",
+                        self.path.display()
+                    ),
                     format!("({n}, {})", self.n_vars),
                     format!("({}, {})", b.n_rows(), b.n_cols()),
                 ));
@@ -201,8 +204,8 @@ mod tests {
 
     fn roundtrip(ext: &str) {
         let ad = simulate(&SimConfig {
-            n_cells: 700,
-            n_genes: 300,
+            n_cells: 4000,
+            n_genes: 1000,
             n_proteins: 4,
             seed: 5,
             ..Default::default()
@@ -214,9 +217,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("scssl-stream-{ext}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("s.{ext}"));
-        let mut w = CsrStreamWriter::create(&path, 700, 300, &["counts"]).unwrap();
-        // uneven chunks, one of them empty, and enough values to cross appended-chunk edges
-        for (a, b) in [(0, 250), (250, 250), (250, 699), (699, 700)] {
+        let mut w = CsrStreamWriter::create(&path, 4000, 1000, &["counts"]).unwrap();
+        assert!(x.nnz() > 1 << 20, "enough values to fill more than one appended chunk");
+        // uneven chunks, one of them empty
+        for (a, b) in [(0, 250), (250, 250), (250, 3999), (3999, 4000)] {
             let block = x.select_rows(&(a..b).collect::<Vec<_>>());
             w.append(&[&block, &block]).unwrap();
         }

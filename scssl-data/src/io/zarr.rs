@@ -672,10 +672,7 @@ impl Store for ZarrStore {
             (OwnedKind::I32, DataRef::I32(v)) => push!(v),
             (OwnedKind::I64, DataRef::I64(v)) => push!(v),
             _ => {
-                return Err(self.err(
-                    path,
-                    "the appended values are not of the array's type",
-                ));
+                return Err(self.err(path, "the appended values are not of the array's type"));
             }
         };
         a.len += n;

@@ -10,7 +10,7 @@ pub use hvg::{
     HvgFlavor, HvgOptions, HvgResult, highly_variable_genes, highly_variable_genes_backed,
     hvg_from_stats,
 };
-pub use pca::{Pca, pca, pca_dense};
+pub use pca::{Pca, PcaAccumulator, PcaModel, pca, pca_dense};
 pub use stats::GeneStats;
 
 use std::collections::BTreeMap;

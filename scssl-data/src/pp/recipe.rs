@@ -158,11 +158,13 @@ pub fn preprocess(
 }
 
 /// The same pipeline over a file too large for memory: `X` (raw counts, CSR or dense) is
-/// streamed twice in chunks of `chunk_rows` cells — once for the HVG statistics of the
-/// normalised, log-transformed data, once to keep the selected genes — so only the HVG matrix
-/// (and its counts) is ever held in memory. Results equal [`preprocess`] (Seurat flavour).
-/// `output` is written atomically. `on_progress(step, done, total)` is called after each
-/// chunk and step, for a progress bar.
+/// streamed three times in chunks of `chunk_rows` cells — for the HVG statistics of the
+/// normalised, log-transformed data; to write the selected genes (log-normalised `X`, raw
+/// `layers['counts']`) straight to `output` while their covariance accumulates; and for the
+/// PCA coordinates — so memory holds one chunk, the gene × gene covariance and `X_pca`, never
+/// the matrix. Results equal [`preprocess`] (Seurat flavour; PCA coordinates to 1e-4).
+/// `output` is written under a temporary name and renamed. `on_progress(step, done, total)`
+/// is called after each chunk and step, for a progress bar.
 pub fn preprocess_backed(
     input: &Path,
     output: &Path,
@@ -196,7 +198,7 @@ pub fn preprocess_backed(
         codes,
     } = resolve_batches(&b.obs, opts.batch_key.as_deref())?;
     let n_groups = if batch_key.is_some() { n_batches } else { 1 };
-    let total = 2 * n_cells.div_ceil(chunk_rows) + 2;
+    let total = 3 * n_cells.div_ceil(chunk_rows) + 2;
     let mut done = 0;
     let mut tick = |step: &str, advance: usize| {
         done += advance;
@@ -204,6 +206,7 @@ pub fn preprocess_backed(
     };
     // pass 1: statistics of expm1(log1p(normalised counts))
     let mut st = GeneStats::new(n_groups, n_genes);
+    let mut log_sums = vec![0.0f64; n_genes];
     let normalise = |start: usize, m: &mut Matrix| -> Result<()> {
         m.try_for_each(|i, j, v| {
             if !v.is_finite() || v < 0.0 {
@@ -228,6 +231,11 @@ pub fn preprocess_backed(
         normalise(start, &mut m)?;
         let n = m.shape().0;
         st.add(&m, &codes[start..start + n], &|v: f32| v.exp_m1() as f64);
+        // per-gene sums of the log data, in row order as `pp::pca` sums them, for its mean
+        let _ = m.try_for_each(|_, j, v| {
+            log_sums[j] += v as f64;
+            Ok::<(), ()>(())
+        });
         tick("HVG statistics", 1);
     }
     let hvg_opts = HvgOptions {
@@ -236,41 +244,66 @@ pub fn preprocess_backed(
         ..Default::default()
     };
     let hvg = pp::hvg_from_stats(&st, &b.var.index, &hvg_opts, batch_key.is_some());
-    // pass 2: keep the selected genes, counts and log-normalised
+    // pass 2: the selected genes go to the output as they come (log-normalised in X, raw
+    // counts in layers['counts']), and their centred cross-products into the PCA
+    let sel = hvg.selected();
+    let mean: Vec<f64> = sel.iter().map(|&j| log_sums[j] / n_cells as f64).collect();
+    let n_pcs = opts.n_pcs.min(sel.len()).min(n_cells.saturating_sub(1));
+    let layers: &[&str] = if opts.keep_counts { &["counts"] } else { &[] };
+    let mut writer = io::CsrStreamWriter::create(output, n_cells, sel.len(), layers)?;
+    let mut acc = pp::PcaAccumulator::new(mean);
     tick("selecting genes", 0);
-    let mut x_parts = vec![];
-    let mut c_parts = vec![];
     for chunk in b.chunks(chunk_rows) {
         let (start, m) = chunk?;
         let counts = m.select_cols(&hvg.highly_variable).to_csr();
         let mut norm = m;
         normalise(start, &mut norm)?;
-        x_parts.push(norm.select_cols(&hvg.highly_variable).to_csr());
-        c_parts.push(counts);
+        let x = norm.select_cols(&hvg.highly_variable);
+        acc.add(&x)?;
+        let x = x.to_csr();
+        if opts.keep_counts {
+            writer.append(&[&x, &counts])?;
+        } else {
+            writer.append(&[&x])?;
+        }
         tick("selecting genes", 1);
     }
+    let model = acc.fit(n_pcs)?;
+    // pass 3: the cells' PCA coordinates
+    let mut x_pca = ndarray::Array2::<f32>::zeros((n_cells, n_pcs));
+    tick("pca", 0);
+    for chunk in b.chunks(chunk_rows) {
+        let (start, mut m) = chunk?;
+        normalise(start, &mut m)?;
+        let e = model.project(&m.select_cols(&hvg.highly_variable));
+        x_pca
+            .slice_mut(ndarray::s![start..start + e.nrows(), ..])
+            .assign(&e);
+        tick("pca", 1);
+    }
+    let n_sel = sel.len();
     let mut ad = AnnData::new(
-        Matrix::Csr(CsrMatrix::vstack(&x_parts)?),
+        Matrix::Csr(CsrMatrix::zeros(n_cells, n_sel)),
         b.obs.index.clone(),
-        hvg.selected()
-            .iter()
-            .map(|&j| b.var.index[j].clone())
-            .collect(),
+        sel.iter().map(|&j| b.var.index[j].clone()).collect(),
     )?;
     ad.obs = b.obs.clone();
-    let sel = hvg.selected();
     ad.var = b.var.select(&sel);
-    ad.layers
-        .insert("counts".into(), Matrix::Csr(CsrMatrix::vstack(&c_parts)?));
     ad.obsm = b.obsm.clone();
     ad.uns = b.uns.clone();
     annotate_hvgs(&mut ad, &hvg)?;
     ad.uns
         .insert("log1p".into(), UnsValue::Dict(Default::default()));
-    tick("pca", 0);
-    let pca = finish_with_pca(&mut ad, opts, "seurat")?;
+    let pca = pp::Pca {
+        embedding: x_pca,
+        components: model.components,
+        explained_variance: model.explained_variance,
+        explained_variance_ratio: model.explained_variance_ratio,
+        mean: model.mean,
+    };
+    record_pca(&mut ad, &pca, "seurat")?;
     tick("writing", 1);
-    io::write(&ad, output)?;
+    writer.finish(&ad)?;
     tick("written", 1);
     Ok(PreprocessSummary::of(&ad, n_cells, n_genes, n_batches, pca))
 }
@@ -349,6 +382,12 @@ fn finish_with_pca(ad: &mut AnnData, opts: &PreprocessOptions, flavor: &str) -> 
         .min(ad.n_vars())
         .min(ad.n_obs().saturating_sub(1));
     let pca = pp::pca(&ad.x, n_pcs)?;
+    record_pca(ad, &pca, flavor)?;
+    Ok(pca)
+}
+
+/// Stores a PCA as scanpy does (`obsm['X_pca']`, `uns['pca']`) with `uns['hvg']['flavor']`.
+fn record_pca(ad: &mut AnnData, pca: &pp::Pca, flavor: &str) -> Result<()> {
     ad.obsm_insert("X_pca", pca.embedding.clone())?;
     let mut pca_uns = std::collections::BTreeMap::new();
     pca_uns.insert(
@@ -363,7 +402,7 @@ fn finish_with_pca(ad: &mut AnnData, opts: &PreprocessOptions, flavor: &str) -> 
     let mut hvg_uns = std::collections::BTreeMap::new();
     hvg_uns.insert("flavor".into(), UnsValue::String(flavor.into()));
     ad.uns.insert("hvg".into(), UnsValue::Dict(hvg_uns));
-    Ok(pca)
+    Ok(())
 }
 
 #[cfg(test)]

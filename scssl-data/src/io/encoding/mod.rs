@@ -21,12 +21,12 @@ pub use backed::Backed;
 pub(crate) use read::read_anndata;
 pub(crate) use summary::summarize;
 pub use summary::{ColumnSummary, FileSummary, MatrixInfo};
+#[cfg(any(feature = "h5ad", feature = "zarr"))]
+pub(crate) use write::write_obsm_entry;
 pub(crate) use write::{
     append_csr_rows, begin_csr, dict_group_attrs, end_csr, write_anndata, write_annotations,
     write_root,
 };
-#[cfg(any(feature = "h5ad", feature = "zarr"))]
-pub(crate) use write::write_obsm_entry;
 
 fn fmt_err(store: &dyn Store, key: &str, reason: impl Into<String>) -> Error {
     Error::Format {
