@@ -18,9 +18,11 @@ use crate::error::{Error, Result};
 
 use super::h5_blosc::FILTER_BLOSC;
 
-/// Elements per chunk of an appendable dataset (4 MB of `f32`): large enough that the
-/// chunk index stays small at a billion values, small enough to buffer.
-const APPEND_CHUNK_ELEMS: u64 = 1 << 20;
+/// Elements per chunk of an appendable dataset (128 KB of `f32`). It must stay below 2^16:
+/// hdf5-pure encodes a larger chunk dimension in 4 bytes where libhdf5 insists on the
+/// minimal 3, and h5py then refuses the dataset ("stored chunk dimension encoding length
+/// does not match").
+const APPEND_CHUNK_ELEMS: u64 = 1 << 15;
 
 /// An open `.h5ad` file.
 pub struct H5Store {
