@@ -6,7 +6,8 @@
 //! - `cargo xtask test`: the same dependency check, then the whole test suite: cargo test and
 //!   the Python package's (wheel built with maturin into `~/.cache/scssl-venv-py`, pytest).
 //! - `cargo xtask perf data [--cells N]`: ours vs scanpy/anndata/pynndescent, same machine, one run;
-//!   `perf metrics|train|python|umap|augment` the other comparisons, `perf all [--quick]` all of them
+//!   `perf metrics|train|python|umap|augment` the other comparisons, `perf all [--quick]` all of them;
+//!   `perf scale [--cells N] [--keep]` the whole pipeline at a million cells, stage by stage
 //!   and one table of every ratio.
 //! - `cargo xtask fuzz [--minutes N] [--target T]`: runs the `cargo fuzz` targets of `fuzz/`
 //!   (15 minutes each by default); `--seeds` rewrites their seed corpora, `--sweep` runs the
@@ -20,6 +21,7 @@ mod fuzz;
 mod perf;
 mod perf_all;
 mod perf_python;
+mod perf_scale;
 mod perf_train;
 
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
         Some("package") => package(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train|python|umap|all | fixtures | fuzz [--minutes N] [--target T] [--seeds] [--sweep] | package>"
+                "usage: cargo xtask <quickstart [--out DIR] | bench [--quick] [--data-dir DIR] [--out DIR] [--jobs N] [-- KEY=VALUE…] | test [-- CARGO_TEST_ARGS] | perf data|augment|metrics|train|python|umap|scale|all | fixtures | fuzz [--minutes N] [--target T] [--seeds] [--sweep] | package>"
             );
             Err("unknown command".into())
         }

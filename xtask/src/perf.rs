@@ -115,7 +115,8 @@ pub fn run(args: &[String]) -> Result {
         Some("umap") => umap(&args[1..]),
         Some("python") => crate::perf_python::run(&args[1..]),
         Some("all") => crate::perf_all::run(&args[1..]),
-        _ => Err("usage: cargo xtask perf <all [--quick] | data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000] | python [--sizes 10000,100000] [--python-max N]>".into()),
+        Some("scale") => crate::perf_scale::run(&args[1..]),
+        _ => Err("usage: cargo xtask perf <all [--quick] | data [--cells N] [--keep] | augment | metrics [--sizes 10000,50000,100000] [--python-max N] | train [--cells N] [--method simclr|scvi] | umap [--sizes 10000,100000] | python [--sizes 10000,100000] [--python-max N] | scale [--cells 1000000] [--keep]>".into()),
     }
 }
 
