@@ -183,15 +183,24 @@ impl TrainArgs {
     }
 }
 
+/// The file a model trains or embeds from. Counts in X: only X and the annotations are read
+/// (not the file's layers, such as the `counts` layer `scssl preprocess` writes, which at a
+/// million cells is another 5 GB); a counts layer: the whole file, as the features name it.
+fn read_model_input(input: &std::path::Path, counts_layer: Option<&str>) -> Result<scssl_data::AnnData> {
+    let source = scssl_data::CountsSource::from_option(counts_layer);
+    let ad = if source == scssl_data::CountsSource::X {
+        io::read_source(input, &source)
+    } else {
+        io::read_counts(input, &source)
+    };
+    ad.with_context(|| format!("reading {}", input.display()))
+}
+
 /// `scssl train`.
 pub(super) fn train(args: TrainArgs) -> Result<()> {
     let run = args.run_config()?;
     let (input, output) = (args.input, args.output);
-    let ad = io::read_counts(
-        &input,
-        &scssl_data::CountsSource::from_option(run.data.counts_layer.as_deref()),
-    )
-    .with_context(|| format!("reading {}", input.display()))?;
+    let ad = read_model_input(&input, run.data.counts_layer.as_deref())?;
     let method = run.model.method;
     let (epochs, batch_size) = (run.training.epochs, run.training.batch_size);
     let steps = (ad.n_obs() / batch_size.max(1) * epochs) as u64;
@@ -271,11 +280,7 @@ pub(super) fn embed(args: EmbedArgs) -> Result<()> {
             .cloned()
             .context("the model has no feature description (not written by scssl train)")?,
     )?;
-    let ad = io::read_counts(
-        &input,
-        &scssl_data::CountsSource::from_option(spec.counts_layer.as_deref()),
-    )
-    .with_context(|| format!("reading {}", input.display()))?;
+    let ad = read_model_input(&input, spec.counts_layer.as_deref())?;
     let (inputs, missing) = scssl_models::features::features_for(&ad, &spec)?;
     if missing > 0 {
         eprintln!(

@@ -148,6 +148,12 @@ impl H5Store {
         Ok(())
     }
 
+    /// Whether edits go to the file in bounded memory, committed atomically (a latest-format
+    /// file), rather than through a whole-file mirror.
+    pub fn edits_in_place(&self) -> bool {
+        self.file.edit_backing() == Some(hdf5_pure::EditBacking::Bounded)
+    }
+
     fn err(&self, key: &str, e: impl std::fmt::Display) -> Error {
         Error::Storage {
             file: self.name.clone(),

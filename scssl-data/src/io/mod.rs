@@ -99,6 +99,15 @@ pub fn read_counts(path: impl AsRef<Path>, counts: &CountsSource) -> Result<AnnD
     encoding::read_anndata(store.as_ref(), counts)
 }
 
+/// Reads what a model trains or embeds from: `obs`, `var`, `obsm`, `uns` and the count
+/// matrix `counts` names, as `X` — without the file's other layers, `obsp` or `raw`, so a
+/// large file costs one copy of its matrix. Otherwise like [`read_counts`].
+pub fn read_source(path: impl AsRef<Path>, counts: &CountsSource) -> Result<AnnData> {
+    let path = path.as_ref();
+    let store = open_store(path)?;
+    encoding::read_anndata_source(store.as_ref(), counts)
+}
+
 /// Summarises a file (shapes, encodings, columns) without loading `X`.
 pub fn summarize(path: impl AsRef<Path>) -> Result<FileSummary> {
     let store = open_store(path.as_ref())?;
@@ -135,8 +144,9 @@ pub fn write(adata: &AnnData, path: impl AsRef<Path>) -> Result<()> {
 
 /// Adds (or replaces) one `obsm` entry in an existing file without rewriting `X`.
 ///
-/// The row count is checked against the file's `obs`. For `.h5ad` the change is made on a copy
-/// that is renamed over the original; for `.zarr` the new array is written and the consolidated
+/// The row count is checked against the file's `obs`. For `.h5ad` the change is committed in
+/// place when the file is in the latest HDF5 format (as scssl writes it; a failed commit
+/// leaves the file as it was), otherwise made on a copy that is renamed over the original; for `.zarr` the new array is written and the consolidated
 /// metadata is refreshed, so anndata sees the entry.
 #[cfg_attr(not(any(feature = "h5ad", feature = "zarr")), allow(unused_variables))]
 pub fn write_obsm(path: impl AsRef<Path>, key: &str, value: &Array2<f32>) -> Result<()> {
@@ -151,6 +161,17 @@ pub fn write_obsm(path: impl AsRef<Path>, key: &str, value: &Array2<f32>) -> Res
     match format {
         #[cfg(feature = "h5ad")]
         Format::H5ad => {
+            // A file we wrote (latest HDF5 format) is edited in place: the commit appends the
+            // new dataset and repoints the root last, so a failure leaves the old file whole,
+            // and X is neither copied nor rewritten. Older-format files (h5py's default) would
+            // be mirrored whole in memory, so those are edited on a copy that replaces them.
+            {
+                let store = h5::H5Store::open_rw(path)?;
+                if store.edits_in_place() {
+                    encoding::write_obsm_entry(&store, key, value)?;
+                    return store.finish();
+                }
+            }
             let tmp = temp_sibling(path);
             std::fs::copy(path, &tmp).map_err(|e| Error::Io {
                 path: path.into(),

@@ -230,6 +230,20 @@ mod tests {
         assert_eq!(back.layers["counts"], ad.x);
         assert_eq!(back.obs, ad.obs);
         assert_eq!(back.obsm, ad.obsm);
+        // what a model reads: one matrix, no layers
+        let x_only = crate::io::read_source(&path, &crate::CountsSource::X).unwrap();
+        assert_eq!((&x_only.x, x_only.layers.len()), (&ad.x, 0));
+        let layer = crate::io::read_source(&path, &crate::CountsSource::Layer("counts".into()));
+        assert_eq!(layer.unwrap().x, ad.x);
+        let missing = crate::io::read_source(&path, &crate::CountsSource::Layer("nope".into()));
+        assert!(missing.unwrap_err().to_string().contains("counts"), "names the layers there");
+        // an embedding goes into the streamed file in place, and reads back
+        let emb = ndarray::Array2::from_shape_fn((4000, 3), |(i, j)| (i * 3 + j) as f32);
+        crate::io::write_obsm(&path, "X_test", &emb).unwrap();
+        crate::io::write_obsm(&path, "X_test", &(&emb * 2.0)).unwrap();
+        let back = crate::io::read(&path).unwrap();
+        assert_eq!(back.obsm["X_test"], &emb * 2.0);
+        assert_eq!(back.x, ad.x);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

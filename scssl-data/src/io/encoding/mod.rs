@@ -18,7 +18,7 @@ use super::store::{Data, Store};
 use crate::error::{Error, Result};
 
 pub use backed::Backed;
-pub(crate) use read::read_anndata;
+pub(crate) use read::{read_anndata, read_anndata_source};
 pub(crate) use summary::summarize;
 pub use summary::{ColumnSummary, FileSummary, MatrixInfo};
 #[cfg(any(feature = "h5ad", feature = "zarr"))]

@@ -540,6 +540,61 @@ pub(crate) fn missing_x(store: &dyn Store) -> Result<Error> {
 
 /// Reads every supported element of an AnnData store, with the count source `counts` as `X`
 /// (see [`AnnData::with_counts_as_x`]); a file without X needs a layer or `raw` there.
+/// Reads only what a model needs: `obs`, `var`, `obsm`, `uns` and the one count matrix that
+/// `counts` names, moved into `X` (no other layers, no `obsp`, `raw` only as the source).
+/// Training a million cells must not also hold the file's other copies of the matrix.
+pub(crate) fn read_anndata_source(store: &dyn Store, counts: &CountsSource) -> Result<AnnData> {
+    let layer = match counts {
+        CountsSource::Layer(l) if store.node(&join("layers", l))?.is_some() => l,
+        // a missing layer: the whole read reports it with the layers the file has
+        CountsSource::Layer(_) => return read_anndata(store, counts),
+        CountsSource::X | CountsSource::Raw => "",
+    };
+    if store.node("")?.is_none() {
+        return Err(fmt_err(store, "/", "not an AnnData store"));
+    }
+    let obs = read_dataframe(store, "obs")?;
+    let mut var = read_dataframe(store, "var")?;
+    let (n, g) = (obs.n_rows(), var.n_rows());
+    let key = match counts {
+        CountsSource::X => "X".to_string(),
+        CountsSource::Layer(_) => join("layers", layer),
+        CountsSource::Raw => String::new(),
+    };
+    let x = if key.is_empty() {
+        let Some(raw) = read_raw(store, n)? else {
+            return read_anndata(store, counts);
+        };
+        var = raw.var;
+        raw.x
+    } else {
+        if store.node(&key)?.is_none() {
+            return Err(missing_x(store)?);
+        }
+        let x = read_matrix(store, &key)?;
+        if x.shape() != (n, g) {
+            return Err(Error::shape(
+                format!("{}: {key} shape vs obs/var", store.file()),
+                format!("{n}x{g}"),
+                format!("{}x{}", x.shape().0, x.shape().1),
+            ));
+        }
+        x
+    };
+    let ad = AnnData {
+        x,
+        obs,
+        var,
+        obsm: read_obsm(store, n)?,
+        layers: Default::default(),
+        obsp: Default::default(),
+        raw: None,
+        uns: read_uns(store)?,
+    };
+    ad.validate()?;
+    Ok(ad)
+}
+
 pub(crate) fn read_anndata(store: &dyn Store, counts: &CountsSource) -> Result<AnnData> {
     if store.node("")?.is_none() {
         return Err(fmt_err(store, "/", "not an AnnData store"));
