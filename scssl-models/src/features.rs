@@ -308,6 +308,11 @@ pub fn resolve_anchors(model: &mut ModelConfig, obs_names: &[String]) -> Result<
 /// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
 /// `prepare_query_anndata`; their number is returned so the caller can warn).
 pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
+    if !spec.normalized_here && spec.counts_layer.is_none() {
+        // X is used as stored: read the genes straight from it, without a copy of X
+        let (rna, missing) = select_genes_of(&ad.x, &ad.var.index, &spec.genes)?;
+        return with_protein(ad, spec, rna, missing);
+    }
     // only the counts travel through the normalisation (not the file's layers and obsm)
     let mut work = ad.counts_only(&CountsSource::from_option(spec.counts_layer.as_deref()))?;
     if spec.normalized_here {
@@ -320,6 +325,17 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
         pp::log1p(&mut work);
     }
     let (rna, missing) = select_genes(&work, &spec.genes)?;
+    drop(work);
+    with_protein(ad, spec, rna, missing)
+}
+
+/// The RNA block and, for a multimodal model, the protein block after it.
+fn with_protein(
+    ad: &AnnData,
+    spec: &FeatureSpec,
+    rna: Array2<f32>,
+    missing: usize,
+) -> Result<(Vec<Array2<f32>>, usize)> {
     let mut out = vec![rna];
     if let Some(key) = &spec.protein_key {
         let p = protein_block(ad, key, spec.protein_transform)?;
@@ -358,35 +374,30 @@ pub fn counts_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Array2<f32>> {
 /// `genes` of `work` as a dense cells × genes matrix in that order, genes the data lacks
 /// zero-filled (their number is returned; none found at all is an error).
 fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Array2<f32>, usize)> {
-    let index: std::collections::HashMap<&str, usize> = work
-        .var
-        .index
+    select_genes_of(&work.x, &work.var.index, genes)
+}
+
+/// [`select_genes`] from a matrix and its gene names. The output is filled row by row from
+/// the stored values (rows in parallel): a file with 30,000 genes and a million cells never
+/// becomes a dense 120 GB matrix, and no intermediate dense copy is made.
+fn select_genes_of(
+    x: &scssl_data::matrix::Matrix,
+    var_names: &[String],
+    genes: &[String],
+) -> Result<(Array2<f32>, usize)> {
+    use rayon::prelude::*;
+    use scssl_data::matrix::Matrix;
+    let index: std::collections::HashMap<&str, usize> = var_names
         .iter()
         .enumerate()
         .map(|(i, g)| (g.as_str(), i))
         .collect();
-    // Keep the genes while X is still sparse and densify only those: a file with 30,000
-    // genes and a million cells must not become a dense 120 GB matrix first.
-    let mut keep = vec![false; work.n_vars()];
-    for g in genes {
-        if let Some(&src) = index.get(g.as_str()) {
-            keep[src] = true;
-        }
-    }
-    let mut position = vec![usize::MAX; work.n_vars()];
-    let mut next = 0;
-    for (src, &k) in keep.iter().enumerate() {
-        if k {
-            position[src] = next;
-            next += 1;
-        }
-    }
-    let dense = work.x.select_cols(&keep).to_dense();
-    let mut out = Array2::<f32>::zeros((work.n_obs(), genes.len()));
+    // each source gene's output columns (a gene the model lists twice fills both)
+    let mut targets: Vec<Vec<usize>> = vec![Vec::new(); var_names.len()];
     let mut missing = 0;
     for (j, g) in genes.iter().enumerate() {
         match index.get(g.as_str()) {
-            Some(&src) => out.column_mut(j).assign(&dense.column(position[src])),
+            Some(&src) => targets[src].push(j),
             None => missing += 1,
         }
     }
@@ -396,6 +407,32 @@ fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Array2<f32>, usize)
             format!("none of the model's {missing} genes is in this file's var names"),
         ));
     }
+    let mut out = Array2::<f32>::zeros((x.shape().0, genes.len()));
+    let width = genes.len().max(1);
+    out.as_slice_mut()
+        .unwrap_or(&mut [])
+        .par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let mut put = |src: usize, v: f32| {
+                for &j in &targets[src] {
+                    row[j] = v;
+                }
+            };
+            match x {
+                Matrix::Csr(m) => {
+                    let (cols, vals) = m.row(i);
+                    for (&c, &v) in cols.iter().zip(vals) {
+                        put(c as usize, v);
+                    }
+                }
+                Matrix::Dense(a) => {
+                    for (c, &v) in a.row(i).iter().enumerate() {
+                        put(c, v);
+                    }
+                }
+            }
+        });
     Ok((out, missing))
 }
 
@@ -403,6 +440,23 @@ fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Array2<f32>, usize)
 mod tests {
     use super::*;
     use scssl_data::matrix::{CsrMatrix, Matrix};
+
+    #[test]
+    fn gene_selection_reorders_repeats_and_zero_fills_from_sparse_and_dense() {
+        let dense = ndarray::array![[1.0f32, 0.0, 2.0], [0.0, 3.0, 4.0]];
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let genes: Vec<String> = ["c", "x", "a", "c"].iter().map(|s| s.to_string()).collect();
+        let want = ndarray::array![[2.0f32, 0.0, 1.0, 2.0], [4.0, 0.0, 0.0, 4.0]];
+        for m in [
+            Matrix::Dense(dense.clone()),
+            Matrix::Csr(CsrMatrix::from_dense(dense.view())),
+        ] {
+            let (out, missing) = select_genes_of(&m, &names, &genes).unwrap();
+            assert_eq!((out, missing), (want.clone(), 1));
+        }
+        let none = select_genes_of(&Matrix::Dense(dense), &names, &["z".to_string()]);
+        assert!(none.unwrap_err().to_string().contains("none of the model's"));
+    }
 
     #[test]
     fn features_follow_the_model_gene_order_and_zero_fill_missing_genes() {
