@@ -455,7 +455,11 @@ mod tests {
             assert_eq!((out, missing), (want.clone(), 1));
         }
         let none = select_genes_of(&Matrix::Dense(dense), &names, &["z".to_string()]);
-        assert!(none.unwrap_err().to_string().contains("none of the model's"));
+        assert!(
+            none.unwrap_err()
+                .to_string()
+                .contains("none of the model's")
+        );
     }
 
     #[test]

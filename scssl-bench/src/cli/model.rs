@@ -186,7 +186,10 @@ impl TrainArgs {
 /// The file a model trains or embeds from. Counts in X: only X and the annotations are read
 /// (not the file's layers, such as the `counts` layer `scssl preprocess` writes, which at a
 /// million cells is another 5 GB); a counts layer: the whole file, as the features name it.
-fn read_model_input(input: &std::path::Path, counts_layer: Option<&str>) -> Result<scssl_data::AnnData> {
+fn read_model_input(
+    input: &std::path::Path,
+    counts_layer: Option<&str>,
+) -> Result<scssl_data::AnnData> {
     let source = scssl_data::CountsSource::from_option(counts_layer);
     let ad = if source == scssl_data::CountsSource::X {
         io::read_source(input, &source)

@@ -130,7 +130,11 @@ impl H5Store {
         let mut ds = self.dataset(path)?;
         macro_rules! flush {
             ($v:expr) => {{
-                let n = if last { $v.len() } else { $v.len() / chunk * chunk };
+                let n = if last {
+                    $v.len()
+                } else {
+                    $v.len() / chunk * chunk
+                };
                 if n > 0 {
                     ds.append(&$v[..n]).map_err(|e| self.err(path, e))?;
                     $v.drain(..n);
@@ -543,13 +547,15 @@ impl Store for H5Store {
         // Values are held back until they fill whole chunks: an append that ends inside a
         // chunk would have that chunk rewritten (and its old bytes left unused) by the next.
         let mut pending = self.pending.lock().map_err(|e| self.err(path, e))?;
-        let buf = pending.entry(path.to_string()).or_insert_with(|| match data {
-            DataRef::F64(_) => Data::F64(vec![]),
-            DataRef::I8(_) => Data::I8(vec![]),
-            DataRef::I32(_) => Data::I32(vec![]),
-            DataRef::I64(_) => Data::I64(vec![]),
-            _ => Data::F32(vec![]),
-        });
+        let buf = pending
+            .entry(path.to_string())
+            .or_insert_with(|| match data {
+                DataRef::F64(_) => Data::F64(vec![]),
+                DataRef::I8(_) => Data::I8(vec![]),
+                DataRef::I32(_) => Data::I32(vec![]),
+                DataRef::I64(_) => Data::I64(vec![]),
+                _ => Data::F32(vec![]),
+            });
         match (buf, data) {
             (Data::F32(b), DataRef::F32(v)) => b.extend_from_slice(v),
             (Data::F64(b), DataRef::F64(v)) => b.extend_from_slice(v),
@@ -558,7 +564,9 @@ impl Store for H5Store {
             (Data::I64(b), DataRef::I64(v)) => b.extend_from_slice(v),
             _ => return Err(self.err(path, "the appended values are not of the array's type")),
         }
-        let buf = pending.get_mut(path).ok_or_else(|| self.err(path, "lost buffer"))?;
+        let buf = pending
+            .get_mut(path)
+            .ok_or_else(|| self.err(path, "lost buffer"))?;
         self.write_pending(path, buf, false)
     }
 

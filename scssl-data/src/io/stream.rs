@@ -222,7 +222,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("s.{ext}"));
         let mut w = CsrStreamWriter::create(&path, 4000, 1000, &["counts"]).unwrap();
-        assert!(x.nnz() > 1 << 20, "enough values to fill more than one appended chunk");
+        assert!(
+            x.nnz() > 1 << 20,
+            "enough values to fill more than one appended chunk"
+        );
         // uneven chunks, one of them empty
         for (a, b) in [(0, 250), (250, 250), (250, 3999), (3999, 4000)] {
             let block = x.select_rows(&(a..b).collect::<Vec<_>>());
@@ -240,7 +243,10 @@ mod tests {
         let layer = crate::io::read_source(&path, &crate::CountsSource::Layer("counts".into()));
         assert_eq!(layer.unwrap().x, ad.x);
         let missing = crate::io::read_source(&path, &crate::CountsSource::Layer("nope".into()));
-        assert!(missing.unwrap_err().to_string().contains("counts"), "names the layers there");
+        assert!(
+            missing.unwrap_err().to_string().contains("counts"),
+            "names the layers there"
+        );
         // an embedding goes into the streamed file in place, and reads back
         let emb = ndarray::Array2::from_shape_fn((4000, 3), |(i, j)| (i * 3 + j) as f32);
         crate::io::write_obsm(&path, "X_test", &emb).unwrap();
