@@ -86,28 +86,23 @@ impl H5Store {
     }
     /// Creates (truncates) a file; its content is written on [`Store::finish`].
     pub fn create(path: &std::path::Path) -> Result<Self> {
-        let name = path.display().to_string();
-        let file = File::create(path).map_err(|e| Error::Storage {
-            file: name.clone(),
-            key: "/".into(),
-            message: e.to_string(),
-        })?;
-        Ok(Self {
-            file,
-            path: path.into(),
-            name,
-            writable: true,
-            pending: Default::default(),
-        })
+        Self::create_with(path, hdf5_pure::FileAccessProperties::new())
     }
 
     /// Creates (truncates) a file for streaming: like [`H5Store::create`], but durability is
     /// left to [`Store::finish`] (one `fsync`) instead of one per appended megabyte, which is
     /// safe because streamed files are written under a temporary name and renamed into place.
     pub fn create_streaming(path: &std::path::Path) -> Result<Self> {
-        let name = path.display().to_string();
         let access =
             hdf5_pure::FileAccessProperties::new().with_sync_policy(hdf5_pure::SyncPolicy::OnClose);
+        Self::create_with(path, access)
+    }
+
+    fn create_with(
+        path: &std::path::Path,
+        access: hdf5_pure::FileAccessProperties,
+    ) -> Result<Self> {
+        let name = path.display().to_string();
         let file = File::create_with_options(path, hdf5_pure::FileCreateProperties::new(), access)
             .map_err(|e| Error::Storage {
                 file: name.clone(),
@@ -509,6 +504,12 @@ impl Store for H5Store {
         dtype: DataRef<'_>,
         attrs: &Map<String, Value>,
     ) -> Result<()> {
+        if matches!(dtype, DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_)) {
+            return Err(self.err(
+                path,
+                "only f32, f64, i8, i32 and i64 arrays can be appended",
+            ));
+        }
         let attr_values: Vec<(String, AttrValue)> = attrs
             .iter()
             .map(|(k, v)| Ok((k.clone(), json_to_attr(v, &self.name, k)?)))
@@ -529,12 +530,6 @@ impl Store for H5Store {
                 b.set_attr(&k, v);
             }
         };
-        if matches!(dtype, DataRef::U32(_) | DataRef::Bool(_) | DataRef::Str(_)) {
-            return Err(self.err(
-                path,
-                "only f32, f64, i8, i32 and i64 arrays can be appended",
-            ));
-        }
         self.file
             .root()
             .create_dataset(path, build)

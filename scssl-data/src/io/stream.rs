@@ -96,7 +96,7 @@ impl CsrStreamWriter {
         // from here on, Drop removes the temporary file if anything fails
         let store = w.store.insert(store);
         encoding::write_root(store.as_ref())?;
-        store.create_group("layers", &encoding::dict_group_attrs())?;
+        store.create_group("layers", &encoding::dict_attrs())?;
         for key in &w.keys {
             encoding::begin_csr(store.as_ref(), key, (n_obs, n_vars))?;
         }

@@ -24,8 +24,7 @@ pub use summary::{ColumnSummary, FileSummary, MatrixInfo};
 #[cfg(any(feature = "h5ad", feature = "zarr"))]
 pub(crate) use write::write_obsm_entry;
 pub(crate) use write::{
-    append_csr_rows, begin_csr, dict_group_attrs, end_csr, write_anndata, write_annotations,
-    write_root,
+    append_csr_rows, begin_csr, dict_attrs, end_csr, write_anndata, write_annotations, write_root,
 };
 
 fn fmt_err(store: &dyn Store, key: &str, reason: impl Into<String>) -> Error {

@@ -25,16 +25,12 @@ fn string_array_attrs() -> Map<String, Value> {
     ])
 }
 
-fn dict_attrs() -> Map<String, Value> {
+/// The attributes of a `dict` group (`layers`, `obsm`, …).
+pub(crate) fn dict_attrs() -> Map<String, Value> {
     attrs(&[
         ("encoding-type", json!("dict")),
         ("encoding-version", json!("0.1.0")),
     ])
-}
-
-/// The attributes of a `dict` group (`layers`, `obsm`, …).
-pub(crate) fn dict_group_attrs() -> Map<String, Value> {
-    dict_attrs()
 }
 
 pub(crate) fn write_matrix(store: &dyn Store, key: &str, m: &Matrix) -> Result<()> {
