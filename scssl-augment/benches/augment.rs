@@ -23,7 +23,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let mnn: Vec<Vec<u32>> = (0..n).map(|i| vec![((i + n / 2) % n) as u32]).collect();
     let ctx = Context {
-        data: data.view(),
+        data: data.view().into(),
         within_batch_knn: Some(&knn),
         mnn: Some(&mnn),
         bbknn: Some(&knn),

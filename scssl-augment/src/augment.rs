@@ -1,7 +1,7 @@
 //! The augmentations. Each acts on one cell's expression vector (a private copy), given the
 //! cell's global index, which view it makes, the unmodified training matrix and neighbour lists.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayViewMut2, Axis};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand::seq::index::sample;
@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, ViewKey, ViewRng, stream};
+use crate::rows::CellRows;
 
 /// What an augmentation may read besides the cell itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    /// The training matrix (cells × genes), never modified: partners' values come from here.
-    pub data: ArrayView2<'a, f32>,
+    /// The training matrix (cells × genes, dense or CSR), never modified: partners' values
+    /// come from here.
+    pub data: CellRows<'a>,
     /// Within-batch kNN of every cell (global ids, self excluded), for `NeighbourMix` (MNN).
     pub within_batch_knn: Option<&'a [Vec<u32>]>,
     /// Mutual-nearest-neighbour partners in other batches (global ids), for `NeighbourMix` (MNN).
@@ -26,10 +28,12 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// A context with only the training matrix (enough for every augmentation but `NeighbourMix`).
-    pub fn new(data: ArrayView2<'a, f32>) -> Self {
+    /// A context with only the training matrix (enough for every augmentation but
+    /// `NeighbourMix`): a dense `ArrayView2`, a [`crate::CsrRows`] or (feature `neighbors`) a
+    /// `scssl_data` matrix.
+    pub fn new(data: impl Into<CellRows<'a>>) -> Self {
         Self {
-            data,
+            data: data.into(),
             within_batch_knn: None,
             mnn: None,
             bbknn: None,
@@ -271,7 +275,7 @@ impl Augmentation for CrossOverMany {
         let sel = choose(rng, x.len(), count(self.rate, x.len()));
         for_each_set(&sel, |j| {
             let partner = CrossOver::partner(n, cell, rng);
-            x[j] = ctx.data[[partner, j]];
+            x[j] = ctx.data.value(partner, j);
         });
     }
 }
@@ -322,7 +326,7 @@ fn pick(list: &[u32], rng: &mut ViewRng) -> Option<usize> {
 }
 
 impl NeighbourMix {
-    fn mix(&self, out: &mut [f32], a: &[f32], b: ndarray::ArrayView1<'_, f32>, rng: &mut ViewRng) {
+    fn mix(&self, out: &mut [f32], a: &[f32], b: &[f32], rng: &mut ViewRng) {
         let op = if self.ops.len() == 1 {
             self.ops[0]
         } else {
@@ -400,7 +404,7 @@ impl Augmentation for NeighbourMix {
                 let lists = ctx.bbknn.unwrap_or(empty);
                 if let Some(nb) = lists.get(cell).and_then(|l| pick(l, rng)) {
                     let a = x.to_vec();
-                    self.mix(x, &a, ctx.data.row(nb), rng);
+                    self.mix(x, &a, &ctx.data.row(nb), rng);
                 }
             }
             NeighbourSource::Mnn => {
@@ -415,16 +419,11 @@ impl Augmentation for NeighbourMix {
                     let a: Vec<f32> = if anchor == cell {
                         x.to_vec()
                     } else {
-                        ctx.data.row(anchor).to_vec()
+                        ctx.data.row(anchor).into_owned()
                     };
-                    self.mix(x, &a, ctx.data.row(nb), rng);
+                    self.mix(x, &a, &ctx.data.row(nb), rng);
                 } else if anchor != cell {
-                    x.copy_from_slice(
-                        ctx.data
-                            .row(anchor)
-                            .as_slice()
-                            .unwrap_or(&ctx.data.row(anchor).to_vec()),
-                    );
+                    ctx.data.copy_row(anchor, x);
                 }
             }
         }

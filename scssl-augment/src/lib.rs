@@ -40,6 +40,7 @@ mod error;
 mod neighbors;
 mod pipeline;
 mod rng;
+mod rows;
 
 pub use augment::{
     Augmentation, Context, CrossOver, CrossOverMany, GaussianNoise, GeneProgramMask, InnerSwap,
@@ -50,3 +51,4 @@ pub use error::{Error, Result};
 pub use neighbors::NeighbourGraphs;
 pub use pipeline::{AugmentConfig, Coin, PRESETS, Pipeline, PipelineConfig, StepConfig};
 pub use rng::{ViewKey, ViewRng};
+pub use rows::{CellRows, CsrRows};

@@ -58,9 +58,9 @@ impl NeighbourGraphs {
     }
 
     /// A context over `data` that uses these graphs.
-    pub fn context<'a>(&'a self, data: ArrayView2<'a, f32>) -> crate::Context<'a> {
+    pub fn context<'a>(&'a self, data: impl Into<crate::CellRows<'a>>) -> crate::Context<'a> {
         crate::Context {
-            data,
+            data: data.into(),
             within_batch_knn: Some(&self.within_batch_knn),
             mnn: Some(&self.mnn),
             bbknn: Some(&self.bbknn),

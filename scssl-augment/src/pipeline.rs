@@ -340,6 +340,11 @@ impl Pipeline {
             Some(src) if src.len() == out.len() => out.copy_from_slice(src),
             _ => out.iter_mut().zip(x.iter()).for_each(|(o, v)| *o = *v),
         }
+        self.apply_steps(out, cell, view, epoch, ctx);
+    }
+
+    /// Rewrites `out` (cell `cell`'s values) into view `view`: each step whose coin comes up.
+    fn apply_steps(&self, out: &mut [f32], cell: usize, view: u8, epoch: u64, ctx: &Context<'_>) {
         let key = ViewKey {
             seed: self.seed,
             epoch,
@@ -402,13 +407,17 @@ impl Pipeline {
             .zip(out1.axis_iter_mut(Axis(0)))
             .zip(cells.par_iter())
             .for_each(|((mut a, mut b), &c)| {
-                let row = ctx.data.row(c);
+                // the cell's row is read (densified, for CSR) straight into each view
                 for (view, r) in [(0u8, &mut a), (1u8, &mut b)] {
                     match r.as_slice_mut() {
-                        Some(s) => self.view_into(row, s, c, view, epoch, ctx),
+                        Some(s) => {
+                            ctx.data.copy_row(c, s);
+                            self.apply_steps(s, c, view, epoch, ctx);
+                        }
                         None => {
                             let mut tmp = vec![0.0; g];
-                            self.view_into(row, &mut tmp, c, view, epoch, ctx);
+                            ctx.data.copy_row(c, &mut tmp);
+                            self.apply_steps(&mut tmp, c, view, epoch, ctx);
                             r.assign(&ArrayView1::from(&tmp[..]));
                         }
                     }

@@ -113,7 +113,7 @@ proptest! {
     fn interpolation_stays_between_cell_and_neighbour(data in matrix(8, 40), alpha in 0.0f64..=1.0, seed in 0u64..1000) {
         let n = data.nrows();
         let nb: Vec<Vec<u32>> = (0..n).map(|i| vec![((i + 1) % n) as u32]).collect();
-        let ctx = Context { data: data.view(), within_batch_knn: None, mnn: None, bbknn: Some(&nb) };
+        let ctx = Context { data: data.view().into(), within_batch_knn: None, mnn: None, bbknn: Some(&nb) };
         let m = NeighbourMix { alpha, ops: vec![MixOp::Interpolate], source: NeighbourSource::Bbknn };
         let x = run(&m, data.view(), &ctx, 0, 0, seed);
         let (a, b) = (data.row(0), data.row(1));
@@ -130,7 +130,7 @@ proptest! {
         let n = data.nrows();
         let knn: Vec<Vec<u32>> = (0..n).map(|i| vec![((i + 1) % n) as u32]).collect();
         let mnn: Vec<Vec<u32>> = (0..n).map(|i| vec![((i + 2) % n) as u32]).collect();
-        let ctx = Context { data: data.view(), within_batch_knn: Some(&knn), mnn: Some(&mnn), bbknn: None };
+        let ctx = Context { data: data.view().into(), within_batch_knn: Some(&knn), mnn: Some(&mnn), bbknn: None };
         let m = NeighbourMix { alpha, ops: vec![MixOp::Exchange], source: NeighbourSource::Mnn };
         // view 1: the cell and its within-batch neighbour
         let x = run(&m, data.view(), &ctx, 0, 0, seed);
@@ -202,7 +202,7 @@ fn batch_application_equals_one_cell_at_a_time() {
         .map(|i| vec![((i + 1) % n) as u32, ((i + 5) % n) as u32])
         .collect();
     let ctx = Context {
-        data: data.view(),
+        data: data.view().into(),
         within_batch_knn: Some(&nb),
         mnn: Some(&nb),
         bbknn: Some(&nb),
@@ -255,6 +255,60 @@ fn batch_application_equals_one_cell_at_a_time() {
                     a.name()
                 );
             }
+        }
+    }
+}
+
+/// A training matrix given as CSR (unsorted columns in one row) makes the same views, bit for
+/// bit, as the dense matrix: for every preset and for the per-gene partner of crossover_many.
+#[test]
+fn csr_training_matrix_gives_the_views_of_the_dense_one() {
+    let (n, g) = (60, 40);
+    // about two thirds zeros, like a log-normalised expression matrix
+    let data = Array2::from_shape_fn((n, g), |(i, j)| {
+        let h = (i * 31 + j * 17) % 29;
+        if h % 3 == 0 { 0.5 + h as f32 } else { 0.0 }
+    });
+    let csr = scssl_data::matrix::CsrMatrix::from_dense(data.view());
+    // reverse row 3's columns: readers may hand over unsorted rows
+    let (indptr, mut indices, mut values) = (
+        csr.indptr().to_vec(),
+        csr.indices().to_vec(),
+        csr.data().to_vec(),
+    );
+    indices[indptr[3]..indptr[4]].reverse();
+    values[indptr[3]..indptr[4]].reverse();
+    let rows = CsrRows::new(g, &indptr, &indices, &values).unwrap();
+    let nb: Vec<Vec<u32>> = (0..n)
+        .map(|i| vec![((i + 1) % n) as u32, ((i + 7) % n) as u32])
+        .collect();
+    fn with_lists<'a>(data: CellRows<'a>, nb: &'a [Vec<u32>]) -> Context<'a> {
+        let mut c = Context::new(data);
+        (c.within_batch_knn, c.mnn, c.bbknn) = (Some(nb), Some(nb), Some(nb));
+        c
+    }
+    let (dense_ctx, csr_ctx) = (
+        with_lists(data.view().into(), &nb),
+        with_lists(rows.into(), &nb),
+    );
+    let cells: Vec<usize> = vec![3, 0, 59, 12, 3, 33];
+    let many = PipelineConfig {
+        steps: vec![StepConfig {
+            augment: AugmentConfig::CrossOverMany(CrossOverMany { rate: 0.5 }),
+            prob: 1.0,
+            coin: Coin::PerView,
+        }],
+    };
+    let mut pipelines: Vec<(String, Pipeline)> = PRESETS
+        .iter()
+        .map(|p| (p.to_string(), Pipeline::preset(p, 5).unwrap()))
+        .collect();
+    pipelines.push(("crossover_many".into(), Pipeline::new(&many, 5).unwrap()));
+    for (name, p) in &pipelines {
+        for epoch in 0..2 {
+            let want = p.views(&cells, epoch, &dense_ctx).unwrap();
+            let got = p.views(&cells, epoch, &csr_ctx).unwrap();
+            assert_eq!(got, want, "{name} epoch {epoch}");
         }
     }
 }
@@ -474,7 +528,7 @@ fn neighbour_graphs_from_scssl_data_drive_mnn_views() {
         .unwrap()
         .partners(300);
     let ctx = Context {
-        data: x.view(),
+        data: x.view().into(),
         within_batch_knn: Some(&knn),
         mnn: Some(&mnn),
         bbknn: None,
