@@ -4,8 +4,9 @@
 //! L2-normalised PCA rows (CLAIRE), or BBKNN on the PCA.
 
 use ndarray::ArrayView2;
+use scssl_data::matrix::Matrix;
 use scssl_data::neighbors::{KnnMethod, bbknn, knn_within_groups, mutual_nearest_neighbors};
-use scssl_data::pp::pca_dense;
+use scssl_data::pp::pca;
 
 use crate::error::{Error, Result};
 
@@ -30,15 +31,27 @@ impl NeighbourGraphs {
         k_anchor: usize,
         seed: u64,
     ) -> Result<Self> {
-        if batches.len() != x.nrows() {
+        Self::build_from_matrix(&Matrix::Dense(x.to_owned()), batches, k, k_anchor, seed)
+    }
+
+    /// [`NeighbourGraphs::build`] from a dense or CSR matrix; the PCA reads a CSR matrix in
+    /// row blocks, never densifying it whole.
+    pub fn build_from_matrix(
+        x: &Matrix,
+        batches: &[u32],
+        k: usize,
+        k_anchor: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let (n, g) = x.shape();
+        if batches.len() != n {
             return Err(Error::Input(format!(
-                "{} batch codes for {} cells",
+                "{} batch codes for {n} cells",
                 batches.len(),
-                x.nrows()
             )));
         }
-        let n_comps = 50.min(x.ncols()).min(x.nrows().saturating_sub(1)).max(1);
-        let pca = pca_dense(x, n_comps)?.embedding;
+        let n_comps = 50.min(g).min(n.saturating_sub(1)).max(1);
+        let pca = pca(x, n_comps)?.embedding;
         let mut unit = pca.clone();
         for mut r in unit.rows_mut() {
             let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -47,8 +60,7 @@ impl NeighbourGraphs {
             }
         }
         let within_batch_knn = knn_within_groups(unit.view(), batches, k, KnnMethod::Auto, seed)?;
-        let mnn =
-            mutual_nearest_neighbors(pca.view(), batches, k_anchor, true)?.partners(x.nrows());
+        let mnn = mutual_nearest_neighbors(pca.view(), batches, k_anchor, true)?.partners(n);
         let bbknn = bbknn(pca.view(), batches, k, None)?.neighbor_lists();
         Ok(Self {
             within_batch_knn,

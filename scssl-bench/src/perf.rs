@@ -233,7 +233,8 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             // views and optimisation both timed. extra[0], when given, receives the eval-mode
             // embedding (f32 little-endian, cells × 64).
             let ad = io::read(input)?;
-            let x = ad.x.to_dense();
+            // dense, as the PyTorch loops it is compared with hold it
+            let x = scssl_data::matrix::Matrix::Dense(ad.x.to_dense());
             let method = scssl_models::MethodRef::parse(&opts.method)?;
             let model = scssl_models::ModelConfig::new(method, x.ncols());
             let training = scssl_models::TrainConfig {
@@ -263,7 +264,8 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             let mut embed_seconds = None;
             if let Some(out) = extra.first() {
                 let t = Instant::now();
-                let emb = trained.embed(&[x.view()], scssl_models::EmbeddingOutput::Backbone)?;
+                let emb =
+                    trained.embed(&[x.dense().view()], scssl_models::EmbeddingOutput::Backbone)?;
                 embed_seconds = Some(t.elapsed().as_secs_f64());
                 write_f32(out, emb.joint.iter().copied())?;
             }
@@ -335,7 +337,8 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             let ad = io::read(input)?;
             let counts = ad.x.to_dense();
             let batches = ad.obs_groups("batch")?.codes;
-            let inputs = vec![counts.mapv(f32::ln_1p)];
+            let inputs = vec![scssl_data::matrix::Matrix::Dense(counts.mapv(f32::ln_1p))];
+            let counts = scssl_data::matrix::Matrix::Dense(counts);
             let method = scssl_models::MethodRef::parse("scvi")?;
             let model = scssl_models::ModelConfig {
                 hidden_dim: 30,
@@ -381,7 +384,10 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                 .clone();
             pp::normalize_total(&mut ad, 1e4)?;
             pp::log1p(&mut ad);
-            let inputs = vec![ad.x.to_dense(), pp::clr(&protein, pp::ClrAxis::Cells)?];
+            let inputs = vec![
+                scssl_data::matrix::Matrix::Dense(ad.x.to_dense()),
+                scssl_data::matrix::Matrix::Dense(pp::clr(&protein, pp::ClrAxis::Cells)?),
+            ];
             let batches = ad.obs_groups("batch")?.codes;
             let method = scssl_models::MethodRef::parse("scclip")?;
             let model = scssl_models::ModelConfig::new(method, inputs[0].ncols());

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use scssl_data::anndata::AnnData;
+use scssl_data::matrix::Matrix;
 use scssl_data::{io, pp, sim};
 use scssl_metrics::report::{EvalInput, Metric, evaluate};
 
@@ -252,7 +253,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             None => {
                 let x = &feats.matrices[0];
                 let n_comps = 50.min(x.ncols()).min(x.nrows().saturating_sub(1)).max(1);
-                pp::pca_dense(x.view(), n_comps)?.embedding
+                pp::pca(x, n_comps)?.embedding
             }
         };
         stage_progress(rd, "batch-correction metrics", 0, 0);
@@ -359,7 +360,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             trained.config.method.predict_modality(
                 &trained.config,
                 &trained.tensors,
-                q_inputs[0].view(),
+                q_inputs[0].dense().view(),
             )?
         } else {
             None
@@ -368,7 +369,8 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             let Some(measured) = q_inputs.get(1) else {
                 bail!("tasks.modality_prediction needs the query's protein (data.protein_key)");
             };
-            let scores = scssl_metrics::annotate::modality_scores(pred.view(), measured.view())?;
+            let scores =
+                scssl_metrics::annotate::modality_scores(pred.view(), measured.dense().view())?;
             results.insert(
                 "modality_prediction_own".into(),
                 json!({ "method": trained.config.method.name(), "pearson": scores }),
@@ -381,7 +383,7 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
         } else if run.tasks.modality_prediction {
             // the query re-embedded with the predicted protein (a copy: the query stays intact)
             let reembed = |pred: &ndarray::Array2<f32>| -> Result<ndarray::Array2<f32>> {
-                let with_pred = vec![q_inputs[0].clone(), pred.clone()];
+                let with_pred = vec![q_inputs[0].clone(), Matrix::Dense(pred.clone())];
                 Ok(embed_matrices(
                     &trained,
                     &with_pred,
@@ -393,10 +395,10 @@ fn execute(run: &RunConfig, rd: &RunDir) -> Result<()> {
             };
             let (_, m) = scssl_metrics::query::predict_query_modality(
                 &r_side,
-                feats.matrices[1].view(),
+                feats.matrices[1].dense().view(),
                 &rl,
                 q_emb.per_modality[0].view(),
-                q_inputs[1].view(),
+                q_inputs[1].dense().view(),
                 &ql,
                 reembed,
             )?;

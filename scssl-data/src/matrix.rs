@@ -305,6 +305,18 @@ impl CsrMatrix {
         self.dense_rows(0, self.n_rows)
     }
 
+    /// Densifies the given rows, in the given order (a mini-batch of a sparse training matrix).
+    pub fn dense_select_rows(&self, rows: &[usize]) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((rows.len(), self.n_cols));
+        for (mut dst, &i) in out.rows_mut().into_iter().zip(rows) {
+            let (c, v) = self.row(i);
+            for (&cc, &vv) in c.iter().zip(v) {
+                dst[cc as usize] += vv;
+            }
+        }
+        out
+    }
+
     /// Stacks row blocks with the same number of columns.
     pub fn vstack(blocks: &[CsrMatrix]) -> Result<CsrMatrix> {
         let n_cols = blocks.first().map_or(0, |b| b.n_cols);
@@ -360,6 +372,14 @@ impl Matrix {
             Matrix::Dense(a) => a.dim(),
         }
     }
+    /// Number of rows (cells).
+    pub fn nrows(&self) -> usize {
+        self.shape().0
+    }
+    /// Number of columns (genes).
+    pub fn ncols(&self) -> usize {
+        self.shape().1
+    }
     /// A dense copy.
     pub fn to_dense(&self) -> Array2<f32> {
         match self {
@@ -379,6 +399,27 @@ impl Matrix {
         match self {
             Matrix::Csr(m) => m.dense_rows(start, end),
             Matrix::Dense(a) => a.slice(ndarray::s![start..end, ..]).to_owned(),
+        }
+    }
+    /// The given rows, in order, as a dense array (no sparse intermediate).
+    pub fn dense_select_rows(&self, rows: &[usize]) -> Array2<f32> {
+        match self {
+            Matrix::Csr(m) => m.dense_select_rows(rows),
+            Matrix::Dense(a) => a.select(ndarray::Axis(0), rows),
+        }
+    }
+    /// The dense array: borrowed when stored dense, a dense copy of a CSR matrix otherwise.
+    pub fn dense(&self) -> std::borrow::Cow<'_, Array2<f32>> {
+        match self {
+            Matrix::Dense(a) => std::borrow::Cow::Borrowed(a),
+            Matrix::Csr(m) => std::borrow::Cow::Owned(m.to_dense()),
+        }
+    }
+    /// The dense array itself, or `None` for a CSR matrix.
+    pub fn as_dense(&self) -> Option<&Array2<f32>> {
+        match self {
+            Matrix::Dense(a) => Some(a),
+            Matrix::Csr(_) => None,
         }
     }
     /// Keeps the given rows, in order.
@@ -472,6 +513,12 @@ mod tests {
             array![[0.0f32, 0.0], [2.0, 3.0]]
         );
         assert_eq!(m.select_rows(&[1]).to_dense(), array![[2.0f32, 0.0, 3.0]]);
+        let picked = array![[2.0f32, 0.0, 3.0], [0.0, 1.0, 0.0], [2.0, 0.0, 3.0]];
+        for x in [Matrix::Csr(m.clone()), Matrix::Dense(d.clone())] {
+            assert_eq!(x.dense_select_rows(&[1, 0, 1]), picked);
+        }
+        assert_eq!(Matrix::Dense(d.clone()).as_dense(), Some(&d));
+        assert_eq!(Matrix::Csr(m).as_dense(), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! let raw = simulate(&SimConfig { n_cells: 200, n_genes: 150, ..Default::default() })?;
 //! let train = training_features(&raw, &FeatureOptions { n_hvg: 50, ..Default::default() })?;
-//! assert_eq!(train.matrices[0].dim(), (200, 50));
+//! assert_eq!(train.matrices[0].shape(), (200, 50));
 //! // new data gets the model's genes in the model's order, normalised the same way
 //! let (inputs, missing) = features_for(&raw, &train.spec)?;
 //! assert_eq!((inputs[0].clone(), missing), (train.matrices[0].clone(), 0));
@@ -19,6 +19,7 @@
 use ndarray::Array2;
 use scssl_data::CountsSource;
 use scssl_data::anndata::AnnData;
+use scssl_data::matrix::{CsrMatrix, Matrix};
 use scssl_data::pp::recipe::{PreprocessOptions, preprocess};
 use scssl_data::pp::{self, ClrAxis, HvgFlavor};
 use serde::{Deserialize, Serialize};
@@ -136,14 +137,16 @@ pub struct FeatureSpec {
 /// Model inputs built from a dataset.
 #[derive(Debug, Clone)]
 pub struct Features {
-    /// One matrix per modality (RNA first), cells × features.
-    pub matrices: Vec<Array2<f32>>,
+    /// One matrix per modality (RNA first), cells × features. The RNA block stays in the
+    /// layout it was stored or preprocessed in (CSR for a sparse file), so a million cells are
+    /// never densified whole; the protein block is dense.
+    pub matrices: Vec<Matrix>,
     /// How they were made.
     pub spec: FeatureSpec,
     /// 50 PCs of the RNA input, when the preprocessing here computed them (raw-count input).
     pub pca: Option<Array2<f32>>,
     /// Raw counts of the RNA input's genes, in its column order (when asked for).
-    pub counts: Option<Array2<f32>>,
+    pub counts: Option<Matrix>,
 }
 
 fn protein_block(ad: &AnnData, key: &str, transform: ProteinTransform) -> Result<Array2<f32>> {
@@ -183,16 +186,19 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
             keep_counts,
         };
         let (mut pp_ad, _) = preprocess(counts, &opts, &mut |_| {})?;
-        raw_counts = pp_ad.layers.remove("counts").map(|m| m.to_dense());
+        raw_counts = pp_ad.layers.remove("counts");
         let pca = pp_ad.obsm_get("X_pca").ok().cloned();
-        (pp_ad.x.to_dense(), pp_ad.var.index.clone(), true, pca)
+        (pp_ad.x, pp_ad.var.index, true, pca)
     } else {
-        let dense = counts.x.to_dense();
-        if dense.iter().any(|v| !v.is_finite()) {
+        if counts
+            .x
+            .try_for_each(|_, _, v| if v.is_finite() { Ok(()) } else { Err(()) })
+            .is_err()
+        {
             return Err(input_error("X", "contains NaN or infinite values"));
         }
         tracing::info!("X does not hold raw counts: using it as stored (assumed log-normalised)");
-        (dense, counts.var.index.clone(), false, None)
+        (counts.x, counts.var.index, false, None)
     };
     let counts_matrix = if opts.keep_counts {
         if !is_counts {
@@ -212,7 +218,7 @@ pub fn training_features(ad: &AnnData, opts: &FeatureOptions) -> Result<Features
     if let Some(key) = &opts.protein_key {
         let p = protein_block(ad, key, opts.protein_transform)?;
         n_proteins = p.ncols();
-        matrices.push(p);
+        matrices.push(Matrix::Dense(p));
     }
     Ok(Features {
         matrices,
@@ -306,8 +312,9 @@ pub fn resolve_anchors(model: &mut ModelConfig, obs_names: &[String]) -> Result<
 
 /// Rebuilds a model's input features for `ad`: the same normalisation, then the model's genes
 /// in the model's order (genes the data lacks are zero-filled, like scvi-tools'
-/// `prepare_query_anndata`; their number is returned so the caller can warn).
-pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>>, usize)> {
+/// `prepare_query_anndata`; their number is returned so the caller can warn). The RNA block
+/// keeps the stored layout (CSR from a sparse file), as in [`training_features`].
+pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Matrix>, usize)> {
     if !spec.normalized_here && spec.counts_layer.is_none() {
         // X is used as stored: read the genes straight from it, without a copy of X
         let (rna, missing) = select_genes_of(&ad.x, &ad.var.index, &spec.genes)?;
@@ -333,9 +340,9 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Array2<f32>
 fn with_protein(
     ad: &AnnData,
     spec: &FeatureSpec,
-    rna: Array2<f32>,
+    rna: Matrix,
     missing: usize,
-) -> Result<(Vec<Array2<f32>>, usize)> {
+) -> Result<(Vec<Matrix>, usize)> {
     let mut out = vec![rna];
     if let Some(key) = &spec.protein_key {
         let p = protein_block(ad, key, spec.protein_transform)?;
@@ -346,7 +353,7 @@ fn with_protein(
                 spec.n_proteins
             )));
         }
-        out.push(p);
+        out.push(Matrix::Dense(p));
     }
     Ok((out, missing))
 }
@@ -359,7 +366,7 @@ fn holds_integers(m: &scssl_data::matrix::Matrix) -> bool {
 
 /// Raw counts of a model's genes for `ad`, in the model's order (missing genes zero-filled):
 /// the input of methods with a count likelihood (scVI) on new data.
-pub fn counts_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Array2<f32>> {
+pub fn counts_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Matrix> {
     let work = ad.counts_only(&CountsSource::from_option(spec.counts_layer.as_deref()))?;
     ad.check_counts(&work.x)
         .map_err(|e| scssl_data::Error::NotRawCounts {
@@ -371,33 +378,28 @@ pub fn counts_for(ad: &AnnData, spec: &FeatureSpec) -> Result<Array2<f32>> {
     Ok(select_genes(&work, &spec.genes)?.0)
 }
 
-/// `genes` of `work` as a dense cells × genes matrix in that order, genes the data lacks
-/// zero-filled (their number is returned; none found at all is an error).
-fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Array2<f32>, usize)> {
+/// `genes` of `work` as a cells × genes matrix in that order (CSR from CSR, dense from dense),
+/// genes the data lacks zero-filled (their number is returned; none found at all is an error).
+fn select_genes(work: &AnnData, genes: &[String]) -> Result<(Matrix, usize)> {
     select_genes_of(&work.x, &work.var.index, genes)
 }
 
-/// [`select_genes`] from a matrix and its gene names. The output is filled row by row from
-/// the stored values (rows in parallel): a file with 30,000 genes and a million cells never
-/// becomes a dense 120 GB matrix, and no intermediate dense copy is made.
-fn select_genes_of(
-    x: &scssl_data::matrix::Matrix,
-    var_names: &[String],
-    genes: &[String],
-) -> Result<(Array2<f32>, usize)> {
+/// [`select_genes`] from a matrix and its gene names, built from the stored values (rows in
+/// parallel): a file with 30,000 genes and a million cells never becomes a dense 120 GB
+/// matrix, and a CSR input stays CSR. Genes in the file's order are taken as they are.
+fn select_genes_of(x: &Matrix, var_names: &[String], genes: &[String]) -> Result<(Matrix, usize)> {
     use rayon::prelude::*;
-    use scssl_data::matrix::Matrix;
     let index: std::collections::HashMap<&str, usize> = var_names
         .iter()
         .enumerate()
         .map(|(i, g)| (g.as_str(), i))
         .collect();
     // each source gene's output columns (a gene the model lists twice fills both)
-    let mut targets: Vec<Vec<usize>> = vec![Vec::new(); var_names.len()];
+    let mut targets: Vec<Vec<u32>> = vec![Vec::new(); var_names.len()];
     let mut missing = 0;
     for (j, g) in genes.iter().enumerate() {
         match index.get(g.as_str()) {
-            Some(&src) => targets[src].push(j),
+            Some(&src) => targets[src].push(j as u32),
             None => missing += 1,
         }
     }
@@ -407,32 +409,63 @@ fn select_genes_of(
             format!("none of the model's {missing} genes is in this file's var names"),
         ));
     }
-    let mut out = Array2::<f32>::zeros((x.shape().0, genes.len()));
-    let width = genes.len().max(1);
-    out.as_slice_mut()
-        .unwrap_or(&mut [])
-        .par_chunks_mut(width)
-        .enumerate()
-        .for_each(|(i, row)| {
-            let mut put = |src: usize, v: f32| {
-                for &j in &targets[src] {
-                    row[j] = v;
-                }
-            };
-            match x {
-                Matrix::Csr(m) => {
-                    let (cols, vals) = m.row(i);
-                    for (&c, &v) in cols.iter().zip(vals) {
-                        put(c as usize, v);
+    if genes.len() == var_names.len() && genes.iter().zip(var_names).all(|(a, b)| a == b) {
+        return Ok((x.clone(), 0));
+    }
+    let n = x.shape().0;
+    let out = match x {
+        Matrix::Csr(m) => {
+            // blocks of rows in parallel, each row's entries sorted by output column
+            const BLOCK: usize = 4096;
+            let blocks: Vec<(Vec<usize>, Vec<u32>, Vec<f32>)> = (0..n.div_ceil(BLOCK))
+                .into_par_iter()
+                .map(|b| {
+                    let (mut lens, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+                    let mut row: Vec<(u32, f32)> = Vec::new();
+                    for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
+                        row.clear();
+                        let (c, v) = m.row(i);
+                        for (&c, &v) in c.iter().zip(v) {
+                            row.extend(targets[c as usize].iter().map(|&j| (j, v)));
+                        }
+                        row.sort_unstable_by_key(|e| e.0);
+                        lens.push(row.len());
+                        cols.extend(row.iter().map(|e| e.0));
+                        vals.extend(row.iter().map(|e| e.1));
                     }
+                    (lens, cols, vals)
+                })
+                .collect();
+            let nnz = blocks.iter().map(|b| b.1.len()).sum();
+            let mut indptr = Vec::with_capacity(n + 1);
+            indptr.push(0);
+            let (mut indices, mut data) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+            for (lens, cols, vals) in blocks {
+                for l in lens {
+                    indptr.push(indptr[indptr.len() - 1] + l);
                 }
-                Matrix::Dense(a) => {
-                    for (c, &v) in a.row(i).iter().enumerate() {
-                        put(c, v);
-                    }
-                }
+                indices.extend(cols);
+                data.extend(vals);
             }
-        });
+            Matrix::Csr(CsrMatrix::new(n, genes.len(), indptr, indices, data)?)
+        }
+        Matrix::Dense(a) => {
+            let mut out = Array2::<f32>::zeros((n, genes.len()));
+            let width = genes.len().max(1);
+            out.as_slice_mut()
+                .unwrap_or(&mut [])
+                .par_chunks_mut(width)
+                .enumerate()
+                .for_each(|(i, row)| {
+                    for (c, &v) in a.row(i).iter().enumerate() {
+                        for &j in &targets[c] {
+                            row[j as usize] = v;
+                        }
+                    }
+                });
+            Matrix::Dense(out)
+        }
+    };
     Ok((out, missing))
 }
 
@@ -447,12 +480,19 @@ mod tests {
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let genes: Vec<String> = ["c", "x", "a", "c"].iter().map(|s| s.to_string()).collect();
         let want = ndarray::array![[2.0f32, 0.0, 1.0, 2.0], [4.0, 0.0, 0.0, 4.0]];
-        for m in [
-            Matrix::Dense(dense.clone()),
-            Matrix::Csr(CsrMatrix::from_dense(dense.view())),
+        for (m, sparse) in [
+            (Matrix::Dense(dense.clone()), false),
+            (Matrix::Csr(CsrMatrix::from_dense(dense.view())), true),
         ] {
             let (out, missing) = select_genes_of(&m, &names, &genes).unwrap();
-            assert_eq!((out, missing), (want.clone(), 1));
+            assert_eq!((out.to_dense(), missing), (want.clone(), 1));
+            // the layout is kept, and CSR rows come out sorted by column
+            assert_eq!(out.as_dense().is_none(), sparse);
+            if let Matrix::Csr(c) = &out {
+                assert_eq!(c.indices(), &[0, 2, 3, 0, 3]);
+            }
+            // the file's own genes in its own order: the matrix as it is
+            assert_eq!(select_genes_of(&m, &names, &names).unwrap(), (m.clone(), 0));
         }
         let none = select_genes_of(&Matrix::Dense(dense), &names, &["z".to_string()]);
         assert!(
@@ -490,7 +530,11 @@ mod tests {
         };
         let (inputs, missing) = features_for(&ad, &spec).unwrap();
         assert_eq!(missing, 1);
-        let x = &inputs[0];
+        assert!(
+            inputs[0].as_dense().is_none(),
+            "CSR counts give CSR features"
+        );
+        let x = &inputs[0].to_dense();
         assert_eq!(x.dim(), (3, 3));
         // log1p(count / cell total × 10), with the total over all four genes
         for (i, total) in [10.0f32, 4.0, 10.0].into_iter().enumerate() {

@@ -72,7 +72,7 @@ pub use methods::{
     BatchNeeds, BatchRequest, EmbedInputs, Fitted, LrPlateau, Method, MethodRef, MiniBatch,
     Objective, ObjectiveFamily, StepContext, StepInputs, TrainPlan, Validation,
 };
-pub use model::{EmbeddingOutput, Embeddings};
+pub use model::{EmbeddingOutput, Embeddings, EmbeddingsBuilder};
 #[cfg(feature = "cuda")]
 pub use runtime::CudaBackend;
 pub use runtime::{ComputeDevice, CpuBackend, CpuTrainBackend, TrainedModel, fit};
