@@ -222,7 +222,7 @@ fn embed_in_chunks(
         scssl_models::EmbeddingOutput::Backbone
     };
     let needs = model.config.method.needs(&model.config);
-    let use_features = !(needs.counts && !needs.features);
+    let use_features = !needs.counts || needs.features;
     let dense: Option<Vec<ArrayView2<'_, f32>>> = inputs
         .iter()
         .map(|x| x.as_dense().map(|a| a.view()))
