@@ -339,10 +339,18 @@ mod tests {
             };
             let (a, b) = (train(&dense, dc), train(&csr, cc));
             assert_eq!(a.tensors, b.tensors, "{method}: weights differ");
-            let one_pass =
-                embed_in_chunks(&a, &[dense.clone()], dc, Some(&batches), false, 1000).unwrap();
+            let one_pass = embed_in_chunks(
+                &a,
+                std::slice::from_ref(&dense),
+                dc,
+                Some(&batches),
+                false,
+                1000,
+            )
+            .unwrap();
             let chunked =
-                embed_in_chunks(&a, &[csr.clone()], cc, Some(&batches), false, 7).unwrap();
+                embed_in_chunks(&a, std::slice::from_ref(&csr), cc, Some(&batches), false, 7)
+                    .unwrap();
             assert_eq!(one_pass.joint.dim(), (150, 16), "{method}");
             assert_eq!(
                 one_pass.joint, chunked.joint,
