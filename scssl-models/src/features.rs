@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use scssl_data::sim::{SimConfig, simulate};
-//! use scssl_models::features::{FeatureOptions, features_for, training_features};
+//! use scssl_models::features::{FeatureOptions, features_for, into_features, training_features};
 //!
 //! let raw = simulate(&SimConfig { n_cells: 200, n_genes: 150, ..Default::default() })?;
 //! let train = training_features(&raw, &FeatureOptions { n_hvg: 50, ..Default::default() })?;
@@ -13,6 +13,9 @@
 //! // new data gets the model's genes in the model's order, normalised the same way
 //! let (inputs, missing) = features_for(&raw, &train.spec)?;
 //! assert_eq!((inputs[0].clone(), missing), (train.matrices[0].clone(), 0));
+//! // or by value, which hands over X itself when it already is the model's input
+//! let (owned, _) = into_features(raw, &train.spec)?;
+//! assert_eq!(owned, inputs);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -334,6 +337,17 @@ pub fn features_for(ad: &AnnData, spec: &FeatureSpec) -> Result<(Vec<Matrix>, us
     let (rna, missing) = select_genes(&work, &spec.genes)?;
     drop(work);
     with_protein(ad, spec, rna, missing)
+}
+
+/// [`features_for`] taking the dataset by value: when the model used X as stored and the
+/// file has exactly the model's genes in its order (a file `scssl preprocess` wrote), X itself
+/// becomes the RNA block instead of a copy of it — at a million cells, gigabytes less.
+pub fn into_features(mut ad: AnnData, spec: &FeatureSpec) -> Result<(Vec<Matrix>, usize)> {
+    if spec.normalized_here || spec.counts_layer.is_some() || ad.var.index != spec.genes {
+        return features_for(&ad, spec);
+    }
+    let rna = std::mem::replace(&mut ad.x, Matrix::Dense(Array2::zeros((0, 0))));
+    with_protein(&ad, spec, rna, 0)
 }
 
 /// The RNA block and, for a multimodal model, the protein block after it.

@@ -284,7 +284,14 @@ pub(super) fn embed(args: EmbedArgs) -> Result<()> {
             .context("the model has no feature description (not written by scssl train)")?,
     )?;
     let ad = read_model_input(&input, spec.counts_layer.as_deref())?;
-    let (inputs, missing) = scssl_models::features::features_for(&ad, &spec)?;
+    let counts = if trained.config.method.needs(&trained.config).counts {
+        Some(scssl_models::features::counts_for(&ad, &spec)?)
+    } else {
+        None
+    };
+    let codes = scssl_models::features::batch_codes_for(&ad, &spec)?;
+    // the file is not needed after this: X may become the input itself, without a copy
+    let (inputs, missing) = scssl_models::features::into_features(ad, &spec)?;
     if missing > 0 {
         eprintln!(
             "warning: {missing} of the model's {} genes are missing in {}; they are set to 0",
@@ -292,12 +299,6 @@ pub(super) fn embed(args: EmbedArgs) -> Result<()> {
             input.display()
         );
     }
-    let counts = if trained.config.method.needs(&trained.config).counts {
-        Some(scssl_models::features::counts_for(&ad, &spec)?)
-    } else {
-        None
-    };
-    let codes = scssl_models::features::batch_codes_for(&ad, &spec)?;
     let emb = crate::train::embed_matrices(
         &trained,
         &inputs,
