@@ -109,8 +109,9 @@ pub struct EvalInput<'a> {
 /// One metric's result: its values (one per result key), seconds, why it is undefined.
 type Outcome = (Vec<Option<f64>>, f64, Option<String>);
 
-/// Runs `metrics` on one embedding. The 90-NN graph (exact below 20,000 cells, NN-descent
-/// above; self first at distance 0) is built once and its 15-NN prefix reused.
+/// Runs `metrics` on one embedding. The 90-NN graph (`KnnMethod::Auto`: exact up to 400,000
+/// cells, NN-descent above; self first at distance 0) is built once and its 15-NN prefix
+/// reused.
 pub fn evaluate(input: &EvalInput<'_>, metrics: &[Metric], seed: u64) -> Result<Report> {
     evaluate_with_neighbors(input, metrics, seed, None)
 }

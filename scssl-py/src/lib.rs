@@ -215,7 +215,7 @@ fn pcr_comparison(
 }
 
 /// The k nearest neighbours of every row (self first at distance 0): exact below 20,000
-/// rows, NN-descent above. Returns (indices, distances).
+/// rows (for k ≥ 30 up to 400,000 rows), NN-descent above. Returns (indices, distances).
 #[pyfunction]
 #[pyo3(signature = (x, n_neighbors, seed=0))]
 fn nearest_neighbors<'py>(

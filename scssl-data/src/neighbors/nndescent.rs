@@ -436,4 +436,24 @@ mod tests {
         let b = pool.install(|| knn_nndescent(x.view(), 15, &NnDescentParams::default()).unwrap());
         assert_eq!(a, b, "thread count must not change the result");
     }
+
+    /// The metrics' 90-NN as `KnnMethod::Auto` runs it above `LARGE_K_EXACT_MAX` cells: lists
+    /// of 89 without oversampling still find nearly every true neighbour.
+    #[test]
+    fn large_k_without_oversampling_keeps_high_recall() {
+        use crate::neighbors::{LARGE_K_EXACT_MAX, auto_is_exact};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let x = Array2::from_shape_fn((3000, 16), |(i, _)| (i % 9) as f32 + rng.random::<f32>());
+        let truth = knn_exact(x.view(), 90).unwrap();
+        let params = NnDescentParams {
+            oversample: 1.0,
+            ..Default::default()
+        };
+        let r = recall(&knn_nndescent(x.view(), 90, &params).unwrap(), &truth);
+        assert!(r > 0.99, "recall {r}");
+        assert!(auto_is_exact(LARGE_K_EXACT_MAX, 90));
+        assert!(!auto_is_exact(LARGE_K_EXACT_MAX + 1, 90));
+        assert!(!auto_is_exact(20_000, 15));
+        assert!(auto_is_exact(19_999, 15));
+    }
 }
