@@ -2,6 +2,7 @@
 //! tasks, written into its run directory. `scssl run-one DIR` calls [`run_one`] in its own
 //! process, so a crash or an out-of-memory kill marks only that run failed.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use crate::store::{RunDir, RunState, npy_bytes, peak_rss_mb, write_atomic, write
 use crate::train::{embed_matrices, train_on};
 use scssl_models::features::{
     FeatureOptions, Features, ProteinTransform, batch_codes_for, counts_for, features_for,
-    resolve_anchors, resolve_gene_programs, training_features,
+    into_training_features, resolve_anchors, resolve_gene_programs, training_features,
 };
 
 /// Loads a run's dataset (simulated or from its file).
@@ -111,10 +112,12 @@ fn stage_progress(dir: &RunDir, stage: &str, epoch: usize, epochs: usize) {
 
 /// Trains `run`'s model on `ad` (its features built as the method needs: raw counts kept for a
 /// count likelihood, the protein as counts for totalVI, gene programmes mapped onto the kept
-/// genes) and returns it with its features. `scssl train` and grid runs both train here.
+/// genes) and returns it with its features. `scssl train` and grid runs both train here. A
+/// dataset given by value hands its X to the features instead of a copy (`scssl train` at a
+/// million cells: one matrix in memory, not two).
 pub fn train_run(
     run: &RunConfig,
-    ad: &AnnData,
+    ad: Cow<'_, AnnData>,
     on_event: impl FnMut(&scssl_models::TrainEvent),
 ) -> Result<(scssl_models::TrainedModel, Features)> {
     let mut options = feature_options(run);
@@ -125,13 +128,21 @@ pub fn train_run(
         // totalVI models the protein counts themselves
         options.protein_transform = ProteinTransform::AsIs;
     }
-    let feats = training_features(ad, &options)?;
     let batches = ad.obs_groups(&run.data.batch_key)?.codes;
+    let obs_names = ad.obs.index.clone();
+    let n_cell_types = ad
+        .obs_groups(&run.data.label_key)
+        .ok()
+        .map(|labels| labels.names.len());
+    let feats = match ad {
+        Cow::Borrowed(ad) => training_features(ad, &options)?,
+        Cow::Owned(ad) => into_training_features(ad, &options)?,
+    };
     let mut model = run.model_config(feats.matrices[0].ncols())?;
     resolve_gene_programs(&mut model, &feats.spec.genes)?;
-    resolve_anchors(&mut model, &ad.obs.index)?;
-    if let Ok(labels) = ad.obs_groups(&run.data.label_key) {
-        model.n_cell_types = labels.names.len();
+    resolve_anchors(&mut model, &obs_names)?;
+    if let Some(n) = n_cell_types {
+        model.n_cell_types = n;
     }
     let training = run.train_config()?;
     let trained = train_on(
@@ -162,7 +173,7 @@ fn train_model(
     };
     let epochs = run.training.epochs;
     let mut started = false;
-    let (trained, feats) = train_run(run, ad, |e| {
+    let (trained, feats) = train_run(run, Cow::Borrowed(ad), |e| {
         if !started {
             started = true;
             stage_progress(dir, &stage, 0, epochs);

@@ -206,9 +206,12 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     let ad = read_model_input(&input, run.data.counts_layer.as_deref())?;
     let method = run.model.method;
     let (epochs, batch_size) = (run.training.epochs, run.training.batch_size);
-    let steps = (ad.n_obs() / batch_size.max(1) * epochs) as u64;
+    let n_obs = ad.n_obs();
+    let steps = (n_obs / batch_size.max(1) * epochs) as u64;
     let pb = crate::progress::bar(steps, &format!("train {method}"));
-    let (mut trained, feats) = crate::runner::train_run(&run, &ad, |e| match e {
+    // by value: X itself becomes the training matrix
+    let owned = std::borrow::Cow::Owned(ad);
+    let (mut trained, feats) = crate::runner::train_run(&run, owned, |e| match e {
         scssl_models::TrainEvent::Step { loss, epoch, .. } => {
             pb.set_message(format!("epoch {epoch} loss {loss:.4}"));
             pb.inc(1);
@@ -230,7 +233,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         println!(
             "fitted {} on {} cells × {} features ({} components); model in {}",
             method,
-            ad.n_obs(),
+            n_obs,
             feats.matrices.iter().map(|m| m.ncols()).sum::<usize>(),
             trained.config.hidden_dim,
             output.display()
@@ -241,7 +244,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     println!(
         "trained {} on {} cells × {} features for {} epochs ({:.1} s, final loss {:.4}); model in {}",
         method,
-        ad.n_obs(),
+        n_obs,
         feats.matrices.iter().map(|m| m.ncols()).sum::<usize>(),
         trained.history.epochs.len(),
         trained.history.seconds,
