@@ -616,10 +616,10 @@ mod tests {
             keep_counts: true,
             ..Default::default()
         };
+        let mut normalised = training_features(&ad, &opts).unwrap();
         let mut log_normalised = ad.clone();
-        log_normalised.x = training_features(&ad, &opts).unwrap().matrices.remove(0);
-        log_normalised.var =
-            scssl_data::DataFrame::with_index(training_features(&ad, &opts).unwrap().spec.genes);
+        log_normalised.x = normalised.matrices.remove(0);
+        log_normalised.var = scssl_data::DataFrame::with_index(normalised.spec.genes);
         let as_stored = FeatureOptions {
             keep_counts: false,
             ..opts.clone()
