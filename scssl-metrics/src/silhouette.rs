@@ -2,9 +2,10 @@
 //! scib-metrics computes them (Euclidean distance, NaN silhouettes set to 0, rescaled scores).
 //!
 //! Distances come from blocked matrix products on centred data (no n×n memory), each tile of
-//! products used for both of its blocks (distances are symmetric); each cell's per-label
-//! distance sums are exact f64 tile sums accumulated as fixed-point integers, whose addition is
-//! order-free, so results do not depend on the thread count. The full silhouette is O(n²·d); compute it once with
+//! products turned into distances once and used for both of its blocks (distances are
+//! symmetric); each cell's per-label distance sums are tile sums in a fixed order accumulated as
+//! fixed-point integers, whose addition is order-free, so results do not depend on the thread
+//! count. The full silhouette is O(n²·d); compute it once with
 //! [`silhouette_samples`] and pass it to both [`silhouette_label`] and [`isolated_labels`].
 
 use ndarray::{Array2, ArrayView2, Axis};
@@ -147,11 +148,12 @@ const SYMMETRIC_BLOCK: usize = 256;
 /// excluded: `n × k` values, row-major.
 ///
 /// Distances are symmetric, so each tile of dot products between two blocks of 256 cells is
-/// computed once and summed both ways (by rows into the first block's cells, by columns into
-/// the second's): half the products and square roots of a full pass. Each tile's partial sums
-/// are exact f64 sums in a fixed order; they are accumulated as 64-bit fixed-point integers
-/// (scaled so that no total can overflow), whose addition is exact and order-free, so tiles can
-/// be added from any thread in any order and the result does not depend on the thread count.
+/// computed once, turned into distances in place (one square root per pair), and summed both
+/// ways: by rows into the first block's cells, by columns into the second's. Each tile's partial
+/// sums are f32 sums in a fixed order (at most 256 terms); they are accumulated as 64-bit
+/// fixed-point integers (scaled so that no total can overflow), whose addition is exact and
+/// order-free, so tiles can be added from any thread in any order and the result does not
+/// depend on the thread count.
 fn label_distance_sums(
     distance: Distance,
     flat: &[f32],
@@ -173,74 +175,35 @@ fn label_distance_sums(
     let scale = (1u64 << 61) as f64 / bound;
     let totals: Vec<AtomicU64> = (0..n * k).map(|_| AtomicU64::new(0)).collect();
     let add = |i: usize, l: usize, v: f64| {
-        // two's complement: a slightly negative partial (a row's self term removed) wraps back
+        // two's complement keeps the addition exact whatever the sign
         totals[i * k + l].fetch_add((v * scale).round() as i64 as u64, Ordering::Relaxed);
-    };
-    let labels_in = |lo: usize, hi: usize| {
-        let first = seg_start.partition_point(|&s| s <= lo).saturating_sub(1);
-        (first..k)
-            .take_while(move |&l| seg_start[l] < hi)
-            .filter_map(move |l| {
-                let (a, c) = (seg_start[l].max(lo), seg_start[l + 1].min(hi));
-                (a < c).then_some((l, a, c))
-            })
     };
     let all = MatRef::from_row_major_slice(flat, n, d);
     let n_blocks = n.div_ceil(b);
     (0..n_blocks).into_par_iter().for_each(|bi| {
         let (i0, i1) = (bi * b, ((bi + 1) * b).min(n));
         let rows_i = all.subrows(i0, i1 - i0);
-        // column r: cell i0 + r's dot products with the other block's cells
-        let mut dots = Mat::<f32>::zeros(b, b);
-        let mut column_sums = vec![0f64; b];
+        // column r: cell i0 + r's dot products (then distances) with the other block's cells
+        let mut tile = Mat::<f32>::zeros(b, b);
+        let mut column_sums = vec![0f32; b];
         for bj in bi..n_blocks {
             let (j0, j1) = (bj * b, ((bj + 1) * b).min(n));
             faer::linalg::matmul::matmul(
-                dots.as_mut().submatrix_mut(0, 0, j1 - j0, i1 - i0),
+                tile.as_mut().submatrix_mut(0, 0, j1 - j0, i1 - i0),
                 faer::Accum::Replace,
                 all.subrows(j0, j1 - j0),
                 rows_i.transpose(),
                 1.0,
                 Par::Seq,
             );
-            // by rows: cell i's distances to the other block, per label
-            for r in 0..(i1 - i0) {
-                let i = i0 + r;
-                let col = &dots.col_as_slice(r)[..j1 - j0];
-                for (l, a, c) in labels_in(j0, j1) {
-                    let mut t = segment_sum(distance, norms[i], &norms[a..c], &col[a - j0..c - j0]);
-                    if (a..c).contains(&i) {
-                        // the cell itself: remove the (near-zero) term the expansion gave it
-                        t -= segment_sum(
-                            distance,
-                            norms[i],
-                            &norms[i..i + 1],
-                            &col[i - j0..=i - j0],
-                        );
-                    }
-                    add(i, l, t);
-                }
-            }
-            if bj == bi {
-                continue;
-            }
-            // by columns: each cell of the other block's distances to this block, per label
-            for (l, a, c) in labels_in(i0, i1) {
-                let sums = &mut column_sums[..j1 - j0];
-                sums.iter_mut().for_each(|v| *v = 0.0);
-                for i in a..c {
-                    add_distances(
-                        distance,
-                        norms[i],
-                        &norms[j0..j1],
-                        &dots.col_as_slice(i - i0)[..j1 - j0],
-                        sums,
-                    );
-                }
-                for (jj, &v) in sums.iter().enumerate() {
-                    add(j0 + jj, l, v);
-                }
-            }
+            let blocks = TileBlocks {
+                distance,
+                norms,
+                seg_start,
+                rows: (i0, i1),
+                cols: (j0, j1),
+            };
+            sum_tile(&blocks, &mut tile, &mut column_sums, &add);
         }
     });
     totals
@@ -249,62 +212,143 @@ fn label_distance_sums(
         .collect()
 }
 
-/// `out[j] += distance(i, j)` over a contiguous range of cells (f32 distances, f64 sums).
-#[inline(always)]
-fn add_distances_lanes(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
-    for ((o, &nj), &dot) in out.iter_mut().zip(norms).zip(dots) {
-        let v = match distance {
-            Distance::Euclidean => (ni + nj - 2.0 * dot).max(0.0).sqrt(),
-            Distance::Cosine => (1.0 - dot).max(0.0),
-        };
-        *o += v as f64;
+/// Where one tile of [`label_distance_sums`] lies: cells `rows.0..rows.1` (the tile's columns)
+/// against cells `cols.0..cols.1` (its rows).
+struct TileBlocks<'a> {
+    distance: Distance,
+    norms: &'a [f32],
+    seg_start: &'a [usize],
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+impl TileBlocks<'_> {
+    /// The labels that meet cells `lo..hi`, with the part of that range each one covers.
+    fn labels_in(&self, lo: usize, hi: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let seg_start = self.seg_start;
+        let k = seg_start.len() - 1;
+        let first = seg_start.partition_point(|&s| s <= lo).saturating_sub(1);
+        (first..k)
+            .take_while(move |&l| seg_start[l] < hi)
+            .filter_map(move |l| {
+                let (a, c) = (seg_start[l].max(lo), seg_start[l + 1].min(hi));
+                (a < c).then_some((l, a, c))
+            })
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn add_distances_avx512(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
-    add_distances_lanes(distance, ni, norms, dots, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn add_distances_avx2(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
-    add_distances_lanes(distance, ni, norms, dots, out)
-}
-
-/// [`add_distances_lanes`] with the widest vectors this CPU has (element-wise: the same bits).
-fn add_distances(distance: Distance, ni: f32, norms: &[f32], dots: &[f32], out: &mut [f64]) {
+/// Turns one tile of dot products into distances and adds its per-label sums, by rows and (for
+/// an off-diagonal tile) by columns, with the widest vectors this CPU has. Every operation is
+/// element-wise or summed in an order fixed by [`sum_lanes`], so every CPU gives the same bits.
+fn sum_tile(
+    blocks: &TileBlocks<'_>,
+    tile: &mut Mat<f32>,
+    column_sums: &mut [f32],
+    add: &(dyn Fn(usize, usize, f64) + Sync),
+) {
     use scssl_data::simd::{Level, level};
     #[cfg(target_arch = "x86_64")]
     match level() {
         // SAFETY: each version runs only on a CPU that has its features.
-        Level::Avx512 => return unsafe { add_distances_avx512(distance, ni, norms, dots, out) },
-        Level::Avx2 => return unsafe { add_distances_avx2(distance, ni, norms, dots, out) },
+        Level::Avx512 => return unsafe { sum_tile_avx512(blocks, tile, column_sums, add) },
+        Level::Avx2 => return unsafe { sum_tile_avx2(blocks, tile, column_sums, add) },
         Level::Baseline => {}
     }
-    add_distances_lanes(distance, ni, norms, dots, out)
+    sum_tile_lanes(blocks, tile, column_sums, add)
 }
 
-/// Σ distance(i, j) over a contiguous range of columns, from the dot products `dots` and the
-/// squared norms: eight f32 accumulators, summed in f64. The vector versions below keep this
-/// order of additions (sixteen distances at a time, added to the eight accumulators in two
-/// halves), so every CPU gives the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sum_tile_avx512(
+    blocks: &TileBlocks<'_>,
+    tile: &mut Mat<f32>,
+    column_sums: &mut [f32],
+    add: &(dyn Fn(usize, usize, f64) + Sync),
+) {
+    sum_tile_lanes(blocks, tile, column_sums, add)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sum_tile_avx2(
+    blocks: &TileBlocks<'_>,
+    tile: &mut Mat<f32>,
+    column_sums: &mut [f32],
+    add: &(dyn Fn(usize, usize, f64) + Sync),
+) {
+    sum_tile_lanes(blocks, tile, column_sums, add)
+}
+
 #[inline(always)]
-fn segment_sum_lanes(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
-    let mut acc = [0f32; 8];
-    let f = |nj: f32, dot: f32| match distance {
-        Distance::Euclidean => (ni + nj - 2.0 * dot).max(0.0).sqrt(),
-        Distance::Cosine => (1.0 - dot).max(0.0),
-    };
-    let len = norms.len().min(dots.len());
-    let (n16, d16) = (norms[..len].chunks_exact(16), dots[..len].chunks_exact(16));
-    let done16 = len / 16 * 16;
-    for (a, b) in n16.zip(d16) {
-        let mut v = [0f32; 16];
-        for l in 0..16 {
-            v[l] = f(a[l], b[l]);
+fn sum_tile_lanes(
+    blocks: &TileBlocks<'_>,
+    tile: &mut Mat<f32>,
+    column_sums: &mut [f32],
+    add: &(dyn Fn(usize, usize, f64) + Sync),
+) {
+    let (i0, i1) = blocks.rows;
+    let (j0, j1) = blocks.cols;
+    let diagonal = i0 == j0;
+    let norms = blocks.norms;
+    for r in 0..(i1 - i0) {
+        let col = &mut tile.col_as_slice_mut(r)[..j1 - j0];
+        to_distances(blocks.distance, norms[i0 + r], &norms[j0..j1], col);
+        if diagonal {
+            // the cell itself: exactly 0, not the expansion's rounding residue
+            col[r] = 0.0;
         }
+    }
+    // by rows: cell i's distances to the other block, per label
+    for r in 0..(i1 - i0) {
+        let col = &tile.col_as_slice(r)[..j1 - j0];
+        for (l, a, c) in blocks.labels_in(j0, j1) {
+            add(i0 + r, l, sum_lanes(&col[a - j0..c - j0]));
+        }
+    }
+    if diagonal {
+        // a diagonal tile is symmetric: its rows already hold every pair
+        return;
+    }
+    // by columns: each cell of the other block's distances to this block, per label
+    let sums = &mut column_sums[..j1 - j0];
+    for (l, a, c) in blocks.labels_in(i0, i1) {
+        sums.fill(0.0);
+        for i in a..c {
+            for (s, &v) in sums.iter_mut().zip(&tile.col_as_slice(i - i0)[..j1 - j0]) {
+                *s += v;
+            }
+        }
+        for (jj, &v) in sums.iter().enumerate() {
+            add(j0 + jj, l, v as f64);
+        }
+    }
+}
+
+/// `dots[j] ← distance(i, j)` from the dot products and the squared norms (element-wise).
+#[inline(always)]
+fn to_distances(distance: Distance, ni: f32, norms: &[f32], dots: &mut [f32]) {
+    match distance {
+        Distance::Euclidean => {
+            for (v, &nj) in dots.iter_mut().zip(norms) {
+                *v = (ni + nj - 2.0 * *v).max(0.0).sqrt();
+            }
+        }
+        Distance::Cosine => {
+            for v in dots.iter_mut() {
+                *v = (1.0 - *v).max(0.0);
+            }
+        }
+    }
+}
+
+/// Σ values with eight f32 accumulators (sixteen values at a time, added in two halves), summed
+/// in f64: a fixed order that vectorises at every width.
+#[inline(always)]
+fn sum_lanes(values: &[f32]) -> f64 {
+    let mut acc = [0f32; 8];
+    let c16 = values.chunks_exact(16);
+    let rest = c16.remainder();
+    for v in c16 {
         for l in 0..8 {
             acc[l] += v[l];
         }
@@ -312,47 +356,15 @@ fn segment_sum_lanes(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -
             acc[l] += v[8 + l];
         }
     }
-    let (nc, dc) = (
-        norms[done16..len].chunks_exact(8),
-        dots[done16..len].chunks_exact(8),
-    );
-    let (nr, dr) = (nc.remainder(), dc.remainder());
-    for (a, b) in nc.zip(dc) {
+    let c8 = rest.chunks_exact(8);
+    let tail = c8.remainder();
+    for v in c8 {
         for l in 0..8 {
-            acc[l] += f(a[l], b[l]);
+            acc[l] += v[l];
         }
     }
-    let mut tail = 0f32;
-    for (a, b) in nr.iter().zip(dr) {
-        tail += f(*a, *b);
-    }
+    let tail: f32 = tail.iter().sum();
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn segment_sum_avx512(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
-    segment_sum_lanes(distance, ni, norms, dots)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn segment_sum_avx2(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
-    segment_sum_lanes(distance, ni, norms, dots)
-}
-
-/// [`segment_sum_lanes`] with the widest vectors this CPU has (the same bits on each).
-#[inline]
-fn segment_sum(distance: Distance, ni: f32, norms: &[f32], dots: &[f32]) -> f64 {
-    use scssl_data::simd::{Level, level};
-    #[cfg(target_arch = "x86_64")]
-    match level() {
-        // SAFETY: each version runs only on a CPU that has its features.
-        Level::Avx512 => return unsafe { segment_sum_avx512(distance, ni, norms, dots) },
-        Level::Avx2 => return unsafe { segment_sum_avx2(distance, ni, norms, dots) },
-        Level::Baseline => {}
-    }
-    segment_sum_lanes(distance, ni, norms, dots)
 }
 
 /// The caller's silhouette samples (checked for length), or freshly computed ones kept in `slot`.
@@ -628,27 +640,69 @@ mod tests {
     }
 
     #[test]
-    fn every_segment_sum_version_gives_the_same_bits() {
-        // 16-lane blocks, one 8-lane block and a tail
-        for len in [0usize, 5, 8, 16, 29, 61] {
-            let norms: Vec<f32> = (0..len).map(|j| (j as f32 * 0.37).sin() + 1.5).collect();
-            let dots: Vec<f32> = (0..len).map(|j| (j as f32 * 0.91).cos() * 0.4).collect();
-            for distance in [Distance::Euclidean, Distance::Cosine] {
-                let lanes = segment_sum_lanes(distance, 0.8, &norms, &dots);
-                let dispatched = segment_sum(distance, 0.8, &norms, &dots);
-                assert_eq!(lanes.to_bits(), dispatched.to_bits(), "{distance:?}, {len}");
-                let direct: f64 = norms
-                    .iter()
-                    .zip(&dots)
-                    .map(|(&nj, &dot)| match distance {
-                        Distance::Euclidean => ((0.8 + nj - 2.0 * dot) as f64).max(0.0).sqrt(),
-                        Distance::Cosine => (1.0 - dot as f64).max(0.0),
-                    })
-                    .sum();
-                assert!(
-                    (lanes - direct).abs() < 1e-5 * (1.0 + direct),
-                    "{lanes} vs {direct}"
-                );
+    fn every_tile_kernel_version_gives_the_same_bits() {
+        // labels that straddle both blocks, lengths with 16-lane, 8-lane and tail parts
+        let seg_start = [0usize, 29, 61, 300, 317, 512];
+        let norms: Vec<f32> = (0..512).map(|j| (j as f32 * 0.37).sin() + 1.5).collect();
+        for distance in [Distance::Euclidean, Distance::Cosine] {
+            for (rows, cols) in [((0, 256), (256, 512)), ((256, 512), (256, 512))] {
+                let blocks = TileBlocks {
+                    distance,
+                    norms: &norms,
+                    seg_start: &seg_start,
+                    rows,
+                    cols,
+                };
+                let dots = Mat::<f32>::from_fn(SYMMETRIC_BLOCK, SYMMETRIC_BLOCK, |a, b| {
+                    ((a * 31 + b * 17) as f32 * 0.013).cos() * 0.4
+                });
+                let run = |dispatched: bool| {
+                    let got = std::sync::Mutex::new(Vec::new());
+                    let add = |i: usize, l: usize, v: f64| {
+                        got.lock().unwrap().push((i, l, v.to_bits()));
+                    };
+                    let (mut tile, mut sums) = (dots.clone(), vec![0f32; SYMMETRIC_BLOCK]);
+                    if dispatched {
+                        sum_tile(&blocks, &mut tile, &mut sums, &add);
+                    } else {
+                        sum_tile_lanes(&blocks, &mut tile, &mut sums, &add);
+                    }
+                    got.into_inner().unwrap()
+                };
+                let lanes = run(false);
+                assert_eq!(lanes, run(true), "{distance:?} {rows:?}");
+                // the sums against a direct f64 computation
+                let dist = |i: usize, j: usize| {
+                    if i == j {
+                        return 0.0;
+                    }
+                    let dot = dots[(j - cols.0, i - rows.0)] as f64;
+                    match distance {
+                        Distance::Euclidean => (norms[i] as f64 + norms[j] as f64 - 2.0 * dot)
+                            .max(0.0)
+                            .sqrt(),
+                        Distance::Cosine => (1.0 - dot).max(0.0),
+                    }
+                };
+                let mut want = std::collections::HashMap::<(usize, usize), f64>::new();
+                for i in rows.0..rows.1 {
+                    for j in cols.0..cols.1 {
+                        let label_of = |c: usize| seg_start.partition_point(|&s| s <= c) - 1;
+                        *want.entry((i, label_of(j))).or_default() += dist(i, j);
+                        if rows != cols {
+                            *want.entry((j, label_of(i))).or_default() += dist(i, j);
+                        }
+                    }
+                }
+                let mut got = std::collections::HashMap::<(usize, usize), f64>::new();
+                for (i, l, v) in lanes {
+                    *got.entry((i, l)).or_default() += f64::from_bits(v);
+                }
+                assert_eq!(got.len(), want.len());
+                for (key, w) in want {
+                    let g = got[&key];
+                    assert!((g - w).abs() < 1e-5 * (1.0 + w), "{key:?}: {g} vs {w}");
+                }
             }
         }
     }
