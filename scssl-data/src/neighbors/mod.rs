@@ -196,6 +196,44 @@ pub(crate) fn sqdist(a: &[f32], b: &[f32]) -> f32 {
     sqdist_lanes(a, b)
 }
 
+/// Dot product with eight independent accumulators (vectorises; a fixed summation order, so
+/// the same bits on every CPU and thread count).
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+/// Dot product (AVX2 when the CPU has it; identical results either way, since no fused
+/// multiply-add is used).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() >= crate::simd::Level::Avx2 {
+        // SAFETY: the CPU supports AVX2 (AVX-512 implies it).
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
 /// Euclidean distance.
 #[inline]
 pub(crate) fn dist(a: &[f32], b: &[f32]) -> f32 {

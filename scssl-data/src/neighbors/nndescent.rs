@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 
-use super::{Neighbors, check_input, dist};
+use super::{Neighbors, check_input, dist, dot};
 use crate::error::Result;
 
 /// Parameters of [`knn_nndescent`].
@@ -59,34 +59,90 @@ pub(crate) fn key(seed: u64, a: u64, b: u64, c: u64) -> u64 {
     mix(mix(mix(seed ^ 0x5151) ^ a).wrapping_add(b.rotate_left(21)) ^ c.rotate_left(42))
 }
 
-#[derive(Clone, Copy)]
-struct Entry {
-    d: f32,
-    id: u32,
-    new: bool,
+/// A bounded list of the `cap` smallest (distance, id) pairs, sorted ascending. Each pair is one
+/// `u64` key, distance bits above id bits: distances are never negative, so their bits order
+/// as the distances do, and comparisons, the duplicate check and the insertion point are
+/// branch-free integer work that vectorises.
+struct NnList {
+    keys: Vec<u64>,
+    /// Whether each entry arrived since it was last sampled as a candidate.
+    new: Vec<bool>,
 }
 
-/// A bounded list of the `cap` smallest (distance, id) pairs, sorted ascending.
-struct NnList {
-    items: Vec<Entry>,
+#[inline]
+fn pair_key(d: f32, id: u32) -> u64 {
+    // + 0.0 turns a −0 into +0, whose bits order correctly
+    (((d + 0.0).to_bits() as u64) << 32) | id as u64
 }
 
 impl NnList {
-    fn push(&mut self, cap: usize, d: f32, id: u32) -> bool {
-        if self.items.len() >= cap {
-            let w = self.items[cap - 1];
-            if (d, id) >= (w.d, w.id) {
-                return false;
-            }
+    fn with_capacity(cap: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(cap + 1),
+            new: Vec::with_capacity(cap + 1),
         }
-        if self.items.iter().any(|e| e.id == id) {
+    }
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+    fn id(&self, i: usize) -> u32 {
+        self.keys[i] as u32
+    }
+    fn distance(&self, i: usize) -> f32 {
+        f32::from_bits((self.keys[i] >> 32) as u32)
+    }
+    /// Offers (d, id); true when it entered the list. A point's distance to a given id is
+    /// always computed the same way (the distance is symmetric to the bit), so a duplicate has
+    /// the same key and sits exactly at the insertion point.
+    fn push(&mut self, cap: usize, d: f32, id: u32) -> bool {
+        let key = pair_key(d, id);
+        let len = self.keys.len();
+        if len >= cap && key >= self.keys[cap - 1] {
             return false;
         }
-        let pos = self.items.partition_point(|e| (e.d, e.id) < (d, id));
-        self.items.insert(pos, Entry { d, id, new: true });
-        self.items.truncate(cap);
+        let pos = count_below(&self.keys, key);
+        if pos < len && self.keys[pos] == key {
+            return false;
+        }
+        self.keys.insert(pos, key);
+        self.new.insert(pos, true);
+        self.keys.truncate(cap);
+        self.new.truncate(cap);
         true
     }
+}
+
+/// How many of `keys` are below `key`: the insertion point in a sorted list. A full scan beats
+/// a binary search here (no unpredictable branches; lists hold under a few hundred keys).
+#[inline(always)]
+fn count_below_lanes(keys: &[u64], key: u64) -> usize {
+    keys.iter().filter(|&&k| k < key).count()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn count_below_avx2(keys: &[u64], key: u64) -> usize {
+    count_below_lanes(keys, key)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn count_below_avx512(keys: &[u64], key: u64) -> usize {
+    count_below_lanes(keys, key)
+}
+
+/// [`count_below_lanes`] with the widest vectors this CPU has (integer work: the same count).
+#[inline]
+fn count_below(keys: &[u64], key: u64) -> usize {
+    use crate::simd::{Level, level};
+    #[cfg(target_arch = "x86_64")]
+    match level() {
+        // SAFETY: each version runs only on a CPU that has its features.
+        Level::Avx512 => return unsafe { count_below_avx512(keys, key) },
+        Level::Avx2 => return unsafe { count_below_avx2(keys, key) },
+        Level::Baseline => {}
+    }
+    count_below_lanes(keys, key)
 }
 
 struct Data<'a> {
@@ -125,13 +181,8 @@ fn rp_tree_leaves(data: &Data, n: usize, leaf_size: usize, seed: u64, tree: u64)
         let offset: f32 = ra.iter().zip(rb).map(|(p, q)| (p * p - q * q) / 2.0).sum();
         side.clear();
         side.extend(pts.iter().map(|&p| {
-            let m: f32 = data
-                .row(p)
-                .iter()
-                .zip(&normal)
-                .map(|(v, w)| v * w)
-                .sum::<f32>()
-                - offset;
+            // eight-lane dot product: a single running sum would not vectorise
+            let m: f32 = dot(data.row(p), &normal) - offset;
             if m > 0.0 {
                 true
             } else if m < 0.0 {
@@ -169,8 +220,8 @@ fn offer(lists: &[Mutex<NnList>], worst: &[AtomicU32], cap: usize, p: u32, d: f3
         return;
     }
     let mut l = lists[p as usize].lock().unwrap_or_else(|e| e.into_inner());
-    if l.push(cap, d, id) && l.items.len() >= cap {
-        worst[p as usize].store(l.items[cap - 1].d.to_bits(), Ordering::Relaxed);
+    if l.push(cap, d, id) && l.len() >= cap {
+        worst[p as usize].store(l.distance(cap - 1).to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -229,12 +280,8 @@ pub fn knn_nndescent(
     params: &NnDescentParams,
 ) -> Result<Neighbors> {
     check_input(x, k)?;
-    let x = x.as_standard_layout().to_owned();
+    let mut x = x.as_standard_layout().to_owned();
     let (n, d) = x.dim();
-    let data = Data {
-        x: x.as_slice().unwrap_or(&[]),
-        d,
-    };
     let out_cap = k - 1; // neighbours besides self
     let cap = if out_cap == 0 {
         0
@@ -243,25 +290,52 @@ pub fn knn_nndescent(
     };
     let seed = params.seed;
     let lists: Vec<Mutex<NnList>> = (0..n)
-        .map(|_| {
-            Mutex::new(NnList {
-                items: Vec::with_capacity(cap + 1),
-            })
-        })
+        .map(|_| Mutex::new(NnList::with_capacity(cap)))
         .collect();
     let worst: Vec<AtomicU32> = (0..n)
         .map(|_| AtomicU32::new(f32::INFINITY.to_bits()))
         .collect();
     let clock = std::time::Instant::now();
+    // the search runs on the points renumbered in the first tree's leaf order (see below);
+    // `order[new] = old`
+    let mut order: Vec<u32> = (0..n as u32).collect();
     if cap > 0 {
         let n_trees = params
             .n_trees
             .unwrap_or_else(|| (5 + ((n as f64).sqrt() / 20.0).round() as usize).min(64));
         let leaf = params.leaf_size.max(cap + 1);
-        let forest: Vec<Vec<Vec<u32>>> = (0..n_trees)
-            .into_par_iter()
-            .map(|t| rp_tree_leaves(&data, n, leaf, seed, t as u64))
-            .collect();
+        let mut forest: Vec<Vec<Vec<u32>>> = {
+            let data = Data {
+                x: x.as_slice().unwrap_or(&[]),
+                d,
+            };
+            (0..n_trees)
+                .into_par_iter()
+                .map(|t| rp_tree_leaves(&data, n, leaf, seed, t as u64))
+                .collect()
+        };
+        // Renumber the points in the first tree's leaf order, so that points that are close in
+        // space are close in memory: the local joins below then find most rows they read in
+        // cache instead of in main memory. The renumbering is a function of the seed and the
+        // data only, so results stay independent of the thread count.
+        order = forest[0].iter().flatten().copied().collect();
+        let mut new_id = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            new_id[old as usize] = new as u32;
+        }
+        x = x.select(
+            ndarray::Axis(0),
+            &order.iter().map(|&o| o as usize).collect::<Vec<_>>(),
+        );
+        forest
+            .par_iter_mut()
+            .flatten()
+            .flatten()
+            .for_each(|p| *p = new_id[*p as usize]);
+        let data = Data {
+            x: x.as_slice().unwrap_or(&[]),
+            d,
+        };
         forest.par_iter().flatten().for_each(|leaf| {
             for (ai, &a) in leaf.iter().enumerate() {
                 for &b in &leaf[ai + 1..] {
@@ -275,7 +349,7 @@ pub fn knn_nndescent(
         tracing::debug!("nn-descent: {n_trees} RP trees in {:.2?}", clock.elapsed());
         // top up lists that are still short with random points
         (0..n as u32).into_par_iter().for_each(|p| {
-            let have = lists[p as usize].lock().map(|l| l.items.len()).unwrap_or(0);
+            let have = lists[p as usize].lock().map(|l| l.len()).unwrap_or(0);
             let mut t = 0u64;
             let mut added = 0;
             while have + added < cap && t < 4 * cap as u64 + 16 {
@@ -302,30 +376,23 @@ pub fn knn_nndescent(
                 .enumerate()
                 .for_each(|(p, (l, (nc, oc)))| {
                     let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut fresh: Vec<(u64, usize)> = l
-                        .items
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, e)| e.new)
-                        .map(|(i, e)| (key(seed, it as u64 + 1, p as u64, e.id as u64), i))
+                    let mut fresh: Vec<(u64, usize)> = (0..l.len())
+                        .filter(|&i| l.new[i])
+                        .map(|i| (key(seed, it as u64 + 1, p as u64, l.id(i) as u64), i))
                         .collect();
                     fresh.sort_unstable();
                     fresh.truncate(mc);
-                    let mut old: Vec<(u64, u32)> = l
-                        .items
-                        .iter()
-                        .filter(|e| !e.new)
-                        .map(|e| {
-                            (
-                                key(seed, it as u64 + 1, p as u64 ^ 0xF0F0, e.id as u64),
-                                e.id,
-                            )
+                    let mut old: Vec<(u64, u32)> = (0..l.len())
+                        .filter(|&i| !l.new[i])
+                        .map(|i| {
+                            let id = l.id(i);
+                            (key(seed, it as u64 + 1, p as u64 ^ 0xF0F0, id as u64), id)
                         })
                         .collect();
                     old.sort_unstable();
                     for (slot, &(_, i)) in fresh.iter().enumerate() {
-                        l.items[i].new = false;
-                        nc[slot] = l.items[i].id;
+                        l.new[i] = false;
+                        nc[slot] = l.id(i);
                     }
                     for (slot, &(_, id)) in old.iter().take(mc).enumerate() {
                         oc[slot] = id;
@@ -389,7 +456,7 @@ pub fn knn_nndescent(
                 .par_iter()
                 .map(|l| {
                     l.lock()
-                        .map(|l| l.items.iter().filter(|e| e.new).count())
+                        .map(|l| l.new.iter().filter(|&&v| v).count())
                         .unwrap_or(0)
                 })
                 .sum();
@@ -402,14 +469,20 @@ pub fn knn_nndescent(
             }
         }
     }
+    // back to the caller's numbering, each row ordered by (distance, original id)
     let mut indices = Array2::<u32>::zeros((n, k));
     let mut distances = Array2::<f32>::zeros((n, k));
-    for (i, l) in lists.into_iter().enumerate() {
+    let mut row: Vec<(f32, u32)> = Vec::with_capacity(cap);
+    for (new, l) in lists.into_iter().enumerate() {
         let l = l.into_inner().unwrap_or_else(|e| e.into_inner());
+        let i = order[new] as usize;
+        row.clear();
+        row.extend((0..l.len().min(out_cap)).map(|c| (l.distance(c), order[l.id(c) as usize])));
+        row.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         indices[[i, 0]] = i as u32;
-        for (c, e) in l.items.iter().take(out_cap).enumerate() {
-            indices[[i, c + 1]] = e.id;
-            distances[[i, c + 1]] = e.d;
+        for (c, &(d, id)) in row.iter().enumerate() {
+            indices[[i, c + 1]] = id;
+            distances[[i, c + 1]] = d;
         }
     }
     Neighbors::new(indices, distances)
@@ -435,6 +508,39 @@ mod tests {
             .unwrap();
         let b = pool.install(|| knn_nndescent(x.view(), 15, &NnDescentParams::default()).unwrap());
         assert_eq!(a, b, "thread count must not change the result");
+    }
+
+    #[test]
+    fn bounded_list_keeps_the_smallest_pairs_whatever_the_order() {
+        // (distance, id) offers with repeats and a distance tie broken by id
+        let offers: Vec<(f32, u32)> = (0..200u32)
+            .map(|i| {
+                let id = (i * 37) % 61;
+                (((id * 7919) % 23) as f32 * 0.5, id)
+            })
+            .collect();
+        let run = |offers: &mut dyn Iterator<Item = &(f32, u32)>| {
+            let mut l = NnList::with_capacity(10);
+            for &(d, id) in offers {
+                l.push(10, d, id);
+            }
+            (0..l.len())
+                .map(|i| (l.distance(i), l.id(i)))
+                .collect::<Vec<_>>()
+        };
+        let forward = run(&mut offers.iter());
+        assert_eq!(forward, run(&mut offers.iter().rev()));
+        let mut want: Vec<(f32, u32)> = offers.clone();
+        want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        want.dedup();
+        want.truncate(10);
+        assert_eq!(forward, want);
+        // −0 orders as +0
+        let mut l = NnList::with_capacity(2);
+        l.push(2, 0.5, 1);
+        l.push(2, -0.0, 2);
+        assert_eq!(l.id(0), 2);
+        assert!(!l.push(2, 0.0, 2), "the same pair again is a duplicate");
     }
 
     /// The metrics' 90-NN as `KnnMethod::Auto` runs it above `LARGE_K_EXACT_MAX` cells: lists
