@@ -225,6 +225,22 @@ fn offer(lists: &[Mutex<NnList>], worst: &[AtomicU32], cap: usize, p: u32, d: f3
     }
 }
 
+/// The used slots of a candidate row (unused slots are `u32::MAX`, at the end).
+fn filled(slots: &[u32]) -> impl Iterator<Item = u32> + '_ {
+    slots.iter().copied().take_while(|&q| q != u32::MAX)
+}
+
+/// An offer of the local join: (target point, candidate, distance).
+type Offer = (u32, u32, f32);
+/// One local-join task's offers per target range, and its new and old candidate buffers.
+type JoinScratch = (Vec<Vec<Offer>>, Vec<u32>, Vec<u32>);
+
+/// Points per block of the local join: their offers are gathered, then applied (a few MB of
+/// offers per block).
+const JOIN_BLOCK: usize = 8192;
+/// Points per target range of the local join: one range's lists are updated by one thread.
+const JOIN_RANGE: usize = 4096;
+
 /// Keeps `item` among the smallest priorities in the sorted `slots` (ties: the earlier item).
 fn keep_top(slots: &mut [(u64, u32)], item: (u64, u32)) {
     if item.0 >= slots[slots.len() - 1].0 {
@@ -289,7 +305,7 @@ pub fn knn_nndescent(
         ((out_cap as f64 * params.oversample.max(1.0)).ceil() as usize).min(n - 1)
     };
     let seed = params.seed;
-    let lists: Vec<Mutex<NnList>> = (0..n)
+    let mut lists: Vec<Mutex<NnList>> = (0..n)
         .map(|_| Mutex::new(NnList::with_capacity(cap)))
         .collect();
     let worst: Vec<AtomicU32> = (0..n)
@@ -365,6 +381,7 @@ pub fn knn_nndescent(
             .n_iters
             .unwrap_or_else(|| ((n as f64).log2().round() as usize).max(5));
         let mc = params.max_candidates.max(1);
+        let n_ranges = n.div_ceil(JOIN_RANGE);
         for it in 0..n_iters {
             // forward candidates: up to `mc` new ones sampled by random priority (then marked
             // old) and up to `mc` old ones, in flat per-point slots
@@ -405,52 +422,85 @@ pub fn knn_nndescent(
                 "nn-descent round {it}: candidates at {:.2?}",
                 clock.elapsed()
             );
-            (0..n).into_par_iter().for_each_init(
-                || (Vec::with_capacity(2 * mc), Vec::with_capacity(2 * mc)),
-                |(nw, od), p| {
-                    nw.clear();
-                    od.clear();
-                    nw.extend(
-                        fwd_new[p * mc..(p + 1) * mc]
-                            .iter()
-                            .copied()
-                            .take_while(|&q| q != u32::MAX),
-                    );
-                    nw.extend(
-                        rev_new[p * mc..(p + 1) * mc]
-                            .iter()
-                            .map(|e| e.1)
-                            .take_while(|&q| q != u32::MAX),
-                    );
-                    nw.sort_unstable();
-                    nw.dedup();
-                    od.extend(
-                        fwd_old[p * mc..(p + 1) * mc]
-                            .iter()
-                            .copied()
-                            .take_while(|&q| q != u32::MAX),
-                    );
-                    od.extend(
-                        rev_old[p * mc..(p + 1) * mc]
-                            .iter()
-                            .map(|e| e.1)
-                            .take_while(|&q| q != u32::MAX),
-                    );
-                    od.sort_unstable();
-                    od.dedup();
-                    od.retain(|q| nw.binary_search(q).is_err());
-                    for (ai, &a) in nw.iter().enumerate() {
-                        for &b in nw[ai + 1..].iter().chain(od.iter()) {
-                            if a == b {
-                                continue;
+            // Local join, block by block: the candidate pairs of a block of points are measured
+            // in parallel against the list bounds as they stood before the block, the offers
+            // that pass are bucketed by target range, and each range then applies its own
+            // offers without locks, touching only its own lists (which stay in cache). A list
+            // keeps the `cap` smallest pairs offered whatever the order, so the result does not
+            // depend on how the work was split between threads.
+            let bound = |p: u32| f32::from_bits(worst[p as usize].load(Ordering::Relaxed));
+            for b0 in (0..n).step_by(JOIN_BLOCK) {
+                let b1 = (b0 + JOIN_BLOCK).min(n);
+                let buckets: Vec<Vec<Vec<Offer>>> = (b0..b1)
+                    .into_par_iter()
+                    // a bounded number of per-task buckets
+                    .with_min_len(512)
+                    .fold(
+                        || {
+                            (
+                                vec![Vec::new(); n_ranges],
+                                Vec::with_capacity(2 * mc),
+                                Vec::with_capacity(2 * mc),
+                            )
+                        },
+                        |(mut out, mut nw, mut od): JoinScratch, p| {
+                            nw.clear();
+                            od.clear();
+                            nw.extend(filled(&fwd_new[p * mc..(p + 1) * mc]));
+                            nw.extend(
+                                rev_new[p * mc..(p + 1) * mc]
+                                    .iter()
+                                    .map(|e| e.1)
+                                    .take_while(|&q| q != u32::MAX),
+                            );
+                            nw.sort_unstable();
+                            nw.dedup();
+                            od.extend(filled(&fwd_old[p * mc..(p + 1) * mc]));
+                            od.extend(
+                                rev_old[p * mc..(p + 1) * mc]
+                                    .iter()
+                                    .map(|e| e.1)
+                                    .take_while(|&q| q != u32::MAX),
+                            );
+                            od.sort_unstable();
+                            od.dedup();
+                            od.retain(|q| nw.binary_search(q).is_err());
+                            for (ai, &a) in nw.iter().enumerate() {
+                                for &b in nw[ai + 1..].iter().chain(od.iter()) {
+                                    if a == b {
+                                        continue;
+                                    }
+                                    let dd = data.dist(a, b);
+                                    if dd <= bound(a) {
+                                        out[a as usize / JOIN_RANGE].push((a, b, dd));
+                                    }
+                                    if dd <= bound(b) {
+                                        out[b as usize / JOIN_RANGE].push((b, a, dd));
+                                    }
+                                }
                             }
-                            let dd = data.dist(a, b);
-                            offer(&lists, &worst, cap, a, dd, b);
-                            offer(&lists, &worst, cap, b, dd, a);
+                            (out, nw, od)
+                        },
+                    )
+                    .map(|(out, _, _)| out)
+                    .collect();
+                lists
+                    .par_chunks_mut(JOIN_RANGE)
+                    .zip(worst.par_chunks(JOIN_RANGE))
+                    .enumerate()
+                    .for_each(|(r, (ls, ws))| {
+                        let base = r * JOIN_RANGE;
+                        for offers in buckets.iter().map(|b| &b[r]) {
+                            for &(t, id, d) in offers {
+                                let i = t as usize - base;
+                                let l = ls[i].get_mut().unwrap_or_else(|e| e.into_inner());
+                                if l.push(cap, d, id) && l.len() >= cap {
+                                    ws[i].store(l.distance(cap - 1).to_bits(), Ordering::Relaxed);
+                                }
+                            }
                         }
-                    }
-                },
-            );
+                    });
+            }
             // entries that arrived this round (order-independent, unlike a count of inserts)
             let changed: usize = lists
                 .par_iter()
