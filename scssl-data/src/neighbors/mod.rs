@@ -156,32 +156,46 @@ pub(crate) fn check_input(x: ArrayView2<'_, f32>, k: usize) -> Result<()> {
     Ok(())
 }
 
-/// Squared Euclidean distance with eight independent accumulators (vectorises; the summation
-/// order is fixed, so results are the same on every CPU and thread count).
+/// `Σ term(a[i], b[i])` with eight independent accumulators (vectorises; the summation order
+/// is fixed by the length alone, so results are the same on every CPU and thread count).
 #[inline(always)]
-fn sqdist_lanes(a: &[f32], b: &[f32]) -> f32 {
+fn sum_lanes(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            let d = x[l] - y[l];
-            acc[l] += d * d;
+            acc[l] += term(x[l], y[l]);
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        let d = x - y;
-        s += d * d;
+    for (&x, &y) in ra.iter().zip(rb) {
+        s += term(x, y);
     }
     s
+}
+
+#[inline(always)]
+fn sqdist_lanes(a: &[f32], b: &[f32]) -> f32 {
+    sum_lanes(a, b, |x, y| (x - y) * (x - y))
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    sum_lanes(a, b, |x, y| x * y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn sqdist_avx2(a: &[f32], b: &[f32]) -> f32 {
     sqdist_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
 }
 
 /// Squared Euclidean distance (AVX2 when the CPU has it; identical results either way, since
@@ -194,32 +208,6 @@ pub(crate) fn sqdist(a: &[f32], b: &[f32]) -> f32 {
         return unsafe { sqdist_avx2(a, b) };
     }
     sqdist_lanes(a, b)
-}
-
-/// Dot product with eight independent accumulators (vectorises; a fixed summation order, so
-/// the same bits on every CPU and thread count).
-#[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    dot_lanes(a, b)
 }
 
 /// Dot product (AVX2 when the CPU has it; identical results either way, since no fused
