@@ -235,6 +235,11 @@ type Offer = (u32, u32, f32);
 /// One local-join task's offers per target range, and its new and old candidate buffers.
 type JoinScratch = (Vec<Vec<Offer>>, Vec<u32>, Vec<u32>);
 
+/// The used slots of a reverse-candidate row (`(priority, point)`, unused points `u32::MAX`).
+fn filled_reverse(slots: &[(u64, u32)]) -> impl Iterator<Item = u32> + '_ {
+    slots.iter().map(|e| e.1).take_while(|&q| q != u32::MAX)
+}
+
 /// Points per block of the local join: their offers are gathered, then applied (a few MB of
 /// offers per block).
 const JOIN_BLOCK: usize = 8192;
@@ -447,21 +452,11 @@ pub fn knn_nndescent(
                             nw.clear();
                             od.clear();
                             nw.extend(filled(&fwd_new[p * mc..(p + 1) * mc]));
-                            nw.extend(
-                                rev_new[p * mc..(p + 1) * mc]
-                                    .iter()
-                                    .map(|e| e.1)
-                                    .take_while(|&q| q != u32::MAX),
-                            );
+                            nw.extend(filled_reverse(&rev_new[p * mc..(p + 1) * mc]));
                             nw.sort_unstable();
                             nw.dedup();
                             od.extend(filled(&fwd_old[p * mc..(p + 1) * mc]));
-                            od.extend(
-                                rev_old[p * mc..(p + 1) * mc]
-                                    .iter()
-                                    .map(|e| e.1)
-                                    .take_while(|&q| q != u32::MAX),
-                            );
+                            od.extend(filled_reverse(&rev_old[p * mc..(p + 1) * mc]));
                             od.sort_unstable();
                             od.dedup();
                             od.retain(|q| nw.binary_search(q).is_err());
