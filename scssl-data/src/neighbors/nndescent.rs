@@ -6,12 +6,13 @@
 //! as "keep the k smallest (distance, id)", which does not depend on arrival order.
 
 use ndarray::{Array2, ArrayView2};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Neighbors, check_input, dist, dot};
+#[cfg(target_arch = "x86_64")]
+use super::sqdist_avx2;
+use super::{Neighbors, check_input, dot, sqdist, sqdist_lanes};
 use crate::error::Result;
 
 /// Parameters of [`knn_nndescent`].
@@ -59,57 +60,69 @@ pub(crate) fn key(seed: u64, a: u64, b: u64, c: u64) -> u64 {
     mix(mix(mix(seed ^ 0x5151) ^ a).wrapping_add(b.rotate_left(21)) ^ c.rotate_left(42))
 }
 
-/// A bounded list of the `cap` smallest (distance, id) pairs, sorted ascending. Each pair is one
-/// `u64` key, distance bits above id bits: distances are never negative, so their bits order
-/// as the distances do, and comparisons, the duplicate check and the insertion point are
-/// branch-free integer work that vectorises.
-struct NnList {
+/// The neighbour lists of the search, flat: `cap` keys per point, sorted ascending, empty slots
+/// `u64::MAX` at the end. Each key is one (distance, id) pair, distance bits above id bits:
+/// distances are never negative, so their bits order as the distances do, and comparisons, the
+/// duplicate check and the insertion point are branch-free integer work that vectorises. Beside
+/// each slot, a flag says whether its entry arrived since it was last sampled as a candidate.
+struct Lists {
+    cap: usize,
     keys: Vec<u64>,
-    /// Whether each entry arrived since it was last sampled as a candidate.
     new: Vec<bool>,
 }
 
-#[inline]
-fn pair_key(d: f32, id: u32) -> u64 {
-    // + 0.0 turns a −0 into +0, whose bits order correctly
-    (((d + 0.0).to_bits() as u64) << 32) | id as u64
+impl Lists {
+    fn new(n: usize, cap: usize) -> Self {
+        Self {
+            cap,
+            keys: vec![u64::MAX; n * cap],
+            new: vec![false; n * cap],
+        }
+    }
+    /// The largest key a list holds (`u64::MAX` while it has room): an offer must be below it.
+    #[inline]
+    fn bound(&self, p: u32) -> u64 {
+        self.keys[(p as usize + 1) * self.cap - 1]
+    }
 }
 
-impl NnList {
-    fn with_capacity(cap: usize) -> Self {
-        Self {
-            keys: Vec::with_capacity(cap + 1),
-            new: Vec::with_capacity(cap + 1),
-        }
+/// The key of the pair (squared distance `d2`, `id`).
+#[inline]
+fn pair_key(d2: f32, id: u32) -> u64 {
+    // + 0.0 turns a −0 into +0, whose bits order correctly
+    (((d2 + 0.0).to_bits() as u64) << 32) | id as u64
+}
+
+#[inline]
+fn key_id(key: u64) -> u32 {
+    key as u32
+}
+
+#[inline]
+fn key_distance(key: u64) -> f32 {
+    f32::from_bits((key >> 32) as u32)
+}
+
+/// Offers `key` to one sorted bounded list (`keys`, with its flags `new`); true when it
+/// entered. A point's distance to a given id is always computed the same way (the distance is
+/// symmetric to the bit), so a duplicate has the same key and sits exactly at the insertion
+/// point. The list ends as the `keys.len()` smallest keys offered, whatever their order.
+#[inline]
+fn push(keys: &mut [u64], new: &mut [bool], key: u64) -> bool {
+    let cap = keys.len();
+    if cap == 0 || key >= keys[cap - 1] {
+        return false;
     }
-    fn len(&self) -> usize {
-        self.keys.len()
+    // `key` is below the last slot, so the insertion point is inside the list
+    let pos = count_below(keys, key);
+    if keys[pos] == key {
+        return false;
     }
-    fn id(&self, i: usize) -> u32 {
-        self.keys[i] as u32
-    }
-    fn distance(&self, i: usize) -> f32 {
-        f32::from_bits((self.keys[i] >> 32) as u32)
-    }
-    /// Offers (d, id); true when it entered the list. A point's distance to a given id is
-    /// always computed the same way (the distance is symmetric to the bit), so a duplicate has
-    /// the same key and sits exactly at the insertion point.
-    fn push(&mut self, cap: usize, d: f32, id: u32) -> bool {
-        let key = pair_key(d, id);
-        let len = self.keys.len();
-        if len >= cap && key >= self.keys[cap - 1] {
-            return false;
-        }
-        let pos = count_below(&self.keys, key);
-        if pos < len && self.keys[pos] == key {
-            return false;
-        }
-        self.keys.insert(pos, key);
-        self.new.insert(pos, true);
-        self.keys.truncate(cap);
-        self.new.truncate(cap);
-        true
-    }
+    keys.copy_within(pos..cap - 1, pos + 1);
+    new.copy_within(pos..cap - 1, pos + 1);
+    keys[pos] = key;
+    new[pos] = true;
+    true
 }
 
 /// How many of `keys` are below `key`: the insertion point in a sorted list. A full scan beats
@@ -156,8 +169,8 @@ impl Data<'_> {
         &self.x[i as usize * self.d..(i as usize + 1) * self.d]
     }
     #[inline]
-    fn dist(&self, a: u32, b: u32) -> f32 {
-        dist(self.row(a), self.row(b))
+    fn sqdist(&self, a: u32, b: u32) -> f32 {
+        sqdist(self.row(a), self.row(b))
     }
 }
 
@@ -209,20 +222,143 @@ fn rp_tree_leaves(data: &Data, n: usize, leaf_size: usize, seed: u64, tree: u64)
     leaves
 }
 
-/// Offers `(d, id)` to `list`; the final content of every list is the `cap` smallest
-/// (distance, id) pairs offered, whatever the order of offers, so concurrent offers from
-/// several threads give the same result as a sequential run.
-#[inline]
-fn offer(lists: &[Mutex<NnList>], worst: &[AtomicU32], cap: usize, p: u32, d: f32, id: u32) {
-    // Lock-free rejection: the published worst distance only decreases, so a stale value can
-    // only let an offer through to the locked check, never wrongly reject one.
-    if d > f32::from_bits(worst[p as usize].load(Ordering::Relaxed)) {
-        return;
+/// Defines `$name`, which runs the `#[inline(always)]` kernel `$kernel` compiled for AVX2 when
+/// this CPU has it, with the squared distance as its last argument. Both distances are the
+/// same eight-lane sums without fused multiply-add, so both versions give the same bits.
+macro_rules! dispatched {
+    ($(#[$doc:meta])* $name:ident => $kernel:ident($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    // a closure inherits its function's target features
+                    $kernel($($arg),*, |a, b| sqdist_avx2(a, b))
+                }
+                if crate::simd::level() >= crate::simd::Level::Avx2 {
+                    // SAFETY: the CPU has AVX2.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $kernel($($arg),*, sqdist_lanes)
+        }
+    };
+}
+
+/// An offer to a neighbour list: (target point, key of the pair).
+type Offer = (u32, u64);
+
+/// Points per block of a measuring pass: their offers are gathered, then applied (a few MB of
+/// offers per block).
+const JOIN_BLOCK: usize = 8192;
+/// Points per target range: one range's lists are updated by one task.
+const JOIN_RANGE: usize = 4096;
+
+/// Offers the pair (a, b) at squared distance `d2` to both lists, where it passes the list's
+/// bound as it stood before this pass (the bound only falls, so nothing that belongs is lost).
+#[inline(always)]
+fn offer_pair(lists: &Lists, out: &mut [Vec<Offer>], a: u32, b: u32, d2: f32) {
+    let (ka, kb) = (pair_key(d2, b), pair_key(d2, a));
+    if ka < lists.bound(a) {
+        out[a as usize / JOIN_RANGE].push((a, ka));
     }
-    let mut l = lists[p as usize].lock().unwrap_or_else(|e| e.into_inner());
-    if l.push(cap, d, id) && l.len() >= cap {
-        worst[p as usize].store(l.distance(cap - 1).to_bits(), Ordering::Relaxed);
+    if kb < lists.bound(b) {
+        out[b as usize / JOIN_RANGE].push((b, kb));
     }
+}
+
+/// Every pair of a tree leaf.
+#[inline(always)]
+fn leaf_offers_kernel(
+    data: &Data<'_>,
+    lists: &Lists,
+    leaf: &[u32],
+    out: &mut [Vec<Offer>],
+    sqdist: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    for (ai, &a) in leaf.iter().enumerate() {
+        for &b in &leaf[ai + 1..] {
+            offer_pair(lists, out, a, b, sqdist(data.row(a), data.row(b)));
+        }
+    }
+}
+
+dispatched!(
+    /// [`leaf_offers_kernel`] for this CPU.
+    leaf_offers => leaf_offers_kernel(data: &Data<'_>, lists: &Lists, leaf: &[u32], out: &mut [Vec<Offer>])
+);
+
+/// The local join of one point: every pair of its new candidates, and every new candidate with
+/// every old one (`new` and `old` are sorted, without duplicates, and disjoint).
+#[inline(always)]
+fn join_offers_kernel(
+    data: &Data<'_>,
+    lists: &Lists,
+    new: &[u32],
+    old: &[u32],
+    out: &mut [Vec<Offer>],
+    sqdist: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    for (ai, &a) in new.iter().enumerate() {
+        let row = data.row(a);
+        for &b in new[ai + 1..].iter().chain(old) {
+            offer_pair(lists, out, a, b, sqdist(row, data.row(b)));
+        }
+    }
+}
+
+dispatched!(
+    /// [`join_offers_kernel`] for this CPU.
+    join_offers => join_offers_kernel(data: &Data<'_>, lists: &Lists, new: &[u32], old: &[u32], out: &mut [Vec<Offer>])
+);
+
+/// Runs `task(i, offers, scratch)` for every `i` of `items` in parallel (at least `min_len` per
+/// task), gathering each task's offers by target range.
+fn gather_offers<S, F>(
+    items: Range<usize>,
+    min_len: usize,
+    n_ranges: usize,
+    scratch: impl Fn() -> S + Sync + Send,
+    task: F,
+) -> Vec<Vec<Vec<Offer>>>
+where
+    S: Send,
+    F: Fn(usize, &mut [Vec<Offer>], &mut S) + Sync + Send,
+{
+    items
+        .into_par_iter()
+        .with_min_len(min_len)
+        .fold(
+            || (vec![Vec::new(); n_ranges], scratch()),
+            |(mut out, mut s), i| {
+                task(i, &mut out, &mut s);
+                (out, s)
+            },
+        )
+        .map(|(out, _)| out)
+        .collect()
+}
+
+/// Applies gathered offers: each target range's lists are updated by one task, touching only
+/// its own lists, without locks. A list keeps the `cap` smallest pairs offered whatever the
+/// order, so the result does not depend on how the work was split between threads.
+fn apply_offers(lists: &mut Lists, buckets: &[Vec<Vec<Offer>>]) {
+    let cap = lists.cap;
+    lists
+        .keys
+        .par_chunks_mut(JOIN_RANGE * cap)
+        .zip(lists.new.par_chunks_mut(JOIN_RANGE * cap))
+        .enumerate()
+        .for_each(|(r, (keys, new))| {
+            let base = r * JOIN_RANGE;
+            for offers in buckets.iter().map(|b| &b[r]) {
+                for &(t, key) in offers {
+                    let i = (t as usize - base) * cap;
+                    push(&mut keys[i..i + cap], &mut new[i..i + cap], key);
+                }
+            }
+        });
 }
 
 /// The used slots of a candidate row (unused slots are `u32::MAX`, at the end).
@@ -230,68 +366,86 @@ fn filled(slots: &[u32]) -> impl Iterator<Item = u32> + '_ {
     slots.iter().copied().take_while(|&q| q != u32::MAX)
 }
 
-/// An offer of the local join: (target point, candidate, distance).
-type Offer = (u32, u32, f32);
-/// One local-join task's offers per target range, and its new and old candidate buffers.
-type JoinScratch = (Vec<Vec<Offer>>, Vec<u32>, Vec<u32>);
-
-/// The used slots of a reverse-candidate row (`(priority, point)`, unused points `u32::MAX`).
-fn filled_reverse(slots: &[(u64, u32)]) -> impl Iterator<Item = u32> + '_ {
-    slots.iter().map(|e| e.1).take_while(|&q| q != u32::MAX)
-}
-
-/// Points per block of the local join: their offers are gathered, then applied (a few MB of
-/// offers per block).
-const JOIN_BLOCK: usize = 8192;
-/// Points per target range of the local join: one range's lists are updated by one thread.
-const JOIN_RANGE: usize = 4096;
-
-/// Keeps `item` among the smallest priorities in the sorted `slots` (ties: the earlier item).
-fn keep_top(slots: &mut [(u64, u32)], item: (u64, u32)) {
-    if item.0 >= slots[slots.len() - 1].0 {
-        return;
-    }
-    let pos = slots.partition_point(|s| s.0 < item.0);
-    slots.copy_within(pos..slots.len() - 1, pos + 1);
-    slots[pos] = item;
+/// The random priority of the pair (a, b) in one sampling (`round_key` names the sampling).
+#[inline]
+fn priority(round_key: u64, a: u32, b: u32) -> u64 {
+    mix(round_key ^ (((a as u64) << 32) | b as u64))
 }
 
 /// For every point `q`, the (up to) `mc` points `p` that list `q` among their forward
-/// candidates (`fwd`, `mc` slots per point, unused slots `u32::MAX`) with the smallest random
-/// priority `key(seed, round, q, p)`, sorted by priority. The sources of each `q` are gathered
-/// in ascending `p` first (one counting pass), then each `q` keeps its top `mc` in parallel:
-/// the same result as offering every pair in order of `p`, whatever the thread count.
-fn reverse_candidates(fwd: &[u32], n: usize, mc: usize, seed: u64, round: u64) -> Vec<(u64, u32)> {
-    let listed = |p: usize| {
-        fwd[p * mc..(p + 1) * mc]
-            .iter()
-            .copied()
-            .take_while(|&q| q != u32::MAX)
-    };
+/// candidates (`fwd`, `mc` slots per point, unused slots `u32::MAX`): all of them when they
+/// fit, else the `mc` with the smallest random priority, in `mc` slots per point (unused slots
+/// `u32::MAX`). The sources of each `q` are gathered first (one counting pass); the choice
+/// depends only on the set of sources, so not on the thread count.
+fn reverse_candidates(fwd: &[u32], n: usize, mc: usize, round_key: u64) -> Vec<u32> {
     let mut start = vec![0usize; n + 1];
-    for p in 0..n {
-        for q in listed(p) {
-            start[q as usize + 1] += 1;
-        }
+    for &q in fwd.iter().filter(|&&q| q != u32::MAX) {
+        start[q as usize + 1] += 1;
     }
     for q in 0..n {
         start[q + 1] += start[q];
     }
     let mut fill = start.clone();
     let mut sources = vec![0u32; start[n]];
-    for p in 0..n {
-        for q in listed(p) {
+    for (p, row) in fwd.chunks_exact(mc).enumerate() {
+        for q in filled(row) {
             sources[fill[q as usize]] = p as u32;
             fill[q as usize] += 1;
         }
     }
-    let mut rev = vec![(u64::MAX, u32::MAX); n * mc];
-    rev.par_chunks_mut(mc).enumerate().for_each(|(q, slots)| {
-        for &p in &sources[start[q]..start[q + 1]] {
-            keep_top(slots, (key(seed, round, q as u64, p as u64), p));
-        }
-    });
+    let mut rev = vec![u32::MAX; n * mc];
+    rev.par_chunks_mut(mc).enumerate().for_each_init(
+        Vec::new,
+        |scratch: &mut Vec<(u64, u32)>, (q, slots)| {
+            let from = &sources[start[q]..start[q + 1]];
+            if from.len() <= mc {
+                slots[..from.len()].copy_from_slice(from);
+                return;
+            }
+            scratch.clear();
+            scratch.extend(from.iter().map(|&p| (priority(round_key, q as u32, p), p)));
+            scratch.select_nth_unstable(mc - 1);
+            for (slot, &(_, p)) in slots.iter_mut().zip(scratch.iter()) {
+                *slot = p;
+            }
+        },
+    );
     rev
+}
+
+/// Writes into `out` the ids of the entries of one list (`keys`, `flags`) whose flag equals
+/// `want`: all of them when they fit, else the `out.len()` with the smallest random priority.
+/// With `mark`, the chosen entries' flags are cleared (sampled new entries become old).
+fn sample_entries(
+    keys: &[u64],
+    flags: &mut [bool],
+    want: bool,
+    mark: bool,
+    priority_of: impl Fn(u32) -> u64,
+    out: &mut [u32],
+    scratch: &mut Vec<(u64, usize)>,
+) {
+    scratch.clear();
+    scratch.extend(
+        keys.iter()
+            .take_while(|&&k| k != u64::MAX)
+            .enumerate()
+            .filter(|&(i, _)| flags[i] == want)
+            .map(|(i, _)| (0, i)),
+    );
+    if scratch.len() > out.len() {
+        for e in scratch.iter_mut() {
+            e.0 = priority_of(key_id(keys[e.1]));
+        }
+        scratch.select_nth_unstable(out.len() - 1);
+        scratch.truncate(out.len());
+    }
+    for (slot, &(_, i)) in out.iter_mut().zip(scratch.iter()) {
+        *slot = key_id(keys[i]);
+        if mark {
+            flags[i] = false;
+        }
+    }
 }
 
 /// Approximate `k` nearest neighbours (self first at distance 0) of every row of `x`.
@@ -310,12 +464,7 @@ pub fn knn_nndescent(
         ((out_cap as f64 * params.oversample.max(1.0)).ceil() as usize).min(n - 1)
     };
     let seed = params.seed;
-    let mut lists: Vec<Mutex<NnList>> = (0..n)
-        .map(|_| Mutex::new(NnList::with_capacity(cap)))
-        .collect();
-    let worst: Vec<AtomicU32> = (0..n)
-        .map(|_| AtomicU32::new(f32::INFINITY.to_bits()))
-        .collect();
+    let mut lists = Lists::new(n, cap);
     let clock = std::time::Instant::now();
     // the search runs on the points renumbered in the first tree's leaf order (see below);
     // `order[new] = old`
@@ -325,21 +474,19 @@ pub fn knn_nndescent(
             .n_trees
             .unwrap_or_else(|| (5 + ((n as f64).sqrt() / 20.0).round() as usize).min(64));
         let leaf = params.leaf_size.max(cap + 1);
-        let mut forest: Vec<Vec<Vec<u32>>> = {
+        // Renumber the points in the first tree's leaf order, so that points that are close in
+        // space are close in memory: the other trees' splits and the local joins below then
+        // find most rows they read in cache instead of in main memory. The renumbering is a
+        // function of the seed and the data only, so results stay independent of the thread
+        // count.
+        let first_tree = {
             let data = Data {
                 x: x.as_slice().unwrap_or(&[]),
                 d,
             };
-            (0..n_trees)
-                .into_par_iter()
-                .map(|t| rp_tree_leaves(&data, n, leaf, seed, t as u64))
-                .collect()
+            rp_tree_leaves(&data, n, leaf, seed, 0)
         };
-        // Renumber the points in the first tree's leaf order, so that points that are close in
-        // space are close in memory: the local joins below then find most rows they read in
-        // cache instead of in main memory. The renumbering is a function of the seed and the
-        // data only, so results stay independent of the thread count.
-        order = forest[0].iter().flatten().copied().collect();
+        order = first_tree.iter().flatten().copied().collect();
         let mut new_id = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
             new_id[old as usize] = new as u32;
@@ -348,163 +495,136 @@ pub fn knn_nndescent(
             ndarray::Axis(0),
             &order.iter().map(|&o| o as usize).collect::<Vec<_>>(),
         );
-        forest
-            .par_iter_mut()
-            .flatten()
-            .flatten()
-            .for_each(|p| *p = new_id[*p as usize]);
         let data = Data {
             x: x.as_slice().unwrap_or(&[]),
             d,
         };
-        forest.par_iter().flatten().for_each(|leaf| {
-            for (ai, &a) in leaf.iter().enumerate() {
-                for &b in &leaf[ai + 1..] {
-                    let dd = data.dist(a, b);
-                    offer(&lists, &worst, cap, a, dd, b);
-                    offer(&lists, &worst, cap, b, dd, a);
+        let mut forest: Vec<Vec<Vec<u32>>> = vec![{
+            let mut at = 0u32;
+            first_tree
+                .iter()
+                .map(|l| {
+                    at += l.len() as u32;
+                    (at - l.len() as u32..at).collect()
+                })
+                .collect()
+        }];
+        forest.par_extend(
+            (1..n_trees)
+                .into_par_iter()
+                .map(|t| rp_tree_leaves(&data, n, leaf, seed, t as u64)),
+        );
+        let t_built = clock.elapsed();
+        let n_ranges = n.div_ceil(JOIN_RANGE);
+        // every pair of every leaf, tree by tree, in blocks of leaves holding about
+        // `JOIN_BLOCK` points
+        for tree in &forest {
+            let mut first = 0;
+            while first < tree.len() {
+                let mut last = first;
+                let mut points = 0;
+                while last < tree.len() && points < JOIN_BLOCK {
+                    points += tree[last].len();
+                    last += 1;
                 }
+                let buckets = gather_offers(
+                    first..last,
+                    16,
+                    n_ranges,
+                    || (),
+                    |l, out, _| leaf_offers(&data, &lists, &tree[l], out),
+                );
+                apply_offers(&mut lists, &buckets);
+                first = last;
             }
-        });
+        }
         drop(forest);
+        tracing::debug!("nn-descent: {n_trees} RP trees built at {t_built:.2?}");
         tracing::debug!("nn-descent: {n_trees} RP trees in {:.2?}", clock.elapsed());
-        // top up lists that are still short with random points
-        (0..n as u32).into_par_iter().for_each(|p| {
-            let have = lists[p as usize].lock().map(|l| l.len()).unwrap_or(0);
-            let mut t = 0u64;
-            let mut added = 0;
-            while have + added < cap && t < 4 * cap as u64 + 16 {
-                let q = (key(seed, 0xFEED, p as u64, t) % n as u64) as u32;
-                t += 1;
-                if q != p {
-                    offer(&lists, &worst, cap, p, data.dist(p, q), q);
-                    added += 1;
+        // top up lists that are still short with random points, then (rarely: tiny or
+        // duplicate-ridden data) with the first points in order, so every list ends full
+        lists
+            .keys
+            .par_chunks_mut(cap)
+            .zip(lists.new.par_chunks_mut(cap))
+            .enumerate()
+            .for_each(|(p, (keys, new))| {
+                let mut t = 0u64;
+                while keys[cap - 1] == u64::MAX && t < 4 * cap as u64 + 16 {
+                    let q = (key(seed, 0xFEED, p as u64, t) % n as u64) as u32;
+                    t += 1;
+                    if q != p as u32 {
+                        push(keys, new, pair_key(data.sqdist(p as u32, q), q));
+                    }
                 }
-            }
-        });
+                let mut q = 0;
+                while keys[cap - 1] == u64::MAX {
+                    if q != p as u32 {
+                        push(keys, new, pair_key(data.sqdist(p as u32, q), q));
+                    }
+                    q += 1;
+                }
+            });
         let n_iters = params
             .n_iters
             .unwrap_or_else(|| ((n as f64).log2().round() as usize).max(5));
         let mc = params.max_candidates.max(1);
-        let n_ranges = n.div_ceil(JOIN_RANGE);
         for it in 0..n_iters {
+            let round = it as u64 + 1;
             // forward candidates: up to `mc` new ones sampled by random priority (then marked
             // old) and up to `mc` old ones, in flat per-point slots
             let mut fwd_new = vec![u32::MAX; n * mc];
             let mut fwd_old = vec![u32::MAX; n * mc];
+            let (new_key, old_key) = (key(seed, round, 1, 0), key(seed, round, 2, 0));
             lists
-                .par_iter()
+                .keys
+                .par_chunks(cap)
+                .zip(lists.new.par_chunks_mut(cap))
                 .zip(fwd_new.par_chunks_mut(mc).zip(fwd_old.par_chunks_mut(mc)))
                 .enumerate()
-                .for_each(|(p, (l, (nc, oc)))| {
-                    let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut fresh: Vec<(u64, usize)> = (0..l.len())
-                        .filter(|&i| l.new[i])
-                        .map(|i| (key(seed, it as u64 + 1, p as u64, l.id(i) as u64), i))
-                        .collect();
-                    fresh.sort_unstable();
-                    fresh.truncate(mc);
-                    let mut old: Vec<(u64, u32)> = (0..l.len())
-                        .filter(|&i| !l.new[i])
-                        .map(|i| {
-                            let id = l.id(i);
-                            (key(seed, it as u64 + 1, p as u64 ^ 0xF0F0, id as u64), id)
-                        })
-                        .collect();
-                    old.sort_unstable();
-                    for (slot, &(_, i)) in fresh.iter().enumerate() {
-                        l.new[i] = false;
-                        nc[slot] = l.id(i);
-                    }
-                    for (slot, &(_, id)) in old.iter().take(mc).enumerate() {
-                        oc[slot] = id;
-                    }
+                .for_each_init(Vec::new, |scratch, (p, ((keys, flags), (nc, oc)))| {
+                    let p = p as u32;
+                    let (old_of, new_of) =
+                        (|q| priority(old_key, p, q), |q| priority(new_key, p, q));
+                    sample_entries(keys, flags, false, false, old_of, oc, scratch);
+                    sample_entries(keys, flags, true, true, new_of, nc, scratch);
                 });
+            tracing::debug!("nn-descent round {it}: forward at {:.2?}", clock.elapsed());
             // reverse candidates: keep the `mc` with the smallest random priority per point
-            let rev_new = reverse_candidates(&fwd_new, n, mc, seed, it as u64 + 101);
-            let rev_old = reverse_candidates(&fwd_old, n, mc, seed, it as u64 + 201);
+            let rev_new = reverse_candidates(&fwd_new, n, mc, key(seed, round, 3, 0));
+            let rev_old = reverse_candidates(&fwd_old, n, mc, key(seed, round, 4, 0));
             tracing::debug!(
                 "nn-descent round {it}: candidates at {:.2?}",
                 clock.elapsed()
             );
             // Local join, block by block: the candidate pairs of a block of points are measured
-            // in parallel against the list bounds as they stood before the block, the offers
-            // that pass are bucketed by target range, and each range then applies its own
-            // offers without locks, touching only its own lists (which stay in cache). A list
-            // keeps the `cap` smallest pairs offered whatever the order, so the result does not
-            // depend on how the work was split between threads.
-            let bound = |p: u32| f32::from_bits(worst[p as usize].load(Ordering::Relaxed));
+            // in parallel against the list bounds as they stood before the block, then applied.
             for b0 in (0..n).step_by(JOIN_BLOCK) {
                 let b1 = (b0 + JOIN_BLOCK).min(n);
-                let buckets: Vec<Vec<Vec<Offer>>> = (b0..b1)
-                    .into_par_iter()
-                    // a bounded number of per-task buckets
-                    .with_min_len(512)
-                    .fold(
-                        || {
-                            (
-                                vec![Vec::new(); n_ranges],
-                                Vec::with_capacity(2 * mc),
-                                Vec::with_capacity(2 * mc),
-                            )
-                        },
-                        |(mut out, mut nw, mut od): JoinScratch, p| {
-                            nw.clear();
-                            od.clear();
-                            nw.extend(filled(&fwd_new[p * mc..(p + 1) * mc]));
-                            nw.extend(filled_reverse(&rev_new[p * mc..(p + 1) * mc]));
-                            nw.sort_unstable();
-                            nw.dedup();
-                            od.extend(filled(&fwd_old[p * mc..(p + 1) * mc]));
-                            od.extend(filled_reverse(&rev_old[p * mc..(p + 1) * mc]));
-                            od.sort_unstable();
-                            od.dedup();
-                            od.retain(|q| nw.binary_search(q).is_err());
-                            for (ai, &a) in nw.iter().enumerate() {
-                                for &b in nw[ai + 1..].iter().chain(od.iter()) {
-                                    if a == b {
-                                        continue;
-                                    }
-                                    let dd = data.dist(a, b);
-                                    if dd <= bound(a) {
-                                        out[a as usize / JOIN_RANGE].push((a, b, dd));
-                                    }
-                                    if dd <= bound(b) {
-                                        out[b as usize / JOIN_RANGE].push((b, a, dd));
-                                    }
-                                }
-                            }
-                            (out, nw, od)
-                        },
-                    )
-                    .map(|(out, _, _)| out)
-                    .collect();
-                lists
-                    .par_chunks_mut(JOIN_RANGE)
-                    .zip(worst.par_chunks(JOIN_RANGE))
-                    .enumerate()
-                    .for_each(|(r, (ls, ws))| {
-                        let base = r * JOIN_RANGE;
-                        for offers in buckets.iter().map(|b| &b[r]) {
-                            for &(t, id, d) in offers {
-                                let i = t as usize - base;
-                                let l = ls[i].get_mut().unwrap_or_else(|e| e.into_inner());
-                                if l.push(cap, d, id) && l.len() >= cap {
-                                    ws[i].store(l.distance(cap - 1).to_bits(), Ordering::Relaxed);
-                                }
-                            }
-                        }
-                    });
+                let buckets = gather_offers(
+                    b0..b1,
+                    512,
+                    n_ranges,
+                    || (Vec::with_capacity(2 * mc), Vec::with_capacity(2 * mc)),
+                    |p, out, (nw, od): &mut (Vec<u32>, Vec<u32>)| {
+                        nw.clear();
+                        od.clear();
+                        nw.extend(filled(&fwd_new[p * mc..(p + 1) * mc]));
+                        nw.extend(filled(&rev_new[p * mc..(p + 1) * mc]));
+                        nw.sort_unstable();
+                        nw.dedup();
+                        od.extend(filled(&fwd_old[p * mc..(p + 1) * mc]));
+                        od.extend(filled(&rev_old[p * mc..(p + 1) * mc]));
+                        od.sort_unstable();
+                        od.dedup();
+                        od.retain(|q| nw.binary_search(q).is_err());
+                        join_offers(&data, &lists, nw, od, out);
+                    },
+                );
+                apply_offers(&mut lists, &buckets);
             }
             // entries that arrived this round (order-independent, unlike a count of inserts)
-            let changed: usize = lists
-                .par_iter()
-                .map(|l| {
-                    l.lock()
-                        .map(|l| l.new.iter().filter(|&&v| v).count())
-                        .unwrap_or(0)
-                })
-                .sum();
+            let changed: usize = lists.new.par_iter().filter(|&&f| f).count();
             tracing::debug!(
                 "nn-descent round {it}: {changed} new neighbours at {:.2?}",
                 clock.elapsed()
@@ -515,21 +635,36 @@ pub fn knn_nndescent(
         }
     }
     // back to the caller's numbering, each row ordered by (distance, original id)
+    let mut rows = vec![(0f32, 0u32); n * out_cap];
+    if out_cap > 0 {
+        rows.par_chunks_mut(out_cap)
+            .zip(lists.keys.par_chunks(cap.max(1)))
+            .for_each(|(row, keys)| {
+                for (r, &key) in row.iter_mut().zip(keys) {
+                    *r = (key_distance(key).sqrt(), order[key_id(key) as usize]);
+                }
+                row.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            });
+    }
     let mut indices = Array2::<u32>::zeros((n, k));
     let mut distances = Array2::<f32>::zeros((n, k));
-    let mut row: Vec<(f32, u32)> = Vec::with_capacity(cap);
-    for (new, l) in lists.into_iter().enumerate() {
-        let l = l.into_inner().unwrap_or_else(|e| e.into_inner());
-        let i = order[new] as usize;
-        row.clear();
-        row.extend((0..l.len().min(out_cap)).map(|c| (l.distance(c), order[l.id(c) as usize])));
-        row.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        indices[[i, 0]] = i as u32;
-        for (c, &(d, id)) in row.iter().enumerate() {
-            indices[[i, c + 1]] = id;
-            distances[[i, c + 1]] = d;
-        }
+    let mut row_of = vec![0usize; n];
+    for (new, &old) in order.iter().enumerate() {
+        row_of[old as usize] = new;
     }
+    indices
+        .outer_iter_mut()
+        .into_par_iter()
+        .zip(distances.outer_iter_mut())
+        .enumerate()
+        .for_each(|(i, (mut idx, mut dist))| {
+            idx[0] = i as u32;
+            let row = &rows[row_of[i] * out_cap..(row_of[i] + 1) * out_cap];
+            for (c, &(d, id)) in row.iter().enumerate() {
+                idx[c + 1] = id;
+                dist[c + 1] = d;
+            }
+        });
     Neighbors::new(indices, distances)
 }
 
@@ -565,12 +700,13 @@ mod tests {
             })
             .collect();
         let run = |offers: &mut dyn Iterator<Item = &(f32, u32)>| {
-            let mut l = NnList::with_capacity(10);
+            let (mut keys, mut new) = (vec![u64::MAX; 10], vec![false; 10]);
             for &(d, id) in offers {
-                l.push(10, d, id);
+                push(&mut keys, &mut new, pair_key(d, id));
             }
-            (0..l.len())
-                .map(|i| (l.distance(i), l.id(i)))
+            keys.iter()
+                .take_while(|&&k| k != u64::MAX)
+                .map(|&k| (key_distance(k), key_id(k)))
                 .collect::<Vec<_>>()
         };
         let forward = run(&mut offers.iter());
@@ -581,11 +717,33 @@ mod tests {
         want.truncate(10);
         assert_eq!(forward, want);
         // −0 orders as +0
-        let mut l = NnList::with_capacity(2);
-        l.push(2, 0.5, 1);
-        l.push(2, -0.0, 2);
-        assert_eq!(l.id(0), 2);
-        assert!(!l.push(2, 0.0, 2), "the same pair again is a duplicate");
+        let (mut keys, mut new) = (vec![u64::MAX; 2], vec![false; 2]);
+        assert!(push(&mut keys, &mut new, pair_key(0.5, 1)));
+        assert!(push(&mut keys, &mut new, pair_key(-0.0, 2)));
+        assert_eq!(key_id(keys[0]), 2);
+        assert!(
+            !push(&mut keys, &mut new, pair_key(0.0, 2)),
+            "the same pair again is a duplicate"
+        );
+        assert!(
+            !push(&mut keys, &mut new, pair_key(0.7, 3)),
+            "a full list's worst is a bound"
+        );
+    }
+
+    /// Lists as long as the data allows, on identical rows: every list still ends full (the
+    /// top-up falls back to the points in order), each row holds every other point once.
+    #[test]
+    fn tiny_duplicate_data_fills_every_list() {
+        let x = Array2::<f32>::from_elem((6, 3), 1.5);
+        let nn = knn_nndescent(x.view(), 6, &NnDescentParams::default()).unwrap();
+        for (i, row) in nn.indices.outer_iter().enumerate() {
+            let mut ids: Vec<u32> = row.to_vec();
+            assert_eq!(ids[0], i as u32);
+            ids.sort_unstable();
+            assert_eq!(ids, (0..6).collect::<Vec<u32>>());
+        }
+        assert!(nn.distances.iter().all(|&d| d == 0.0));
     }
 
     /// The metrics' 90-NN as `KnnMethod::Auto` runs it above `LARGE_K_EXACT_MAX` cells: lists
