@@ -114,8 +114,12 @@ pub fn knn(x: ArrayView2<'_, f32>, k: usize, method: KnnMethod, seed: u64) -> Re
                         seed,
                         // lists of ≥ 30 already hold enough candidates to escape local optima:
                         // recall 0.9998 for k = 90 at 200,000 cells without the 2× oversample,
-                        // which costs 2.6× the time
-                        oversample: if k >= LARGE_K { 1.0 } else { 2.0 },
+                        // which costs 2.6× the time; shorter lists keep the default oversample
+                        oversample: if k >= LARGE_K {
+                            1.0
+                        } else {
+                            NnDescentParams::default().oversample
+                        },
                         ..Default::default()
                     },
                 )
@@ -213,11 +217,7 @@ fn sum_lanes_avx2(a: &[f32], b: &[f32], squared_difference: bool) -> f32 {
         };
         acc = _mm256_add_ps(acc, term);
     }
-    // (acc0 + acc4, acc1 + acc5, acc2 + acc6, acc3 + acc7), then pairs, then the two halves:
-    // the scalar version's ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
-    let quad = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let pairs = _mm_add_ps(quad, _mm_movehdup_ps(quad));
-    let mut s = _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehl_ps(pairs, pairs)));
+    let mut s = reduce_lanes_avx2(acc);
     for i in chunks * 8..len {
         s += if squared_difference {
             (a[i] - b[i]) * (a[i] - b[i])
@@ -226,6 +226,56 @@ fn sum_lanes_avx2(a: &[f32], b: &[f32], squared_difference: bool) -> f32 {
         };
     }
     s
+}
+
+/// The eight lanes' sum in [`sum_lanes`]' order: (acc0 + acc4, acc1 + acc5, acc2 + acc6,
+/// acc3 + acc7), then pairs, then the two halves, i.e.
+/// ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn reduce_lanes_avx2(acc: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let quad = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let pairs = _mm_add_ps(quad, _mm_movehdup_ps(quad));
+    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehl_ps(pairs, pairs)))
+}
+
+/// [`sqdist_lanes`] of `a` against four rows at once.
+#[inline(always)]
+pub(crate) fn sqdist4_lanes(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    b.map(|b| sqdist_lanes(a, b))
+}
+
+/// [`sqdist_avx2`] of `a` against four rows at once: four independent sums that overlap in the
+/// pipeline, each the same operations in the same order as one [`sqdist_avx2`] (the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn sqdist4_avx2(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let len = b.iter().fold(a.len(), |len, b| len.min(b.len()));
+    let chunks = len / 8;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for c in 0..chunks {
+        // SAFETY: `c * 8 + 8 <= len`, inside every slice.
+        let x = unsafe { _mm256_loadu_ps(a.as_ptr().add(c * 8)) };
+        for (acc, b) in acc.iter_mut().zip(&b) {
+            // SAFETY: as above.
+            let y = unsafe { _mm256_loadu_ps(b.as_ptr().add(c * 8)) };
+            let diff = _mm256_sub_ps(x, y);
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(diff, diff));
+        }
+    }
+    let mut out = [0f32; 4];
+    for ((out, acc), b) in out.iter_mut().zip(acc).zip(&b) {
+        let mut s = reduce_lanes_avx2(acc);
+        for i in chunks * 8..len {
+            s += (a[i] - b[i]) * (a[i] - b[i]);
+        }
+        *out = s;
+    }
+    out
 }
 
 /// [`sqdist_lanes`] in AVX2 registers (the same bits).
@@ -320,6 +370,15 @@ mod tests {
             );
             assert_eq!(sqdist(&b, &a).to_bits(), sqdist(&a, &b).to_bits(), "{len}");
             assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "{len}");
+            let rows = [&b[..], &a[..], &b[..], &a[..]];
+            let four = sqdist4_lanes(&a, rows).map(f32::to_bits);
+            assert_eq!(four, rows.map(|r| sqdist_lanes(&a, r).to_bits()), "{len}");
+            #[cfg(target_arch = "x86_64")]
+            if crate::simd::level() >= crate::simd::Level::Avx2 {
+                // SAFETY: the CPU has AVX2.
+                let avx2 = unsafe { sqdist4_avx2(&a, rows) }.map(f32::to_bits);
+                assert_eq!(avx2, four, "{len}");
+            }
         }
     }
 }

@@ -10,9 +10,9 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::{Neighbors, check_input, dot, sqdist, sqdist_lanes, sqdist4_lanes};
 #[cfg(target_arch = "x86_64")]
-use super::sqdist_avx2;
-use super::{Neighbors, check_input, dot, sqdist, sqdist_lanes};
+use super::{sqdist_avx2, sqdist4_avx2};
 use crate::error::Result;
 
 /// Parameters of [`knn_nndescent`].
@@ -20,9 +20,9 @@ use crate::error::Result;
 pub struct NnDescentParams {
     /// Seed of every random choice.
     pub seed: u64,
-    /// Random-projection trees (default: pynndescent's `min(64, 5 + round(sqrt(n) / 20))`).
+    /// Random-projection trees (default: pynndescent 0.6's `max(3, min(12, round(2·log10 n)))`).
     pub n_trees: Option<usize>,
-    /// Maximum points per tree leaf.
+    /// Maximum points per tree leaf (raised to the list length + 1 when that is larger).
     pub leaf_size: usize,
     /// Maximum new/old candidates per point and round.
     pub max_candidates: usize,
@@ -40,11 +40,11 @@ impl Default for NnDescentParams {
         Self {
             seed: 0,
             n_trees: None,
-            leaf_size: 30,
+            leaf_size: 60,
             max_candidates: 30,
             n_iters: None,
             delta: 0.001,
-            oversample: 2.0,
+            oversample: 1.75,
         }
     }
 }
@@ -223,7 +223,8 @@ fn rp_tree_leaves(data: &Data, n: usize, leaf_size: usize, seed: u64, tree: u64)
 }
 
 /// Defines `$name`, which runs the `#[inline(always)]` kernel `$kernel` compiled for AVX2 when
-/// this CPU has it, with the squared distance as its last argument. Both distances are the
+/// this CPU has it, with the squared distance (of one pair, and of one row against four) as its
+/// last arguments. Both distances are the
 /// same eight-lane sums without fused multiply-add, so both versions give the same bits.
 macro_rules! dispatched {
     ($(#[$doc:meta])* $name:ident => $kernel:ident($($arg:ident: $ty:ty),*)) => {
@@ -234,14 +235,14 @@ macro_rules! dispatched {
                 #[target_feature(enable = "avx2")]
                 fn avx2($($arg: $ty),*) {
                     // a closure inherits its function's target features
-                    $kernel($($arg),*, |a, b| sqdist_avx2(a, b))
+                    $kernel($($arg),*, |a, b| sqdist_avx2(a, b), |a, b| sqdist4_avx2(a, b))
                 }
                 if crate::simd::level() >= crate::simd::Level::Avx2 {
                     // SAFETY: the CPU has AVX2.
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $kernel($($arg),*, sqdist_lanes)
+            $kernel($($arg),*, sqdist_lanes, sqdist4_lanes)
         }
     };
 }
@@ -276,6 +277,7 @@ fn leaf_offers_kernel(
     leaf: &[u32],
     out: &mut [Vec<Offer>],
     sqdist: impl Fn(&[f32], &[f32]) -> f32,
+    _sqdist4: impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
 ) {
     for (ai, &a) in leaf.iter().enumerate() {
         for &b in &leaf[ai + 1..] {
@@ -289,28 +291,58 @@ dispatched!(
     leaf_offers => leaf_offers_kernel(data: &Data<'_>, lists: &Lists, leaf: &[u32], out: &mut [Vec<Offer>])
 );
 
-/// The local join of one point: every pair of its new candidates, and every new candidate with
-/// every old one (`new` and `old` are sorted, without duplicates, and disjoint).
+/// The local join of one point: `candidates` holds its `n_new` new candidates, then its old
+/// ones (each group sorted, without duplicates, the groups disjoint), and `bounds` their lists'
+/// bounds; every pair of new candidates is measured, and every new candidate with every old one.
 #[inline(always)]
 fn join_offers_kernel(
     data: &Data<'_>,
-    lists: &Lists,
-    new: &[u32],
-    old: &[u32],
+    candidates: &[u32],
+    bounds: &[u64],
+    n_new: usize,
     out: &mut [Vec<Offer>],
     sqdist: impl Fn(&[f32], &[f32]) -> f32,
+    sqdist4: impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
 ) {
-    for (ai, &a) in new.iter().enumerate() {
+    let mut offer = |a: u32, bound_a: u64, b: u32, bound_b: u64, d2: f32| {
+        let (ka, kb) = (pair_key(d2, b), pair_key(d2, a));
+        if ka < bound_a {
+            out[a as usize / JOIN_RANGE].push((a, ka));
+        }
+        if kb < bound_b {
+            out[b as usize / JOIN_RANGE].push((b, kb));
+        }
+    };
+    for ai in 0..n_new {
+        let (a, bound_a) = (candidates[ai], bounds[ai]);
         let row = data.row(a);
-        for &b in new[ai + 1..].iter().chain(old) {
-            offer_pair(lists, out, a, b, sqdist(row, data.row(b)));
+        let (others, other_bounds) = (&candidates[ai + 1..], &bounds[ai + 1..]);
+        // four rows at a time: four independent sums in flight
+        let fours = others.len() / 4 * 4;
+        for (b, bb) in others[..fours]
+            .chunks_exact(4)
+            .zip(other_bounds[..fours].chunks_exact(4))
+        {
+            let rows = [
+                data.row(b[0]),
+                data.row(b[1]),
+                data.row(b[2]),
+                data.row(b[3]),
+            ];
+            let d2 = sqdist4(row, rows);
+            for j in 0..4 {
+                offer(a, bound_a, b[j], bb[j], d2[j]);
+            }
+        }
+        for (&b, &bound_b) in others[fours..].iter().zip(&other_bounds[fours..]) {
+            offer(a, bound_a, b, bound_b, sqdist(row, data.row(b)));
         }
     }
 }
 
 dispatched!(
     /// [`join_offers_kernel`] for this CPU.
-    join_offers => join_offers_kernel(data: &Data<'_>, lists: &Lists, new: &[u32], old: &[u32], out: &mut [Vec<Offer>])
+    join_offers => join_offers_kernel(data: &Data<'_>, candidates: &[u32], bounds: &[u64], n_new: usize, out: &mut [Vec<Offer>])
 );
 
 /// Runs `task(i, offers, scratch)` for every `i` of `items` in parallel (at least `min_len` per
@@ -472,7 +504,7 @@ pub fn knn_nndescent(
     if cap > 0 {
         let n_trees = params
             .n_trees
-            .unwrap_or_else(|| (5 + ((n as f64).sqrt() / 20.0).round() as usize).min(64));
+            .unwrap_or_else(|| ((2.0 * (n as f64).log10()).round() as usize).clamp(3, 12));
         let leaf = params.leaf_size.max(cap + 1);
         // Renumber the points in the first tree's leaf order, so that points that are close in
         // space are close in memory: the other trees' splits and the local joins below then
@@ -539,8 +571,10 @@ pub fn knn_nndescent(
             }
         }
         drop(forest);
-        tracing::debug!("nn-descent: {n_trees} RP trees built at {t_built:.2?}");
-        tracing::debug!("nn-descent: {n_trees} RP trees in {:.2?}", clock.elapsed());
+        tracing::debug!(
+            "nn-descent: {n_trees} RP trees built at {t_built:.2?}, their leaves joined at {:.2?}",
+            clock.elapsed()
+        );
         // top up lists that are still short with random points, then (rarely: tiny or
         // duplicate-ridden data) with the first points in order, so every list ends full
         lists
@@ -605,20 +639,30 @@ pub fn knn_nndescent(
                     b0..b1,
                     512,
                     n_ranges,
-                    || (Vec::with_capacity(2 * mc), Vec::with_capacity(2 * mc)),
-                    |p, out, (nw, od): &mut (Vec<u32>, Vec<u32>)| {
-                        nw.clear();
+                    || {
+                        (
+                            Vec::with_capacity(4 * mc),
+                            Vec::with_capacity(2 * mc),
+                            Vec::new(),
+                        )
+                    },
+                    |p, out, (cands, od, bounds): &mut (Vec<u32>, Vec<u32>, Vec<u64>)| {
+                        cands.clear();
                         od.clear();
-                        nw.extend(filled(&fwd_new[p * mc..(p + 1) * mc]));
-                        nw.extend(filled(&rev_new[p * mc..(p + 1) * mc]));
-                        nw.sort_unstable();
-                        nw.dedup();
+                        cands.extend(filled(&fwd_new[p * mc..(p + 1) * mc]));
+                        cands.extend(filled(&rev_new[p * mc..(p + 1) * mc]));
+                        cands.sort_unstable();
+                        cands.dedup();
+                        let n_new = cands.len();
                         od.extend(filled(&fwd_old[p * mc..(p + 1) * mc]));
                         od.extend(filled(&rev_old[p * mc..(p + 1) * mc]));
                         od.sort_unstable();
                         od.dedup();
-                        od.retain(|q| nw.binary_search(q).is_err());
-                        join_offers(&data, &lists, nw, od, out);
+                        od.retain(|q| cands[..n_new].binary_search(q).is_err());
+                        cands.extend_from_slice(od);
+                        bounds.clear();
+                        bounds.extend(cands.iter().map(|&q| lists.bound(q)));
+                        join_offers(&data, cands, bounds, n_new, out);
                     },
                 );
                 apply_offers(&mut lists, &buckets);
