@@ -104,6 +104,12 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
             if let Some(v) = env("SCSSL_NND_LEAF") {
                 p.leaf_size = v as usize;
             }
+            if let Some(v) = env("SCSSL_NND_ITERS") {
+                p.n_iters = Some(v as usize);
+            }
+            if let Some(v) = env("SCSSL_NND_DELTA") {
+                p.delta = v;
+            }
             let nn = neighbors::knn_nndescent(x.view(), 15, &p)?;
             let secs = t.elapsed().as_secs_f64();
             // exact neighbours of evenly spaced query cells
