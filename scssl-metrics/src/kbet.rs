@@ -352,7 +352,13 @@ fn diffusion_nn(
         indptr.push(idx.len());
     }
     let t = CsrMatrix::new(n, n, indptr, idx, dat).ok()?;
+    let clock = std::time::Instant::now();
     let (vals, vecs) = top_eigen_with(&t, n_comps.min(n - 1), dense_limit);
+    tracing::debug!(
+        "kbet: {n} cells, {} eigenvectors in {:.2?}",
+        vals.len(),
+        clock.elapsed()
+    );
     if vals.is_empty() {
         return None;
     }
@@ -367,7 +373,10 @@ fn diffusion_nn(
     if emb.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    knn_exact(emb.view(), k).ok().map(|nn| nn.indices)
+    let clock = std::time::Instant::now();
+    let nn = knn_exact(emb.view(), k).ok().map(|nn| nn.indices);
+    tracing::debug!("kbet: {n} cells, {k}-NN in {:.2?}", clock.elapsed());
+    nn
 }
 
 /// `kbet_per_label` on the 50-NN table (self first). `None` when every label is skipped
