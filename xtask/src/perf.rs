@@ -365,7 +365,12 @@ fn augment() -> Result {
 fn metrics(args: &[String]) -> Result {
     let (sizes, py_max) = sizes_and_python_max(args, "10000,50000,100000")?;
     let scssl = scssl_release()?;
-    let py = crate::fixtures::scib_venv()?;
+    // the scib-metrics venv only when some size is compared against it
+    let py = if sizes.iter().any(|&n| n <= py_max) {
+        Some(crate::fixtures::scib_venv()?)
+    } else {
+        None
+    };
     let mut first = true;
     for n in sizes {
         let dir = root().join(format!("results/perf-metrics/n{n}"));
@@ -377,8 +382,8 @@ fn metrics(args: &[String]) -> Result {
         let mut c = Command::new(&scssl);
         c.args(["perf-step", "metrics"]).arg(&dir);
         let ours = measure(c, "scssl perf-step metrics")?;
-        let theirs = if n <= py_max {
-            let mut c = Command::new(&py);
+        let theirs = if let (true, Some(py)) = (n <= py_max, &py) {
+            let mut c = Command::new(py);
             c.arg(root().join("conformance/perf_metrics.py"))
                 .arg(&dir)
                 .env("PYTHONWARNINGS", "ignore");

@@ -596,7 +596,7 @@ fn descend(
                     cands.extend_from_slice(od);
                     bounds.clear();
                     bounds.extend(cands.iter().map(|&q| lists.bound(q)));
-                    join_offers(&data, cands, bounds, n_new, out);
+                    join_offers(data, cands, bounds, n_new, out);
                 },
             );
             apply_offers(lists, &buckets);
