@@ -15,6 +15,12 @@ use super::{Neighbors, check_input, dot, sqdist, sqdist_lanes, sqdist4_lanes};
 use super::{sqdist_avx2, sqdist4_avx2};
 use crate::error::Result;
 
+mod candidates;
+mod lists;
+
+use candidates::{filled, priority, reverse_candidates, sample_entries};
+use lists::{Lists, key_distance, key_id, pair_key, push};
+
 /// Parameters of [`knn_nndescent`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NnDescentParams {
@@ -80,122 +86,6 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 
 pub(crate) fn key(seed: u64, a: u64, b: u64, c: u64) -> u64 {
     mix(mix(mix(seed ^ 0x5151) ^ a).wrapping_add(b.rotate_left(21)) ^ c.rotate_left(42))
-}
-
-/// The neighbour lists of the search, flat: `cap` keys per point, sorted ascending, empty slots
-/// `u64::MAX` at the end. Each key is one (distance, id) pair, distance bits above id bits:
-/// distances are never negative, so their bits order as the distances do, and comparisons, the
-/// duplicate check and the insertion point are branch-free integer work that vectorises. Beside
-/// each slot, a flag says whether its entry arrived since it was last sampled as a candidate.
-struct Lists {
-    cap: usize,
-    keys: Vec<u64>,
-    new: Vec<bool>,
-}
-
-impl Lists {
-    fn new(n: usize, cap: usize) -> Self {
-        Self {
-            cap,
-            keys: vec![u64::MAX; n * cap],
-            new: vec![false; n * cap],
-        }
-    }
-    /// The largest key a list holds (`u64::MAX` while it has room): an offer must be below it.
-    #[inline]
-    fn bound(&self, p: u32) -> u64 {
-        self.keys[(p as usize + 1) * self.cap - 1]
-    }
-    /// The same lists with room for `cap` entries each, every entry flagged new so that the
-    /// search samples it again (its neighbours' pairs that the shorter lists rejected can now
-    /// enter).
-    fn grown(&self, cap: usize) -> Self {
-        let n = self.keys.len() / self.cap.max(1);
-        let mut out = Self::new(n, cap);
-        out.keys
-            .par_chunks_mut(cap)
-            .zip(out.new.par_chunks_mut(cap))
-            .zip(self.keys.par_chunks(self.cap.max(1)))
-            .for_each(|((keys, new), old)| {
-                for (i, &k) in old.iter().take_while(|&&k| k != u64::MAX).enumerate() {
-                    keys[i] = k;
-                    new[i] = true;
-                }
-            });
-        out
-    }
-}
-
-/// The key of the pair (squared distance `d2`, `id`).
-#[inline]
-fn pair_key(d2: f32, id: u32) -> u64 {
-    // + 0.0 turns a −0 into +0, whose bits order correctly
-    (((d2 + 0.0).to_bits() as u64) << 32) | id as u64
-}
-
-#[inline]
-fn key_id(key: u64) -> u32 {
-    key as u32
-}
-
-#[inline]
-fn key_distance(key: u64) -> f32 {
-    f32::from_bits((key >> 32) as u32)
-}
-
-/// Offers `key` to one sorted bounded list (`keys`, with its flags `new`); true when it
-/// entered. A point's distance to a given id is always computed the same way (the distance is
-/// symmetric to the bit), so a duplicate has the same key and sits exactly at the insertion
-/// point. The list ends as the `keys.len()` smallest keys offered, whatever their order.
-#[inline]
-fn push(keys: &mut [u64], new: &mut [bool], key: u64) -> bool {
-    let cap = keys.len();
-    if cap == 0 || key >= keys[cap - 1] {
-        return false;
-    }
-    // `key` is below the last slot, so the insertion point is inside the list
-    let pos = count_below(keys, key);
-    if keys[pos] == key {
-        return false;
-    }
-    keys.copy_within(pos..cap - 1, pos + 1);
-    new.copy_within(pos..cap - 1, pos + 1);
-    keys[pos] = key;
-    new[pos] = true;
-    true
-}
-
-/// How many of `keys` are below `key`: the insertion point in a sorted list. A full scan beats
-/// a binary search here (no unpredictable branches; lists hold under a few hundred keys).
-#[inline(always)]
-fn count_below_lanes(keys: &[u64], key: u64) -> usize {
-    keys.iter().filter(|&&k| k < key).count()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn count_below_avx2(keys: &[u64], key: u64) -> usize {
-    count_below_lanes(keys, key)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn count_below_avx512(keys: &[u64], key: u64) -> usize {
-    count_below_lanes(keys, key)
-}
-
-/// [`count_below_lanes`] with the widest vectors this CPU has (integer work: the same count).
-#[inline]
-fn count_below(keys: &[u64], key: u64) -> usize {
-    use crate::simd::{Level, level};
-    #[cfg(target_arch = "x86_64")]
-    match level() {
-        // SAFETY: each version runs only on a CPU that has its features.
-        Level::Avx512 => return unsafe { count_below_avx512(keys, key) },
-        Level::Avx2 => return unsafe { count_below_avx2(keys, key) },
-        Level::Baseline => {}
-    }
-    count_below_lanes(keys, key)
 }
 
 struct Data<'a> {
@@ -431,93 +321,6 @@ fn apply_offers(lists: &mut Lists, buckets: &[Vec<Vec<Offer>>]) {
                 }
             }
         });
-}
-
-/// The used slots of a candidate row (unused slots are `u32::MAX`, at the end).
-fn filled(slots: &[u32]) -> impl Iterator<Item = u32> + '_ {
-    slots.iter().copied().take_while(|&q| q != u32::MAX)
-}
-
-/// The random priority of the pair (a, b) in one sampling (`round_key` names the sampling).
-#[inline]
-fn priority(round_key: u64, a: u32, b: u32) -> u64 {
-    mix(round_key ^ (((a as u64) << 32) | b as u64))
-}
-
-/// For every point `q`, the (up to) `mc` points `p` that list `q` among their forward
-/// candidates (`fwd`, `mc` slots per point, unused slots `u32::MAX`): all of them when they
-/// fit, else the `mc` with the smallest random priority, in `mc` slots per point (unused slots
-/// `u32::MAX`). The sources of each `q` are gathered first (one counting pass); the choice
-/// depends only on the set of sources, so not on the thread count.
-fn reverse_candidates(fwd: &[u32], n: usize, mc: usize, round_key: u64) -> Vec<u32> {
-    let mut start = vec![0usize; n + 1];
-    for &q in fwd.iter().filter(|&&q| q != u32::MAX) {
-        start[q as usize + 1] += 1;
-    }
-    for q in 0..n {
-        start[q + 1] += start[q];
-    }
-    let mut fill = start.clone();
-    let mut sources = vec![0u32; start[n]];
-    for (p, row) in fwd.chunks_exact(mc).enumerate() {
-        for q in filled(row) {
-            sources[fill[q as usize]] = p as u32;
-            fill[q as usize] += 1;
-        }
-    }
-    let mut rev = vec![u32::MAX; n * mc];
-    rev.par_chunks_mut(mc).enumerate().for_each_init(
-        Vec::new,
-        |scratch: &mut Vec<(u64, u32)>, (q, slots)| {
-            let from = &sources[start[q]..start[q + 1]];
-            if from.len() <= mc {
-                slots[..from.len()].copy_from_slice(from);
-                return;
-            }
-            scratch.clear();
-            scratch.extend(from.iter().map(|&p| (priority(round_key, q as u32, p), p)));
-            scratch.select_nth_unstable(mc - 1);
-            for (slot, &(_, p)) in slots.iter_mut().zip(scratch.iter()) {
-                *slot = p;
-            }
-        },
-    );
-    rev
-}
-
-/// Writes into `out` the ids of the entries of one list (`keys`, `flags`) whose flag equals
-/// `want`: all of them when they fit, else the `out.len()` with the smallest random priority.
-/// With `mark`, the chosen entries' flags are cleared (sampled new entries become old).
-fn sample_entries(
-    keys: &[u64],
-    flags: &mut [bool],
-    want: bool,
-    mark: bool,
-    priority_of: impl Fn(u32) -> u64,
-    out: &mut [u32],
-    scratch: &mut Vec<(u64, usize)>,
-) {
-    scratch.clear();
-    scratch.extend(
-        keys.iter()
-            .take_while(|&&k| k != u64::MAX)
-            .enumerate()
-            .filter(|&(i, _)| flags[i] == want)
-            .map(|(i, _)| (0, i)),
-    );
-    if scratch.len() > out.len() {
-        for e in scratch.iter_mut() {
-            e.0 = priority_of(key_id(keys[e.1]));
-        }
-        scratch.select_nth_unstable(out.len() - 1);
-        scratch.truncate(out.len());
-    }
-    for (slot, &(_, i)) in out.iter_mut().zip(scratch.iter()) {
-        *slot = key_id(keys[i]);
-        if mark {
-            flags[i] = false;
-        }
-    }
 }
 
 /// NN-descent rounds on `lists` (at most `n_iters`, numbered after `first_round`) until fewer
@@ -890,47 +693,6 @@ mod tests {
             .unwrap();
         let b = pool.install(|| knn_nndescent(x.view(), 15, &NnDescentParams::default()).unwrap());
         assert_eq!(a, b, "thread count must not change the result");
-    }
-
-    #[test]
-    fn bounded_list_keeps_the_smallest_pairs_whatever_the_order() {
-        // (distance, id) offers with repeats and a distance tie broken by id
-        let offers: Vec<(f32, u32)> = (0..200u32)
-            .map(|i| {
-                let id = (i * 37) % 61;
-                (((id * 7919) % 23) as f32 * 0.5, id)
-            })
-            .collect();
-        let run = |offers: &mut dyn Iterator<Item = &(f32, u32)>| {
-            let (mut keys, mut new) = (vec![u64::MAX; 10], vec![false; 10]);
-            for &(d, id) in offers {
-                push(&mut keys, &mut new, pair_key(d, id));
-            }
-            keys.iter()
-                .take_while(|&&k| k != u64::MAX)
-                .map(|&k| (key_distance(k), key_id(k)))
-                .collect::<Vec<_>>()
-        };
-        let forward = run(&mut offers.iter());
-        assert_eq!(forward, run(&mut offers.iter().rev()));
-        let mut want: Vec<(f32, u32)> = offers.clone();
-        want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        want.dedup();
-        want.truncate(10);
-        assert_eq!(forward, want);
-        // −0 orders as +0
-        let (mut keys, mut new) = (vec![u64::MAX; 2], vec![false; 2]);
-        assert!(push(&mut keys, &mut new, pair_key(0.5, 1)));
-        assert!(push(&mut keys, &mut new, pair_key(-0.0, 2)));
-        assert_eq!(key_id(keys[0]), 2);
-        assert!(
-            !push(&mut keys, &mut new, pair_key(0.0, 2)),
-            "the same pair again is a duplicate"
-        );
-        assert!(
-            !push(&mut keys, &mut new, pair_key(0.7, 3)),
-            "a full list's worst is a bound"
-        );
     }
 
     /// Lists as long as the data allows, on identical rows: every list still ends full (the
