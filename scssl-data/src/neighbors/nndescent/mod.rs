@@ -10,16 +10,18 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Neighbors, check_input, dot, sqdist, sqdist_lanes, sqdist4_lanes};
+use super::{Neighbors, check_input, sqdist, sqdist_lanes, sqdist4_lanes};
 #[cfg(target_arch = "x86_64")]
 use super::{sqdist_avx2, sqdist4_avx2};
 use crate::error::Result;
 
 mod candidates;
 mod lists;
+mod trees;
 
 use candidates::{filled, priority, reverse_candidates, sample_entries};
 use lists::{Lists, key_distance, key_id, pair_key, push};
+use trees::rp_tree_leaves;
 
 /// Parameters of [`knn_nndescent`].
 #[derive(Debug, Clone, PartialEq)]
@@ -104,54 +106,6 @@ impl Data<'_> {
     }
 }
 
-fn rp_tree_leaves(data: &Data, n: usize, leaf_size: usize, seed: u64, tree: u64) -> Vec<Vec<u32>> {
-    let mut leaves = vec![];
-    let mut stack: Vec<(Vec<u32>, u64)> = vec![((0..n as u32).collect(), 1)];
-    let mut side = Vec::new();
-    while let Some((pts, node)) = stack.pop() {
-        if pts.len() <= leaf_size {
-            leaves.push(pts);
-            continue;
-        }
-        let h = key(seed, tree, node, 0);
-        let a = pts[(h % pts.len() as u64) as usize];
-        let mut b = pts[(mix(h) % pts.len() as u64) as usize];
-        if a == b {
-            b = pts[((h as usize) + 1 + (mix(h ^ 7) as usize % (pts.len() - 1))) % pts.len()];
-        }
-        let (ra, rb) = (data.row(a), data.row(b));
-        let normal: Vec<f32> = ra.iter().zip(rb).map(|(p, q)| p - q).collect();
-        let offset: f32 = ra.iter().zip(rb).map(|(p, q)| (p * p - q * q) / 2.0).sum();
-        side.clear();
-        side.extend(pts.iter().map(|&p| {
-            // eight-lane dot product: a single running sum would not vectorise
-            let m: f32 = dot(data.row(p), &normal) - offset;
-            if m > 0.0 {
-                true
-            } else if m < 0.0 {
-                false
-            } else {
-                key(seed, tree, node, p as u64) & 1 == 1
-            }
-        }));
-        let (mut l, mut r): (Vec<u32>, Vec<u32>) = (vec![], vec![]);
-        for (&p, &s) in pts.iter().zip(&side) {
-            if s { l.push(p) } else { r.push(p) }
-        }
-        if l.is_empty() || r.is_empty() {
-            // degenerate hyperplane (duplicates): split at random
-            let mut all = pts;
-            all.sort_by_key(|&p| key(seed, tree, node ^ 0xABCD, p as u64));
-            let half = all.len() / 2;
-            r = all.split_off(half);
-            l = all;
-        }
-        stack.push((l, node * 2));
-        stack.push((r, node * 2 + 1));
-    }
-    leaves
-}
-
 /// Defines `$name`, which runs the `#[inline(always)]` kernel `$kernel` compiled for AVX2 when
 /// this CPU has it, with the squared distance (of one pair, and of one row against four) as its
 /// last arguments. Both distances are the
@@ -176,6 +130,10 @@ macro_rules! dispatched {
         }
     };
 }
+
+// after the macro, which it uses
+mod recall_check;
+use recall_check::sample_recall;
 
 /// An offer to a neighbour list: (target point, key of the pair).
 type Offer = (u32, u64);
@@ -415,76 +373,6 @@ fn descend(
         }
     }
     last
-}
-
-/// Exact `out.len()` nearest others of point `q` by a scan of all points, as keys (the
-/// distance of the search, so ties order the same way).
-#[inline(always)]
-fn exact_row_kernel(
-    data: &Data<'_>,
-    q: u32,
-    keys: &mut [u64],
-    flags: &mut [bool],
-    sqdist: impl Fn(&[f32], &[f32]) -> f32,
-    sqdist4: impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
-) {
-    keys.fill(u64::MAX);
-    let row = data.row(q);
-    let n = data.x.len() / data.d.max(1);
-    let mut offer = |p: u32, d2: f32| {
-        let key = pair_key(d2, p);
-        if p != q && key < keys[keys.len() - 1] {
-            push(keys, flags, key);
-        }
-    };
-    let fours = n / 4 * 4;
-    for p in (0..fours as u32).step_by(4) {
-        let rows = [
-            data.row(p),
-            data.row(p + 1),
-            data.row(p + 2),
-            data.row(p + 3),
-        ];
-        let d2 = sqdist4(row, rows);
-        for j in 0..4 {
-            offer(p + j as u32, d2[j]);
-        }
-    }
-    for p in fours as u32..n as u32 {
-        offer(p, sqdist(row, data.row(p)));
-    }
-}
-
-dispatched!(
-    /// [`exact_row_kernel`] for this CPU.
-    exact_row => exact_row_kernel(data: &Data<'_>, q: u32, keys: &mut [u64], flags: &mut [bool])
-);
-
-/// The share of the true `out_cap` nearest others that the lists' first `out_cap` entries
-/// hold, over [`RECALL_SAMPLE`] evenly spaced points (a sum of integers: the same at any
-/// thread count).
-fn sample_recall(data: &Data<'_>, lists: &Lists, out_cap: usize) -> f64 {
-    let n = data.x.len() / data.d.max(1);
-    if out_cap == 0 || n == 0 {
-        return 1.0;
-    }
-    let m = RECALL_SAMPLE.min(n);
-    let found: usize = (0..m)
-        .into_par_iter()
-        .map_init(
-            || (vec![u64::MAX; out_cap], vec![false; out_cap]),
-            |(keys, flags), i| {
-                let q = (i * n / m) as u32;
-                exact_row(data, q, keys, flags);
-                let list = &lists.keys[q as usize * lists.cap..][..out_cap];
-                // both sorted: the count of common keys
-                keys.iter()
-                    .filter(|k| list.binary_search(k).is_ok())
-                    .count()
-            },
-        )
-        .sum();
-    found as f64 / (m * out_cap) as f64
 }
 
 /// Approximate `k` nearest neighbours (self first at distance 0) of every row of `x`.
