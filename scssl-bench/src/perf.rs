@@ -450,9 +450,9 @@ pub fn run(step: &str, input: &Path, extra: &[&Path], opts: &PerfOptions) -> Res
                     let list = list.to_string_lossy();
                     list.split(',')
                         .map(|k| {
-                            scssl_metrics::report::Metric::ALL
+                            scssl_metrics::registry::REGISTRY
                                 .iter()
-                                .copied()
+                                .map(|spec| spec.metric)
                                 .find(|m| m.key() == k)
                                 .with_context(|| format!("unknown metric '{k}'"))
                         })

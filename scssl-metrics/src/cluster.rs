@@ -95,12 +95,12 @@ pub fn nmi_ari_cluster_labels_leiden(
 ) -> crate::Result<LeidenNmiAri> {
     use rayon::prelude::*;
     crate::error::check_len("labels", nn.n_cells(), labels.len())?;
-    let w = scssl_data::neighbors::fuzzy_connectivities(nn);
+    let graph = crate::leiden::LeidenGraph::new(&scssl_data::neighbors::fuzzy_connectivities(nn));
     let res: Vec<f64> = (1..=10).map(|x| 2.0 * x as f64 / 10.0).collect();
     let scores: Vec<(f64, f64)> = res
         .par_iter()
         .map(|&r| {
-            let c = crate::leiden::leiden(&w, r, 2, 0.01, seed);
+            let c = graph.cluster(r, 2, 0.01, seed);
             (nmi(labels, &c), ari(labels, &c))
         })
         .collect();

@@ -184,6 +184,9 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     order.shuffle(rng);
     let mut w_to = vec![0.0f64; n];
     let mut touched = vec![];
+    // candidate targets and their weights, reused across nodes (most nodes have a few)
+    let mut cand: Vec<(usize, f64)> = vec![];
+    let mut weights: Vec<f64> = vec![];
     for v in order {
         if !singleton[v] {
             continue;
@@ -202,7 +205,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
                 w_to[c] += w;
             }
         }
-        let mut cand: Vec<(usize, f64)> = vec![];
+        cand.clear();
         for &c in &touched {
             if c == refined[v] {
                 continue;
@@ -220,7 +223,8 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
             let max = cand.iter().map(|e| e.1).fold(f64::NEG_INFINITY, f64::max);
             // staying alone has gain 0 and is a candidate too
             let stay = (-max / beta).exp();
-            let weights: Vec<f64> = cand.iter().map(|e| ((e.1 - max) / beta).exp()).collect();
+            weights.clear();
+            weights.extend(cand.iter().map(|e| ((e.1 - max) / beta).exp()));
             let total: f64 = weights.iter().sum::<f64>() + stay;
             let mut r = rng.random::<f64>() * total;
             let mut chosen = None;
@@ -321,8 +325,98 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
     Graph::with_strengths(new_start, nbr, wt, self_w)
 }
 
+/// Breadth-first order of the nodes (each component from its lowest-numbered node, neighbours
+/// in the stored order): `order[new] = old`. Nodes that are neighbours in the graph get nearby
+/// numbers, so local moving reads the memberships and community sums of a node's neighbours
+/// from a few cache lines instead of from anywhere in arrays larger than the cache.
+fn breadth_first_order(g: &Graph) -> Vec<usize> {
+    let n = g.n();
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for root in 0..n {
+        if seen[root] {
+            continue;
+        }
+        seen[root] = true;
+        let mut head = order.len();
+        order.push(root);
+        while head < order.len() {
+            let v = order[head];
+            head += 1;
+            for (u, _) in g.edges(v) {
+                if !seen[u] {
+                    seen[u] = true;
+                    order.push(u);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// `g` with node `order[i]` renumbered `i` (each node's edges sorted by new number).
+fn renumbered(g: &Graph, order: &[usize]) -> Graph {
+    let n = g.n();
+    let mut new_of = vec![0u32; n];
+    for (new, &old) in order.iter().enumerate() {
+        new_of[old] = new as u32;
+    }
+    let mut start = Vec::with_capacity(n + 1);
+    start.push(0);
+    let mut nbr = Vec::with_capacity(g.nbr.len());
+    let mut wt = Vec::with_capacity(g.wt.len());
+    let mut row: Vec<(u32, f64)> = vec![];
+    for &old in order {
+        row.clear();
+        row.extend(g.edges(old).map(|(u, w)| (new_of[u], w)));
+        row.sort_unstable_by_key(|e| e.0);
+        nbr.extend(row.iter().map(|e| e.0));
+        wt.extend(row.iter().map(|e| e.1));
+        start.push(nbr.len());
+    }
+    let self_w = order.iter().map(|&old| g.self_w[old]).collect();
+    Graph::with_strengths(start, nbr, wt, self_w)
+}
+
+/// A graph prepared once for Leiden runs at several resolutions or seeds: the nodes in
+/// breadth-first order (see [`breadth_first_order`]), which makes each run about twice as fast
+/// on large kNN graphs whose cells are stored in no spatial order.
+#[derive(Debug, Clone)]
+pub struct LeidenGraph {
+    graph: Graph,
+    /// `order[new] = old`.
+    order: Vec<usize>,
+}
+
+impl LeidenGraph {
+    /// Prepares a symmetric weighted graph (e.g. UMAP connectivities); zero entries are ignored
+    /// and diagonal entries are loops.
+    pub fn new(w: &CsrMatrix) -> LeidenGraph {
+        let base = from_csr(w);
+        let order = breadth_first_order(&base);
+        LeidenGraph {
+            graph: renumbered(&base, &order),
+            order,
+        }
+    }
+
+    /// Leiden clustering maximising modularity with `resolution` (igraph's normalised form:
+    /// γ = resolution / 2m), `n_iterations` rounds, refinement randomness `beta`, seeded.
+    /// Community labels are numbered 0.. in order of first appearance among the cells.
+    pub fn cluster(&self, resolution: f64, n_iterations: usize, beta: f64, seed: u64) -> Vec<u32> {
+        let renumbered_membership = leiden_on(&self.graph, resolution, n_iterations, beta, seed);
+        let mut membership = vec![0usize; self.order.len()];
+        for (new, &old) in self.order.iter().enumerate() {
+            membership[old] = renumbered_membership[new];
+        }
+        renumber(&mut membership);
+        membership.into_iter().map(|c| c as u32).collect()
+    }
+}
+
 /// Leiden clustering of a symmetric weighted graph (e.g. UMAP connectivities) maximising
-/// modularity with `resolution` (igraph's normalised form: γ = resolution / 2m).
+/// modularity with `resolution` (igraph's normalised form: γ = resolution / 2m). For several
+/// runs on one graph, prepare it once with [`LeidenGraph`].
 pub fn leiden(
     w: &CsrMatrix,
     resolution: f64,
@@ -330,14 +424,23 @@ pub fn leiden(
     beta: f64,
     seed: u64,
 ) -> Vec<u32> {
-    let base = from_csr(w);
+    LeidenGraph::new(w).cluster(resolution, n_iterations, beta, seed)
+}
+
+fn leiden_on(
+    base: &Graph,
+    resolution: f64,
+    n_iterations: usize,
+    beta: f64,
+    seed: u64,
+) -> Vec<usize> {
     let n = base.n();
     if n == 0 {
         return vec![];
     }
     let total = base.total();
     if total <= 0.0 {
-        return (0..n as u32).collect();
+        return (0..n).collect();
     }
     let gamma = resolution / total;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -370,7 +473,7 @@ pub fn leiden(
         membership = node_of.iter().map(|&a| part[a]).collect();
         renumber(&mut membership);
     }
-    membership.into_iter().map(|c| c as u32).collect()
+    membership
 }
 
 /// Modularity of a partition with `resolution` (for tests and diagnostics).

@@ -1,9 +1,8 @@
 //! Exact kNN by blocked matrix products (no n×n memory), re-ranked with direct distances.
 
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 
-use super::tiles::tiled_dots;
+use super::tiles::{DB_TILE, tiled_dots};
 use super::{Neighbors, check_input, dist};
 use crate::error::Result;
 
@@ -92,7 +91,7 @@ fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &m
 /// Exact `k` nearest neighbours of every row among all rows (self first at distance 0).
 pub fn knn_exact(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
     check_input(x, k)?;
-    let (idx, d) = search(x, x, k, true)?;
+    let (idx, d) = search(x, x, k, true, true)?;
     Neighbors::new(idx, d)
 }
 
@@ -110,7 +109,64 @@ pub fn knn_query(
             query.ncols(),
         ));
     }
-    search(reference, query, k, false)
+    search(reference, query, k, false, true)
+}
+
+/// From this many database rows on, rows are visited in a spatial order and tiles that cannot
+/// hold a query block's neighbours are skipped; below it, ordering costs more than it saves.
+const PRUNE_MIN_ROWS: usize = 4 * DB_TILE;
+/// Leaf size of the random-projection tree that orders the queries for pruning.
+const ORDER_LEAF: usize = 128;
+/// Seed of that tree (the result does not depend on it, only the speed).
+const ORDER_SEED: u64 = 0x6578_6163_745f_6b6e;
+
+/// The centre, radius and largest squared norm of each database tile.
+struct TileBounds {
+    /// Tiles × dimensions.
+    centres: faer::Mat<f64>,
+    centre_norms: Vec<f64>,
+    radii: Vec<f64>,
+    max_norms: Vec<f32>,
+}
+
+/// Centre (f64 mean) and radius (largest distance to it) of rows `rows` of `x`.
+fn centre_and_radius(x: &[f32], d: usize, rows: std::ops::Range<usize>) -> (Vec<f64>, f64) {
+    let mut c = vec![0f64; d];
+    let count = rows.len().max(1) as f64;
+    for i in rows.clone() {
+        for (a, &v) in c.iter_mut().zip(&x[i * d..(i + 1) * d]) {
+            *a += v as f64;
+        }
+    }
+    c.iter_mut().for_each(|a| *a /= count);
+    let radius = rows
+        .map(|i| dist_f64(&x[i * d..(i + 1) * d], &c))
+        .fold(0f64, f64::max);
+    (c, radius)
+}
+
+fn dist_f64(row: &[f32], c: &[f64]) -> f64 {
+    row.iter()
+        .zip(c)
+        .map(|(&v, &m)| (v as f64 - m) * (v as f64 - m))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Rows of `x` (`d` columns) in `order`.
+fn permuted(x: &[f32], d: usize, order: &[u32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(order.len() * d);
+    for &o in order {
+        out.extend_from_slice(&x[o as usize * d..(o as usize + 1) * d]);
+    }
+    out
+}
+
+/// Cuts a shortlist back to its `want` smallest keys; returns the largest kept distance.
+fn shrink(list: &mut Vec<u64>, want: usize) -> f32 {
+    list.select_nth_unstable(want - 1);
+    list.truncate(want);
+    f32::from_bits((list[want - 1] >> 32) as u32)
 }
 
 fn search(
@@ -118,6 +174,7 @@ fn search(
     q: ArrayView2<'_, f32>,
     k: usize,
     self_first: bool,
+    allow_pruning: bool,
 ) -> Result<(Array2<u32>, Array2<f32>)> {
     // centring both sides by the database mean keeps |x|² small, so the f32 expansion
     // |x|² + |y|² − 2x·y used to shortlist candidates stays accurate
@@ -130,16 +187,77 @@ fn search(
     let m = q.nrows();
     let dbs = db.as_slice().unwrap_or(&[]);
     let qs = q.as_slice().unwrap_or(&[]);
-    let norms: Vec<f32> = db
-        .rows()
-        .into_iter()
-        .map(|r| r.iter().map(|v| v * v).sum())
-        .collect();
     let keep = (k + EXTRA).min(n);
     let want = if self_first {
         keep.saturating_sub(1)
     } else {
         keep
+    };
+    // Pruning: both sides are renumbered in the leaf order of a random-projection tree, so a
+    // query block and a database tile each cover a small region. A block visits the tiles
+    // nearest first and skips a tile when the triangle inequality puts all of it beyond every
+    // query's current shortlist bound. Every row a skipped tile holds would have been rejected
+    // by that bound anyway, so the shortlists, and the result, are those of the full scan.
+    let prune = allow_pruning && n >= PRUNE_MIN_ROWS && d > 0 && want > 0;
+    let identity = |len: usize| (0..len as u32).collect::<Vec<u32>>();
+    // the database tiles: leaves of the tree (at most `DB_TILE` rows, each one region) when
+    // pruning, else consecutive runs
+    let (db_order, tile_rows) = if prune {
+        let leaves = crate::neighbors::nndescent::spatial_leaves(dbs, d, DB_TILE, ORDER_SEED);
+        let mut rows = Vec::with_capacity(leaves.len());
+        let mut at = 0;
+        for leaf in &leaves {
+            rows.push(at..at + leaf.len());
+            at += leaf.len();
+        }
+        (leaves.into_iter().flatten().collect(), rows)
+    } else {
+        let rows = (0..n)
+            .step_by(DB_TILE)
+            .map(|c| c..(c + DB_TILE).min(n))
+            .collect();
+        (identity(n), rows)
+    };
+    let q_order = if !prune {
+        identity(m)
+    } else if self_first {
+        db_order.clone()
+    } else {
+        crate::neighbors::nndescent::spatial_order(qs, d, ORDER_LEAF, ORDER_SEED)
+    };
+    let dbp = permuted(dbs, d, &db_order);
+    let qp = if self_first && prune {
+        None
+    } else {
+        Some(permuted(qs, d, &q_order))
+    };
+    let qp: &[f32] = qp.as_deref().unwrap_or(&dbp);
+    let norms: Vec<f32> = dbp
+        .chunks_exact(d.max(1))
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect();
+    let n_tiles = tile_rows.len();
+    let tiles = if prune {
+        let mut b = TileBounds {
+            centres: faer::Mat::zeros(n_tiles, d),
+            centre_norms: Vec::with_capacity(n_tiles),
+            radii: Vec::with_capacity(n_tiles),
+            max_norms: Vec::with_capacity(n_tiles),
+        };
+        for t in 0..n_tiles {
+            let rows = tile_rows[t].clone();
+            let (c, r) = centre_and_radius(&dbp, d, rows.clone());
+            for (col, v) in c.iter().enumerate() {
+                b.centres[(t, col)] = *v;
+            }
+            b.centre_norms.push(c.iter().map(|v| v * v).sum());
+            b.radii.push(r);
+            b.max_norms
+                .push(norms[rows].iter().copied().fold(0f32, f32::max));
+        }
+        Some(b)
+    } else {
+        None
     };
     // per query row: candidates as u64 keys (the bits of a non-negative f32 sort like the
     // float, the id breaks ties) gathered in a buffer that is cut back to the `want` smallest by
@@ -151,34 +269,100 @@ fn search(
         shortlists: Vec<Vec<u64>>,
         cuts: Vec<f32>,
         d2: Vec<f32>,
+        /// Per query row and tile (row-major): a lower bound on the distance to the tile's rows.
+        lower: Vec<f64>,
     }
-    let shrink = |list: &mut Vec<u64>| -> f32 {
-        list.select_nth_unstable(want - 1);
-        list.truncate(want);
-        f32::from_bits((list[want - 1] >> 32) as u32)
-    };
     let blocks = tiled_dots(
-        dbs,
+        &dbp,
         n,
-        qs,
+        qp,
         m,
         d,
-        |s, e| Block {
-            start: s,
-            qn: (s..e)
-                .map(|i| qs[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
-                .collect(),
-            shortlists: (s..e)
-                .map(|_| Vec::with_capacity(2 * want + CHUNK))
-                .collect(),
-            cuts: vec![f32::INFINITY; e - s],
-            d2: vec![0f32; CHUNK],
+        &tile_rows,
+        |s, e| {
+            // per query and tile: distance to the tile's centre minus its radius, a lower bound
+            // on the distance to any of its rows (f64 expansion, far below the margin's error)
+            let lower = match &tiles {
+                Some(tb) => {
+                    let qb = faer::Mat::<f64>::from_fn(e - s, d, |r, c| qp[(s + r) * d + c] as f64);
+                    let mut dots = faer::Mat::<f64>::zeros(e - s, n_tiles);
+                    faer::linalg::matmul::matmul(
+                        dots.as_mut(),
+                        faer::Accum::Replace,
+                        qb.as_ref(),
+                        tb.centres.as_ref().transpose(),
+                        1.0,
+                        faer::Par::Seq,
+                    );
+                    let mut lower = vec![0f64; (e - s) * n_tiles];
+                    for r in 0..e - s {
+                        let qn: f64 = (0..d).map(|c| qb[(r, c)] * qb[(r, c)]).sum();
+                        for t in 0..n_tiles {
+                            let sq = (qn + tb.centre_norms[t] - 2.0 * dots[(r, t)]).max(0.0);
+                            lower[r * n_tiles + t] = (sq.sqrt() - tb.radii[t]).max(0.0);
+                        }
+                    }
+                    lower
+                }
+                None => vec![],
+            };
+            Block {
+                start: s,
+                qn: (s..e)
+                    .map(|i| qp[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
+                    .collect(),
+                shortlists: (s..e)
+                    .map(|_| Vec::with_capacity(2 * want + CHUNK))
+                    .collect(),
+                cuts: vec![f32::INFINITY; e - s],
+                d2: vec![0f32; CHUNK],
+                lower,
+            }
+        },
+        |b| {
+            let mut order: Vec<usize> = (0..n_tiles).collect();
+            if !b.lower.is_empty() {
+                // nearest tiles first (by the block's smallest bound): the shortlist bounds
+                // tighten early and more tiles are skipped
+                let nearest: Vec<f64> = (0..n_tiles)
+                    .map(|t| {
+                        b.lower[t..]
+                            .iter()
+                            .step_by(n_tiles)
+                            .copied()
+                            .fold(f64::INFINITY, f64::min)
+                    })
+                    .collect();
+                order.sort_by(|&x, &y| nearest[x].total_cmp(&nearest[y]).then(x.cmp(&y)));
+            }
+            order
+        },
+        |b, t| {
+            let Some(tb) = &tiles else {
+                return want > 0;
+            };
+            // wanted when the tile may hold a row within some query's shortlist bound (a list
+            // with `want` entries but no bound yet is cut back to get one); the f32 expansion
+            // errs by far less than 1e-4 of |q|² + |x|², so a tile is skipped only when the
+            // bound holds with that margin
+            for r in 0..b.qn.len() {
+                let cut = &mut b.cuts[r];
+                if cut.is_infinite() {
+                    if b.shortlists[r].len() < want {
+                        return true;
+                    }
+                    *cut = shrink(&mut b.shortlists[r], want);
+                }
+                let lower = b.lower[r * n_tiles + t];
+                let margin = 1e-4 * (b.qn[r] as f64 + tb.max_norms[t] as f64);
+                if lower * lower - margin <= *cut as f64 {
+                    return true;
+                }
+            }
+            false
         },
         |b, r, c0, col| {
-            if want == 0 {
-                return;
-            }
-            let i = b.start + r;
+            let i = q_order[b.start + r];
             let qn = b.qn[r];
             let list = &mut b.shortlists[r];
             let mut cut = b.cuts[r];
@@ -193,31 +377,28 @@ fn search(
                 while within != 0 {
                     let jj = within.trailing_zeros() as usize;
                     within &= within - 1;
-                    let j = c0 + ci * CHUNK + jj;
+                    let j = db_order[c0 + ci * CHUNK + jj];
                     if !(self_first && j == i) {
                         list.push((d2[jj].to_bits() as u64) << 32 | j as u64);
                     }
                 }
                 if list.len() >= 2 * want {
-                    cut = shrink(list);
+                    cut = shrink(list, want);
                 }
             }
             b.cuts[r] = cut;
         },
-    );
-    let results: Vec<(Vec<u32>, Vec<f32>)> = blocks
-        .into_par_iter()
-        .flat_map_iter(|b| {
+        |b| {
             let s = b.start;
             b.shortlists
                 .into_iter()
                 .enumerate()
-                .map(move |(r, mut list)| {
-                    let i = s + r;
+                .map(|(r, mut list)| {
+                    let i = q_order[s + r] as usize;
                     let qrow = &qs[i * d..(i + 1) * d];
                     // re-rank the shortlist by the direct distance
                     if list.len() > want {
-                        shrink(&mut list);
+                        shrink(&mut list, want);
                     }
                     let mut exact: Vec<(f32, u32)> = list
                         .into_iter()
@@ -237,13 +418,14 @@ fn search(
                         idx.push(j);
                         ds.push(dd);
                     }
-                    (idx, ds)
+                    (i, idx, ds)
                 })
-        })
-        .collect();
+                .collect::<Vec<_>>()
+        },
+    );
     let mut indices = Array2::<u32>::zeros((m, k));
     let mut distances = Array2::<f32>::zeros((m, k));
-    for (i, (idx, ds)) in results.into_iter().enumerate() {
+    for (i, idx, ds) in blocks.into_iter().flatten() {
         for (c, (a, b)) in idx.into_iter().zip(ds).enumerate() {
             indices[[i, c]] = a;
             distances[[i, c]] = b;
@@ -331,6 +513,64 @@ mod tests {
             want.sort_unstable();
             got.sort_unstable();
             assert_eq!(got, want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn pruned_search_equals_the_full_scan() {
+        // clustered rows (eight blobs of different spreads, some exact duplicates) beyond the
+        // pruning threshold; the pruned search must give the full scan's table bit for bit,
+        // for the self search and for queries from elsewhere
+        let n = PRUNE_MIN_ROWS + 1_500;
+        let d = 10;
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut unit = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let centres: Vec<f32> = (0..8 * d).map(|_| 40.0 * unit()).collect();
+        let rows = |count: usize, unit: &mut dyn FnMut() -> f32| {
+            Array2::from_shape_fn((count, d), |(i, c)| {
+                let blob = i % 8;
+                centres[blob * d + c] + (1.0 + blob as f32) * unit()
+            })
+        };
+        let mut x = rows(n, &mut unit);
+        for i in (0..n).step_by(301) {
+            let copy = x.row((i + 5) % n).to_owned();
+            x.row_mut(i).assign(&copy);
+        }
+        let queries = rows(700, &mut unit);
+        for k in [1, 15, 40] {
+            let pruned = search(x.view(), x.view(), k, true, true).unwrap();
+            let full = search(x.view(), x.view(), k, true, false).unwrap();
+            assert_eq!(pruned.0, full.0, "self search, k = {k}");
+            assert_eq!(pruned.1, full.1, "self search, k = {k}");
+            let pruned = search(x.view(), queries.view(), k, false, true).unwrap();
+            let full = search(x.view(), queries.view(), k, false, false).unwrap();
+            assert_eq!(pruned.0, full.0, "queries, k = {k}");
+            assert_eq!(pruned.1, full.1, "queries, k = {k}");
+        }
+        // and the full scan is the brute force
+        let full = search(x.view(), x.view(), 15, true, false).unwrap();
+        for i in (0..n).step_by(211) {
+            let mut all: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    (
+                        dist(x.row(i).as_slice().unwrap(), x.row(j).as_slice().unwrap()),
+                        j as u32,
+                    )
+                })
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let want: Vec<f32> = all[..14].iter().map(|e| e.0).collect();
+            // the search measures rows centred on the mean: the last bit may differ
+            for (g, w) in full.1.row(i).iter().skip(1).zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * w.max(1.0), "row {i}: {g} vs {w}");
+            }
         }
     }
 }

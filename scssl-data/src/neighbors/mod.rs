@@ -3,7 +3,7 @@
 
 mod exact;
 mod graph;
-mod nndescent;
+pub(crate) mod nndescent;
 pub mod tiles;
 
 pub use exact::{knn_exact, knn_query};
