@@ -232,9 +232,9 @@ fn search(
         Some(permuted(qs, d, &q_order))
     };
     let qp: &[f32] = qp.as_deref().unwrap_or(&dbp);
-    let norms: Vec<f32> = dbp
-        .chunks_exact(d.max(1))
-        .map(|r| r.iter().map(|v| v * v).sum())
+    // one norm per row, also when rows have no columns (every distance is then 0)
+    let norms: Vec<f32> = (0..n)
+        .map(|j| dbp[j * d..(j + 1) * d].iter().map(|v| v * v).sum())
         .collect();
     let n_tiles = tile_rows.len();
     let tiles = if prune {
@@ -453,6 +453,17 @@ mod tests {
         assert_eq!(nn.distances[[0, 0]], 0.0);
         assert!((nn.distances[[0, 2]] - 2f32.sqrt()).abs() < 1e-6);
         assert!(knn_exact(x.view(), 6).is_err());
+    }
+
+    #[test]
+    fn rows_without_columns_are_all_at_distance_zero() {
+        // beyond the pruning threshold too: no column means no tree to order by
+        for n in [5, PRUNE_MIN_ROWS + 3] {
+            let x = Array2::<f32>::zeros((n, 0));
+            let nn = knn_exact(x.view(), 3).unwrap();
+            assert!(nn.distances.iter().all(|&v| v == 0.0));
+            assert_eq!(nn.indices[[1, 0]], 1);
+        }
     }
 
     #[test]
