@@ -203,7 +203,7 @@ fn search(
     // the database tiles: leaves of the tree (at most `DB_TILE` rows, each one region) when
     // pruning, else consecutive runs
     let (db_order, tile_rows) = if prune {
-        let leaves = crate::neighbors::nndescent::spatial_leaves(dbs, d, DB_TILE, ORDER_SEED);
+        let leaves = crate::neighbors::nndescent::spatial_leaves(dbs, n, d, DB_TILE, ORDER_SEED);
         let mut rows = Vec::with_capacity(leaves.len());
         let mut at = 0;
         for leaf in &leaves {
@@ -223,15 +223,22 @@ fn search(
     } else if self_first {
         db_order.clone()
     } else {
-        crate::neighbors::nndescent::spatial_order(qs, d, ORDER_LEAF, ORDER_SEED)
+        crate::neighbors::nndescent::spatial_order(qs, m, d, ORDER_LEAF, ORDER_SEED)
     };
-    let dbp = permuted(dbs, d, &db_order);
-    let qp = if self_first && prune {
-        None
+    // the reordered rows (without pruning the order is the identity: no copy)
+    let dbp: std::borrow::Cow<'_, [f32]> = if prune {
+        permuted(dbs, d, &db_order).into()
     } else {
-        Some(permuted(qs, d, &q_order))
+        dbs.into()
     };
-    let qp: &[f32] = qp.as_deref().unwrap_or(&dbp);
+    let qp: std::borrow::Cow<'_, [f32]> = if !prune {
+        qs.into()
+    } else if self_first {
+        std::borrow::Cow::Borrowed(&dbp[..])
+    } else {
+        permuted(qs, d, &q_order).into()
+    };
+    let qp: &[f32] = &qp;
     // one norm per row, also when rows have no columns (every distance is then 0)
     let norms: Vec<f32> = (0..n)
         .map(|j| dbp[j * d..(j + 1) * d].iter().map(|v| v * v).sum())

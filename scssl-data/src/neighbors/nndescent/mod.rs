@@ -90,19 +90,30 @@ pub(crate) fn key(seed: u64, a: u64, b: u64, c: u64) -> u64 {
     mix(mix(mix(seed ^ 0x5151) ^ a).wrapping_add(b.rotate_left(21)) ^ c.rotate_left(42))
 }
 
-/// The rows of `x` (row-major, `d` columns) in the leaf order of one random-projection tree
+/// The `n` rows of `x` (row-major, `d` columns) in the leaf order of one random-projection tree
 /// with leaves of at most `leaf_size` rows: rows close in space get close positions.
 /// `order[new] = old`; a function of the data and the seed only.
-pub(crate) fn spatial_order(x: &[f32], d: usize, leaf_size: usize, seed: u64) -> Vec<u32> {
-    spatial_leaves(x, d, leaf_size, seed)
+pub(crate) fn spatial_order(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    leaf_size: usize,
+    seed: u64,
+) -> Vec<u32> {
+    spatial_leaves(x, n, d, leaf_size, seed)
         .into_iter()
         .flatten()
         .collect()
 }
 
 /// The leaves of the tree of [`spatial_order`], in that order.
-pub(crate) fn spatial_leaves(x: &[f32], d: usize, leaf_size: usize, seed: u64) -> Vec<Vec<u32>> {
-    let n = x.len().checked_div(d).unwrap_or(0);
+pub(crate) fn spatial_leaves(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    leaf_size: usize,
+    seed: u64,
+) -> Vec<Vec<u32>> {
     rp_tree_leaves(&Data { x, d }, n, leaf_size, seed, 0)
 }
 
@@ -424,13 +435,7 @@ pub fn knn_nndescent(
         // find most rows they read in cache instead of in main memory. The renumbering is a
         // function of the seed and the data only, so results stay independent of the thread
         // count.
-        let first_tree = {
-            let data = Data {
-                x: x.as_slice().unwrap_or(&[]),
-                d,
-            };
-            rp_tree_leaves(&data, n, leaf, seed, 0)
-        };
+        let first_tree = spatial_leaves(x.as_slice().unwrap_or(&[]), n, d, leaf, seed);
         order = first_tree.iter().flatten().copied().collect();
         let mut new_id = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
