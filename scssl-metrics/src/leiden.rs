@@ -41,6 +41,22 @@ impl Graph {
             .zip(&self.wt[a..b])
             .map(|(&u, &w)| (u as usize, w))
     }
+    /// Node `v`'s neighbours.
+    #[inline]
+    fn neighbours(&self, v: usize) -> &[u32] {
+        &self.nbr[self.start[v]..self.start[v + 1]]
+    }
+    /// Asks the cache for node `v`'s edges (neighbours and weights).
+    #[inline]
+    fn prefetch_edges(&self, v: usize) {
+        let (a, b) = (self.start[v], self.start[v + 1]);
+        for p in (a..b).step_by(16) {
+            prefetch(&self.nbr, p);
+        }
+        for p in (a..b).step_by(8) {
+            prefetch(&self.wt, p);
+        }
+    }
     /// Builds the strengths from the edges and loops.
     fn with_strengths(start: Vec<usize>, nbr: Vec<u32>, wt: Vec<f64>, self_w: Vec<f64>) -> Graph {
         let k = (0..self_w.len())
@@ -54,6 +70,22 @@ impl Graph {
             k,
         }
     }
+}
+
+/// A hint to load `data[i]` into the cache; no effect on results (and none off x86-64).
+#[inline(always)]
+fn prefetch<T>(data: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // a prefetch never faults, so an address past the end would be harmless; stay inside
+        if i < data.len() {
+            // SAFETY: SSE is part of every x86-64 CPU, and a prefetch reads nothing observable
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(data[i..].as_ptr().cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, i);
 }
 
 fn from_csr(w: &CsrMatrix) -> Graph {
@@ -105,6 +137,29 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
     let mut touched: Vec<usize> = vec![];
     let mut moved = false;
     while let Some(v) = queue.pop_front() {
+        // the queue is in random order, so each node's data is a cache miss: fetch the next
+        // nodes' data ahead, a few steps at a time (the row start, then the edges, then the
+        // neighbours' memberships, then their communities' sums)
+        if let Some(&a) = queue.get(20) {
+            prefetch(&g.start, a);
+            prefetch(&g.k, a);
+        }
+        if let Some(&a) = queue.get(10) {
+            g.prefetch_edges(a);
+        }
+        if let Some(&a) = queue.get(5) {
+            for &u in g.neighbours(a) {
+                prefetch(part, u as usize);
+            }
+        }
+        if let Some(&a) = queue.front() {
+            for &u in g.neighbours(a) {
+                let c = part[u as usize];
+                prefetch(&w_to, c);
+                prefetch(&kc, c);
+            }
+            prefetch(&size, part[a]);
+        }
         queued[v] = false;
         let cur = part[v];
         for (u, w) in g.edges(v) {
@@ -187,7 +242,32 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     // candidate targets and their weights, reused across nodes (most nodes have a few)
     let mut cand: Vec<(usize, f64)> = vec![];
     let mut weights: Vec<f64> = vec![];
-    for v in order {
+    for (i, &v) in order.iter().enumerate() {
+        // random order: fetch ahead as in local moving
+        if let Some(&a) = order.get(i + 12) {
+            prefetch(&g.start, a);
+            prefetch(&singleton, a);
+            prefetch(&w_in, a);
+            prefetch(part, a);
+        }
+        if let Some(&a) = order.get(i + 6) {
+            g.prefetch_edges(a);
+            prefetch(&g.k, a);
+        }
+        if let Some(&a) = order.get(i + 3) {
+            for &u in g.neighbours(a) {
+                prefetch(part, u as usize);
+                prefetch(&refined, u as usize);
+            }
+        }
+        if let Some(&a) = order.get(i + 1) {
+            for &u in g.neighbours(a) {
+                let c = refined[u as usize];
+                prefetch(&w_to, c);
+                prefetch(&kr, c);
+                prefetch(&rw_out, c);
+            }
+        }
         if !singleton[v] {
             continue;
         }
@@ -296,7 +376,21 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
     new_start.push(0);
     let (mut nbr, mut wt) = (vec![], vec![]);
     for a in 0..n_new {
-        for &v in &members[start[a]..start[a + 1]] {
+        for p in start[a]..start[a + 1] {
+            let v = members[p];
+            // a community's members lie anywhere: fetch ahead as in local moving
+            if let Some(&m) = members.get(p + 8) {
+                prefetch(&g.start, m);
+                prefetch(&g.self_w, m);
+            }
+            if let Some(&m) = members.get(p + 4) {
+                g.prefetch_edges(m);
+            }
+            if let Some(&m) = members.get(p + 2) {
+                for &u in g.neighbours(m) {
+                    prefetch(refined, u as usize);
+                }
+            }
             self_w[a] += g.self_w[v];
             for (u, w) in g.edges(v) {
                 let b = refined[u];
@@ -446,7 +540,8 @@ fn leiden_on(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut membership: Vec<usize> = (0..n).collect();
     for _ in 0..n_iterations.max(1) {
-        let mut g = base.clone();
+        // the base graph is borrowed (a copy per iteration cost more than local moving on it)
+        let mut g = std::borrow::Cow::Borrowed(base);
         // node → aggregated node, and the partition of the aggregated graph
         let mut node_of: Vec<usize> = (0..n).collect();
         let mut part = membership.clone();
@@ -467,7 +562,7 @@ fn leiden_on(
             for x in node_of.iter_mut() {
                 *x = refined[*x];
             }
-            g = aggregate(&g, &refined, n_ref);
+            g = std::borrow::Cow::Owned(aggregate(&g, &refined, n_ref));
             part = agg_part;
         }
         membership = node_of.iter().map(|&a| part[a]).collect();
