@@ -405,7 +405,7 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
                 }
             }
         }
-        touched.sort_unstable();
+        // in first-touch order (deterministic; sorting each list cost ~9 % of a run)
         for &b in &touched {
             nbr.push(b as u32);
             wt.push(acc[b]);
