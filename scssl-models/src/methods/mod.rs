@@ -43,6 +43,7 @@ pub mod nnclr;
 pub mod pca;
 pub mod scbutterfly;
 pub mod scbutterfly_network;
+mod scbutterfly_training;
 pub mod scclip;
 pub mod scclip_vit;
 #[cfg(feature = "scdc")]
