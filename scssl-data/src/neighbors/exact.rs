@@ -6,9 +6,9 @@ use super::tiles::{DB_TILE, tiled_dots};
 use super::{Neighbors, check_input, dist};
 use crate::error::Result;
 
-const EXTRA: usize = 8;
+pub(super) const EXTRA: usize = 8;
 /// Database rows scanned together against a query's shortlist bound.
-const CHUNK: usize = 64;
+pub(super) const CHUNK: usize = 64;
 
 /// Writes `max(qn + nj − 2·dot, 0)` for each entry (at most 64) and returns a mask with bit
 /// `j` set where entry `j` is at most `cut`. Element-wise without fused multiply-add, so every
@@ -72,7 +72,13 @@ fn squared_distances_avx2(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut
 
 /// [`squared_distances_lanes`] with the widest vectors the CPU has (same results on each).
 #[inline]
-fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &mut [f32]) -> u64 {
+pub(super) fn squared_distances_within(
+    qn: f32,
+    nj: &[f32],
+    dots: &[f32],
+    cut: f32,
+    out: &mut [f32],
+) -> u64 {
     debug_assert!(out.len() <= 64);
     #[cfg(target_arch = "x86_64")]
     match crate::simd::level() {
@@ -88,11 +94,11 @@ fn squared_distances_within(qn: f32, nj: &[f32], dots: &[f32], cut: f32, out: &m
     squared_distances_lanes(qn, nj, dots, cut, out)
 }
 
-/// Exact `k` nearest neighbours of every row among all rows (self first at distance 0).
+/// Exact `k` nearest neighbours of every row among all rows (self first at distance 0). From
+/// [`PRUNE_MIN_ROWS`] rows on, each pair of row blocks is multiplied once for both (see
+/// `exact_self`).
 pub fn knn_exact(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
-    check_input(x, k)?;
-    let (idx, d) = search(x, x, k, true, true)?;
-    Neighbors::new(idx, d)
+    super::exact_self::knn_self(x, k)
 }
 
 /// Exact `k` nearest rows of `reference` for every row of `query` (no self convention).
@@ -114,11 +120,11 @@ pub fn knn_query(
 
 /// From this many database rows on, rows are visited in a spatial order and tiles that cannot
 /// hold a query block's neighbours are skipped; below it, ordering costs more than it saves.
-const PRUNE_MIN_ROWS: usize = 4 * DB_TILE;
+pub(super) const PRUNE_MIN_ROWS: usize = 4 * DB_TILE;
 /// Leaf size of the random-projection tree that orders the queries for pruning.
 const ORDER_LEAF: usize = 128;
 /// Seed of that tree (the result does not depend on it, only the speed).
-const ORDER_SEED: u64 = 0x6578_6163_745f_6b6e;
+pub(super) const ORDER_SEED: u64 = 0x6578_6163_745f_6b6e;
 
 /// The centre, radius and largest squared norm of each database tile.
 struct TileBounds {
@@ -130,7 +136,11 @@ struct TileBounds {
 }
 
 /// Centre (f64 mean) and radius (largest distance to it) of rows `rows` of `x`.
-fn centre_and_radius(x: &[f32], d: usize, rows: std::ops::Range<usize>) -> (Vec<f64>, f64) {
+pub(super) fn centre_and_radius(
+    x: &[f32],
+    d: usize,
+    rows: std::ops::Range<usize>,
+) -> (Vec<f64>, f64) {
     let mut c = vec![0f64; d];
     let count = rows.len().max(1) as f64;
     for i in rows.clone() {
@@ -154,7 +164,7 @@ fn dist_f64(row: &[f32], c: &[f64]) -> f64 {
 }
 
 /// Rows of `x` (`d` columns) in `order`.
-fn permuted(x: &[f32], d: usize, order: &[u32]) -> Vec<f32> {
+pub(super) fn permuted(x: &[f32], d: usize, order: &[u32]) -> Vec<f32> {
     let mut out = Vec::with_capacity(order.len() * d);
     for &o in order {
         out.extend_from_slice(&x[o as usize * d..(o as usize + 1) * d]);
@@ -163,13 +173,13 @@ fn permuted(x: &[f32], d: usize, order: &[u32]) -> Vec<f32> {
 }
 
 /// Cuts a shortlist back to its `want` smallest keys; returns the largest kept distance.
-fn shrink(list: &mut Vec<u64>, want: usize) -> f32 {
+pub(super) fn shrink(list: &mut Vec<u64>, want: usize) -> f32 {
     list.select_nth_unstable(want - 1);
     list.truncate(want);
     f32::from_bits((list[want - 1] >> 32) as u32)
 }
 
-fn search(
+pub(super) fn search(
     db: ArrayView2<'_, f32>,
     q: ArrayView2<'_, f32>,
     k: usize,

@@ -2,6 +2,7 @@
 //! and approximate kNN, UMAP fuzzy connectivities, BBKNN and mutual nearest neighbours.
 
 mod exact;
+mod exact_self;
 mod graph;
 pub(crate) mod nndescent;
 pub mod tiles;
