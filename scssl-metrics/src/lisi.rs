@@ -39,24 +39,35 @@ fn h_beta(
     }
 }
 
-/// Per-cell LISI values over the given neighbour table and codes. A cell whose kernel sum
-/// underflows gets −1, as in scib-metrics (it enters the median).
-pub fn lisi_knn(nn: &Neighbors, codes: &[u32], perplexity: f32) -> Result<Vec<f64>> {
-    check_len("codes", nn.n_cells(), codes.len())?;
+/// LISI's kernel on a neighbour table: per cell, the weight of each neighbour (self 0) under
+/// the Gaussian calibrated to the perplexity. It depends on the distances only, so cLISI and
+/// iLISI on one table can share it ([`lisi_from_kernel`]).
+#[derive(Debug, Clone)]
+pub struct LisiKernel {
+    /// Neighbours per cell (the table's `k`).
+    k: usize,
+    /// Cells × k weights, each row summing to 1.
+    weights: Vec<f32>,
+    /// Cells whose kernel sum underflowed (their LISI is −1, as in scib-metrics).
+    underflow: Vec<bool>,
+}
+
+/// [`LisiKernel`] of `nn` at `perplexity`: for each cell, the precision found by scib-metrics'
+/// bisection in `f32` (tolerance 1e-5, at most 50 steps, from 1).
+pub fn lisi_kernel(nn: &Neighbors, perplexity: f32) -> Result<LisiKernel> {
     if perplexity.is_nan() || perplexity <= 0.0 {
         return Err(Error::Invalid(format!(
             "perplexity must be positive, got {perplexity}"
         )));
     }
-    let (c, k) = dense(codes);
+    let k = nn.k();
     let target = perplexity.ln();
     let tol = 1e-5f32;
-    Ok((0..nn.n_cells())
+    let rows: Vec<(Vec<f32>, bool)> = (0..nn.n_cells())
         .into_par_iter()
         .map(|i| {
             let d: Vec<f32> = nn.distances.row(i).to_vec();
-            let idx = nn.indices.row(i);
-            let mask: Vec<bool> = idx.iter().map(|&j| j as usize != i).collect();
+            let mask: Vec<bool> = nn.indices.row(i).iter().map(|&j| j as usize != i).collect();
             let mut p = vec![0f32; d.len()];
             let (mut args, mut exps) = (vec![0f64; d.len()], vec![0f64; d.len()]);
             let (mut beta, mut lo, mut hi) = (1f32, f32::NEG_INFINITY, f32::INFINITY);
@@ -83,17 +94,63 @@ pub fn lisi_knn(nn: &Neighbors, codes: &[u32], perplexity: f32) -> Result<Vec<f6
                 diff = h - target;
                 tries += 1;
             }
-            if h == 0.0 {
+            (p, h == 0.0)
+        })
+        .collect();
+    let mut weights = Vec::with_capacity(nn.n_cells() * k);
+    let mut underflow = Vec::with_capacity(nn.n_cells());
+    for (p, u) in rows {
+        weights.extend_from_slice(&p);
+        underflow.push(u);
+    }
+    Ok(LisiKernel {
+        k,
+        weights,
+        underflow,
+    })
+}
+
+/// Per-cell LISI values from a kernel of `nn` and codes. A cell whose kernel sum underflowed
+/// gets −1, as in scib-metrics (it enters the median).
+pub fn lisi_from_kernel(kernel: &LisiKernel, nn: &Neighbors, codes: &[u32]) -> Result<Vec<f64>> {
+    check_len("codes", nn.n_cells(), codes.len())?;
+    check_len("kernel rows", nn.n_cells(), kernel.underflow.len())?;
+    if kernel.k != nn.k() {
+        return Err(Error::Invalid(format!(
+            "the LISI kernel has {} neighbours per cell, the table {}",
+            kernel.k,
+            nn.k()
+        )));
+    }
+    let (c, n_codes) = dense(codes);
+    Ok((0..nn.n_cells())
+        .into_par_iter()
+        .map(|i| {
+            if kernel.underflow[i] {
                 return -1.0;
             }
-            let mut per = vec![0f32; k];
-            for (&j, &pj) in idx.iter().zip(&p) {
+            let p = &kernel.weights[i * kernel.k..(i + 1) * kernel.k];
+            let mut per = vec![0f32; n_codes];
+            for (&j, &pj) in nn.indices.row(i).iter().zip(p) {
                 per[c[j as usize] as usize] += pj;
             }
             let simpson: f32 = per.iter().map(|v| v * v).sum();
             1.0 / simpson as f64
         })
         .collect())
+}
+
+/// Per-cell LISI values over the given neighbour table and codes. A cell whose kernel sum
+/// underflows gets −1, as in scib-metrics (it enters the median).
+pub fn lisi_knn(nn: &Neighbors, codes: &[u32], perplexity: f32) -> Result<Vec<f64>> {
+    check_len("codes", nn.n_cells(), codes.len())?;
+    lisi_from_kernel(&lisi_kernel(nn, perplexity)?, nn, codes)
+}
+
+/// The perplexity scib-metrics' `clisi_knn` and `ilisi_knn` use on a table of `k` neighbours
+/// per cell (self included): ⌊k/3⌋, at least 1.
+pub fn default_perplexity(k: usize) -> f32 {
+    (k / 3).max(1) as f32
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -113,15 +170,33 @@ fn median(v: &[f64]) -> f64 {
 /// `clisi_knn`: `(L − median LISI)/(L − 1)` over labels, perplexity ⌊k/3⌋ (k = neighbours per
 /// cell, self included). `None` for a single label (0/0).
 pub fn clisi_knn(nn: &Neighbors, labels: &[u32]) -> Result<Option<f64>> {
+    clisi_from_kernel(&lisi_kernel(nn, default_perplexity(nn.k()))?, nn, labels)
+}
+
+/// [`clisi_knn`] from a kernel of `nn` already computed (at [`default_perplexity`]).
+pub fn clisi_from_kernel(
+    kernel: &LisiKernel,
+    nn: &Neighbors,
+    labels: &[u32],
+) -> Result<Option<f64>> {
     let l = dense(labels).1 as f64;
-    let v = lisi_knn(nn, labels, (nn.k() / 3).max(1) as f32)?;
+    let v = lisi_from_kernel(kernel, nn, labels)?;
     Ok((l > 1.0).then(|| (l - median(&v)) / (l - 1.0)))
 }
 
 /// `ilisi_knn`: `(median LISI − 1)/(B − 1)` over batches. `None` for a single batch.
 pub fn ilisi_knn(nn: &Neighbors, batches: &[u32]) -> Result<Option<f64>> {
+    ilisi_from_kernel(&lisi_kernel(nn, default_perplexity(nn.k()))?, nn, batches)
+}
+
+/// [`ilisi_knn`] from a kernel of `nn` already computed (at [`default_perplexity`]).
+pub fn ilisi_from_kernel(
+    kernel: &LisiKernel,
+    nn: &Neighbors,
+    batches: &[u32],
+) -> Result<Option<f64>> {
     let b = dense(batches).1 as f64;
-    let v = lisi_knn(nn, batches, (nn.k() / 3).max(1) as f32)?;
+    let v = lisi_from_kernel(kernel, nn, batches)?;
     Ok((b > 1.0).then(|| (median(&v) - 1.0) / (b - 1.0)))
 }
 
@@ -150,5 +225,25 @@ mod tests {
         assert!(mix > 0.5, "interleaved batches: iLISI {mix}");
         assert!(clisi_knn(&nn, &groups).unwrap().unwrap() > 0.99);
         assert_eq!(ilisi_knn(&nn, &[0; 60]).unwrap(), None);
+    }
+
+    #[test]
+    fn one_kernel_serves_both_lisis_and_must_match_the_table() {
+        let x = Array2::from_shape_fn((80, 2), |(i, c)| ((i * 7 + c * 13) % 17) as f32 * 0.3);
+        let nn = knn_exact(x.view(), 12).unwrap();
+        let labels: Vec<u32> = (0..80).map(|i| (i % 3) as u32).collect();
+        let batches: Vec<u32> = (0..80).map(|i| (i / 40) as u32).collect();
+        let kernel = lisi_kernel(&nn, default_perplexity(nn.k())).unwrap();
+        assert_eq!(
+            clisi_from_kernel(&kernel, &nn, &labels).unwrap(),
+            clisi_knn(&nn, &labels).unwrap()
+        );
+        assert_eq!(
+            ilisi_from_kernel(&kernel, &nn, &batches).unwrap(),
+            ilisi_knn(&nn, &batches).unwrap()
+        );
+        let shorter = nn.subset(6).unwrap();
+        let err = lisi_from_kernel(&kernel, &shorter, &labels).unwrap_err();
+        assert!(err.to_string().contains("12 neighbours"), "{err}");
     }
 }

@@ -46,6 +46,8 @@ pub struct MetricNeeds {
     pub silhouette: bool,
     /// The pre-integration embedding (PCR comparison).
     pub pre_integration: bool,
+    /// LISI's kernel on the `knn` graph (shared by cLISI and iLISI).
+    pub lisi_kernel: bool,
 }
 
 impl MetricNeeds {
@@ -54,6 +56,7 @@ impl MetricNeeds {
         knn: None,
         silhouette: false,
         pre_integration: false,
+        lisi_kernel: false,
     };
     /// The shared per-cell label silhouettes.
     pub const SILHOUETTE: MetricNeeds = MetricNeeds {
@@ -94,6 +97,8 @@ pub struct MetricInput<'a> {
     pub neighbors: Option<Neighbors>,
     /// Per-cell label silhouettes.
     pub silhouette: Option<&'a [f64]>,
+    /// LISI's kernel on `neighbors`, when the metric asks for it.
+    pub lisi_kernel: Option<&'a lisi::LisiKernel>,
     /// Seed of the randomised steps (Leiden, approximate kNN).
     pub seed: u64,
 }
@@ -103,6 +108,16 @@ impl MetricInput<'_> {
         self.neighbors
             .as_ref()
             .ok_or_else(|| crate::Error::Invalid("the metric's neighbour graph is missing".into()))
+    }
+    /// The shared LISI kernel, or one computed here.
+    fn lisi_kernel(&self) -> Result<std::borrow::Cow<'_, lisi::LisiKernel>> {
+        Ok(match self.lisi_kernel {
+            Some(k) => std::borrow::Cow::Borrowed(k),
+            None => {
+                let g = self.graph()?;
+                std::borrow::Cow::Owned(lisi::lisi_kernel(g, lisi::default_perplexity(g.k()))?)
+            }
+        })
     }
 }
 
@@ -141,6 +156,12 @@ const fn knn(k: usize) -> MetricNeeds {
         ..MetricNeeds::EMBEDDING
     }
 }
+
+/// LISI's needs: the 90-NN graph and the kernel on it.
+const LISI: MetricNeeds = MetricNeeds {
+    lisi_kernel: true,
+    ..knn(90)
+};
 
 /// Every metric, in scib-metrics' table order (bio conservation first).
 pub static REGISTRY: [MetricSpec; 11] = [
@@ -231,10 +252,16 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "clisi_knn",
         results: &[result("clisi_knn", "cLISI", "clisi_knn")],
         kind: MetricKind::Bio,
-        needs: knn(90),
+        needs: LISI,
         default: true,
         undefined: "a single label",
-        compute: |i| Ok(vec![lisi::clisi_knn(i.graph()?, i.labels)?]),
+        compute: |i| {
+            Ok(vec![lisi::clisi_from_kernel(
+                &*i.lisi_kernel()?,
+                i.graph()?,
+                i.labels,
+            )?])
+        },
     },
     MetricSpec {
         metric: Metric::SilhouetteBatch,
@@ -257,10 +284,16 @@ pub static REGISTRY: [MetricSpec; 11] = [
         key: "ilisi_knn",
         results: &[result("ilisi_knn", "iLISI", "ilisi_knn")],
         kind: MetricKind::Batch,
-        needs: knn(90),
+        needs: LISI,
         default: true,
         undefined: "undefined for this input",
-        compute: |i| Ok(vec![lisi::ilisi_knn(i.graph()?, i.batches)?]),
+        compute: |i| {
+            Ok(vec![lisi::ilisi_from_kernel(
+                &*i.lisi_kernel()?,
+                i.graph()?,
+                i.batches,
+            )?])
+        },
     },
     MetricSpec {
         metric: Metric::KbetPerLabel,

@@ -183,6 +183,23 @@ pub fn evaluate_with_neighbors(
         None
     };
     let sil_time = t.elapsed().as_secs_f64();
+    // LISI's kernel depends on the distances only: computed once for cLISI and iLISI (all
+    // kernel users ask for the same neighbours)
+    let kernel_users: Vec<&&MetricSpec> = specs.iter().filter(|s| s.needs.lisi_kernel).collect();
+    let t = Instant::now();
+    let lisi_kernel = match (kernel_users.first().and_then(|s| s.needs.knn), graph) {
+        (Some(k), Some(g))
+            if kernel_users.len() > 1 && kernel_users.iter().all(|s| s.needs.knn == Some(k)) =>
+        {
+            let nn = g.subset(k.min(g.k()))?;
+            Some(crate::lisi::lisi_kernel(
+                &nn,
+                crate::lisi::default_perplexity(nn.k()),
+            )?)
+        }
+        _ => None,
+    };
+    let kernel_time = t.elapsed().as_secs_f64();
     // one metric: its values, seconds, and why it is undefined if it is
     let compute = |spec: &MetricSpec| -> Result<Outcome> {
         let t = Instant::now();
@@ -216,6 +233,7 @@ pub fn evaluate_with_neighbors(
             pre_integration: input.pre_integration,
             neighbors,
             silhouette: sil.as_deref(),
+            lisi_kernel: lisi_kernel.as_ref().filter(|_| spec.needs.lisi_kernel),
             seed,
         };
         let values = (spec.compute)(&metric_input)?;
@@ -231,6 +249,9 @@ pub fn evaluate_with_neighbors(
         if spec.needs.silhouette {
             // the shared silhouette, split between its users
             secs += sil_time / users_of_silhouette as f64;
+        }
+        if spec.needs.lisi_kernel && lisi_kernel.is_some() {
+            secs += kernel_time / kernel_users.len() as f64;
         }
         let note = values
             .iter()
