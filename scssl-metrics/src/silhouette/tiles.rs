@@ -44,8 +44,7 @@ pub(super) fn label_distance_sums(
     let scale = (1u64 << 61) as f64 / bound;
     let totals: Vec<AtomicU64> = (0..n * k).map(|_| AtomicU64::new(0)).collect();
     let add = |i: usize, l: usize, v: f64| {
-        // two's complement keeps the addition exact whatever the sign
-        totals[i * k + l].fetch_add((v * scale).round() as i64 as u64, Ordering::Relaxed);
+        totals[i * k + l].fetch_add(to_fixed(v, scale), Ordering::Relaxed);
     };
     let all = MatRef::from_row_major_slice(flat, n, d);
     let n_blocks = n.div_ceil(b);
@@ -55,6 +54,9 @@ pub(super) fn label_distance_sums(
         // column r: cell i0 + r's dot products (then distances) with the other block's cells
         let mut tile = Mat::<f32>::zeros(b, b);
         let mut column_sums = vec![0f32; b];
+        // this block's cells' sums, added here alone (an atomic addition per cell, label and
+        // tile cost more than the distances' square roots), then once to the totals
+        let mut own = vec![0u64; (i1 - i0) * k];
         for bj in bi..n_blocks {
             let (j0, j1) = (bj * b, ((bj + 1) * b).min(n));
             faer::linalg::matmul::matmul(
@@ -72,13 +74,37 @@ pub(super) fn label_distance_sums(
                 rows: (i0, i1),
                 cols: (j0, j1),
             };
-            sum_tile(&blocks, &mut tile, &mut column_sums, &add);
+            let mut sink = Sink {
+                own: &mut own,
+                scale,
+                add: &add,
+            };
+            sum_tile(&blocks, &mut tile, &mut column_sums, &mut sink);
+        }
+        for (r, sums) in own.chunks(k.max(1)).enumerate() {
+            for (l, &v) in sums.iter().enumerate() {
+                totals[(i0 + r) * k + l].fetch_add(v, Ordering::Relaxed);
+            }
         }
     });
     totals
         .into_iter()
         .map(|t| t.into_inner() as i64 as f64 / scale)
         .collect()
+}
+
+/// A sum in 64-bit fixed point (`scale` units per distance unit): two's complement keeps the
+/// addition exact, whatever the sign and order.
+fn to_fixed(v: f64, scale: f64) -> u64 {
+    (v * scale).round() as i64 as u64
+}
+
+/// Where a tile's sums go: the sums of the task's own block's cells (cells × labels, fixed point)
+/// into `own`, the other block's through the shared `add`.
+struct Sink<'a> {
+    own: &'a mut [u64],
+    scale: f64,
+    add: &'a (dyn Fn(usize, usize, f64) + Sync),
 }
 
 /// Where one tile of [`label_distance_sums`] lies: cells `rows.0..rows.1` (the tile's columns)
@@ -113,17 +139,17 @@ fn sum_tile(
     blocks: &TileBlocks<'_>,
     tile: &mut Mat<f32>,
     column_sums: &mut [f32],
-    add: &(dyn Fn(usize, usize, f64) + Sync),
+    sink: &mut Sink<'_>,
 ) {
     use scssl_data::simd::{Level, level};
     #[cfg(target_arch = "x86_64")]
     match level() {
         // SAFETY: each version runs only on a CPU that has its features.
-        Level::Avx512 => return unsafe { sum_tile_avx512(blocks, tile, column_sums, add) },
-        Level::Avx2 => return unsafe { sum_tile_avx2(blocks, tile, column_sums, add) },
+        Level::Avx512 => return unsafe { sum_tile_avx512(blocks, tile, column_sums, sink) },
+        Level::Avx2 => return unsafe { sum_tile_avx2(blocks, tile, column_sums, sink) },
         Level::Baseline => {}
     }
-    sum_tile_lanes(blocks, tile, column_sums, add)
+    sum_tile_lanes(blocks, tile, column_sums, sink)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -132,9 +158,9 @@ fn sum_tile_avx512(
     blocks: &TileBlocks<'_>,
     tile: &mut Mat<f32>,
     column_sums: &mut [f32],
-    add: &(dyn Fn(usize, usize, f64) + Sync),
+    sink: &mut Sink<'_>,
 ) {
-    sum_tile_lanes(blocks, tile, column_sums, add)
+    sum_tile_lanes(blocks, tile, column_sums, sink)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -143,9 +169,9 @@ fn sum_tile_avx2(
     blocks: &TileBlocks<'_>,
     tile: &mut Mat<f32>,
     column_sums: &mut [f32],
-    add: &(dyn Fn(usize, usize, f64) + Sync),
+    sink: &mut Sink<'_>,
 ) {
-    sum_tile_lanes(blocks, tile, column_sums, add)
+    sum_tile_lanes(blocks, tile, column_sums, sink)
 }
 
 #[inline(always)]
@@ -153,42 +179,45 @@ fn sum_tile_lanes(
     blocks: &TileBlocks<'_>,
     tile: &mut Mat<f32>,
     column_sums: &mut [f32],
-    add: &(dyn Fn(usize, usize, f64) + Sync),
+    sink: &mut Sink<'_>,
 ) {
     let (i0, i1) = blocks.rows;
     let (j0, j1) = blocks.cols;
     let diagonal = i0 == j0;
     let norms = blocks.norms;
-    for r in 0..(i1 - i0) {
-        let col = &mut tile.col_as_slice_mut(r)[..j1 - j0];
-        to_distances(blocks.distance, norms[i0 + r], &norms[j0..j1], col);
-        if diagonal {
-            // the cell itself: exactly 0, not the expansion's rounding residue
-            col[r] = 0.0;
-        }
-    }
-    // by rows: cell i's distances to the other block, per label
-    for r in 0..(i1 - i0) {
-        let col = &tile.col_as_slice(r)[..j1 - j0];
-        for (l, a, c) in blocks.labels_in(j0, j1) {
-            add(i0 + r, l, sum_lanes(&col[a - j0..c - j0]));
-        }
-    }
-    if diagonal {
-        // a diagonal tile is symmetric: its rows already hold every pair
-        return;
-    }
-    // by columns: each cell of the other block's distances to this block, per label
+    let k = blocks.seg_start.len() - 1;
+    let labels_j: Vec<(usize, usize, usize)> = blocks.labels_in(j0, j1).collect();
     let sums = &mut column_sums[..j1 - j0];
+    // One pass over the tile, a column (one cell of this block) at a time while it is in L1:
+    // its distances, its per-label sums over the other block, and its share of the other
+    // block's cells' sums over this block's label (the cells are sorted by label, so each label
+    // is a run of columns, added in order; a diagonal tile is symmetric and its columns already
+    // hold every pair).
     for (l, a, c) in blocks.labels_in(i0, i1) {
         sums.fill(0.0);
         for i in a..c {
-            for (s, &v) in sums.iter_mut().zip(&tile.col_as_slice(i - i0)[..j1 - j0]) {
-                *s += v;
+            let r = i - i0;
+            let col = &mut tile.col_as_slice_mut(r)[..j1 - j0];
+            to_distances(blocks.distance, norms[i], &norms[j0..j1], col);
+            if diagonal {
+                // the cell itself: exactly 0, not the expansion's rounding residue
+                col[r] = 0.0;
+            }
+            let own = &mut sink.own[r * k..(r + 1) * k];
+            for &(lj, aj, cj) in &labels_j {
+                let v = to_fixed(sum_lanes(&col[aj - j0..cj - j0]), sink.scale);
+                own[lj] = own[lj].wrapping_add(v);
+            }
+            if !diagonal {
+                for (s, &v) in sums.iter_mut().zip(col.iter()) {
+                    *s += v;
+                }
             }
         }
-        for (jj, &v) in sums.iter().enumerate() {
-            add(j0 + jj, l, v as f64);
+        if !diagonal {
+            for (jj, &v) in sums.iter().enumerate() {
+                (sink.add)(j0 + jj, l, v as f64);
+            }
         }
     }
 }
@@ -263,12 +292,26 @@ mod tests {
                         got.lock().unwrap().push((i, l, v.to_bits()));
                     };
                     let (mut tile, mut sums) = (dots.clone(), vec![0f32; SYMMETRIC_BLOCK]);
+                    let k = seg_start.len() - 1;
+                    let scale = (1u64 << 40) as f64;
+                    let mut own = vec![0u64; (rows.1 - rows.0) * k];
+                    let mut sink = Sink {
+                        own: &mut own,
+                        scale,
+                        add: &add,
+                    };
                     if dispatched {
-                        sum_tile(&blocks, &mut tile, &mut sums, &add);
+                        sum_tile(&blocks, &mut tile, &mut sums, &mut sink);
                     } else {
-                        sum_tile_lanes(&blocks, &mut tile, &mut sums, &add);
+                        sum_tile_lanes(&blocks, &mut tile, &mut sums, &mut sink);
                     }
-                    got.into_inner().unwrap()
+                    let mut got = got.into_inner().unwrap();
+                    // this block's cells' sums, back from fixed point
+                    for (p, &v) in own.iter().enumerate().filter(|e| *e.1 != 0) {
+                        let value = v as i64 as f64 / scale;
+                        got.push((rows.0 + p / k, p % k, value.to_bits()));
+                    }
+                    got
                 };
                 let lanes = run(false);
                 assert_eq!(lanes, run(true), "{distance:?} {rows:?}");
