@@ -32,33 +32,7 @@ pub fn fuzzy_connectivities(nn: &Neighbors) -> CsrMatrix {
                 for (e, &v) in excess.iter_mut().zip(d.iter()).skip(1) {
                     *e = (v - rho) as f64;
                 }
-                let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
-                for _ in 0..64 {
-                    // the kernel's exponentials a row at a time (vectorised), summed in order
-                    for (a, &dd) in args.iter_mut().zip(excess.iter()).skip(1) {
-                        *a = -(dd / mid);
-                    }
-                    crate::simd::exp_into(&args[1..], &mut exps[1..]);
-                    let mut psum = 0.0f64;
-                    for (&dd, &e) in excess.iter().zip(exps.iter()).skip(1) {
-                        psum += if dd > 0.0 { e } else { 1.0 };
-                    }
-                    if (psum - target).abs() < 1e-5 {
-                        break;
-                    }
-                    if psum > target {
-                        hi = mid;
-                        mid = (lo + hi) / 2.0;
-                    } else {
-                        lo = mid;
-                        if hi == f64::INFINITY {
-                            mid *= 2.0
-                        } else {
-                            mid = (lo + hi) / 2.0
-                        }
-                    }
-                }
-                let mut sigma = mid as f32;
+                let mut sigma = bandwidth(excess, target, args, exps) as f32;
                 if rho > 0.0 {
                     let mean_i = d.iter().map(|&v| v as f64).sum::<f64>() / k as f64;
                     if (sigma as f64) < 1e-3 * mean_i {
@@ -81,12 +55,77 @@ pub fn fuzzy_connectivities(nn: &Neighbors) -> CsrMatrix {
                     };
                     row.push((c, w));
                 }
+                // by column, the first of any repeated neighbour kept (the sort is stable)
+                row.sort_by_key(|e| e.0);
+                row.dedup_by_key(|e| e.0);
                 row
             },
         )
         .collect();
-    let a = rows_to_csr(n, rows);
-    fuzzy_union(&a)
+    fuzzy_union(&csr_from_sorted_rows(n, rows))
+}
+
+/// UMAP's bandwidth search for one row (`excess[j]` = distance − ρ for neighbours `1..k`): the
+/// σ at which `Σ_j e^{−excess_j/σ}` (1 for `excess_j ≤ 0`) reaches `target`, by bisection from
+/// 1 (64 steps at most, tolerance 1e-5). `args` and `exps` are scratch.
+fn bandwidth(excess: &[f64], target: f64, args: &mut [f64], exps: &mut [f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    match crate::simd::level() {
+        // SAFETY: each version runs only on a CPU that has its features.
+        crate::simd::Level::Avx512 => {
+            return unsafe { bandwidth_avx512(excess, target, args, exps) };
+        }
+        crate::simd::Level::Avx2 => return unsafe { bandwidth_avx2(excess, target, args, exps) },
+        crate::simd::Level::Baseline => {}
+    }
+    bandwidth_lanes(excess, target, args, exps)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn bandwidth_avx512(excess: &[f64], target: f64, args: &mut [f64], exps: &mut [f64]) -> f64 {
+    bandwidth_lanes(excess, target, args, exps)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn bandwidth_avx2(excess: &[f64], target: f64, args: &mut [f64], exps: &mut [f64]) -> f64 {
+    bandwidth_lanes(excess, target, args, exps)
+}
+
+/// [`bandwidth`]'s search, compiled into each instruction set's version whole (the loop is
+/// short: per-step calls cost as much as its arithmetic); element-wise operations and a sum in
+/// order, so every version gives the same bits.
+#[inline(always)]
+fn bandwidth_lanes(excess: &[f64], target: f64, args: &mut [f64], exps: &mut [f64]) -> f64 {
+    let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+    for _ in 0..64 {
+        // the kernel's exponentials a row at a time (vectorised), summed in order
+        // (on slices, not `skip(1)`: that iterator does not vectorise)
+        for (a, &dd) in args[1..].iter_mut().zip(&excess[1..]) {
+            *a = -(dd / mid);
+        }
+        crate::simd::exp_slice(&args[1..], &mut exps[1..]);
+        let mut psum = 0.0f64;
+        for (&dd, &e) in excess[1..].iter().zip(&exps[1..]) {
+            psum += if dd > 0.0 { e } else { 1.0 };
+        }
+        if (psum - target).abs() < 1e-5 {
+            break;
+        }
+        if psum > target {
+            hi = mid;
+            mid = (lo + hi) / 2.0;
+        } else {
+            lo = mid;
+            if hi == f64::INFINITY {
+                mid *= 2.0
+            } else {
+                mid = (lo + hi) / 2.0
+            }
+        }
+    }
+    mid
 }
 
 fn rows_to_csr(n: usize, rows: Vec<Vec<(u32, f32)>>) -> CsrMatrix {
@@ -105,7 +144,35 @@ fn rows_to_csr(n: usize, rows: Vec<Vec<(u32, f32)>>) -> CsrMatrix {
     CsrMatrix::new(n, n, indptr, indices, data).unwrap_or_else(|_| CsrMatrix::zeros(n, n))
 }
 
-/// `A + Aᵀ − A∘Aᵀ` with zeros removed.
+/// An `n × n` CSR matrix from rows already sorted by column without repeats, each copied into
+/// place in parallel.
+fn csr_from_sorted_rows(n: usize, rows: Vec<Vec<(u32, f32)>>) -> CsrMatrix {
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0usize);
+    for r in &rows {
+        indptr.push(indptr[indptr.len() - 1] + r.len());
+    }
+    let nnz = indptr[indptr.len() - 1];
+    let mut indices = vec![0u32; nnz];
+    let mut data = vec![0f32; nnz];
+    let mut slots: Vec<(&mut [u32], &mut [f32])> = Vec::with_capacity(rows.len());
+    let (mut rest_i, mut rest_d) = (indices.as_mut_slice(), data.as_mut_slice());
+    for r in &rows {
+        let (head_i, tail_i) = rest_i.split_at_mut(r.len());
+        let (head_d, tail_d) = rest_d.split_at_mut(r.len());
+        slots.push((head_i, head_d));
+        (rest_i, rest_d) = (tail_i, tail_d);
+    }
+    rows.par_iter().zip(slots).for_each(|(r, (ci, cd))| {
+        for ((c, d), &(col, v)) in ci.iter_mut().zip(cd.iter_mut()).zip(r) {
+            *c = col;
+            *d = v;
+        }
+    });
+    CsrMatrix::new(n, n, indptr, indices, data).unwrap_or_else(|_| CsrMatrix::zeros(n, n))
+}
+
+/// `A + Aᵀ − A∘Aᵀ` with zeros removed (`a`'s rows sorted by column, as are its transpose's).
 fn fuzzy_union(a: &CsrMatrix) -> CsrMatrix {
     let n = a.n_rows();
     let t = a.transpose();
@@ -114,24 +181,20 @@ fn fuzzy_union(a: &CsrMatrix) -> CsrMatrix {
         .map(|i| {
             let (ca, va) = a.row(i);
             let (ct, vt) = t.row(i);
-            let mut pa: Vec<(u32, f32)> = ca.iter().copied().zip(va.iter().copied()).collect();
-            let mut pt: Vec<(u32, f32)> = ct.iter().copied().zip(vt.iter().copied()).collect();
-            pa.sort_by_key(|e| e.0);
-            pt.sort_by_key(|e| e.0);
             let (mut x, mut y) = (0, 0);
-            let mut out = vec![];
-            while x < pa.len() || y < pt.len() {
-                let (c, v) = if y >= pt.len() || (x < pa.len() && pa[x].0 < pt[y].0) {
+            let mut out = Vec::with_capacity(ca.len() + ct.len());
+            while x < ca.len() || y < ct.len() {
+                let (c, v) = if y >= ct.len() || (x < ca.len() && ca[x] < ct[y]) {
                     x += 1;
-                    (pa[x - 1].0, pa[x - 1].1)
-                } else if x >= pa.len() || pt[y].0 < pa[x].0 {
+                    (ca[x - 1], va[x - 1])
+                } else if x >= ca.len() || ct[y] < ca[x] {
                     y += 1;
-                    (pt[y - 1].0, pt[y - 1].1)
+                    (ct[y - 1], vt[y - 1])
                 } else {
-                    let (p, q) = (pa[x].1, pt[y].1);
+                    let (p, q) = (va[x], vt[y]);
                     x += 1;
                     y += 1;
-                    (pa[x - 1].0, p + q - p * q)
+                    (ca[x - 1], p + q - p * q)
                 };
                 if v != 0.0 {
                     out.push((c, v));
@@ -140,7 +203,7 @@ fn fuzzy_union(a: &CsrMatrix) -> CsrMatrix {
             out
         })
         .collect();
-    rows_to_csr(n, rows)
+    csr_from_sorted_rows(n, rows)
 }
 
 /// kNN computed separately inside each group (e.g. batch), as global cell ids, self excluded:
@@ -437,6 +500,37 @@ mod tests {
         }
         // the nearest neighbour always gets weight 1 (distance == rho)
         assert_eq!(d[[3, 4]], 1.0);
+    }
+
+    #[test]
+    fn every_bandwidth_version_gives_the_same_bits_and_meets_the_target() {
+        // rows of 15 and 50 neighbours (one-vector tails and several vectors), some at ρ
+        for k in [15usize, 50] {
+            for row in 0..20 {
+                let excess: Vec<f64> = (0..k)
+                    .map(|j| {
+                        if j < 1 + row % 3 {
+                            0.0
+                        } else {
+                            (j as f64 * 0.37 + row as f64).sin().abs() * 2.0
+                        }
+                    })
+                    .collect();
+                let target = (k as f64).log2();
+                let (mut a, mut e) = (vec![0f64; k], vec![0f64; k]);
+                let sigma = bandwidth(&excess, target, &mut a, &mut e);
+                let lanes = bandwidth_lanes(&excess, target, &mut a, &mut e);
+                assert_eq!(sigma.to_bits(), lanes.to_bits(), "k {k}, row {row}");
+                let psum: f64 = excess[1..]
+                    .iter()
+                    .map(|&x| if x > 0.0 { (-x / sigma).exp() } else { 1.0 })
+                    .sum();
+                assert!(
+                    (psum - target).abs() < 1e-4,
+                    "k {k}, row {row}: {psum} vs {target}"
+                );
+            }
+        }
     }
 
     #[test]
