@@ -79,10 +79,11 @@ fn exp_lane(x: f64) -> f64 {
     }
 }
 
-/// [`exp_into`]'s loop, for callers that compile a larger kernel for one instruction set and
-/// want it inlined there (the same bits at every width).
+/// [`exp_into`]'s loop, not dispatched: for callers that compile a larger kernel for one
+/// instruction set (`#[target_feature]`) and want it inlined there. The same bits at every
+/// width.
 #[inline(always)]
-pub(crate) fn exp_slice(x: &[f64], out: &mut [f64]) {
+pub fn exp_slice(x: &[f64], out: &mut [f64]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = exp_lane(v);
     }

@@ -8,9 +8,11 @@ use scssl_data::Neighbors;
 use crate::codes::dense;
 use crate::error::{Error, Result, check_len};
 
-/// The kernel's entropy at precision `beta`, writing the normalised kernel into `p`. The
-/// exponentials are taken a row at a time (vectorised, in f64 and rounded to f32: the
-/// correctly rounded `expf` but for rare last-bit ties); `args` and `exps` are scratch.
+/// The kernel's entropy at precision `beta`, writing the unnormalised kernel into `p`; returns
+/// it with the kernel's sum. The exponentials are taken a row at a time (vectorised, in f64 and
+/// rounded to f32: the correctly rounded `expf` but for rare last-bit ties); `args` and `exps`
+/// are scratch.
+#[inline(always)]
 fn h_beta(
     d: &[f32],
     mask: &[bool],
@@ -18,11 +20,11 @@ fn h_beta(
     p: &mut [f32],
     args: &mut [f64],
     exps: &mut [f64],
-) -> f32 {
+) -> (f32, f32) {
     for (a, &di) in args.iter_mut().zip(d) {
         *a = (-di * beta) as f64;
     }
-    scssl_data::simd::exp_into(args, exps);
+    scssl_data::simd::exp_slice(args, exps);
     let mut sum = 0f32;
     let mut dp = 0f32;
     for (((pi, &di), &m), &e) in p.iter_mut().zip(d).zip(mask).zip(exps.iter()) {
@@ -31,12 +33,102 @@ fn h_beta(
         dp += di * *pi;
     }
     if sum == 0.0 {
+        (0.0, sum)
+    } else {
+        (sum.ln() + beta * dp / sum, sum)
+    }
+}
+
+/// scib-metrics' bisection for one cell's precision (from 1, tolerance 1e-5, at most 50 steps),
+/// leaving the normalised kernel in `p`; returns the entropy reached.
+#[inline(always)]
+fn calibrate_lanes(
+    d: &[f32],
+    mask: &[bool],
+    target: f32,
+    p: &mut [f32],
+    args: &mut [f64],
+    exps: &mut [f64],
+) -> f32 {
+    let tol = 1e-5f32;
+    let (mut beta, mut lo, mut hi) = (1f32, f32::NEG_INFINITY, f32::INFINITY);
+    let (mut h, mut sum) = h_beta(d, mask, beta, p, args, exps);
+    let mut diff = h - target;
+    let mut tries = 0;
+    while diff.abs() > tol && tries < 50 {
+        if diff > 0.0 {
+            lo = beta;
+            beta = if hi == f32::INFINITY {
+                beta * 2.0
+            } else {
+                (beta + hi) / 2.0
+            };
+        } else {
+            hi = beta;
+            beta = if lo == f32::NEG_INFINITY {
+                beta / 2.0
+            } else {
+                (beta + lo) / 2.0
+            };
+        }
+        (h, sum) = h_beta(d, mask, beta, p, args, exps);
+        diff = h - target;
+        tries += 1;
+    }
+    // the last step's kernel, normalised (only it is kept)
+    if sum == 0.0 {
         p.iter_mut().for_each(|v| *v = 0.0);
-        0.0
     } else {
         p.iter_mut().for_each(|v| *v /= sum);
-        sum.ln() + beta * dp / sum
     }
+    h
+}
+
+/// [`calibrate_lanes`] compiled whole for this CPU's widest vectors (the loop is short: a
+/// dispatched call per step cost as much as its arithmetic); the same bits on every CPU.
+fn calibrate(
+    d: &[f32],
+    mask: &[bool],
+    target: f32,
+    p: &mut [f32],
+    args: &mut [f64],
+    exps: &mut [f64],
+) -> f32 {
+    use scssl_data::simd::{Level, level};
+    #[cfg(target_arch = "x86_64")]
+    match level() {
+        // SAFETY: each version runs only on a CPU that has its features.
+        Level::Avx512 => return unsafe { calibrate_avx512(d, mask, target, p, args, exps) },
+        Level::Avx2 => return unsafe { calibrate_avx2(d, mask, target, p, args, exps) },
+        Level::Baseline => {}
+    }
+    calibrate_lanes(d, mask, target, p, args, exps)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn calibrate_avx512(
+    d: &[f32],
+    mask: &[bool],
+    target: f32,
+    p: &mut [f32],
+    args: &mut [f64],
+    exps: &mut [f64],
+) -> f32 {
+    calibrate_lanes(d, mask, target, p, args, exps)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn calibrate_avx2(
+    d: &[f32],
+    mask: &[bool],
+    target: f32,
+    p: &mut [f32],
+    args: &mut [f64],
+    exps: &mut [f64],
+) -> f32 {
+    calibrate_lanes(d, mask, target, p, args, exps)
 }
 
 /// LISI's kernel on a neighbour table: per cell, the weight of each neighbour (self 0) under
@@ -62,40 +154,18 @@ pub fn lisi_kernel(nn: &Neighbors, perplexity: f32) -> Result<LisiKernel> {
     }
     let k = nn.k();
     let target = perplexity.ln();
-    let tol = 1e-5f32;
     let rows: Vec<(Vec<f32>, bool)> = (0..nn.n_cells())
         .into_par_iter()
-        .map(|i| {
-            let d: Vec<f32> = nn.distances.row(i).to_vec();
-            let mask: Vec<bool> = nn.indices.row(i).iter().map(|&j| j as usize != i).collect();
-            let mut p = vec![0f32; d.len()];
-            let (mut args, mut exps) = (vec![0f64; d.len()], vec![0f64; d.len()]);
-            let (mut beta, mut lo, mut hi) = (1f32, f32::NEG_INFINITY, f32::INFINITY);
-            let mut h = h_beta(&d, &mask, beta, &mut p, &mut args, &mut exps);
-            let mut diff = h - target;
-            let mut tries = 0;
-            while diff.abs() > tol && tries < 50 {
-                if diff > 0.0 {
-                    lo = beta;
-                    beta = if hi == f32::INFINITY {
-                        beta * 2.0
-                    } else {
-                        (beta + hi) / 2.0
-                    };
-                } else {
-                    hi = beta;
-                    beta = if lo == f32::NEG_INFINITY {
-                        beta / 2.0
-                    } else {
-                        (beta + lo) / 2.0
-                    };
-                }
-                h = h_beta(&d, &mask, beta, &mut p, &mut args, &mut exps);
-                diff = h - target;
-                tries += 1;
-            }
-            (p, h == 0.0)
-        })
+        .map_init(
+            || (vec![0f64; k], vec![0f64; k]),
+            |(args, exps), i| {
+                let d: Vec<f32> = nn.distances.row(i).to_vec();
+                let mask: Vec<bool> = nn.indices.row(i).iter().map(|&j| j as usize != i).collect();
+                let mut p = vec![0f32; d.len()];
+                let h = calibrate(&d, &mask, target, &mut p, args, exps);
+                (p, h == 0.0)
+            },
+        )
         .collect();
     let mut weights = Vec::with_capacity(nn.n_cells() * k);
     let mut underflow = Vec::with_capacity(nn.n_cells());
