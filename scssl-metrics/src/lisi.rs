@@ -298,6 +298,33 @@ mod tests {
     }
 
     #[test]
+    fn every_calibration_version_gives_the_same_bits() {
+        for k in [15usize, 90] {
+            for row in 0..10 {
+                let d: Vec<f32> = (0..k)
+                    .map(|j| {
+                        if j == 0 {
+                            0.0
+                        } else {
+                            0.5 + (j as f32 * 0.29 + row as f32).sin().abs() * 3.0
+                        }
+                    })
+                    .collect();
+                let mask: Vec<bool> = (0..k).map(|j| j != 0).collect();
+                let target = ((k / 3) as f32).ln();
+                let (mut a, mut e) = (vec![0f64; k], vec![0f64; k]);
+                let (mut p1, mut p2) = (vec![0f32; k], vec![0f32; k]);
+                let h1 = calibrate(&d, &mask, target, &mut p1, &mut a, &mut e);
+                let h2 = calibrate_lanes(&d, &mask, target, &mut p2, &mut a, &mut e);
+                assert_eq!(h1.to_bits(), h2.to_bits());
+                assert_eq!(p1, p2);
+                assert!((h1 - target).abs() < 1e-4, "{h1} vs {target}");
+                assert!((p1.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
     fn one_kernel_serves_both_lisis_and_must_match_the_table() {
         let x = Array2::from_shape_fn((80, 2), |(i, c)| ((i * 7 + c * 13) % 17) as f32 * 0.3);
         let nn = knn_exact(x.view(), 12).unwrap();
