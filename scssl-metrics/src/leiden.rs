@@ -553,7 +553,13 @@ fn leiden_on(
                 break;
             }
             let mut refined = refine(&g, &part, gamma, beta, &mut rng);
-            let n_ref = renumber(&mut refined);
+            let mut n_ref = renumber(&mut refined);
+            if n_ref == g.n() {
+                // refinement merged nothing (each node may choose to stay alone): aggregate by
+                // the communities themselves, as igraph does, rather than refine again
+                refined.clone_from(&part);
+                n_ref = n_comm;
+            }
             // the aggregated graph's initial partition is the unrefined one
             let mut agg_part = vec![0usize; n_ref];
             for v in 0..g.n() {
