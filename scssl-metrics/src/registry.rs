@@ -136,6 +136,11 @@ pub struct MetricSpec {
     pub needs: MetricNeeds,
     /// Whether scSSL-Bench's metric set has it ([`Metric::ALL`]); BRAS is an option.
     pub default: bool,
+    /// Rough share of the CPU time at 100,000 cells, after the shared neighbours, silhouettes
+    /// and LISI kernel (percent). Metrics that run concurrently start longest first, so the
+    /// coarse pieces (a Leiden resolution, a large label's diffusion map) do not end up alone
+    /// on one core at the end.
+    pub cost: u8,
     /// Why its value can be missing for an input (notes name it).
     pub undefined: &'static str,
     /// The function: one value per entry of `results`, `None` where undefined.
@@ -172,6 +177,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Bio,
         needs: MetricNeeds::SILHOUETTE,
         default: true,
+        cost: 1,
         undefined: "undefined for this input",
         compute: |i| {
             Ok(vec![Some(silhouette::isolated_labels(
@@ -200,6 +206,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Bio,
         needs: knn(15),
         default: true,
+        cost: 40,
         undefined: "undefined for this input",
         compute: |i| {
             let r = crate::cluster::nmi_ari_cluster_labels_leiden(i.graph()?, i.labels, i.seed)?;
@@ -224,6 +231,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Bio,
         needs: MetricNeeds::EMBEDDING,
         default: false,
+        cost: 10,
         undefined: "undefined for this input",
         compute: |i| {
             let (nmi, ari) =
@@ -238,6 +246,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Bio,
         needs: MetricNeeds::SILHOUETTE,
         default: true,
+        cost: 1,
         undefined: "undefined for this input",
         compute: |i| {
             Ok(vec![Some(silhouette::silhouette_label(
@@ -254,6 +263,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Bio,
         needs: LISI,
         default: true,
+        cost: 2,
         undefined: "a single label",
         compute: |i| {
             Ok(vec![lisi::clisi_from_kernel(
@@ -270,6 +280,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Batch,
         needs: MetricNeeds::EMBEDDING,
         default: true,
+        cost: 3,
         undefined: "every label has cells from only one batch (or one cell per batch)",
         compute: |i| {
             Ok(vec![silhouette::silhouette_batch(
@@ -286,6 +297,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Batch,
         needs: LISI,
         default: true,
+        cost: 2,
         undefined: "undefined for this input",
         compute: |i| {
             Ok(vec![lisi::ilisi_from_kernel(
@@ -302,6 +314,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Batch,
         needs: knn(50),
         default: true,
+        cost: 45,
         undefined: "every label has fewer than 10 cells or a single batch",
         compute: |i| {
             Ok(vec![crate::kbet::kbet_per_label(
@@ -318,6 +331,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Batch,
         needs: MetricNeeds::EMBEDDING,
         default: false,
+        cost: 3,
         undefined: "every label has cells from only one batch (or one cell per batch)",
         compute: |i| Ok(vec![silhouette::bras(i.embedding, i.labels, i.batches)?]),
     },
@@ -332,6 +346,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Batch,
         needs: knn(15),
         default: true,
+        cost: 1,
         undefined: "undefined for this input",
         compute: |i| Ok(vec![Some(graph::graph_connectivity(i.graph()?, i.labels)?)]),
     },
@@ -342,6 +357,7 @@ pub static REGISTRY: [MetricSpec; 11] = [
         kind: MetricKind::Batch,
         needs: MetricNeeds::PRE_INTEGRATION,
         default: true,
+        cost: 1,
         undefined: "the pre-integration embedding has no batch variance",
         compute: |i| match i.pre_integration {
             Some(pre) => Ok(vec![pcr::pcr_comparison(pre, i.embedding, i.batches)?]),

@@ -259,11 +259,16 @@ pub fn evaluate_with_neighbors(
             .then(|| spec.undefined.to_string());
         Ok((values, secs, note))
     };
-    // the metrics run concurrently (each is parallel inside too); results keep their order
-    let outcomes: Vec<_> = specs
+    // the metrics run concurrently (each is parallel inside too), the costliest started first;
+    // results keep their order
+    let mut by_cost: Vec<usize> = (0..specs.len()).collect();
+    by_cost.sort_by_key(|&i| std::cmp::Reverse(specs[i].cost));
+    let mut outcomes: Vec<(usize, Outcome)> = by_cost
         .par_iter()
-        .map(|s| compute(s))
+        .map(|&i| compute(specs[i]).map(|o| (i, o)))
         .collect::<Result<_>>()?;
+    outcomes.sort_by_key(|e| e.0);
+    let outcomes = outcomes.into_iter().map(|e| e.1);
     for (spec, (values, secs, note)) in specs.iter().zip(outcomes) {
         for (name, v) in spec.results.iter().zip(values) {
             r.metrics.insert(name.key.to_string(), v);
