@@ -230,6 +230,11 @@ pub(super) fn knn_self(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
                             *cut = shrink(list, want);
                         }
                     }
+                    // a bound as soon as the list can give one (after its own block, usually):
+                    // the next blocks then push only what is within it
+                    if cut.is_infinite() && list.len() >= want {
+                        *cut = shrink(list, want);
+                    }
                 }
             }
             // every row has seen at least `want` others: a finite bound for each
