@@ -311,6 +311,8 @@ fn top_by_magnitude(vals: &[f64], k: usize) -> Vec<usize> {
     order
 }
 
+/// The rows and columns `cells` of `w`, renumbered in that order. `local` must hold
+/// `usize::MAX` everywhere (it is left so): it maps a cell to its new number while in use.
 fn subgraph(w: &CsrMatrix, cells: &[usize], local: &mut [usize]) -> CsrMatrix {
     for (p, &i) in cells.iter().enumerate() {
         local[i] = p;
@@ -321,7 +323,7 @@ fn subgraph(w: &CsrMatrix, cells: &[usize], local: &mut [usize]) -> CsrMatrix {
         let (c, v) = w.row(i);
         for (&j, &x) in c.iter().zip(v) {
             let l = local[j as usize];
-            if l != usize::MAX && cells.get(l) == Some(&(j as usize)) {
+            if l != usize::MAX {
                 idx.push(l as u32);
                 dat.push(x);
             }
@@ -373,29 +375,31 @@ fn diffusion_nn(
     let q: Vec<f64> = (0..n)
         .map(|i| w.row(i).1.iter().map(|&x| x as f64).sum())
         .collect();
-    let kk: Vec<Vec<(u32, f64)>> = (0..n)
-        .map(|i| {
-            let (c, v) = w.row(i);
+    // the density-normalised kernel, in w's sparsity pattern (one flat array, not a list per
+    // row), then its symmetric normalisation
+    let mut kk: Vec<f64> = Vec::with_capacity(w.nnz());
+    for i in 0..n {
+        let (c, v) = w.row(i);
+        kk.extend(
             c.iter()
                 .zip(v)
-                .map(|(&j, &x)| (j, x as f64 / (q[i] * q[j as usize])))
-                .collect()
-        })
-        .collect();
-    let z: Vec<f64> = kk
-        .iter()
-        .map(|r| r.iter().map(|e| e.1).sum::<f64>().sqrt())
-        .collect();
-    let mut indptr = vec![0usize];
-    let (mut idx, mut dat) = (vec![], vec![]);
-    for (i, r) in kk.iter().enumerate() {
-        for &(j, x) in r {
-            idx.push(j);
-            dat.push((x / (z[i] * z[j as usize])) as f32);
-        }
-        indptr.push(idx.len());
+                .map(|(&j, &x)| x as f64 / (q[i] * q[j as usize])),
+        );
     }
-    let t = CsrMatrix::new(n, n, indptr, idx, dat).ok()?;
+    let indptr = w.indptr();
+    let z: Vec<f64> = (0..n)
+        .map(|i| kk[indptr[i]..indptr[i + 1]].iter().sum::<f64>().sqrt())
+        .collect();
+    let mut dat = Vec::with_capacity(kk.len());
+    for i in 0..n {
+        let (c, _) = w.row(i);
+        dat.extend(
+            c.iter()
+                .zip(&kk[indptr[i]..indptr[i + 1]])
+                .map(|(&j, &x)| (x / (z[i] * z[j as usize])) as f32),
+        );
+    }
+    let t = CsrMatrix::new(n, n, indptr.to_vec(), w.indices().to_vec(), dat).ok()?;
     let clock = std::time::Instant::now();
     let (vals, vecs) = top_eigen_with(&t, n_comps.min(n - 1), dense_limit);
     tracing::debug!(
