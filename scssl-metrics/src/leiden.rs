@@ -645,4 +645,21 @@ mod tests {
         let hi = leiden(&w, 20.0, 2, 0.01, 0);
         assert!(hi.iter().copied().max().unwrap() >= 2);
     }
+
+    #[test]
+    fn weak_pairs_are_found_when_refinement_keeps_them_apart() {
+        // six pairs joined by weak edges: local moving pairs them up, but with gains far below
+        // β staying alone is about as likely as merging in refinement, so for many seeds some
+        // level refines into singletons only and is aggregated by its communities instead
+        let e: Vec<(usize, usize, f32)> = (0..6).map(|p| (2 * p, 2 * p + 1, 1e-3)).collect();
+        let w = graph(12, &e);
+        for seed in 0..40 {
+            let p = leiden(&w, 1.0, 2, 0.01, seed);
+            for pair in 0..6 {
+                assert_eq!(p[2 * pair], p[2 * pair + 1], "seed {seed}: {p:?}");
+            }
+            let distinct: std::collections::BTreeSet<u32> = p.iter().copied().collect();
+            assert_eq!(distinct.len(), 6, "seed {seed}: {p:?}");
+        }
+    }
 }
