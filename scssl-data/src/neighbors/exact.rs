@@ -172,6 +172,42 @@ pub(super) fn permuted(x: &[f32], d: usize, order: &[u32]) -> Vec<f32> {
     out
 }
 
+/// A finished shortlist's neighbours: its `want` smallest keys re-ranked by the direct distance
+/// from `qrow` to each candidate's row of `db` (`d` columns; ties by id), after `self_id` at
+/// distance 0 when given; `k` in all (fewer if the list is short).
+pub(super) fn rerank(
+    list: &mut Vec<u64>,
+    want: usize,
+    qrow: &[f32],
+    db: &[f32],
+    d: usize,
+    self_id: Option<usize>,
+    k: usize,
+) -> (Vec<u32>, Vec<f32>) {
+    if list.len() > want {
+        shrink(list, want);
+    }
+    let mut exact: Vec<(f32, u32)> = list
+        .iter()
+        .map(|&key| {
+            let j = (key & 0xFFFF_FFFF) as usize;
+            (dist(qrow, &db[j * d..(j + 1) * d]), j as u32)
+        })
+        .collect();
+    exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut idx = Vec::with_capacity(k);
+    let mut ds = Vec::with_capacity(k);
+    if let Some(i) = self_id {
+        idx.push(i as u32);
+        ds.push(0.0);
+    }
+    for &(dd, j) in exact.iter().take(k - idx.len()) {
+        idx.push(j);
+        ds.push(dd);
+    }
+    (idx, ds)
+}
+
 /// Cuts a shortlist back to its `want` smallest keys; returns the largest kept distance.
 pub(super) fn shrink(list: &mut Vec<u64>, want: usize) -> f32 {
     list.select_nth_unstable(want - 1);
@@ -413,28 +449,8 @@ pub(super) fn search(
                 .map(|(r, mut list)| {
                     let i = q_order[s + r] as usize;
                     let qrow = &qs[i * d..(i + 1) * d];
-                    // re-rank the shortlist by the direct distance
-                    if list.len() > want {
-                        shrink(&mut list, want);
-                    }
-                    let mut exact: Vec<(f32, u32)> = list
-                        .into_iter()
-                        .map(|key| {
-                            let j = (key & 0xFFFF_FFFF) as usize;
-                            (dist(qrow, &dbs[j * d..(j + 1) * d]), j as u32)
-                        })
-                        .collect();
-                    exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                    let mut idx = Vec::with_capacity(k);
-                    let mut ds = Vec::with_capacity(k);
-                    if self_first {
-                        idx.push(i as u32);
-                        ds.push(0.0);
-                    }
-                    for &(dd, j) in exact.iter().take(k - idx.len()) {
-                        idx.push(j);
-                        ds.push(dd);
-                    }
+                    let (idx, ds) =
+                        rerank(&mut list, want, qrow, dbs, d, self_first.then_some(i), k);
                     (i, idx, ds)
                 })
                 .collect::<Vec<_>>()

@@ -20,10 +20,10 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::exact::{
-    CHUNK, EXTRA, ORDER_SEED, PRUNE_MIN_ROWS, centre_and_radius, permuted, search, shrink,
+    CHUNK, EXTRA, ORDER_SEED, PRUNE_MIN_ROWS, centre_and_radius, permuted, rerank, search, shrink,
     squared_distances_within,
 };
-use super::{Neighbors, check_input, dist};
+use super::{Neighbors, check_input};
 use crate::error::Result;
 
 /// Rows per block (a leaf of the tree): a 256 × 256 tile of dot products (256 KB) stays in L2.
@@ -382,25 +382,7 @@ pub(super) fn knn_self(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
             lists.into_iter().enumerate().map(move |(r, mut list)| {
                 let i = order[start + r] as usize;
                 let qrow = &xs[i * d..(i + 1) * d];
-                if list.len() > want {
-                    shrink(&mut list, want);
-                }
-                let mut exact: Vec<(f32, u32)> = list
-                    .into_iter()
-                    .map(|key| {
-                        let j = (key & 0xFFFF_FFFF) as usize;
-                        (dist(qrow, &xs[j * d..(j + 1) * d]), j as u32)
-                    })
-                    .collect();
-                exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                let mut idx = Vec::with_capacity(k);
-                let mut ds = Vec::with_capacity(k);
-                idx.push(i as u32);
-                ds.push(0.0);
-                for &(dd, j) in exact.iter().take(k - 1) {
-                    idx.push(j);
-                    ds.push(dd);
-                }
+                let (idx, ds) = rerank(&mut list, want, qrow, xs, d, Some(i), k);
                 (i, idx, ds)
             })
         })
