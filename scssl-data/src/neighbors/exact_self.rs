@@ -444,6 +444,24 @@ mod tests {
     }
 
     #[test]
+    fn every_row_as_neighbour_and_identical_rows_equal_the_full_scan() {
+        // k up to the row count (the first step then scans every block), and rows that all
+        // tie at distance 0 (ties broken by id on both sides)
+        let x = blobs(PRUNE_MIN_ROWS + 5, 4, 3);
+        let n = x.nrows();
+        for k in [n, n - 1, n - 8] {
+            let fast = knn_self(x.view(), k).unwrap();
+            let (idx, dist) = search(x.view(), x.view(), k, true, false).unwrap();
+            assert_eq!(fast.indices, idx, "k = {k}");
+            assert_eq!(fast.distances, dist, "k = {k}");
+        }
+        let same = Array2::<f32>::ones((PRUNE_MIN_ROWS + 10, 3));
+        let fast = knn_self(same.view(), 30).unwrap();
+        let (idx, _) = search(same.view(), same.view(), 30, true, false).unwrap();
+        assert_eq!(fast.indices, idx);
+    }
+
+    #[test]
     fn the_result_does_not_depend_on_the_thread_count() {
         let x = blobs(PRUNE_MIN_ROWS + 900, 6, 99);
         let one = rayon::ThreadPoolBuilder::new()
