@@ -467,6 +467,38 @@ pub(super) fn search(
     Ok((indices, distances))
 }
 
+/// Test data: `n` rows of `d` columns in eight blobs of different spreads, every 301st row a
+/// copy of another (exact duplicates), then `queries` more rows from the same blobs.
+#[cfg(test)]
+pub(super) fn clustered_rows(
+    n: usize,
+    queries: usize,
+    d: usize,
+    seed: u64,
+) -> (Array2<f32>, Array2<f32>) {
+    let mut state = seed | 1;
+    let mut unit = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let centres: Vec<f32> = (0..8 * d).map(|_| 40.0 * unit()).collect();
+    let rows = |count: usize, unit: &mut dyn FnMut() -> f32| {
+        Array2::from_shape_fn((count, d), |(i, c)| {
+            let blob = i % 8;
+            centres[blob * d + c] + (1.0 + blob as f32) * unit()
+        })
+    };
+    let mut x = rows(n, &mut unit);
+    for i in (0..n).step_by(301) {
+        let copy = x.row((i + 5) % n).to_owned();
+        x.row_mut(i).assign(&copy);
+    }
+    let q = rows(queries, &mut unit);
+    (x, q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,27 +598,7 @@ mod tests {
         // pruning threshold; the pruned search must give the full scan's table bit for bit,
         // for the self search and for queries from elsewhere
         let n = PRUNE_MIN_ROWS + 1_500;
-        let d = 10;
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut unit = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        let centres: Vec<f32> = (0..8 * d).map(|_| 40.0 * unit()).collect();
-        let rows = |count: usize, unit: &mut dyn FnMut() -> f32| {
-            Array2::from_shape_fn((count, d), |(i, c)| {
-                let blob = i % 8;
-                centres[blob * d + c] + (1.0 + blob as f32) * unit()
-            })
-        };
-        let mut x = rows(n, &mut unit);
-        for i in (0..n).step_by(301) {
-            let copy = x.row((i + 5) % n).to_owned();
-            x.row_mut(i).assign(&copy);
-        }
-        let queries = rows(700, &mut unit);
+        let (x, queries) = clustered_rows(n, 700, 10, 0x2545_F491_4F6C_DD1D);
         for k in [1, 15, 40] {
             let pruned = search(x.view(), x.view(), k, true, true).unwrap();
             let full = search(x.view(), x.view(), k, true, false).unwrap();

@@ -402,25 +402,8 @@ pub(super) fn knn_self(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
 mod tests {
     use super::*;
 
-    /// Clustered rows (blobs of different spreads, some exact duplicates).
     fn blobs(n: usize, d: usize, seed: u64) -> Array2<f32> {
-        let mut state = seed | 1;
-        let mut unit = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        let centres: Vec<f32> = (0..8 * d).map(|_| 40.0 * unit()).collect();
-        let mut x = Array2::from_shape_fn((n, d), |(i, c)| {
-            let blob = i % 8;
-            centres[blob * d + c] + (1.0 + blob as f32) * unit()
-        });
-        for i in (0..n).step_by(301) {
-            let copy = x.row((i + 5) % n).to_owned();
-            x.row_mut(i).assign(&copy);
-        }
-        x
+        super::super::exact::clustered_rows(n, 0, d, seed).0
     }
 
     #[test]
