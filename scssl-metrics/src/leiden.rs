@@ -72,6 +72,91 @@ impl Graph {
     }
 }
 
+/// The communities that one node's (or one new node's) edges reach, in first-touch order,
+/// collected without a branch per edge: every edge writes its community after the last one and
+/// the length grows only when the community is new. (An `if new { push }` branch there is
+/// data-dependent and was mispredicted on a large share of the edges.)
+struct Touched {
+    items: Vec<usize>,
+    len: usize,
+}
+
+impl Touched {
+    /// Room for `n` communities (and the one scratch write after them).
+    fn with_room(n: usize) -> Touched {
+        Touched {
+            items: vec![0; n + 1],
+            len: 0,
+        }
+    }
+    /// Notes community `c`, kept when `is_new`.
+    #[inline(always)]
+    fn note(&mut self, c: usize, is_new: bool) {
+        self.items[self.len] = c;
+        self.len += usize::from(is_new);
+    }
+    #[inline(always)]
+    fn as_slice(&self) -> &[usize] {
+        &self.items[..self.len]
+    }
+    #[inline(always)]
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Local moving's queue of nodes to visit: a ring of `n` slots. A node is queued at most once
+/// and the node being visited is not queued, so while a visit pushes at most `n − 1` are
+/// queued and the slot after the last is free for [`NodeQueue::push_if`]'s scratch write.
+struct NodeQueue {
+    ring: Vec<usize>,
+    head: usize,
+    len: usize,
+}
+
+impl NodeQueue {
+    /// All of `order`'s nodes, to be visited in that order.
+    fn full(order: Vec<usize>) -> NodeQueue {
+        let len = order.len();
+        NodeQueue {
+            ring: order,
+            head: 0,
+            len,
+        }
+    }
+    fn slot(&self, i: usize) -> usize {
+        let s = self.head + i;
+        if s >= self.ring.len() {
+            s - self.ring.len()
+        } else {
+            s
+        }
+    }
+    fn pop_front(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let v = self.ring[self.head];
+        self.head = self.slot(1);
+        self.len -= 1;
+        Some(v)
+    }
+    /// The node `i` places from the front.
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<usize> {
+        (i < self.len).then(|| self.ring[self.slot(i)])
+    }
+    /// Queues `v` when `keep` without a branch (the choice is data-dependent and mispredicted
+    /// often): `v` is written after the last node either way. Only called during a visit (see
+    /// the type's note).
+    #[inline(always)]
+    fn push_if(&mut self, v: usize, keep: bool) {
+        let s = self.slot(self.len);
+        self.ring[s] = v;
+        self.len += usize::from(keep);
+    }
+}
+
 /// A hint to load `data[i]` into the cache; no effect on results (and none off x86-64).
 #[inline(always)]
 fn prefetch<T>(data: &[T], i: usize) {
@@ -131,28 +216,28 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
     let mut empty: Vec<usize> = (0..n).filter(|&c| size[c] == 0).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
-    let mut queue: std::collections::VecDeque<usize> = order.into();
+    let mut queue = NodeQueue::full(order);
     let mut queued = vec![true; n];
     let mut w_to = vec![0.0f64; n];
-    let mut touched: Vec<usize> = vec![];
+    let mut touched = Touched::with_room(n);
     let mut moved = false;
     while let Some(v) = queue.pop_front() {
         // the queue is in random order, so each node's data is a cache miss: fetch the next
         // nodes' data ahead, a few steps at a time (the row start, then the edges, then the
         // neighbours' memberships, then their communities' sums)
-        if let Some(&a) = queue.get(20) {
+        if let Some(a) = queue.get(20) {
             prefetch(&g.start, a);
             prefetch(&g.k, a);
         }
-        if let Some(&a) = queue.get(10) {
+        if let Some(a) = queue.get(10) {
             g.prefetch_edges(a);
         }
-        if let Some(&a) = queue.get(5) {
+        if let Some(a) = queue.get(5) {
             for &u in g.neighbours(a) {
                 prefetch(part, u as usize);
             }
         }
-        if let Some(&a) = queue.front() {
+        if let Some(a) = queue.get(0) {
             for &u in g.neighbours(a) {
                 let c = part[u as usize];
                 prefetch(&w_to, c);
@@ -164,9 +249,7 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
         let cur = part[v];
         for (u, w) in g.edges(v) {
             let c = part[u];
-            if w_to[c] == 0.0 {
-                touched.push(c);
-            }
+            touched.note(c, w_to[c] == 0.0);
             w_to[c] += w;
         }
         kc[cur] -= g.k[v];
@@ -177,7 +260,7 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
         let gain = |c: usize, w: f64| w - gamma * g.k[v] * kc[c];
         let mut best = cur;
         let mut best_gain = gain(cur, w_to[cur]);
-        for &c in &touched {
+        for &c in touched.as_slice() {
             let gn = gain(c, w_to[c]);
             if gn > best_gain {
                 best_gain = gn;
@@ -199,13 +282,12 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
             part[v] = best;
             moved = true;
             for (u, _) in g.edges(v) {
-                if !queued[u] && part[u] != best {
-                    queued[u] = true;
-                    queue.push_back(u);
-                }
+                let add = !queued[u] & (part[u] != best);
+                queued[u] |= add;
+                queue.push_if(u, add);
             }
         }
-        for &c in &touched {
+        for &c in touched.as_slice() {
             w_to[c] = 0.0;
         }
         touched.clear();
@@ -238,7 +320,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
     let mut w_to = vec![0.0f64; n];
-    let mut touched = vec![];
+    let mut touched = Touched::with_room(n);
     // candidate targets and their weights, reused across nodes (most nodes have a few)
     let mut cand: Vec<(usize, f64)> = vec![];
     let mut weights: Vec<f64> = vec![];
@@ -279,14 +361,12 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
         for (u, w) in g.edges(v) {
             if part[u] == s {
                 let c = refined[u];
-                if w_to[c] == 0.0 {
-                    touched.push(c);
-                }
+                touched.note(c, w_to[c] == 0.0);
                 w_to[c] += w;
             }
         }
         cand.clear();
-        for &c in &touched {
+        for &c in touched.as_slice() {
             if c == refined[v] {
                 continue;
             }
@@ -331,7 +411,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
                 }
             }
         }
-        for &c in &touched {
+        for &c in touched.as_slice() {
             w_to[c] = 0.0;
         }
         touched.clear();
@@ -371,11 +451,14 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
     }
     let mut self_w = vec![0.0; n_new];
     let mut acc = vec![0.0f64; n_new];
-    let mut touched: Vec<usize> = vec![];
+    let mut touched = Touched::with_room(n_new);
     let mut new_start = Vec::with_capacity(n_new + 1);
     new_start.push(0);
     let (mut nbr, mut wt) = (vec![], vec![]);
     for a in 0..n_new {
+        // the new node's loop weight, summed in a register (in memory, each addition waited
+        // on the store of the one before)
+        let mut loop_w = 0.0;
         for p in start[a]..start[a + 1] {
             let v = members[p];
             // a community's members lie anywhere: fetch ahead as in local moving
@@ -391,27 +474,26 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
                     prefetch(refined, u as usize);
                 }
             }
-            self_w[a] += g.self_w[v];
+            loop_w += g.self_w[v];
             for (u, w) in g.edges(v) {
                 let b = refined[u];
                 if a == b {
                     // each internal edge is seen from both ends: half a loop each time
-                    self_w[a] += w / 2.0;
+                    loop_w += w / 2.0;
                 } else {
-                    if acc[b] == 0.0 {
-                        touched.push(b);
-                    }
+                    touched.note(b, acc[b] == 0.0);
                     acc[b] += w;
                 }
             }
         }
         // in first-touch order (deterministic; sorting each list cost ~9 % of a run)
-        for &b in &touched {
+        for &b in touched.as_slice() {
             nbr.push(b as u32);
             wt.push(acc[b]);
         }
         new_start.push(nbr.len());
-        for &b in &touched {
+        self_w[a] = loop_w;
+        for &b in touched.as_slice() {
             acc[b] = 0.0;
         }
         touched.clear();
