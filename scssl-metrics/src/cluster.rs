@@ -97,8 +97,11 @@ pub fn nmi_ari_cluster_labels_leiden(
     crate::error::check_len("labels", nn.n_cells(), labels.len())?;
     let graph = crate::leiden::LeidenGraph::new(&scssl_data::neighbors::fuzzy_connectivities(nn));
     let res: Vec<f64> = (1..=10).map(|x| 2.0 * x as f64 / 10.0).collect();
+    // one resolution per task (rayon otherwise hands out runs of several, and a thread that
+    // finishes its other work cannot take them over)
     let scores: Vec<(f64, f64)> = res
         .par_iter()
+        .with_max_len(1)
         .map(|&r| {
             let c = graph.cluster(r, 2, 0.01, seed);
             (nmi(labels, &c), ari(labels, &c))

@@ -444,49 +444,60 @@ fn kbet_per_label_with(
     let conn = fuzzy_connectivities(nn50);
     let (lc, k) = dense(labels);
     let groups = members(&lc, k);
-    let scores: Vec<f64> = groups
+    // the largest labels first and one label per task, so that the threads finish together
+    // (the mean below is still taken in label order)
+    let mut by_size: Vec<usize> = (0..groups.len()).collect();
+    by_size.sort_by_key(|&l| std::cmp::Reverse(groups[l].len()));
+    let label_score = |cells: &[usize]| -> f64 {
+        let n = cells.len();
+        let b: Vec<u32> = cells.iter().map(|&i| batches[i]).collect();
+        let nb = dense(&b).1;
+        if n < 10 || nb < 2 {
+            return f64::NAN;
+        }
+        let mean_batch = n as f64 / nb as f64;
+        let mut k0 = ((mean_batch / 4.0).floor() as usize).clamp(10, 70);
+        if k0 * n >= i32::MAX as usize {
+            k0 = i32::MAX as usize / n;
+        }
+        let mut local = vec![usize::MAX; nn50.n_cells()];
+        let sub = subgraph(&conn, cells, &mut local);
+        let comp = components(&sub);
+        let n_comp = comp.iter().copied().max().map_or(0, |m| m + 1);
+        let run = |g: &CsrMatrix, bb: &[u32]| -> f64 {
+            let n_comps = 100.min(g.n_rows().saturating_sub(1));
+            match diffusion_nn(g, k0 + 1, n_comps, dense_limit) {
+                Some(idx) => kbet(&idx, bb, 0.05).unwrap_or(0.0),
+                None => 0.0,
+            }
+        };
+        if n_comp <= 1 {
+            return run(&sub, &b);
+        }
+        let mut size = vec![0usize; n_comp];
+        for &c in &comp {
+            size[c] += 1;
+        }
+        let keep: Vec<usize> = (0..n).filter(|&i| size[comp[i]] >= 3 * k0).collect();
+        if (keep.len() as f64) < 0.75 * n as f64 {
+            return 0.0;
+        }
+        let mut local2 = vec![usize::MAX; n];
+        let sub2 = subgraph(&sub, &keep, &mut local2);
+        let b2: Vec<u32> = keep.iter().map(|&i| b[i]).collect();
+        run(&sub2, &b2)
+    };
+    let mut scores: Vec<(usize, f64)> = by_size
         .par_iter()
-        .map(|cells| {
-            let n = cells.len();
-            let b: Vec<u32> = cells.iter().map(|&i| batches[i]).collect();
-            let nb = dense(&b).1;
-            if n < 10 || nb < 2 {
-                return f64::NAN;
-            }
-            let mean_batch = n as f64 / nb as f64;
-            let mut k0 = ((mean_batch / 4.0).floor() as usize).clamp(10, 70);
-            if k0 * n >= i32::MAX as usize {
-                k0 = i32::MAX as usize / n;
-            }
-            let mut local = vec![usize::MAX; nn50.n_cells()];
-            let sub = subgraph(&conn, cells, &mut local);
-            let comp = components(&sub);
-            let n_comp = comp.iter().copied().max().map_or(0, |m| m + 1);
-            let run = |g: &CsrMatrix, bb: &[u32]| -> f64 {
-                let n_comps = 100.min(g.n_rows().saturating_sub(1));
-                match diffusion_nn(g, k0 + 1, n_comps, dense_limit) {
-                    Some(idx) => kbet(&idx, bb, 0.05).unwrap_or(0.0),
-                    None => 0.0,
-                }
-            };
-            if n_comp <= 1 {
-                return run(&sub, &b);
-            }
-            let mut size = vec![0usize; n_comp];
-            for &c in &comp {
-                size[c] += 1;
-            }
-            let keep: Vec<usize> = (0..n).filter(|&i| size[comp[i]] >= 3 * k0).collect();
-            if (keep.len() as f64) < 0.75 * n as f64 {
-                return 0.0;
-            }
-            let mut local2 = vec![usize::MAX; n];
-            let sub2 = subgraph(&sub, &keep, &mut local2);
-            let b2: Vec<u32> = keep.iter().map(|&i| b[i]).collect();
-            run(&sub2, &b2)
-        })
+        .with_max_len(1)
+        .map(|&label| (label, label_score(&groups[label])))
         .collect();
-    let ok: Vec<f64> = scores.into_iter().filter(|v| !v.is_nan()).collect();
+    scores.sort_by_key(|e| e.0);
+    let ok: Vec<f64> = scores
+        .into_iter()
+        .map(|e| e.1)
+        .filter(|v| !v.is_nan())
+        .collect();
     Ok((!ok.is_empty()).then(|| ok.iter().sum::<f64>() / ok.len() as f64))
 }
 

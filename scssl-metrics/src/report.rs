@@ -265,6 +265,7 @@ pub fn evaluate_with_neighbors(
     by_cost.sort_by_key(|&i| std::cmp::Reverse(specs[i].cost));
     let mut outcomes: Vec<(usize, Outcome)> = by_cost
         .par_iter()
+        .with_max_len(1)
         .map(|&i| compute(specs[i]).map(|o| (i, o)))
         .collect::<Result<_>>()?;
     outcomes.sort_by_key(|e| e.0);
