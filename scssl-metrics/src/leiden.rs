@@ -332,17 +332,18 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
             prefetch(&w_in, a);
             prefetch(part, a);
         }
-        if let Some(&a) = order.get(i + 6) {
+        // (only for nodes that will be visited: one that has joined or been joined is skipped)
+        if let Some(&a) = order.get(i + 6).filter(|&&a| singleton[a]) {
             g.prefetch_edges(a);
             prefetch(&g.k, a);
         }
-        if let Some(&a) = order.get(i + 3) {
+        if let Some(&a) = order.get(i + 3).filter(|&&a| singleton[a]) {
             for &u in g.neighbours(a) {
                 prefetch(part, u as usize);
                 prefetch(&refined, u as usize);
             }
         }
-        if let Some(&a) = order.get(i + 1) {
+        if let Some(&a) = order.get(i + 1).filter(|&&a| singleton[a]) {
             for &u in g.neighbours(a) {
                 let c = refined[u as usize];
                 prefetch(&w_to, c);
