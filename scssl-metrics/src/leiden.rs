@@ -324,6 +324,7 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     // candidate targets and their weights, reused across nodes (most nodes have a few)
     let mut cand: Vec<(usize, f64)> = vec![];
     let mut weights: Vec<f64> = vec![];
+    let mut exponents: Vec<f64> = vec![];
     for (i, &v) in order.iter().enumerate() {
         // random order: fetch ahead as in local moving
         if let Some(&a) = order.get(i + 12) {
@@ -383,9 +384,14 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
         if !cand.is_empty() {
             let max = cand.iter().map(|e| e.1).fold(f64::NEG_INFINITY, f64::max);
             // staying alone has gain 0 and is a candidate too
-            let stay = (-max / beta).exp();
-            weights.clear();
-            weights.extend(cand.iter().map(|e| ((e.1 - max) / beta).exp()));
+            // the exponentials in one vectorised call (libm's `exp`, one call per candidate,
+            // was a few per cent of a run); the last one is staying alone's
+            exponents.clear();
+            exponents.extend(cand.iter().map(|e| (e.1 - max) / beta));
+            exponents.push(-max / beta);
+            weights.resize(exponents.len(), 0.0);
+            scssl_data::simd::exp_into(&exponents, &mut weights);
+            let stay = weights.pop().unwrap_or(0.0);
             let total: f64 = weights.iter().sum::<f64>() + stay;
             let mut r = rng.random::<f64>() * total;
             let mut chosen = None;
