@@ -41,6 +41,15 @@ impl Graph {
             .zip(&self.wt[a..b])
             .map(|(&u, &w)| (u as usize, w))
     }
+    /// Node `v`'s number of edges.
+    #[inline]
+    fn degree(&self, v: usize) -> usize {
+        self.start[v + 1] - self.start[v]
+    }
+    /// The most edges of any node: the most communities one visit can note.
+    fn max_degree(&self) -> usize {
+        (0..self.n()).map(|v| self.degree(v)).max().unwrap_or(0)
+    }
     /// Node `v`'s neighbours.
     #[inline]
     fn neighbours(&self, v: usize) -> &[u32] {
@@ -82,14 +91,16 @@ struct Touched {
 }
 
 impl Touched {
-    /// Room for `n` communities (and the one scratch write after them).
+    /// Room for `n` notes (and the scratch write after them).
     fn with_room(n: usize) -> Touched {
         Touched {
             items: vec![0; n + 1],
             len: 0,
         }
     }
-    /// Notes community `c`, kept when `is_new`.
+    /// Notes community `c`, kept when `is_new`. Between two [`Touched::clear`]s there must
+    /// be fewer notes than the room given (a community can be new more than once: a sum that
+    /// returns to zero through negative or repeated entries notes it again, as a push would).
     #[inline(always)]
     fn note(&mut self, c: usize, is_new: bool) {
         self.items[self.len] = c;
@@ -219,7 +230,9 @@ fn move_nodes(g: &Graph, part: &mut [usize], gamma: f64, rng: &mut ChaCha8Rng) -
     let mut queue = NodeQueue::full(order);
     let mut queued = vec![true; n];
     let mut w_to = vec![0.0f64; n];
-    let mut touched = Touched::with_room(n);
+    // a visit notes each community once when weights are positive, and at most one per edge
+    // whatever they are
+    let mut touched = Touched::with_room(n.max(g.max_degree()));
     let mut moved = false;
     while let Some(v) = queue.pop_front() {
         // the queue is in random order, so each node's data is a cache miss: fetch the next
@@ -320,7 +333,8 @@ fn refine(g: &Graph, part: &[usize], gamma: f64, beta: f64, rng: &mut ChaCha8Rng
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
     let mut w_to = vec![0.0f64; n];
-    let mut touched = Touched::with_room(n);
+    // (as in local moving)
+    let mut touched = Touched::with_room(n.max(g.max_degree()));
     // candidate targets and their weights, reused across nodes (most nodes have a few)
     let mut cand: Vec<(usize, f64)> = vec![];
     let mut weights: Vec<f64> = vec![];
@@ -452,13 +466,18 @@ fn aggregate(g: &Graph, refined: &[usize], n_new: usize) -> Graph {
     }
     let mut fill = start.clone();
     let mut members = vec![0usize; g.n()];
+    // and each new node's members' edges: a new node notes each community once when weights
+    // are positive, and at most one per edge of its members whatever they are
+    let mut member_edges = vec![0usize; n_new];
     for (v, &a) in refined.iter().enumerate() {
         members[fill[a]] = v;
         fill[a] += 1;
+        member_edges[a] += g.degree(v);
     }
     let mut self_w = vec![0.0; n_new];
     let mut acc = vec![0.0f64; n_new];
-    let mut touched = Touched::with_room(n_new);
+    let mut touched =
+        Touched::with_room(n_new.max(member_edges.iter().copied().max().unwrap_or(0)));
     let mut new_start = Vec::with_capacity(n_new + 1);
     new_start.push(0);
     let (mut nbr, mut wt) = (vec![], vec![]);
@@ -709,6 +728,21 @@ mod tests {
             indptr.push(idx.len());
         }
         CsrMatrix::new(n, n, indptr, idx, dat).unwrap()
+    }
+
+    #[test]
+    fn repeated_entries_whose_weights_cancel_do_not_overflow_the_touched_list() {
+        // node 0's row names node 1 twenty times with weights +1, −1, …: the sum towards 1's
+        // community returns to zero ten times, and each return notes it again (more notes
+        // than there are nodes)
+        let mut edges = vec![(0, 2, 1.0), (1, 2, 1.0)];
+        for i in 0..20 {
+            edges.push((0, 1, if i % 2 == 0 { 1.0 } else { -1.0 }));
+        }
+        let w = graph(3, &edges);
+        for seed in 0..4 {
+            assert_eq!(leiden(&w, 1.0, 2, 0.01, seed).len(), 3);
+        }
     }
 
     #[test]
