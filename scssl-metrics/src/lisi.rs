@@ -154,25 +154,32 @@ pub fn lisi_kernel(nn: &Neighbors, perplexity: f32) -> Result<LisiKernel> {
     }
     let k = nn.k();
     let target = perplexity.ln();
-    let rows: Vec<(Vec<f32>, bool)> = (0..nn.n_cells())
-        .into_par_iter()
-        .map_init(
-            || (vec![0f64; k], vec![0f64; k]),
-            |(args, exps), i| {
-                let d: Vec<f32> = nn.distances.row(i).to_vec();
-                let mask: Vec<bool> = nn.indices.row(i).iter().map(|&j| j as usize != i).collect();
-                let mut p = vec![0f32; d.len()];
-                let h = calibrate(&d, &mask, target, &mut p, args, exps);
-                (p, h == 0.0)
+    // each cell's weights written in place (a vector per cell, then a sequential copy into one,
+    // kept the other cores waiting)
+    let mut weights = vec![0f32; nn.n_cells() * k];
+    let mut underflow = vec![false; nn.n_cells()];
+    weights
+        .par_chunks_mut(k.max(1))
+        .zip(underflow.par_iter_mut())
+        .enumerate()
+        .for_each_init(
+            || (vec![0f64; k], vec![0f64; k], vec![false; k]),
+            |(args, exps, mask), (i, (p, underflowed))| {
+                let row = nn.distances.row(i);
+                let copy;
+                let d = match row.as_slice() {
+                    Some(d) => d,
+                    None => {
+                        copy = row.to_vec();
+                        &copy
+                    }
+                };
+                for (m, &j) in mask.iter_mut().zip(nn.indices.row(i)) {
+                    *m = j as usize != i;
+                }
+                *underflowed = calibrate(d, mask, target, p, args, exps) == 0.0;
             },
-        )
-        .collect();
-    let mut weights = Vec::with_capacity(nn.n_cells() * k);
-    let mut underflow = Vec::with_capacity(nn.n_cells());
-    for (p, u) in rows {
-        weights.extend_from_slice(&p);
-        underflow.push(u);
-    }
+        );
     Ok(LisiKernel {
         k,
         weights,

@@ -93,8 +93,9 @@ pub struct MetricInput<'a> {
     pub batches: &'a [u32],
     /// The pre-integration embedding, when given.
     pub pre_integration: Option<ArrayView2<'a, f32>>,
-    /// The neighbour graph with `needs.knn` neighbours.
-    pub neighbors: Option<Neighbors>,
+    /// The neighbour graph with `needs.knn` neighbours (borrowed when the caller's table has
+    /// exactly that many: a copy of a 90-NN table at 100,000 cells is 72 MB).
+    pub neighbors: Option<std::borrow::Cow<'a, Neighbors>>,
     /// Per-cell label silhouettes.
     pub silhouette: Option<&'a [f64]>,
     /// LISI's kernel on `neighbors`, when the metric asks for it.
@@ -106,7 +107,7 @@ pub struct MetricInput<'a> {
 impl MetricInput<'_> {
     fn graph(&self) -> Result<&Neighbors> {
         self.neighbors
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| crate::Error::Invalid("the metric's neighbour graph is missing".into()))
     }
     /// The shared LISI kernel, or one computed here.

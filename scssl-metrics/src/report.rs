@@ -191,7 +191,7 @@ pub fn evaluate_with_neighbors(
         (Some(k), Some(g))
             if kernel_users.len() > 1 && kernel_users.iter().all(|s| s.needs.knn == Some(k)) =>
         {
-            let nn = g.subset(k.min(g.k()))?;
+            let nn = first_neighbours(g, k)?;
             Some(crate::lisi::lisi_kernel(
                 &nn,
                 crate::lisi::default_perplexity(nn.k()),
@@ -223,7 +223,7 @@ pub fn evaluate_with_neighbors(
             return Ok((vec![None; spec.results.len()], 0.0, Some(why)));
         }
         let neighbors = match (spec.needs.knn, graph) {
-            (Some(k), Some(g)) => Some(g.subset(k.min(g.k()))?),
+            (Some(k), Some(g)) => Some(first_neighbours(g, k)?),
             _ => None,
         };
         let metric_input = crate::registry::MetricInput {
@@ -281,6 +281,16 @@ pub fn evaluate_with_neighbors(
     }
     (r.bio_conservation, r.batch_correction, r.total) = crate::registry::aggregate(&r.metrics);
     Ok(r)
+}
+
+/// The first `k` neighbours of each cell in `g` (all of them when `g` has no more than `k`):
+/// `g` itself when that is all of it, a copy otherwise.
+fn first_neighbours(g: &Neighbors, k: usize) -> Result<std::borrow::Cow<'_, Neighbors>> {
+    Ok(if k >= g.k() {
+        std::borrow::Cow::Borrowed(g)
+    } else {
+        std::borrow::Cow::Owned(g.subset(k)?)
+    })
 }
 
 /// Min–max scales each metric across several reports (scib-metrics' `min_max_scale=True`),
