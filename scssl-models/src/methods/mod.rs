@@ -42,6 +42,7 @@ pub mod moco;
 pub mod nnclr;
 pub mod pca;
 pub mod scbutterfly;
+mod scbutterfly_losses;
 pub mod scbutterfly_network;
 mod scbutterfly_training;
 pub mod scclip;
@@ -49,6 +50,7 @@ pub mod scclip_vit;
 #[cfg(feature = "scdc")]
 pub mod scdc;
 pub mod sctel;
+mod sctel_layers;
 pub mod sctel_network;
 pub mod scvi;
 pub mod simclr;
