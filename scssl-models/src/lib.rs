@@ -44,6 +44,7 @@
 //! # Ok::<(), scssl_models::ModelError>(())
 //! ```
 
+mod attention;
 pub mod config;
 pub mod distributions;
 pub mod error;

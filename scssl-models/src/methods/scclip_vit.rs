@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::scclip::ScclipParams;
+use crate::attention::{AttentionSpec, self_attention};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::layers::{Dense, NamedTensor, Pass, dropout_nd, reject_leftovers};
@@ -135,23 +136,26 @@ impl<B: Backend> VitLayer<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>, pass: Pass) -> Tensor<B, 3> {
-        let [b, t, h] = x.dims();
-        let nh = self.num_heads;
-        let hd = h / nh;
         let normed = self.layernorm_before.forward(x.clone());
-        let heads = |layer: &Dense<B>| {
-            dense3(layer, normed.clone())
-                .reshape([b, t, nh, hd])
-                .swap_dims(1, 2)
-        };
-        let (q, k, v) = (heads(&self.query), heads(&self.key), heads(&self.value));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt());
-        let probs = dropout_nd(
-            softmax(scores, 3),
-            self.attention_dropout,
-            sub_pass(pass, 1),
+        let (q, k, v) = (
+            dense3(&self.query, normed.clone()),
+            dense3(&self.key, normed.clone()),
+            dense3(&self.value, normed),
         );
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h]);
+        let context = self_attention(
+            q,
+            k,
+            v,
+            AttentionSpec {
+                heads: self.num_heads,
+                dropout: if pass.train {
+                    self.attention_dropout
+                } else {
+                    0.0
+                },
+                seed: sub_pass(pass, 1).dropout_seed,
+            },
+        );
         let attended = dropout_nd(
             dense3(&self.attention_output, context),
             self.hidden_dropout,

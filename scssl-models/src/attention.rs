@@ -1,0 +1,904 @@
+//! Multi-head self-attention with attention-probability dropout as one fused operation:
+//! `softmax(Q Kᵀ / √d) ⊙ mask · V` per head, for `[batch, tokens, width]` inputs whose width
+//! holds the heads side by side (the layout HF's ViT and the projections produce).
+//!
+//! Built from burn's tensor operations, attention keeps every `[batch, heads, tokens,
+//! tokens]` intermediate (the scores, the scaled scores, the softmax's steps, the dropout
+//! mask, the dropped probabilities) alive for the backward pass: at scCLIP's size (batch
+//! 256, 8 heads, 129 tokens) that is 136 MB each, a dozen of them per layer, and on the CPU
+//! the kernel's zeroing of the fresh pages took about half of a training step. The fused
+//! operation keeps only Q, K and V: its backward pass recomputes each head's probabilities
+//! (flash-attention style) and redraws the dropout mask from its seed, so nothing of size
+//! tokens² outlives one head's computation.
+//!
+//! The CPU backend (`NdArray<f32>`, with or without autodiff) runs the fused kernels here
+//! (one task per cell of the batch, its heads in turn, with small row-wise products compiled
+//! for this CPU's widest vectors; a packing GEMM's set-up and threading cost more than they
+//! save at a head's size); any other backend (CUDA) runs [`reference_self_attention`], the same computation from burn's
+//! operations. Both draw the same mask ([`dropout_keeps`]), so the two agree to rounding,
+//! which the tests check for values and gradients.
+
+use std::any::Any;
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{FloatTensor, FloatTensorOps};
+use burn::tensor::{FloatDType, Tensor, TensorData, TensorPrimitive};
+use burn_ndarray::{NdArray, NdArrayTensor};
+use rayon::prelude::*;
+
+/// The settings of one attention call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AttentionSpec {
+    /// Heads; must divide the width.
+    pub heads: usize,
+    /// Probability of dropping an attention weight (0 in evaluation).
+    pub dropout: f64,
+    /// Seed of the dropout mask.
+    pub seed: u64,
+}
+
+/// The shape of one call: batch, tokens, width, heads and the width of a head.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    batch: usize,
+    tokens: usize,
+    width: usize,
+    heads: usize,
+    head_width: usize,
+}
+
+impl Dims {
+    fn new(shape: [usize; 3], heads: usize) -> Self {
+        let [batch, tokens, width] = shape;
+        Dims {
+            batch,
+            tokens,
+            width,
+            heads,
+            head_width: width / heads,
+        }
+    }
+}
+
+/// Whether attention weight `index` (the flat index in `[batch, heads, query, key]` order)
+/// survives dropout with probability `p` under `seed`: a SplitMix64 hash of seed and index,
+/// so any weight's draw is known without drawing the others (the backward pass redraws the
+/// mask, and every backend draws the same one).
+pub(crate) fn dropout_keeps(seed: u64, index: u64, p: f64) -> bool {
+    let mut h = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^= h >> 31;
+    // the top 53 bits as a uniform number in [0, 1)
+    ((h >> 11) as f64 * (1.0 / (1u64 << 53) as f64)) >= p
+}
+
+/// The factor a kept weight is multiplied by (inverted dropout).
+fn keep_scale(p: f64) -> f32 {
+    (1.0 / (1.0 - p)) as f32
+}
+
+/// The CPU training backend's tensor, the one the fused operation records on the tape.
+type TrainPrimitive = FloatTensor<Autodiff<NdArray<f32>>>;
+
+/// `x` as a `U` when `T` is `U` (and `x` back otherwise): lets a function generic over the
+/// backend take the fused path for the CPU backends without a trait bound on every network.
+fn cast<T: 'static, U: 'static>(x: T) -> Result<U, T> {
+    let mut slot = Some(x);
+    let any: &mut dyn Any = &mut slot;
+    if let Some(u) = any.downcast_mut::<Option<U>>().and_then(Option::take) {
+        return Ok(u);
+    }
+    match slot {
+        Some(x) => Err(x),
+        None => unreachable!("the slot is emptied only by a successful cast"),
+    }
+}
+
+/// Self-attention of `[batch, tokens, width]` queries, keys and values (heads side by side in
+/// the width): the `[batch, tokens, width]` context, heads side by side again.
+pub(crate) fn self_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    spec: AttentionSpec,
+) -> Tensor<B, 3> {
+    let dims = Dims::new(q.dims(), spec.heads);
+    let spec = AttentionSpec {
+        dropout: spec.dropout.max(0.0),
+        ..spec
+    };
+    let primitives = (
+        q.into_primitive().tensor(),
+        k.into_primitive().tensor(),
+        v.into_primitive().tensor(),
+    );
+    let primitives = match cast::<_, (TrainPrimitive, TrainPrimitive, TrainPrimitive)>(primitives) {
+        Ok((q, k, v)) => return from_primitive(tracked(q, k, v, dims, spec)),
+        Err(p) => p,
+    };
+    let (q, k, v) = match cast::<_, (NdArrayTensor, NdArrayTensor, NdArrayTensor)>(primitives) {
+        Ok((q, k, v)) => return from_primitive(forward_cpu(&q, &k, &v, dims, spec)),
+        Err(p) => p,
+    };
+    let wrap = |p| Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(p));
+    reference_self_attention(wrap(q), wrap(k), wrap(v), spec)
+}
+
+/// A fused operation's output as the caller's tensor type (the cast cannot fail: the inputs
+/// had the type).
+fn from_primitive<T: 'static, B: Backend>(out: T) -> Tensor<B, 3> {
+    match cast::<T, B::FloatTensorPrimitive>(out) {
+        Ok(p) => Tensor::from_primitive(TensorPrimitive::Float(p)),
+        Err(_) => unreachable!("the inputs were this backend's tensors"),
+    }
+}
+
+/// [`self_attention`] from burn's tensor operations (any backend, autodiff through burn):
+/// the reference the fused kernels are tested against and the path of non-CPU backends.
+pub(crate) fn reference_self_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    spec: AttentionSpec,
+) -> Tensor<B, 3> {
+    let d = Dims::new(q.dims(), spec.heads);
+    let heads = |x: Tensor<B, 3>| {
+        x.reshape([d.batch, d.tokens, d.heads, d.head_width])
+            .swap_dims(1, 2)
+    };
+    let (q, k, v) = (heads(q), heads(k), heads(v));
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .div_scalar((d.head_width as f64).sqrt());
+    let mut probs = softmax(scores, 3);
+    if spec.dropout > 0.0 {
+        let scale = keep_scale(spec.dropout);
+        let n = d.batch * d.heads * d.tokens * d.tokens;
+        let mask: Vec<f32> = (0..n as u64)
+            .into_par_iter()
+            .map(|i| {
+                if dropout_keeps(spec.seed, i, spec.dropout) {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::<B, 4>::from_data(
+            TensorData::new(mask, [d.batch, d.heads, d.tokens, d.tokens]),
+            &probs.device(),
+        );
+        probs = probs.mul(mask);
+    }
+    probs
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([d.batch, d.tokens, d.width])
+}
+
+/// The fused operation on the autodiff tape: the forward kernel now, the backward kernel when
+/// the gradients are asked for, with Q, K and V as the only saved state.
+fn tracked(
+    q: TrainPrimitive,
+    k: TrainPrimitive,
+    v: TrainPrimitive,
+    dims: Dims,
+    spec: AttentionSpec,
+) -> TrainPrimitive {
+    #[derive(Debug)]
+    struct FusedAttention;
+
+    impl Backward<NdArray<f32>, 3> for FusedAttention {
+        type State = (NdArrayTensor, NdArrayTensor, NdArrayTensor, AttentionSpec);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let (q, k, v, spec) = ops.state;
+            let grad = grads.consume::<NdArray<f32>>(&ops.node);
+            let dims = Dims::new(shape3(&q), spec.heads);
+            let [dq, dk, dv] = backward_cpu(&q, &k, &v, &grad, dims, spec);
+            for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
+                if let Some(node) = parent {
+                    grads.register::<NdArray<f32>>(node.id, g);
+                }
+            }
+        }
+    }
+
+    match FusedAttention
+        .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let out = forward_cpu(&q.primitive, &k.primitive, &v.primitive, dims, spec);
+            prep.finish((q.primitive, k.primitive, v.primitive, spec), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward_cpu(
+            &q.primitive,
+            &k.primitive,
+            &v.primitive,
+            dims,
+            spec,
+        )),
+    }
+}
+
+fn shape3(t: &NdArrayTensor) -> [usize; 3] {
+    use burn::tensor::TensorMetadata;
+    let s = t.shape();
+    [s[0], s[1], s[2]]
+}
+
+/// A CPU tensor's values in row-major order as f32 (borrowed when they already are).
+fn values(t: &NdArrayTensor) -> std::borrow::Cow<'_, [f32]> {
+    use std::borrow::Cow;
+    match t {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            match view.to_slice() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(view.iter().copied().collect()),
+            }
+        }
+        other => {
+            let cast = NdArray::<f32>::float_cast(other.clone(), FloatDType::F32);
+            Cow::Owned(values(&cast).into_owned())
+        }
+    }
+}
+
+/// A `[batch, tokens, width]` CPU tensor of `data`.
+fn cpu_tensor(data: Vec<f32>, d: Dims) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(data, [d.batch, d.tokens, d.width]))
+}
+
+/// A row-major matrix in a slice: element `(i, j)` at `offset + i · row + j · col`.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    offset: usize,
+    row: usize,
+    col: usize,
+}
+
+/// `c = alpha · a · b` for `a` (`m × k`, any [`Layout`]), `b` (`k × n`, rows of `n`
+/// contiguous values `b_row` apart) and `c` (`m × n`, rows contiguous, `c_row` apart): each
+/// row of `c` accumulated as `Σ_k a_ik · b_k` over whole vector rows of `b`, in the same order
+/// at every vector width (no fused multiply-add), so every instruction-set version gives the
+/// same bits. Small enough products (a head's: at most tokens × tokens × head width) that a
+/// packing GEMM's set-up and threading would cost more than they save.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    al: Layout,
+    b: &[f32],
+    b_offset: usize,
+    b_row: usize,
+    c: &mut [f32],
+    c_offset: usize,
+    c_row: usize,
+) {
+    for i in 0..m {
+        let crow = &mut c[c_offset + i * c_row..c_offset + i * c_row + n];
+        crow.fill(0.0);
+        for kk in 0..k {
+            let aik = alpha * a[al.offset + i * al.row + kk * al.col];
+            let brow = &b[b_offset + kk * b_row..b_offset + kk * b_row + n];
+            for (c, &b) in crow.iter_mut().zip(brow) {
+                *c += aik * b;
+            }
+        }
+    }
+}
+
+/// `out = blockᵀ` for the `tokens × head width` block of a slab at column `c0`: rows of
+/// `tokens` contiguous values, one per column of the head.
+#[inline(always)]
+fn transpose_block(slab: &[f32], d: Dims, c0: usize, out: &mut [f32]) {
+    let t = d.tokens;
+    for (i, row) in slab.chunks_exact(d.width).enumerate() {
+        for (j, &x) in row[c0..c0 + d.head_width].iter().enumerate() {
+            out[j * t + i] = x;
+        }
+    }
+}
+
+/// Per-thread scratch of one head: the probabilities, the dropout factors (0 or 1 / (1 − p);
+/// unused without dropout), the dropped probabilities and their gradient (each
+/// `tokens × tokens`), and one head's keys and values transposed (`head width × tokens`).
+struct Scratch {
+    probs: Vec<f32>,
+    mask: Vec<f32>,
+    dropped: Vec<f32>,
+    grad: Vec<f32>,
+    keys_t: Vec<f32>,
+    values_t: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(d: Dims) -> Self {
+        let (tt, td) = (d.tokens * d.tokens, d.tokens * d.head_width);
+        Scratch {
+            probs: vec![0.0; tt],
+            mask: vec![0.0; tt],
+            dropped: vec![0.0; tt],
+            grad: vec![0.0; tt],
+            keys_t: vec![0.0; td],
+            values_t: vec![0.0; td],
+        }
+    }
+
+    /// The dropped probabilities of the last [`head_probabilities`] (the probabilities
+    /// themselves without dropout).
+    fn dropped(&self, spec: AttentionSpec) -> &[f32] {
+        if spec.dropout > 0.0 {
+            &self.dropped
+        } else {
+            &self.probs
+        }
+    }
+}
+
+/// Head `head` of cell `cell` (`qs`, `ks`: the cell's `[tokens, width]` slabs): the
+/// probabilities `softmax(Q Kᵀ / √d)` into `sc.probs`, the dropout factors into `sc.mask` and
+/// the dropped probabilities into `sc.dropped` (both untouched without dropout).
+#[inline(always)]
+fn head_probabilities(
+    qs: &[f32],
+    ks: &[f32],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    head: usize,
+    sc: &mut Scratch,
+) {
+    let (t, c0) = (d.tokens, head * d.head_width);
+    transpose_block(ks, d, c0, &mut sc.keys_t);
+    let q = Layout {
+        offset: c0,
+        row: d.width,
+        col: 1,
+    };
+    gemm(
+        t,
+        d.head_width,
+        t,
+        1.0,
+        qs,
+        q,
+        &sc.keys_t,
+        0,
+        t,
+        &mut sc.probs,
+        0,
+        t,
+    );
+    softmax_rows_plain(&mut sc.probs, t, (d.head_width as f32).sqrt());
+    if spec.dropout > 0.0 {
+        let scale = keep_scale(spec.dropout);
+        let base = ((cell * d.heads + head) * t * t) as u64;
+        for (j, m) in sc.mask.iter_mut().enumerate() {
+            *m = if dropout_keeps(spec.seed, base + j as u64, spec.dropout) {
+                scale
+            } else {
+                0.0
+            };
+        }
+        for ((o, &p), &m) in sc.dropped.iter_mut().zip(&sc.probs).zip(&sc.mask) {
+            *o = p * m;
+        }
+    }
+}
+
+/// One cell of the forward pass: every head's context into `out` (the cell's slab).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_cell_plain(
+    qs: &[f32],
+    ks: &[f32],
+    vs: &[f32],
+    out: &mut [f32],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    sc: &mut Scratch,
+) {
+    let t = d.tokens;
+    let rows = Layout {
+        offset: 0,
+        row: t,
+        col: 1,
+    };
+    for head in 0..d.heads {
+        let c0 = head * d.head_width;
+        head_probabilities(qs, ks, d, spec, cell, head, sc);
+        let dropped = if spec.dropout > 0.0 {
+            &sc.dropped
+        } else {
+            &sc.probs
+        };
+        gemm(
+            t,
+            t,
+            d.head_width,
+            1.0,
+            dropped,
+            rows,
+            vs,
+            c0,
+            d.width,
+            out,
+            c0,
+            d.width,
+        );
+    }
+}
+
+/// One cell of the backward pass: every head's gradients of Q, K and V from the context's
+/// (`gs`), recomputing the head's probabilities and mask.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_cell_plain(
+    [qs, ks, vs, gs]: [&[f32]; 4],
+    [dq, dk, dv]: [&mut [f32]; 3],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    sc: &mut Scratch,
+) {
+    let t = d.tokens;
+    let hw = d.head_width;
+    let inv_sqrt = 1.0 / (hw as f32).sqrt();
+    let dropout = spec.dropout > 0.0;
+    for head in 0..d.heads {
+        let c0 = head * hw;
+        head_probabilities(qs, ks, d, spec, cell, head, sc);
+        transpose_block(vs, d, c0, &mut sc.values_t);
+        let transposed = Layout {
+            offset: 0,
+            row: 1,
+            col: t,
+        };
+        let rows = Layout {
+            offset: 0,
+            row: t,
+            col: 1,
+        };
+        // dV = dropped probabilities ᵀ · dC
+        gemm(
+            t,
+            t,
+            hw,
+            1.0,
+            sc.dropped(spec),
+            transposed,
+            gs,
+            c0,
+            d.width,
+            dv,
+            c0,
+            d.width,
+        );
+        // the dropped probabilities' gradient dC · Vᵀ
+        let g = Layout {
+            offset: c0,
+            row: d.width,
+            col: 1,
+        };
+        gemm(t, hw, t, 1.0, gs, g, &sc.values_t, 0, t, &mut sc.grad, 0, t);
+        // the scores' gradient, in place: P ⊙ (dP − Σ dP ⊙ P), where dP = mask ⊙ d(dropped)
+        // and Σ dP ⊙ P = Σ d(dropped) ⊙ dropped
+        let dropped = if dropout { &sc.dropped } else { &sc.probs };
+        for (((gr, pr), dr), mr) in sc
+            .grad
+            .chunks_exact_mut(t)
+            .zip(sc.probs.chunks_exact(t))
+            .zip(dropped.chunks_exact(t))
+            .zip(sc.mask.chunks_exact(t))
+        {
+            let dot = sum_of_products(gr, dr);
+            if dropout {
+                for ((g, &p), &m) in gr.iter_mut().zip(pr).zip(mr) {
+                    *g = p * (*g * m - dot);
+                }
+            } else {
+                for (g, &p) in gr.iter_mut().zip(pr) {
+                    *g = p * (*g - dot);
+                }
+            }
+        }
+        // dQ = dS · K / √d and dK = dSᵀ · Q / √d
+        gemm(
+            t, t, hw, inv_sqrt, &sc.grad, rows, ks, c0, d.width, dq, c0, d.width,
+        );
+        gemm(
+            t, t, hw, inv_sqrt, &sc.grad, transposed, qs, c0, d.width, dk, c0, d.width,
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn forward_cell_avx512(
+    qs: &[f32],
+    ks: &[f32],
+    vs: &[f32],
+    out: &mut [f32],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    sc: &mut Scratch,
+) {
+    forward_cell_plain(qs, ks, vs, out, d, spec, cell, sc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn forward_cell_avx2(
+    qs: &[f32],
+    ks: &[f32],
+    vs: &[f32],
+    out: &mut [f32],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    sc: &mut Scratch,
+) {
+    forward_cell_plain(qs, ks, vs, out, d, spec, cell, sc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn backward_cell_avx512(
+    inputs: [&[f32]; 4],
+    outputs: [&mut [f32]; 3],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    sc: &mut Scratch,
+) {
+    backward_cell_plain(inputs, outputs, d, spec, cell, sc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn backward_cell_avx2(
+    inputs: [&[f32]; 4],
+    outputs: [&mut [f32]; 3],
+    d: Dims,
+    spec: AttentionSpec,
+    cell: usize,
+    sc: &mut Scratch,
+) {
+    backward_cell_plain(inputs, outputs, d, spec, cell, sc)
+}
+
+/// The forward kernel: one task per cell, its heads in turn, with this CPU's widest vectors
+/// (the same bits at every width).
+fn forward_cpu(
+    q: &NdArrayTensor,
+    k: &NdArrayTensor,
+    v: &NdArrayTensor,
+    d: Dims,
+    spec: AttentionSpec,
+) -> NdArrayTensor {
+    let (q, k, v) = (values(q), values(k), values(v));
+    let slab = d.tokens * d.width;
+    let mut out = vec![0.0f32; d.batch * slab];
+    let level = scssl_data::simd::level();
+    out.par_chunks_mut(slab).enumerate().for_each_init(
+        || Scratch::new(d),
+        |sc, (cell, out)| {
+            let range = cell * slab..(cell + 1) * slab;
+            let (qs, ks, vs) = (&q[range.clone()], &k[range.clone()], &v[range]);
+            #[cfg(target_arch = "x86_64")]
+            match level {
+                // SAFETY: each version runs only on a CPU that has its features.
+                scssl_data::simd::Level::Avx512 => {
+                    return unsafe { forward_cell_avx512(qs, ks, vs, out, d, spec, cell, sc) };
+                }
+                scssl_data::simd::Level::Avx2 => {
+                    return unsafe { forward_cell_avx2(qs, ks, vs, out, d, spec, cell, sc) };
+                }
+                scssl_data::simd::Level::Baseline => {}
+            }
+            let _ = level;
+            forward_cell_plain(qs, ks, vs, out, d, spec, cell, sc)
+        },
+    );
+    cpu_tensor(out, d)
+}
+
+/// The backward kernel: the gradients of Q, K and V from the context's.
+fn backward_cpu(
+    q: &NdArrayTensor,
+    k: &NdArrayTensor,
+    v: &NdArrayTensor,
+    grad: &NdArrayTensor,
+    d: Dims,
+    spec: AttentionSpec,
+) -> [NdArrayTensor; 3] {
+    let (q, k, v, g) = (values(q), values(k), values(v), values(grad));
+    let slab = d.tokens * d.width;
+    let mut dq = vec![0.0f32; d.batch * slab];
+    let mut dk = vec![0.0f32; d.batch * slab];
+    let mut dv = vec![0.0f32; d.batch * slab];
+    let level = scssl_data::simd::level();
+    dq.par_chunks_mut(slab)
+        .zip(dk.par_chunks_mut(slab))
+        .zip(dv.par_chunks_mut(slab))
+        .enumerate()
+        .for_each_init(
+            || Scratch::new(d),
+            |sc, (cell, ((dq, dk), dv))| {
+                let range = cell * slab..(cell + 1) * slab;
+                let inputs = [
+                    &q[range.clone()],
+                    &k[range.clone()],
+                    &v[range.clone()],
+                    &g[range],
+                ];
+                let outputs = [dq, dk, dv];
+                #[cfg(target_arch = "x86_64")]
+                match level {
+                    // SAFETY: each version runs only on a CPU that has its features.
+                    scssl_data::simd::Level::Avx512 => {
+                        return unsafe { backward_cell_avx512(inputs, outputs, d, spec, cell, sc) };
+                    }
+                    scssl_data::simd::Level::Avx2 => {
+                        return unsafe { backward_cell_avx2(inputs, outputs, d, spec, cell, sc) };
+                    }
+                    scssl_data::simd::Level::Baseline => {}
+                }
+                let _ = level;
+                backward_cell_plain(inputs, outputs, d, spec, cell, sc)
+            },
+        );
+    [cpu_tensor(dq, d), cpu_tensor(dk, d), cpu_tensor(dv, d)]
+}
+
+/// `Σ a_i b_i` in sixteen lanes summed in a fixed order (the same bits at every vector
+/// width).
+#[inline(always)]
+fn sum_of_products(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..16 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let mut total = lanes.iter().sum::<f32>();
+    for (x, y) in ar.iter().zip(br) {
+        total += x * y;
+    }
+    total
+}
+
+/// `Σ a_i` as [`sum_of_products`] sums.
+#[inline(always)]
+fn lane_sum(a: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = a.chunks_exact(16);
+    let rest = chunks.remainder();
+    for x in chunks {
+        for l in 0..16 {
+            lanes[l] += x[l];
+        }
+    }
+    let mut total = lanes.iter().sum::<f32>();
+    for x in rest {
+        total += x;
+    }
+    total
+}
+
+/// `e^x` for `x ≤ 0` in f32 (the softmax's shifted scores), branch-free so that a loop of it
+/// vectorises: `x = n·ln 2 + r`, a degree-7 Taylor polynomial for `e^r` (`|r| ≤ ln 2 / 2`,
+/// truncation below 1e-8 relative), scaled by `2ⁿ` through the exponent bits. Within a few
+/// ulp of `f32::exp`; results below the smallest normal f32 (`x < −87.33`) are 0; NaN stays
+/// NaN.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³
+    let xc = x.clamp(-87.33, 0.0);
+    let t = xc * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
+    let v = p * scale;
+    if x < -87.33 {
+        0.0
+    } else if x.is_nan() {
+        x
+    } else {
+        v
+    }
+}
+
+/// Row-wise softmax of `x / divisor` in place, rows of `width` (PyTorch's order: the scaled
+/// scores, their maximum, `e^(x − max)`, divided by the row's sum).
+#[inline(always)]
+fn softmax_rows_plain(x: &mut [f32], width: usize, divisor: f32) {
+    for row in x.chunks_exact_mut(width) {
+        let mut max = f32::NEG_INFINITY;
+        for v in row.iter_mut() {
+            *v /= divisor;
+            max = max.max(*v);
+        }
+        for v in row.iter_mut() {
+            *v = exp_nonpositive(*v - max);
+        }
+        let sum = lane_sum(row);
+        for v in row.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{CpuBackend, CpuTrainBackend};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random(shape: [usize; 3], seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..shape.iter().product::<usize>())
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect()
+    }
+
+    fn tensor<B: Backend>(data: Vec<f32>, shape: [usize; 3]) -> Tensor<B, 3> {
+        Tensor::from_data(TensorData::new(data, shape), &Default::default())
+    }
+
+    fn vals<B: Backend>(t: Tensor<B, 3>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().expect("f32")
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// The context and the gradients of Q, K and V of `Σ context ⊙ w` through `f`.
+    fn run(
+        f: fn(
+            Tensor<CpuTrainBackend, 3>,
+            Tensor<CpuTrainBackend, 3>,
+            Tensor<CpuTrainBackend, 3>,
+            AttentionSpec,
+        ) -> Tensor<CpuTrainBackend, 3>,
+        shape: [usize; 3],
+        spec: AttentionSpec,
+    ) -> [Vec<f32>; 4] {
+        let q = tensor::<CpuTrainBackend>(random(shape, 1), shape).require_grad();
+        let k = tensor::<CpuTrainBackend>(random(shape, 2), shape).require_grad();
+        let v = tensor::<CpuTrainBackend>(random(shape, 3), shape).require_grad();
+        let w = tensor::<CpuTrainBackend>(random(shape, 4), shape);
+        let out = f(q.clone(), k.clone(), v.clone(), spec);
+        let grads = out.clone().mul(w).sum().backward();
+        let g = |t: &Tensor<CpuTrainBackend, 3>| vals(t.grad(&grads).expect("a gradient"));
+        [vals(out), g(&q), g(&k), g(&v)]
+    }
+
+    #[test]
+    fn fused_values_and_gradients_equal_burns_operations() {
+        // 37 tokens: rows that are not a multiple of the sixteen summing lanes
+        let shape = [3, 37, 24];
+        for dropout in [0.0, 0.3] {
+            let spec = AttentionSpec {
+                heads: 3,
+                dropout,
+                seed: 11,
+            };
+            let fused = run(self_attention, shape, spec);
+            let reference = run(reference_self_attention, shape, spec);
+            for (what, (a, b)) in ["context", "dQ", "dK", "dV"]
+                .iter()
+                .zip(fused.iter().zip(&reference))
+            {
+                let d = max_diff(a, b);
+                assert!(d < 2e-5, "{what} with dropout {dropout}: differs by {d}");
+                assert!(a.iter().all(|x| x.is_finite()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_inference_backend_runs_the_same_kernel() {
+        let shape = [2, 9, 16];
+        let spec = AttentionSpec {
+            heads: 4,
+            dropout: 0.0,
+            seed: 0,
+        };
+        let t = |seed| tensor::<CpuBackend>(random(shape, seed), shape);
+        let fused = vals(self_attention(t(1), t(2), t(3), spec));
+        let reference = vals(reference_self_attention(t(1), t(2), t(3), spec));
+        assert!(max_diff(&fused, &reference) < 1e-5);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let shape = [5, 20, 16];
+        let spec = AttentionSpec {
+            heads: 2,
+            dropout: 0.25,
+            seed: 3,
+        };
+        let on = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a pool")
+                .install(|| run(self_attention, shape, spec))
+        };
+        let (one, two) = (on(1), on(2));
+        for (a, b) in one.iter().zip(&two) {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+
+    #[test]
+    fn dropout_drops_the_asked_share_and_depends_on_the_seed() {
+        let n = 200_000u64;
+        let dropped = (0..n).filter(|&i| !dropout_keeps(7, i, 0.1)).count() as f64 / n as f64;
+        assert!((dropped - 0.1).abs() < 0.003, "dropped {dropped}");
+        let differ = (0..1000u64)
+            .filter(|&i| dropout_keeps(7, i, 0.5) != dropout_keeps(8, i, 0.5))
+            .count();
+        assert!(differ > 400, "{differ} of 1000 draws differ between seeds");
+        assert!((0..1000).all(|i| dropout_keeps(7, i, 0.0)));
+    }
+
+    #[test]
+    fn the_vector_exponential_is_within_a_few_ulp() {
+        let mut worst = 0u32;
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f32 / 200_000.0;
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(got.to_bits().abs_diff(want.to_bits()));
+        }
+        assert!(worst <= 4, "worst {worst} ulp");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-100.0), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f32::NAN).is_nan());
+    }
+}
