@@ -44,11 +44,11 @@
 //! # Ok::<(), scssl_models::ModelError>(())
 //! ```
 
-mod attention;
 pub mod config;
 pub mod distributions;
 pub mod error;
 pub mod features;
+mod fused;
 pub mod gmm;
 pub mod layers;
 pub mod losses;

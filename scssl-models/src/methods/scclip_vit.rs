@@ -6,16 +6,18 @@ use std::collections::HashMap;
 
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::Tensor;
-use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::scclip::ScclipParams;
-use crate::attention::{AttentionSpec, self_attention};
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::layers::{Dense, NamedTensor, Pass, dropout_nd, reject_leftovers};
+use crate::fused::attention::{AttentionSpec, self_attention};
+use crate::fused::dropout::dropout;
+use crate::fused::gelu::gelu;
+use crate::fused::layer_norm::layer_norm;
+use crate::layers::{Dense, NamedTensor, Pass, reject_leftovers};
 
 /// A seed for dropout site `site` of a pass.
 pub(super) fn sub_pass(pass: Pass, site: u64) -> Pass {
@@ -70,12 +72,7 @@ impl<B: Backend> LayerNorm<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mean = x.clone().mean_dim(2);
-        let centred = x.sub(mean);
-        let var = centred.clone().square().mean_dim(2);
-        let y = centred.div(var.add_scalar(self.eps).sqrt());
-        y.mul(self.weight.val().unsqueeze_dim::<2>(0).unsqueeze_dim(0))
-            .add(self.bias.val().unsqueeze_dim::<2>(0).unsqueeze_dim(0))
+        layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 
     fn export(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
@@ -156,7 +153,7 @@ impl<B: Backend> VitLayer<B> {
                 seed: sub_pass(pass, 1).dropout_seed,
             },
         );
-        let attended = dropout_nd(
+        let attended = dropout(
             dense3(&self.attention_output, context),
             self.hidden_dropout,
             sub_pass(pass, 2),
@@ -166,7 +163,7 @@ impl<B: Backend> VitLayer<B> {
             &self.intermediate,
             self.layernorm_after.forward(x.clone()),
         ));
-        let out = dropout_nd(
+        let out = dropout(
             dense3(&self.output, inner),
             self.hidden_dropout,
             sub_pass(pass, 3),
@@ -272,7 +269,7 @@ impl<B: Backend> Vit<B> {
         let h = patches.dims()[2];
         let cls = self.cls_token.val().repeat_dim(0, b);
         let mut tokens = Tensor::cat(vec![cls, patches], 1).add(self.position_embeddings.val());
-        tokens = dropout_nd(tokens, self.hidden_dropout, sub_pass(pass, 0));
+        tokens = dropout(tokens, self.hidden_dropout, sub_pass(pass, 0));
         for (i, layer) in self.layers.iter().enumerate() {
             tokens = layer.forward(tokens, sub_pass(pass, 100 + i as u64));
         }

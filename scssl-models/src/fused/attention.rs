@@ -12,25 +12,21 @@
 //! tokens² outlives one head's computation.
 //!
 //! The CPU backend (`NdArray<f32>`, with or without autodiff) runs the fused kernels here
-//! (one task per cell of the batch, its heads in turn, with small row-wise products compiled
-//! for this CPU's widest vectors; a packing GEMM's set-up and threading cost more than they
-//! save at a head's size); any other backend (CUDA) runs [`reference_self_attention`], the same computation from burn's
+//! (one task per cell of the batch, its heads in turn; the softmax compiled for this CPU's
+//! widest vectors); any other backend (CUDA) runs [`reference_self_attention`], the same computation from burn's
 //! operations. Both draw the same mask ([`dropout_keeps`]), so the two agree to rounding,
 //! which the tests check for values and gradients.
 
-use std::any::Any;
-
-use burn::backend::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{FloatTensor, FloatTensorOps};
-use burn::tensor::{FloatDType, Tensor, TensorData, TensorPrimitive};
-use burn_ndarray::{NdArray, NdArrayTensor};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorPrimitive};
+use burn_ndarray::NdArrayTensor;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
+
+use super::{FusedOp, cpu_tensor, dropout_keeps, keep_scale, mask_tensor, shape, values};
 
 /// The settings of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,42 +62,6 @@ impl Dims {
     }
 }
 
-/// Whether attention weight `index` (the flat index in `[batch, heads, query, key]` order)
-/// survives dropout with probability `p` under `seed`: a SplitMix64 hash of seed and index,
-/// so any weight's draw is known without drawing the others (the backward pass redraws the
-/// mask, and every backend draws the same one).
-pub(crate) fn dropout_keeps(seed: u64, index: u64, p: f64) -> bool {
-    let mut h = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^= h >> 31;
-    // the top 53 bits as a uniform number in [0, 1)
-    ((h >> 11) as f64 * (1.0 / (1u64 << 53) as f64)) >= p
-}
-
-/// The factor a kept weight is multiplied by (inverted dropout).
-fn keep_scale(p: f64) -> f32 {
-    (1.0 / (1.0 - p)) as f32
-}
-
-/// The CPU training backend's tensor, the one the fused operation records on the tape.
-type TrainPrimitive = FloatTensor<Autodiff<NdArray<f32>>>;
-
-/// `x` as a `U` when `T` is `U` (and `x` back otherwise): lets a function generic over the
-/// backend take the fused path for the CPU backends without a trait bound on every network.
-fn cast<T: 'static, U: 'static>(x: T) -> Result<U, T> {
-    let mut slot = Some(x);
-    let any: &mut dyn Any = &mut slot;
-    if let Some(u) = any.downcast_mut::<Option<U>>().and_then(Option::take) {
-        return Ok(u);
-    }
-    match slot {
-        Some(x) => Err(x),
-        None => unreachable!("the slot is emptied only by a successful cast"),
-    }
-}
-
 /// Self-attention of `[batch, tokens, width]` queries, keys and values (heads side by side in
 /// the width): the `[batch, tokens, width]` context, heads side by side again.
 pub(crate) fn self_attention<B: Backend>(
@@ -110,35 +70,34 @@ pub(crate) fn self_attention<B: Backend>(
     v: Tensor<B, 3>,
     spec: AttentionSpec,
 ) -> Tensor<B, 3> {
-    let dims = Dims::new(q.dims(), spec.heads);
     let spec = AttentionSpec {
         dropout: spec.dropout.max(0.0),
         ..spec
     };
-    let primitives = (
-        q.into_primitive().tensor(),
-        k.into_primitive().tensor(),
-        v.into_primitive().tensor(),
-    );
-    let primitives = match cast::<_, (TrainPrimitive, TrainPrimitive, TrainPrimitive)>(primitives) {
-        Ok((q, k, v)) => return from_primitive(tracked(q, k, v, dims, spec)),
-        Err(p) => p,
-    };
-    let (q, k, v) = match cast::<_, (NdArrayTensor, NdArrayTensor, NdArrayTensor)>(primitives) {
-        Ok((q, k, v)) => return from_primitive(forward_cpu(&q, &k, &v, dims, spec)),
-        Err(p) => p,
-    };
-    let wrap = |p| Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(p));
-    reference_self_attention(wrap(q), wrap(k), wrap(v), spec)
+    let inputs = [q, k, v].map(|x| x.into_primitive().tensor());
+    Tensor::from_primitive(TensorPrimitive::Float(super::run::<B, _, 3>(spec, inputs)))
 }
 
-/// A fused operation's output as the caller's tensor type (the cast cannot fail: the inputs
-/// had the type).
-fn from_primitive<T: 'static, B: Backend>(out: T) -> Tensor<B, 3> {
-    match cast::<T, B::FloatTensorPrimitive>(out) {
-        Ok(p) => Tensor::from_primitive(TensorPrimitive::Float(p)),
-        Err(_) => unreachable!("the inputs were this backend's tensors"),
+impl FusedOp<3> for AttentionSpec {
+    fn forward(&self, [q, k, v]: &[NdArrayTensor; 3]) -> NdArrayTensor {
+        forward_cpu(q, k, v, dims_of(q, self.heads), *self)
     }
+
+    fn backward(&self, [q, k, v]: &[NdArrayTensor; 3], grad: &NdArrayTensor) -> [NdArrayTensor; 3] {
+        backward_cpu(q, k, v, grad, dims_of(q, self.heads), *self)
+    }
+
+    fn reference<B: Backend>(&self, inputs: [FloatTensor<B>; 3]) -> FloatTensor<B> {
+        let [q, k, v] = inputs.map(|x| Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(x)));
+        reference_self_attention(q, k, v, *self)
+            .into_primitive()
+            .tensor()
+    }
+}
+
+fn dims_of(t: &NdArrayTensor, heads: usize) -> Dims {
+    let s = shape(t);
+    Dims::new([s[0], s[1], s[2]], heads)
 }
 
 /// [`self_attention`] from burn's tensor operations (any backend, autodiff through burn):
@@ -160,109 +119,14 @@ pub(crate) fn reference_self_attention<B: Backend>(
         .div_scalar((d.head_width as f64).sqrt());
     let mut probs = softmax(scores, 3);
     if spec.dropout > 0.0 {
-        let scale = keep_scale(spec.dropout);
-        let n = d.batch * d.heads * d.tokens * d.tokens;
-        let mask: Vec<f32> = (0..n as u64)
-            .into_par_iter()
-            .map(|i| {
-                if dropout_keeps(spec.seed, i, spec.dropout) {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::<B, 4>::from_data(
-            TensorData::new(mask, [d.batch, d.heads, d.tokens, d.tokens]),
-            &probs.device(),
-        );
-        probs = probs.mul(mask);
+        let shape = [d.batch, d.heads, d.tokens, d.tokens];
+        let mask = mask_tensor::<B>(spec.seed, spec.dropout, &shape, &probs.device());
+        probs = probs.mul(Tensor::from_primitive(TensorPrimitive::Float(mask)));
     }
     probs
         .matmul(v)
         .swap_dims(1, 2)
         .reshape([d.batch, d.tokens, d.width])
-}
-
-/// The fused operation on the autodiff tape: the forward kernel now, the backward kernel when
-/// the gradients are asked for, with Q, K and V as the only saved state.
-fn tracked(
-    q: TrainPrimitive,
-    k: TrainPrimitive,
-    v: TrainPrimitive,
-    dims: Dims,
-    spec: AttentionSpec,
-) -> TrainPrimitive {
-    #[derive(Debug)]
-    struct FusedAttention;
-
-    impl Backward<NdArray<f32>, 3> for FusedAttention {
-        type State = (NdArrayTensor, NdArrayTensor, NdArrayTensor, AttentionSpec);
-
-        fn backward(
-            self,
-            ops: Ops<Self::State, 3>,
-            grads: &mut Gradients,
-            _checkpointer: &mut Checkpointer,
-        ) {
-            let (q, k, v, spec) = ops.state;
-            let grad = grads.consume::<NdArray<f32>>(&ops.node);
-            let dims = Dims::new(shape3(&q), spec.heads);
-            let [dq, dk, dv] = backward_cpu(&q, &k, &v, &grad, dims, spec);
-            for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
-                if let Some(node) = parent {
-                    grads.register::<NdArray<f32>>(node.id, g);
-                }
-            }
-        }
-    }
-
-    match FusedAttention
-        .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let out = forward_cpu(&q.primitive, &k.primitive, &v.primitive, dims, spec);
-            prep.finish((q.primitive, k.primitive, v.primitive, spec), out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward_cpu(
-            &q.primitive,
-            &k.primitive,
-            &v.primitive,
-            dims,
-            spec,
-        )),
-    }
-}
-
-fn shape3(t: &NdArrayTensor) -> [usize; 3] {
-    use burn::tensor::TensorMetadata;
-    let s = t.shape();
-    [s[0], s[1], s[2]]
-}
-
-/// A CPU tensor's values in row-major order as f32 (borrowed when they already are).
-fn values(t: &NdArrayTensor) -> std::borrow::Cow<'_, [f32]> {
-    use std::borrow::Cow;
-    match t {
-        NdArrayTensor::F32(storage) => {
-            let view = storage.view();
-            match view.to_slice() {
-                Some(s) => Cow::Borrowed(s),
-                None => Cow::Owned(view.iter().copied().collect()),
-            }
-        }
-        other => {
-            let cast = NdArray::<f32>::float_cast(other.clone(), FloatDType::F32);
-            Cow::Owned(values(&cast).into_owned())
-        }
-    }
-}
-
-/// A `[batch, tokens, width]` CPU tensor of `data`.
-fn cpu_tensor(data: Vec<f32>, d: Dims) -> NdArrayTensor {
-    NdArrayTensor::from_data(TensorData::new(data, [d.batch, d.tokens, d.width]))
 }
 
 /// A row-major matrix in a slice: element `(i, j)` at `offset + i · row + j · col`.
@@ -274,11 +138,10 @@ struct Layout {
 }
 
 /// `c = alpha · a · b` for `a` (`m × k`, any [`Layout`]), `b` (`k × n`, rows of `n`
-/// contiguous values `b_row` apart) and `c` (`m × n`, rows contiguous, `c_row` apart): each
-/// row of `c` accumulated as `Σ_k a_ik · b_k` over whole vector rows of `b`, in the same order
-/// at every vector width (no fused multiply-add), so every instruction-set version gives the
-/// same bits. Small enough products (a head's: at most tokens × tokens × head width) that a
-/// packing GEMM's set-up and threading would cost more than they save.
+/// contiguous values `b_row` apart) and `c` (`m × n`, rows contiguous, `c_row` apart), through
+/// `ndarray`'s GEMM (matrixmultiply). At a head's size (at most tokens × tokens × head width)
+/// matrixmultiply's own threading stays off (its size rule), so the products run inside the
+/// per-cell tasks without oversubscribing the cores.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm(
@@ -295,17 +158,13 @@ fn gemm(
     c_offset: usize,
     c_row: usize,
 ) {
-    for i in 0..m {
-        let crow = &mut c[c_offset + i * c_row..c_offset + i * c_row + n];
-        crow.fill(0.0);
-        for kk in 0..k {
-            let aik = alpha * a[al.offset + i * al.row + kk * al.col];
-            let brow = &b[b_offset + kk * b_row..b_offset + kk * b_row + n];
-            for (c, &b) in crow.iter_mut().zip(brow) {
-                *c += aik * b;
-            }
-        }
-    }
+    let a = ArrayView2::from_shape((m, k).strides((al.row, al.col)), &a[al.offset..])
+        .expect("a's layout lies in its slice");
+    let b = ArrayView2::from_shape((k, n).strides((b_row, 1)), &b[b_offset..])
+        .expect("b's layout lies in its slice");
+    let mut c = ArrayViewMut2::from_shape((m, n).strides((c_row, 1)), &mut c[c_offset..])
+        .expect("c's layout lies in its slice");
+    general_mat_mul(alpha, &a, &b, 0.0, &mut c);
 }
 
 /// `out = blockᵀ` for the `tokens × head width` block of a slab at column `c0`: rows of
@@ -625,7 +484,7 @@ fn forward_cpu(
             forward_cell_plain(qs, ks, vs, out, d, spec, cell, sc)
         },
     );
-    cpu_tensor(out, d)
+    cpu_tensor(out, &[d.batch, d.tokens, d.width])
 }
 
 /// The backward kernel: the gradients of Q, K and V from the context's.
@@ -673,7 +532,12 @@ fn backward_cpu(
                 backward_cell_plain(inputs, outputs, d, spec, cell, sc)
             },
         );
-    [cpu_tensor(dq, d), cpu_tensor(dk, d), cpu_tensor(dv, d)]
+    let shape = [d.batch, d.tokens, d.width];
+    [
+        cpu_tensor(dq, &shape),
+        cpu_tensor(dk, &shape),
+        cpu_tensor(dv, &shape),
+    ]
 }
 
 /// `Σ a_i b_i` in sixteen lanes summed in a fixed order (the same bits at every vector
@@ -770,6 +634,7 @@ fn softmax_rows_plain(x: &mut [f32], width: usize, divisor: f32) {
 mod tests {
     use super::*;
     use crate::runtime::{CpuBackend, CpuTrainBackend};
+    use burn::tensor::TensorData;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -873,18 +738,6 @@ mod tests {
         for (a, b) in one.iter().zip(&two) {
             assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
-    }
-
-    #[test]
-    fn dropout_drops_the_asked_share_and_depends_on_the_seed() {
-        let n = 200_000u64;
-        let dropped = (0..n).filter(|&i| !dropout_keeps(7, i, 0.1)).count() as f64 / n as f64;
-        assert!((dropped - 0.1).abs() < 0.003, "dropped {dropped}");
-        let differ = (0..1000u64)
-            .filter(|&i| dropout_keeps(7, i, 0.5) != dropout_keeps(8, i, 0.5))
-            .count();
-        assert!(differ > 400, "{differ} of 1000 draws differ between seeds");
-        assert!((0..1000).all(|i| dropout_keeps(7, i, 0.0)));
     }
 
     #[test]
