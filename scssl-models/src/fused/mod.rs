@@ -1,6 +1,6 @@
 //! Operations fused into one kernel each on the CPU, with their own backward pass: multi-head
 //! self-attention with attention dropout ([`attention`]), LayerNorm ([`layer_norm`]), exact
-//! GELU ([`gelu`]) and seeded inverted dropout ([`dropout`]).
+//! GELU ([`gelu`]), seeded inverted dropout ([`dropout`]) and the linear layer ([`linear`]).
 //!
 //! burn-ndarray runs each tensor operation as a fresh buffer, and autodiff keeps many of them
 //! for the backward pass: attention built from burn's operations keeps a dozen
@@ -20,6 +20,7 @@ pub(crate) mod attention;
 pub(crate) mod dropout;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
+pub(crate) mod linear;
 
 use std::any::Any;
 use std::borrow::Cow;

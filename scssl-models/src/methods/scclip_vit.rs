@@ -17,6 +17,7 @@ use crate::fused::attention::{AttentionSpec, self_attention};
 use crate::fused::dropout::dropout;
 use crate::fused::gelu::gelu;
 use crate::fused::layer_norm::layer_norm;
+use crate::fused::linear::linear;
 use crate::layers::{Dense, NamedTensor, Pass, reject_leftovers};
 
 /// A seed for dropout site `site` of a pass.
@@ -32,10 +33,7 @@ pub(super) fn sub_pass(pass: Pass, site: u64) -> Pass {
 
 /// A linear layer applied to the last dimension of `[b, t, in]`.
 pub(super) fn dense3<B: Backend>(layer: &Dense<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [b, t, d] = x.dims();
-    let y = layer.forward(x.reshape([b * t, d]));
-    let out = y.dims()[1];
-    y.reshape([b, t, out])
+    linear(layer, x)
 }
 
 pub(super) fn zeros_param<B: Backend, const D: usize>(
