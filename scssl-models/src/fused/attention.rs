@@ -661,17 +661,11 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
+    type T3 = Tensor<CpuTrainBackend, 3>;
+    type AttentionFn = fn(T3, T3, T3, AttentionSpec) -> T3;
+
     /// The context and the gradients of Q, K and V of `Σ context ⊙ w` through `f`.
-    fn run(
-        f: fn(
-            Tensor<CpuTrainBackend, 3>,
-            Tensor<CpuTrainBackend, 3>,
-            Tensor<CpuTrainBackend, 3>,
-            AttentionSpec,
-        ) -> Tensor<CpuTrainBackend, 3>,
-        shape: [usize; 3],
-        spec: AttentionSpec,
-    ) -> [Vec<f32>; 4] {
+    fn run(f: AttentionFn, shape: [usize; 3], spec: AttentionSpec) -> [Vec<f32>; 4] {
         let q = tensor::<CpuTrainBackend>(random(shape, 1), shape).require_grad();
         let k = tensor::<CpuTrainBackend>(random(shape, 2), shape).require_grad();
         let v = tensor::<CpuTrainBackend>(random(shape, 3), shape).require_grad();

@@ -186,4 +186,33 @@ mod tests {
         assert_matches_reference::<_, 3>(Linear, [&[4, 150, 12], &[12, 7], &[7]], 2e-4);
         assert_matches_reference::<_, 2>(Linear, [&[9, 12], &[12, 5]], 2e-5);
     }
+
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        use crate::fused::test_support::random;
+        let (rows, d_in, d_out) = (3000, 40, 24);
+        let t = |shape: &[usize], seed| {
+            super::super::cpu_tensor(random(shape.iter().product(), seed), shape)
+        };
+        let inputs = [t(&[rows, d_in], 1), t(&[d_in, d_out], 2), t(&[d_out], 3)];
+        let grad = t(&[rows, d_out], 4);
+        let on = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a pool")
+                .install(|| {
+                    let out = FusedOp::<3>::forward(&Linear, &inputs);
+                    let grads = FusedOp::<3>::backward(&Linear, &inputs, &grad);
+                    std::iter::once(out)
+                        .chain(grads)
+                        .map(|x| values(&x).into_owned())
+                        .collect::<Vec<_>>()
+                })
+        };
+        let (one, two) = (on(1), on(2));
+        for (a, b) in one.iter().zip(&two) {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
 }
