@@ -120,7 +120,8 @@ pub(crate) fn reference_self_attention<B: Backend>(
     let mut probs = softmax(scores, 3);
     if spec.dropout > 0.0 {
         let shape = [d.batch, d.heads, d.tokens, d.tokens];
-        let mask = mask_tensor::<B>(spec.seed, spec.dropout, &shape, &probs.device());
+        let like = probs.clone().into_primitive().tensor();
+        let mask = mask_tensor::<B>(spec.seed, spec.dropout, &shape, &like);
         probs = probs.mul(Tensor::from_primitive(TensorPrimitive::Float(mask)));
     }
     probs

@@ -32,11 +32,16 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
         weight.into_primitive().tensor(),
         bias.into_primitive().tensor(),
     ];
-    let out = super::run::<B, _, 3>(LayerNorm { eps }, inputs);
+    let out = super::run::<B, _, 3>(LayerNorm::new(eps), inputs);
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
 impl LayerNorm {
+    /// LayerNorm with variance offset `eps`.
+    pub(crate) fn new(eps: f64) -> Self {
+        LayerNorm { eps }
+    }
+
     /// A row's mean and `√(var + eps)`.
     fn moments(&self, row: &[f32]) -> (f32, f32) {
         let n = row.len() as f32;

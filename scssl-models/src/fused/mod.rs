@@ -77,7 +77,7 @@ pub(crate) fn run<B: Backend, O: FusedOp<N>, const N: usize>(
         Err(inputs) => inputs,
     };
     match cast::<_, [NdArrayTensor; N]>(inputs) {
-        Ok(inputs) => back::<B, _>(op.forward(&inputs)),
+        Ok(inputs) => back::<B, _>(like(op.forward(&inputs), &inputs[0])),
         Err(inputs) => op.reference::<B>(inputs),
     }
 }
@@ -107,9 +107,9 @@ impl<O: FusedOp<N>, const N: usize> Backward<Cpu, N> for FusedStep<O> {
         let (inputs, op) = ops.state;
         let grad = grads.consume::<Cpu>(&ops.node);
         let input_grads = op.backward(&inputs, &grad);
-        for (parent, g) in ops.parents.into_iter().zip(input_grads) {
+        for ((parent, g), input) in ops.parents.into_iter().zip(input_grads).zip(&inputs) {
             if let Some(node) = parent {
-                grads.register::<Cpu>(node.id, g);
+                grads.register::<Cpu>(node.id, like(g, input));
             }
         }
     }
@@ -126,10 +126,10 @@ fn tracked<O: FusedOp<N>, const N: usize>(op: O, inputs: [TrainPrimitive; N]) ->
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let out = op.forward(&primitives);
+            let out = like(op.forward(&primitives), &primitives[0]);
             prep.finish((primitives, op), out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(op.forward(&primitives)),
+        OpsKind::UnTracked(prep) => prep.finish(like(op.forward(&primitives), &primitives[0])),
     }
 }
 
@@ -152,6 +152,16 @@ fn values(t: &NdArrayTensor) -> Cow<'_, [f32]> {
             let cast = Cpu::float_cast(other.clone(), FloatDType::F32);
             Cow::Owned(values(&cast).into_owned())
         }
+    }
+}
+
+/// A kernel's f32 result in the float type of `input` (the kernels compute in f32; burn's
+/// CPU device can default to f64 when a process also uses `NdArray<f64>`, and burn's binary
+/// operations refuse mixed float types).
+fn like(out: NdArrayTensor, input: &NdArrayTensor) -> NdArrayTensor {
+    match input {
+        NdArrayTensor::F64(_) => Cpu::float_cast(out, FloatDType::F64),
+        _ => out,
     }
 }
 
@@ -178,13 +188,13 @@ fn keep_scale(p: f64) -> f32 {
     (1.0 / (1.0 - p)) as f32
 }
 
-/// The dropout factors (0 or [`keep_scale`]) of `n` elements from flat index `first`, as a
-/// tensor on `device` (the references' mask).
+/// The dropout factors (0 or [`keep_scale`]) of a `shape` tensor, as a tensor of `like`'s
+/// device and float type (the references' mask).
 fn mask_tensor<B: Backend>(
     seed: u64,
     p: f64,
     shape: &[usize],
-    device: &B::Device,
+    like: &FloatTensor<B>,
 ) -> FloatTensor<B> {
     use rayon::prelude::*;
     let scale = keep_scale(p);
@@ -199,7 +209,11 @@ fn mask_tensor<B: Backend>(
             }
         })
         .collect();
-    B::float_from_data(TensorData::new(mask, shape.to_vec()), device)
+    let mask = B::float_from_data(
+        TensorData::new(mask, shape.to_vec()),
+        &B::float_device(like),
+    );
+    B::float_cast(mask, like.dtype().into())
 }
 
 #[cfg(test)]
@@ -307,6 +321,19 @@ mod tests {
             .count();
         assert!(differ > 400, "{differ} of 1000 draws differ between seeds");
         assert!((0..1000).all(|i| dropout_keeps(7, i, 0.0)));
+    }
+
+    #[test]
+    fn f64_inputs_give_f64_outputs() {
+        // burn's CPU device defaults to f64 once a process has used NdArray<f64> (as the
+        // distributions tests do): the kernels' f32 results must follow their inputs' type
+        let x = Cpu::float_cast(cpu_tensor(vec![0.5, -1.0, 2.0], &[1, 3]), FloatDType::F64);
+        let out = run::<Cpu, _, 1>(gelu::Gelu, [x]);
+        assert_eq!(out.dtype(), burn::tensor::DType::F64);
+        let w = Cpu::float_cast(cpu_tensor(vec![1.0; 3], &[3]), FloatDType::F64);
+        let b = Cpu::float_cast(cpu_tensor(vec![0.0; 3], &[3]), FloatDType::F64);
+        let out = run::<Cpu, _, 3>(layer_norm::LayerNorm::new(1e-5), [out, w, b]);
+        assert_eq!(out.dtype(), burn::tensor::DType::F64);
     }
 
     #[test]
