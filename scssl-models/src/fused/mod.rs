@@ -21,6 +21,7 @@ pub(crate) mod dropout;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
+mod softmax;
 
 use std::any::Any;
 use std::borrow::Cow;
