@@ -139,7 +139,8 @@ struct Layout {
     col: usize,
 }
 
-/// `c = alpha · a · b` for `a` (`m × k`, any [`Layout`]), `b` (`k × n`, rows of `n`
+/// `c = alpha · a · b` (the views' `expect`s hold by construction: every layout is a head's
+/// block of a slab or a `tokens × tokens` scratch buffer) for `a` (`m × k`, any [`Layout`]), `b` (`k × n`, rows of `n`
 /// contiguous values `b_row` apart) and `c` (`m × n`, rows contiguous, `c_row` apart), through
 /// `ndarray`'s GEMM (matrixmultiply). At a head's size (at most tokens × tokens × head width)
 /// matrixmultiply's own threading stays off (its size rule), so the products run inside the
@@ -290,11 +291,7 @@ fn forward_cell_plain(
     for head in 0..d.heads {
         let c0 = head * d.head_width;
         head_probabilities(qs, ks, d, spec, cell, head, sc);
-        let dropped = if spec.dropout > 0.0 {
-            &sc.dropped
-        } else {
-            &sc.probs
-        };
+        let dropped = sc.dropped(spec);
         gemm(
             t,
             t,

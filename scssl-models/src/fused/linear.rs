@@ -40,7 +40,9 @@ pub(crate) fn linear<B: Backend, const D: usize>(
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
-/// `x · W + b` on the CPU (`b` optional).
+/// `x · W + b` on the CPU (`b` optional). The views below cannot fail: `x`'s last dimension
+/// is `W`'s rows (the layers are built with their input width, and the methods check the
+/// data's width against it before a pass), and the buffers are allocated to the shapes.
 fn forward_cpu(x: &NdArrayTensor, w: &NdArrayTensor, b: Option<&NdArrayTensor>) -> NdArrayTensor {
     let (xs, ws) = (values(x), values(w));
     let ws_shape = shape(w);
@@ -70,13 +72,12 @@ fn forward_cpu(x: &NdArrayTensor, w: &NdArrayTensor, b: Option<&NdArrayTensor>) 
     cpu_tensor(out, &out_shape)
 }
 
-/// The gradients of `x`, `W` and (when `bias`) `b` from the output's.
+/// The gradients of `x` and `W` from the output's.
 fn backward_cpu(
     x: &NdArrayTensor,
     w: &NdArrayTensor,
     grad: &NdArrayTensor,
-    bias: bool,
-) -> (NdArrayTensor, NdArrayTensor, Option<NdArrayTensor>) {
+) -> (NdArrayTensor, NdArrayTensor) {
     let (xs, ws, gs) = (values(x), values(w), values(grad));
     let w_shape = shape(w);
     let (d_in, d_out) = (w_shape[0], w_shape[1]);
@@ -100,28 +101,32 @@ fn backward_cpu(
         0.0,
         &mut ArrayViewMut2::from_shape((d_in, d_out), &mut dw[..]).expect("in × out"),
     );
-    let db = bias.then(|| {
-        let partial: Vec<Vec<f32>> = gs
-            .par_chunks(d_out * ROWS)
-            .map(|g| {
-                let mut s = vec![0.0f32; d_out];
-                for row in g.chunks_exact(d_out) {
-                    for (s, v) in s.iter_mut().zip(row) {
-                        *s += v;
-                    }
+    (cpu_tensor(dx, &shape(x)), cpu_tensor(dw, &w_shape))
+}
+
+/// The bias's gradient: the column sums of the output's gradient (`rows × d_out`), per
+/// fixed task of rows, then over tasks in order.
+fn column_sums(grad: &NdArrayTensor, d_out: usize) -> NdArrayTensor {
+    let gs = values(grad);
+    let partial: Vec<Vec<f32>> = gs
+        .par_chunks(d_out * ROWS)
+        .map(|g| {
+            let mut s = vec![0.0f32; d_out];
+            for row in g.chunks_exact(d_out) {
+                for (s, v) in s.iter_mut().zip(row) {
+                    *s += v;
                 }
-                s
-            })
-            .collect();
-        let mut s = vec![0.0f32; d_out];
-        for p in &partial {
-            for (s, v) in s.iter_mut().zip(p) {
-                *s += v;
             }
+            s
+        })
+        .collect();
+    let mut s = vec![0.0f32; d_out];
+    for p in &partial {
+        for (s, v) in s.iter_mut().zip(p) {
+            *s += v;
         }
-        cpu_tensor(s, &[d_out])
-    });
-    (cpu_tensor(dx, &shape(x)), cpu_tensor(dw, &w_shape), db)
+    }
+    cpu_tensor(s, &[d_out])
 }
 
 /// `x · W (+ b)` from burn's operations: `x` flattened to rows, then shaped back.
@@ -151,8 +156,8 @@ impl FusedOp<3> for Linear {
     }
 
     fn backward(&self, [x, w, _]: &[NdArrayTensor; 3], grad: &NdArrayTensor) -> [NdArrayTensor; 3] {
-        let (dx, dw, db) = backward_cpu(x, w, grad, true);
-        [dx, dw, db.expect("asked for the bias's gradient")]
+        let (dx, dw) = backward_cpu(x, w, grad);
+        [dx, dw, column_sums(grad, shape(w)[1])]
     }
 
     fn reference<B: Backend>(&self, [x, w, b]: [FloatTensor<B>; 3]) -> FloatTensor<B> {
@@ -166,7 +171,7 @@ impl FusedOp<2> for Linear {
     }
 
     fn backward(&self, [x, w]: &[NdArrayTensor; 2], grad: &NdArrayTensor) -> [NdArrayTensor; 2] {
-        let (dx, dw, _) = backward_cpu(x, w, grad, false);
+        let (dx, dw) = backward_cpu(x, w, grad);
         [dx, dw]
     }
 
