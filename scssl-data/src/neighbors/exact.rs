@@ -95,7 +95,7 @@ pub(super) fn squared_distances_within(
 }
 
 /// Exact `k` nearest neighbours of every row among all rows (self first at distance 0). From
-/// [`PRUNE_MIN_ROWS`] rows on, each pair of row blocks is multiplied once for both (see
+/// 2,048 rows on (`PRUNE_MIN_ROWS`), each pair of row blocks is multiplied once for both (see
 /// `exact_self`).
 pub fn knn_exact(x: ArrayView2<'_, f32>, k: usize) -> Result<Neighbors> {
     super::exact_self::knn_self(x, k)

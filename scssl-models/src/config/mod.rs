@@ -1,5 +1,6 @@
 //! Model and training configuration (serde, validated with parameter-named errors): the
-//! model's settings here, the training run's in [`training`].
+//! model's settings here, the training run's in [`TrainConfig`] (with [`LrSchedule`] and
+//! [`OptimizerKind`]).
 
 use serde::{Deserialize, Serialize};
 

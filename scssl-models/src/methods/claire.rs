@@ -16,7 +16,7 @@
 //!   2,048 keys initialised to **zeros**, T = 0.07. Symmetric loss ½(ℓ₁₂ + ℓ₂₁) with
 //!   ℓ₁₂ = InfoNCE(q₁, k₂), ℓ₂₁ = InfoNCE(q₂, k₁) against the same queue; both key sets are
 //!   enqueued (k₁ then k₂). The key encoder runs in train mode (dropout on), as there.
-//! * Anchor re-filtering before the epochs of `refilter_epochs` ([4]): the anchor pairs'
+//! * Anchor re-filtering before the epochs of `refilter_epochs` (`[4]`): the anchor pairs'
 //!   cosine similarities in the current (eval-mode) embedding, a two-component Gaussian
 //!   mixture fitted to them ([`crate::gmm::Gmm2`]), and the pairs whose posterior for the
 //!   majority component is ≥ 0.5 are kept; the cells trained on are recomputed.
@@ -76,7 +76,7 @@ pub struct ClaireParams {
     pub k_anchor: usize,
     /// Principal components of the neighbour searches (50).
     pub n_pcs: usize,
-    /// Epochs (0-based) before which the anchors are re-filtered ([4]).
+    /// Epochs (0-based) before which the anchors are re-filtered (`[4]`).
     pub refilter_epochs: Vec<usize>,
     /// Posterior of the majority component an anchor pair needs to be kept (0.5).
     pub refilter_threshold: f64,

@@ -35,7 +35,7 @@
 //! `model.dropout`, `model.temperature`, `model.integrate` and `model.predict_projection` are
 //! not read (their defaults belong to the two-view methods).
 //!
-//! Which loss the fork's runs used is not certain (methods.md §5.3, **[unverified]**): some
+//! Which loss the fork's runs used is not certain (methods.md §5.3, **\[unverified\]**): some
 //! versions of `concerto_train_multimodal` add a KL term from two `EncoderHead`s, and the
 //! version at fork commit `004e0fa` has no `simclr_loss` path at all (four summed CLIP terms
 //! between the teacher's and the student's per-modality outputs, or one teacher CLIP term for

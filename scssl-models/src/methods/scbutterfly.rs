@@ -34,8 +34,8 @@
 //!   default `clr` = ln(1 + x/g) over all entries, Seurat's formula; `as_is` for
 //!   pre-processed files). The non-zero CLR is not implemented.
 //! * **Embedding** (how the benchmark embedded scButterfly is unknown): per modality
-//!   [μ_r, μ_a], the translator means of each side, in eval mode; joint = their mean. A
-//!   query with RNA only (one input matrix) gets per_modality = [μ_r] and joint = μ_r.
+//!   `[μ_r, μ_a]`, the translator means of each side, in eval mode; joint = their mean. A
+//!   query with RNA only (one input matrix) gets per_modality = `[μ_r]` and joint = μ_r.
 //!   `model.hidden_dim` is not used: the embedding width is `embed_dim` (128).
 //! * **Prediction**: [`Method::predict_modality`] is R→ADT = D_a(to_a(μ_r(E_r x_r))) in eval
 //!   mode, values below `prediction_floor` (1e-4) set to 0 as the reference's `tensor2adata`
@@ -332,8 +332,8 @@ impl Method for Scbutterfly {
         }
     }
 
-    /// Per modality the translator means [μ_r, μ_a] in eval mode, joint = their mean; RNA
-    /// alone (one matrix) gives [μ_r] and joint = μ_r.
+    /// Per modality the translator means `[μ_r, μ_a]` in eval mode, joint = their mean; RNA
+    /// alone (one matrix) gives `[μ_r]` and joint = μ_r.
     fn embed(
         &self,
         config: &ModelConfig,
