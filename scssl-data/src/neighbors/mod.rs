@@ -11,7 +11,7 @@ pub use exact::{knn_exact, knn_query};
 pub use graph::{
     Bbknn, MnnPairs, bbknn, fuzzy_connectivities, knn_within_groups, mutual_nearest_neighbors,
 };
-pub use nndescent::{NnDescentParams, knn_nndescent};
+pub use nndescent::{MAX_LIST_FACTOR, NnDescentParams, RECALL_SAMPLE, knn_nndescent, min_list_len};
 
 use ndarray::{Array2, ArrayView2, s};
 

@@ -40,12 +40,12 @@ pub struct NnDescentParams {
     pub delta: f64,
     /// Neighbour lists are kept `oversample` times longer than `k` during the search and cut
     /// to `k` at the end: slower, but the search escapes more local optima (higher recall).
-    /// Lists are also never shorter than `min_list_len` of the point count (25 at 100,000).
+    /// Lists are also never shorter than [`min_list_len`] of the point count.
     pub oversample: f64,
-    /// After the search converges, the recall of 256 (`RECALL_SAMPLE`) evenly spaced points is
+    /// After the search converges, the recall of [`RECALL_SAMPLE`] evenly spaced points is
     /// measured against an exact search of all points; while it is below this target, the
     /// lists grow 1.5× and the search goes on from where it stood (up to lists
-    /// `MAX_LIST_FACTOR` = 6 times `k` long). `None`: no check.
+    /// [`MAX_LIST_FACTOR`]× `k` long). `None`: no check.
     pub target_recall: Option<f64>,
 }
 
